@@ -1,0 +1,103 @@
+"""Benchmark of GET /s/<token>: the gateway under gunicorn against a bare Flask 302, same settings.
+
+Runs both servers alternately (several rounds, so drift affects both), prints throughput, p50/p99
+and the ratio gateway / bare, then the in-process cost of the click handler in microseconds.
+
+    .venv/bin/python bench/click_path.py [--seconds 10] [--rounds 3] [--connections 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BROWSER_UA, environment, gunicorn, median, seed, wrk
+from gateway.cli import default_workers
+
+
+def in_process_cost(iterations: int) -> dict[str, float]:
+    """Microseconds per click through ClickGateway.handle, with the real store round trip."""
+    from werkzeug.test import EnvironBuilder
+
+    from gateway import create_app
+
+    app = create_app()
+    services = app.extensions["refgate"]
+    campaign = services.campaigns.require("bench")
+    token = services.links.mint(campaign, "alice").token
+    environ = EnvironBuilder(
+        path=f"/s/{token}",
+        headers={"User-Agent": BROWSER_UA, "Accept-Language": "zh-CN,zh;q=0.9"},
+        environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    ).get_environ()
+    gateway = services.gateway
+    for _ in range(200):  # warm caches
+        gateway.handle(token, dict(environ))
+    started, cpu = time.perf_counter(), time.process_time()
+    for _ in range(iterations):
+        gateway.handle(token, dict(environ))
+    handler = (time.perf_counter() - started) / iterations * 1e6
+    handler_cpu = (time.process_time() - cpu) / iterations * 1e6
+    codec = services.codec
+    started = time.perf_counter()
+    for _ in range(iterations):
+        codec._decode(token)  # uncached: the HMAC check itself
+    verify = (time.perf_counter() - started) / iterations * 1e6
+    services.close()
+    return {"handler_us": handler, "handler_cpu_us": handler_cpu, "verify_us": verify}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    # refgate serve's default: sync workers block on the store round trip, so 2 per core.
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument(
+        "--links", type=int, default=2000, help="distinct share links requested in turn"
+    )
+    args = parser.parse_args()
+
+    with environment() as env:
+        paths = seed(env, links=args.links)
+        results: dict[str, list] = {"bare": [], "gateway": []}
+        for round_number in range(args.rounds):
+            for name, spec in (("bare", "bench.bare_app:app"), ("gateway", "gateway:create_app()")):
+                with gunicorn(spec, env.env(), args.workers) as base:
+                    wrk(base, paths, seconds=2, connections=args.connections)  # warm-up
+                    result = wrk(base, paths, seconds=args.seconds, connections=args.connections)
+                results[name].append(result)
+                print(
+                    f"round {round_number + 1} {name:8s} {result.requests_per_second:9.0f} req/s  "
+                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                    f"non-3xx {result.non_2xx_3xx}  socket errors {result.errors}",
+                    flush=True,
+                )
+        bare = median([r.requests_per_second for r in results["bare"]])
+        gateway = median([r.requests_per_second for r in results["gateway"]])
+        print()
+        print(
+            f"gunicorn sync, {args.workers} workers, {args.connections} connections, "
+            f"{args.links} links in turn, wrk on loopback"
+        )
+        print(f"bare Flask 302      {bare:9.0f} req/s (median of {args.rounds})")
+        print(f"gateway GET /s/     {gateway:9.0f} req/s (median of {args.rounds})")
+        print(f"ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)")
+        cost = in_process_cost(args.iterations)
+        print(
+            f"in-process click handler {cost['handler_us']:7.1f} us/click wall, "
+            f"{cost['handler_cpu_us']:.1f} us CPU (one store round trip included)"
+        )
+        print(f"token verification       {cost['verify_us']:7.1f} us")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Helpers shared by the benchmarks: a store, seeded data, gunicorn processes and wrk runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSER_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+SECRET = "bench-secret-0123456789abcdef0123"  # noqa: S105 - a throwaway benchmark key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Environment:
+    data_dir: Path
+    redis_url: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "REFGATE_DATA_DIR": str(self.data_dir),
+            "REDIS_URL": self.redis_url,
+            "REFGATE_SECRET_KEYS": SECRET,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": str(ROOT),
+        }
+
+
+@contextmanager
+def environment() -> Iterator[Environment]:
+    """An embedded store in a temporary data dir (or REDIS_URL if set), emptied first."""
+    from gateway.store.embedded import EmbeddedRedis
+
+    with tempfile.TemporaryDirectory(prefix="refgate-bench-") as tmp:
+        data_dir = Path(tmp)
+        url = os.environ.get("REDIS_URL")
+        embedded = None
+        if not url:
+            embedded = EmbeddedRedis(data_dir)
+            embedded.ensure_running()
+            url = embedded.url()
+        try:
+            yield Environment(data_dir, url)
+        finally:
+            if embedded is not None:
+                embedded.stop(force=True)
+
+
+def seed(env: Environment, links: int = 1) -> list[str]:
+    """Create a campaign and share links of ``links`` sharers; returns the links' paths."""
+    os.environ.update({k: v for k, v in env.env().items() if k.startswith(("REFGATE_", "REDIS_"))})
+    from gateway import create_app
+
+    app = create_app()
+    services = app.extensions["refgate"]
+    services.store.main.flushdb()
+    campaign = services.campaigns.create(
+        {
+            "slug": "bench",
+            "name": "Bench",
+            "destination_url": "https://shop.example.com/landing?src=share",
+        },
+        actor="bench",
+    )
+    paths = [f"/s/{services.links.mint(campaign, f'sharer-{n}').token}" for n in range(links)]
+    services.close()
+    return paths
+
+
+@contextmanager
+def gunicorn(
+    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync"
+) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", app_spec,
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers),
+            "--worker-class", worker_class,
+            "--log-level", "warning",
+            "--backlog", "2048",
+        ],
+        env=env, cwd=str(ROOT),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/nothing", timeout=1)
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{app_spec} did not start") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+@dataclass
+class WrkResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx_3xx: int
+    errors: int
+
+
+def wrk(
+    base: str, paths: list[str], *, seconds: int, connections: int, threads: int = 2
+) -> WrkResult:
+    """wrk against ``base``, each request taking the next of ``paths`` (as shares spread)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        quoted = ",".join(f'"{p}"' for p in paths)
+        script.write(
+            f"local paths = {{{quoted}}}\n"
+            "local n = 0\n"
+            "request = function()\n"
+            "  n = n + 1\n"
+            "  return wrk.format('GET', paths[(n % #paths) + 1])\n"
+            "end\n"
+        )
+    output = subprocess.run(
+        [
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            "-H", f"User-Agent: {BROWSER_UA}",
+            "-H", "Accept-Language: zh-CN,zh;q=0.9",
+            "-s", script.name,
+            base,
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)", output, re.M))
+    non = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return WrkResult(
+        requests_per_second=rps,
+        p50_ms=_ms(latency["50"]),
+        p99_ms=_ms(latency["99"]),
+        non_2xx_3xx=int(non.group(1)) if non else 0,
+        errors=sum(int(g) for g in errors.groups()) if errors else 0,
+    )
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,1 @@
+"""Fraud and abuse detectors, shared by the online gateway, offline replay and training."""

@@ -1,0 +1,78 @@
+"""Crawler, automation and link-preview user agents, from the crawler-user-agents list.
+
+The list's 1,500 patterns are compiled once into a single RE2 automaton: one linear-time scan per
+user agent (about 2 microseconds) instead of 1,500 backtracking searches, and no pathological
+input can make it slow.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import crawleruseragents
+import re2
+
+from detectors.base import NOTHING, ClickInput, History, Signal
+
+#: Chat apps' and social networks' unfurlers: legitimate, served a preview, never a click.
+LINK_PREVIEW_MARKERS = (
+    "facebookexternalhit",
+    "facebookcatalog",
+    "meta-externalagent",
+    "twitterbot",
+    "slackbot",
+    "slack-imgproxy",
+    "telegrambot",
+    "whatsapp/",
+    "discordbot",
+    "linkedinbot",
+    "skypeuripreview",
+    "microsoft preview",
+    "pinterestbot",
+    "redditbot",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "line-poker",
+    "kakaotalk-scrap",
+    "snapchat",
+    "applebot",
+    "google-pagerenderer",
+    "bytespider",
+    "mattermost",
+    "viber",
+    "w3c_validator",
+)
+
+
+def _compile() -> re2._Regexp:
+    options = re2.Options()
+    options.max_mem = 64 << 20
+    patterns = (entry["pattern"] for entry in crawleruseragents.CRAWLER_USER_AGENTS_DATA)
+    return re2.compile("|".join(f"(?:{p})" for p in patterns), options)
+
+
+_CRAWLERS = _compile()
+
+
+@lru_cache(maxsize=16384)
+def is_crawler(user_agent: str) -> bool:
+    """True for any user agent on the crawler list, and for an empty one."""
+    return not user_agent.strip() or _CRAWLERS.search(user_agent) is not None
+
+
+@lru_cache(maxsize=4096)
+def is_link_preview(user_agent: str) -> bool:
+    lowered = user_agent.lower()
+    return any(marker in lowered for marker in LINK_PREVIEW_MARKERS)
+
+
+class CrawlerDetector:
+    name = "crawler"
+    cost = 1
+    reads = frozenset({"ua"})
+
+    def score(self, click: ClickInput, history: History) -> Signal:
+        if is_crawler(click.ua):
+            return Signal(1.0, "user agent is a known crawler or automation tool")
+        return NOTHING

@@ -1,0 +1,89 @@
+"""refgate: a share-link and anti-abuse gateway."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.wrappers import Response
+
+from gateway.fastpath import ClickPathMiddleware, FlaskPageRenderer
+from gateway.services import Services
+from gateway.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _asset_dir(env_name: str, default: str) -> str:
+    # templates/ and static/ sit beside the packages; a container sets these variables.
+    return os.environ.get(env_name) or str(PROJECT_ROOT / default)
+
+
+def default_data_dir() -> Path:
+    """Flask's instance folder: where the embedded store and spool live unless configured."""
+    return Path(Flask(__name__).instance_path)
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``test_config`` may hold Flask config keys and REFGATE_*/REDIS_URL values,
+    which take precedence over the environment."""
+    app = Flask(
+        __name__,
+        template_folder=_asset_dir("REFGATE_TEMPLATE_DIR", "templates"),
+        static_folder=_asset_dir("REFGATE_STATIC_DIR", "static"),
+        instance_relative_config=True,
+    )
+    overrides = dict(test_config or {})
+    env = {**os.environ, **{k: str(v) for k, v in overrides.items() if _is_setting(k)}}
+    settings = Settings.from_env(env, default_data_dir=Path(app.instance_path))
+    app.config.from_mapping(
+        SECRET_KEY=settings.secret_keys[0],
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=1 << 20,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+    )
+    app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
+    services = Services.open(settings, FlaskPageRenderer(app))
+    services.install(app)
+    # Outermost first: the client address is fixed before the click path reads it.
+    app.wsgi_app = ClickPathMiddleware(app.wsgi_app, services.gateway)  # type: ignore[method-assign]
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
+
+    from gateway.blueprints import api, health, share
+
+    app.register_blueprint(share.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_error_handler(HTTPException, _http_error)
+
+    from gateway import cli
+
+    cli.register(app)
+    return app
+
+
+def _is_setting(name: str) -> bool:
+    return name.startswith("REFGATE_") or name == "REDIS_URL"
+
+
+def _http_error(exc: HTTPException) -> Response | HTTPException:
+    """JSON errors under /api; the default HTML pages elsewhere."""
+    if request.path.startswith("/api/"):
+        response = jsonify(
+            error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description
+        )
+        response.status_code = exc.code or 500
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response
+    return exc

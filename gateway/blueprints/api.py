@@ -1,0 +1,171 @@
+"""The JSON API for staff tools and marketing systems, under ``/api/v1`` with Bearer API keys."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, g, jsonify, request
+from werkzeug.wrappers import Response
+
+from gateway.apikeys import ApiKey, Role
+from gateway.errors import ApiError
+from gateway.openapi import openapi_document
+from gateway.services import services
+from gateway.stats import campaign_stats
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+READERS = (Role.MARKETING, Role.RISK)
+MARKETING = (Role.MARKETING,)
+
+
+def roles(*allowed: Role) -> Callable[[F], F]:
+    """Require a valid API key whose role is one of ``allowed`` (admin is always allowed)."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = _authenticate()
+            if key.role is not Role.ADMIN and key.role not in allowed:
+                raise ApiError(403, "forbidden", f"the {key.role.value} role cannot do this")
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        wrapper.roles = (Role.ADMIN, *allowed)  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def _authenticate() -> ApiKey:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "unauthorized",
+            "send an API key: Authorization: Bearer <key>",
+            headers={"WWW-Authenticate": 'Bearer realm="refgate"'},
+        )
+    key = services().api_keys.authenticate(token.strip())
+    if key is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "unknown or disabled API key",
+            headers={"WWW-Authenticate": 'Bearer realm="refgate", error="invalid_token"'},
+        )
+    return key
+
+
+def actor() -> str:
+    key: ApiKey = g.api_key
+    return key.actor
+
+
+def json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+    return data
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError) -> Response:
+    response = jsonify(exc.body())
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
+@bp.after_request
+def _no_cache(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+# -- campaigns -------------------------------------------------------------------------------
+
+
+@bp.post("/campaigns")
+@roles(*MARKETING)
+def create_campaign() -> tuple[Response, int, dict[str, str]]:
+    campaign = services().campaigns.create(json_body(), actor())
+    return jsonify(campaign.public()), 201, {"Location": f"/api/v1/campaigns/{campaign.slug}"}
+
+
+@bp.get("/campaigns")
+@roles(*READERS)
+def list_campaigns() -> Response:
+    return jsonify(campaigns=[c.public() for c in services().campaigns.list()])
+
+
+@bp.get("/campaigns/<slug>")
+@roles(*READERS)
+def get_campaign(slug: str) -> Response:
+    return jsonify(services().campaigns.require(slug).public())
+
+
+@bp.patch("/campaigns/<slug>")
+@roles(*MARKETING)
+def update_campaign(slug: str) -> Response:
+    return jsonify(services().campaigns.update(slug, json_body(), actor()).public())
+
+
+@bp.get("/campaigns/<slug>/stats")
+@roles(*READERS)
+def get_stats(slug: str) -> Response:
+    found = services()
+    return jsonify(campaign_stats(found.store.main, found.campaigns.require(slug)))
+
+
+# -- share links -----------------------------------------------------------------------------
+
+
+@bp.post("/campaigns/<slug>/links")
+@roles(*MARKETING)
+def mint_link(slug: str) -> tuple[Response, int]:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    body = json_body()
+    unknown = sorted(set(body) - {"referrer"})
+    if unknown:
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid link request",
+            fields=dict.fromkeys(unknown, "unknown field"),
+        )
+    if "referrer" not in body:
+        raise ApiError(
+            400, "validation_failed", "invalid link request", fields={"referrer": "required"}
+        )
+    if campaign.state_at(time.time()) == "ended":
+        raise ApiError(409, "campaign_ended", "the campaign has ended; no new links")
+    return jsonify(found.links.mint(campaign, body["referrer"]).public()), 201
+
+
+@bp.post("/campaigns/<slug>/referrers/<referrer>/revoke")
+@roles(*MARKETING, Role.RISK)
+def revoke_referrer(slug: str, referrer: str) -> Response:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    generation = found.links.revoke(campaign, referrer)
+    log.info("links revoked: campaign=%s referrer=%s by=%s", slug, referrer, actor())
+    return jsonify(campaign=slug, referrer=referrer, revoked=True, generation=generation)
+
+
+# -- the description of all of the above ------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())

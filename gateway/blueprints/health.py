@@ -1,0 +1,35 @@
+"""Liveness (the process answers) and readiness (the store answers)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
+
+from gateway.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    found = services()
+    try:
+        found.store.fast.ping()
+        store = "ok"
+    except RedisError as exc:
+        store = f"unavailable: {exc.__class__.__name__}"
+    spooled = found.recorder.spool.depth()
+    ready = store == "ok"
+    response = jsonify(
+        status="ready" if ready else "degraded",
+        store=store,
+        spool_depth=spooled,
+    )
+    response.status_code = 200 if ready else 503
+    return response

@@ -1,0 +1,128 @@
+"""The ``refgate`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+from flask import Flask
+from flask.cli import ScriptInfo, with_appcontext
+
+from gateway.apikeys import Role
+from gateway.services import Services
+from gateway.settings import Settings, SettingsError
+
+log = logging.getLogger("refgate")
+
+
+@click.group(help="refgate: signed share links, QR codes and a click gateway that scores fraud.")
+def cli() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def default_workers() -> int:
+    return 2 * (os.cpu_count() or 1)
+
+
+def main() -> None:
+    from gateway import create_app
+
+    try:
+        cli.main(obj=ScriptInfo(create_app=create_app), prog_name="refgate")
+    except SettingsError as exc:
+        click.echo(f"refgate: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+def register(app: Flask) -> None:
+    """Make the commands available to ``app.test_cli_runner()`` as well."""
+    for command in cli.commands.values():
+        app.cli.add_command(command)
+
+
+def _services() -> Services:
+    from gateway.services import services
+
+    return services()
+
+
+# -- serve ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=lambda: default_workers(),
+    show_default="2 x CPU count",
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes (sync workers wait on the store, so more than the cores).",
+)
+@click.option("--demo", is_flag=True, help="Seed a demo campaign and print URLs to try.")
+def serve(host: str, port: int, workers: int, demo: bool) -> None:
+    """Run refgate with gunicorn (and its embedded store unless REDIS_URL is set)."""
+    from gateway import default_data_dir
+    from gateway.server import run
+
+    settings = Settings.from_env(default_data_dir=default_data_dir())
+    run(settings, host=host, port=port, workers=workers, demo=demo)
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@with_appcontext
+def demo() -> None:
+    """Seed a demo campaign, an admin API key and a share link; print what to try."""
+    from gateway.demo import seed
+
+    click.echo(seed(_services()).describe())
+
+
+# -- API keys ------------------------------------------------------------------------------
+
+
+@cli.group()
+def apikey() -> None:
+    """Create, list and disable API keys."""
+
+
+@apikey.command("create")
+@click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--name", required=True, help="Who or what uses the key, e.g. 'crm-sync'.")
+@with_appcontext
+def apikey_create(role: str, name: str) -> None:
+    """Create a key; prints only the key (store it now: it is not shown again)."""
+    try:
+        plaintext, key = _services().api_keys.create(name, role)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
+    click.echo(f"created API key {key.id} ({key.role.value}, {key.name!r})", err=True)
+    click.echo(plaintext)
+
+
+@apikey.command("list")
+@with_appcontext
+def apikey_list() -> None:
+    """List keys (ids and names; keys themselves are never stored)."""
+    for key in _services().api_keys.list():
+        state = "disabled" if key.disabled else "active"
+        click.echo(f"{key.id}\t{key.role.value}\t{state}\t{key.name}")
+
+
+@apikey.command("disable")
+@click.argument("key_id")
+@with_appcontext
+def apikey_disable(key_id: str) -> None:
+    """Disable a key by its id (see `refgate apikey list`)."""
+    try:
+        key = _services().api_keys.disable(key_id)
+    except KeyError:
+        raise click.ClickException(f"no API key with id {key_id!r}") from None
+    click.echo(f"disabled {key.id} ({key.name})")

@@ -1,0 +1,309 @@
+"""The click, handled in one place: verify, gather signals, read history, score, respond, record.
+
+Costs on this path are paid on every click, so it touches the store once (one script call that
+reads what scoring needs and carries the events of earlier clicks); the event itself waits in the
+recorder for the next round trip. If the store is slow or down the click is still answered: with
+the campaign as last cached, no history, and no credit for the referrer (fail open for people,
+closed for money).
+
+Answers are plain WSGI callables (:class:`Answer`): the redirect, which is almost every click,
+never builds a framework response object; pages render through a :class:`PageRenderer`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from detectors.base import ClickInput, History
+from detectors.crawlers import is_crawler
+from detectors.engine import Decision, Engine, Policy, Verdict
+from gateway.campaigns import CampaignService, ClickView
+from gateway.events import ClickEvent
+from gateway.links import InvalidLink, LinkCodec, ShareLink
+from gateway.recorder import EventRecorder, click_call
+from gateway.signals import SignalGatherer, visitor_cookie
+from gateway.store.clickstore import ClickStore
+
+log = logging.getLogger(__name__)
+
+CLICK_PARAM = "rg_click"
+NO_STORE = ("Cache-Control", "no-store")
+HTML = ("Content-Type", "text/html; charset=utf-8")
+STATUS_LINES = {
+    200: "200 OK",
+    302: "302 Found",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    410: "410 Gone",
+    503: "503 Service Unavailable",
+}
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
+
+
+class Answer:
+    """A finished response: status, headers and body, callable as a WSGI application."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes = b"") -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        return next((value for key, value in self.headers if key.lower() == lowered), None)
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(
+            STATUS_LINES[self.status], [*self.headers, ("Content-Length", str(len(self.body)))]
+        )
+        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
+
+
+class PageRenderer(Protocol):
+    def __call__(self, environ: Environ, template: str, **context: Any) -> str: ...
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached and the click path has nothing cached to fall back on."""
+
+
+class Breaker:
+    """After a store failure, skip the store for ``cooldown`` seconds instead of waiting on it."""
+
+    def __init__(self, cooldown: float = 1.0) -> None:
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    @property
+    def closed(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self.cooldown
+
+    def reset(self) -> None:
+        self._open_until = 0.0
+
+
+@dataclass(slots=True)
+class Click:
+    """Everything known about the click being handled; the ladder's responders read it."""
+
+    id: str
+    now: float
+    link: ShareLink
+    view: ClickView
+    signals: ClickInput
+    history: History
+    verdict: Verdict
+    state: str  # live | expired | revoked | ended | paused | not_started
+    environ: Environ
+
+
+Responder = Callable[["ClickGateway", Click], "tuple[str, Answer] | None"]
+
+
+class ClickGateway:
+    def __init__(
+        self,
+        *,
+        codec: LinkCodec,
+        campaigns: CampaignService,
+        gatherer: SignalGatherer,
+        engine: Engine,
+        recorder: EventRecorder,
+        store: Any,
+        click_store: ClickStore,
+        render: PageRenderer,
+        secure_cookies: bool,
+    ) -> None:
+        self._codec = codec
+        self._campaigns = campaigns
+        self._gatherer = gatherer
+        self._engine = engine
+        self._recorder = recorder
+        self._redis = store
+        self._store = click_store
+        self.render = render
+        self._secure = secure_cookies
+        self.breaker = Breaker()
+        #: The fallback ladder: the first responder that answers wins. Order matters.
+        self.ladder: Sequence[Responder] = (respond_gone, respond_block, respond_redirect)
+
+    def handle(self, token: str, environ: Environ) -> Answer:
+        now = time.time()
+        try:
+            link = self._codec.decode(token)
+        except InvalidLink:
+            return self.page(environ, 404, "click/not_found.html")
+        view = self._campaigns.cached_view(link.campaign_id)
+        if view is None:
+            try:
+                view = self._load(link.campaign_id)
+            except StoreUnavailable:
+                return self.busy(environ)
+            if view is None:
+                return self.page(environ, 404, "click/not_found.html")
+        if environ.get("REQUEST_METHOD") == "HEAD" or is_crawler(
+            environ.get("HTTP_USER_AGENT", "")
+        ):
+            # Unfurlers may cache the preview briefly; it carries nothing per visitor.
+            return self.page(
+                environ,
+                200,
+                "click/preview.html",
+                cache="public, max-age=300",
+                view=view,
+                link=link,
+            )
+
+        signals = self._gatherer.gather(environ, link, now)
+        history, generation = self._history(link)
+        # The round trip reloads the campaign if it changed (paused, edited): use what it found.
+        view = self._campaigns.cached_view(link.campaign_id) or view
+        state = link_state(view, link, now)
+        if generation is not None and generation != link.generation and state == "live":
+            state = "revoked"
+        verdict = self._engine.score(signals, history, Policy()) if history.available else UNSCORED
+
+        click = Click(click_id(link), now, link, view, signals, history, verdict, state, environ)
+        for responder in self.ladder:
+            answer = responder(self, click)
+            if answer is not None:
+                outcome, response = answer
+                break
+        else:  # pragma: no cover - respond_redirect always answers
+            raise AssertionError("the ladder has no final responder")
+        if signals.new_visitor and signals.visitor_id:
+            response.headers.append(
+                ("Set-Cookie", visitor_cookie(signals.visitor_id, self._secure))
+            )
+        self._recorder.record(_event(click, outcome))
+        return response
+
+    # -- the store -------------------------------------------------------------------------------
+
+    def _load(self, campaign_id: int) -> ClickView | None:
+        """Load a campaign this worker has not seen yet (one extra round trip, once)."""
+        if not self.breaker.closed:
+            raise StoreUnavailable
+        try:
+            return self._campaigns.load_view(campaign_id, self._redis)
+        except RedisError as exc:
+            log.warning("store unavailable loading campaign %s: %s", campaign_id, exc)
+            self.breaker.trip()
+            raise StoreUnavailable from exc
+
+    def _history(self, link: ShareLink) -> tuple[History, int | None]:
+        """The click's one round trip. It also carries the waiting events of this campaign and
+        notices a changed campaign (which it then reloads: rare, one more round trip)."""
+        if not self.breaker.closed:
+            return History(available=False), None
+        carried = self._recorder.take(link.campaign_id)
+        recorder = self._recorder
+        call_keys, args = click_call(
+            link.campaign_id, link.referrer_id, carried, recorder.click_ttl, recorder.stream_minid()
+        )
+        try:
+            version, generation, _ = self._store.call(call_keys, args)
+            if int(version) != self._campaigns.cached_version(link.campaign_id):
+                self._campaigns.load_view(link.campaign_id, self._redis)
+        except RedisError as exc:
+            log.warning("store unavailable on the click path: %s", exc)
+            self.breaker.trip()
+            recorder.put_back(carried)
+            return History(available=False), None
+        return History(available=True), int(generation)
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def page(
+        self,
+        environ: Environ,
+        status: int,
+        template: str,
+        *,
+        cache: str = "no-store",
+        **context: Any,
+    ) -> Answer:
+        body = self.render(environ, template, **context).encode()
+        return Answer(status, [HTML, ("Cache-Control", cache)], body)
+
+    def busy(self, environ: Environ, retry_after: int = 5) -> Answer:
+        answer = self.page(environ, 503, "busy.html")
+        answer.headers.append(("Retry-After", str(retry_after)))
+        return answer
+
+
+UNSCORED = Verdict(0.0, Decision.DENY_CREDIT, ("store: unavailable, served without history",))
+
+
+def link_state(view: ClickView, link: ShareLink, now: float) -> str:
+    state = view.campaign.state_at(now)
+    if state == "live" and now >= link.issued_at + view.link_ttl_seconds:
+        return "expired"
+    return state
+
+
+def click_id(link: ShareLink) -> str:
+    # The campaign id prefix lets a conversion find the click's record (and its hash slot);
+    # 96 random bits make click ids unguessable.
+    return f"{link.campaign_id:x}.{secrets.token_urlsafe(12)}"
+
+
+def _event(click: Click, outcome: str) -> ClickEvent:
+    signals = click.signals
+    return ClickEvent(
+        id=click.id,
+        ts=click.now,
+        campaign_id=click.link.campaign_id,
+        campaign=click.view.campaign.slug,
+        referrer_id=click.link.referrer_id,
+        visitor_id=signals.visitor_id,
+        ip_hash=signals.ip_hash,
+        prefix=signals.prefix,
+        ua=signals.ua,
+        accept_language=signals.accept_language,
+        referer=signals.referer,
+        scan=signals.scan,
+        outcome=outcome,
+        decision=click.verdict.decision.value,
+        score=round(click.verdict.score, 4),
+        reasons=list(click.verdict.reasons),
+        scored=click.history.available,
+        counted=click.history.available,
+    )
+
+
+# -- the ladder's responders ---------------------------------------------------------------
+
+
+def respond_gone(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:
+    if click.state == "live":
+        return None
+    status = 403 if click.state in {"paused", "not_started"} else 410
+    return click.state, gateway.page(
+        click.environ, status, "click/gone.html", reason=click.state, view=click.view
+    )
+
+
+def respond_block(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:
+    if click.verdict.decision is not Decision.BLOCK:
+        return None
+    return "blocked", gateway.page(click.environ, 403, "click/blocked.html")
+
+
+def respond_redirect(gateway: ClickGateway, click: Click) -> tuple[str, Answer]:
+    location = click.view.destination.with_param(CLICK_PARAM, click.id)
+    return "redirect", Answer(302, [("Location", location), NO_STORE])

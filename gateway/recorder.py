@@ -1,0 +1,333 @@
+"""Recording click events off the request path: batched writes, a local spool when the store fails.
+
+The click path hands each event to :meth:`EventRecorder.record` and returns; the next click of
+the same campaign carries it to the store in its own round trip, and a background thread writes
+what waits longer. When the store fails, events go to the spool: an append-only JSON-lines file
+per process under ``<data dir>/spool``. A drainer delivers spooled events once the store answers
+again; ``click.lua`` skips click ids it has recorded, so an event delivered twice counts once.
+
+Spool durability: every batch is written and flushed to the OS at once (a crashed worker loses
+nothing); ``fsync`` runs at most once per second, like Redis's ``appendfsync everysec``, so a
+power cut can lose up to a second of spooled events.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from gateway.events import ClickEvent
+from gateway.store import keys
+from gateway.store.scripts import LuaScript, execute_with_scripts, script
+
+log = logging.getLogger(__name__)
+
+FSYNC_INTERVAL = 1.0
+DRAIN_BATCH = 500
+
+
+class Spool:
+    """Append-only JSON-lines files of events that could not be written to the store."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file: Any = None
+        self._file_pid = 0
+        self._last_fsync = 0.0
+
+    @property
+    def active_path(self) -> Path:
+        return self.directory / f"active-{os.getpid()}.jsonl"
+
+    def append(self, events: Sequence[ClickEvent]) -> None:
+        lines = b"".join(event.to_json() + b"\n" for event in events)
+        with self._lock:
+            if self._file is None or self._file_pid != os.getpid():
+                self._file = open(self.active_path, "ab")  # noqa: SIM115
+                self._file_pid = os.getpid()
+            self._file.write(lines)
+            self._file.flush()
+            now = time.monotonic()
+            if now - self._last_fsync >= FSYNC_INTERVAL:
+                os.fsync(self._file.fileno())
+                self._last_fsync = now
+
+    def depth(self) -> int:
+        """Events waiting in spool files (counts lines; for health and metrics)."""
+        total = 0
+        for path in self.directory.glob("*.jsonl"):
+            try:
+                with open(path, "rb") as fh:
+                    total += sum(1 for _ in fh)
+            except FileNotFoundError:
+                continue
+        return total
+
+    def claim(self) -> list[Path]:
+        """Take ownership of spool files that are ready to deliver.
+
+        This process's own active file is rotated under the lock; files of dead processes and
+        files left claimed by dead processes are renamed to this process. ``rename`` is atomic,
+        so two drainers never claim the same file.
+        """
+        pid = os.getpid()
+        with self._lock:
+            if self._file is not None and self._file_pid == pid:
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+            if self.active_path.exists():
+                self._rename(self.active_path, f"claimed-{pid}-{time.time_ns()}.jsonl")
+        claimed = []
+        for path in sorted(self.directory.glob("*.jsonl")):
+            kind, _, rest = path.stem.partition("-")
+            owner = int(rest.split("-")[0]) if rest.split("-")[0].isdigit() else 0
+            if kind == "claimed" and owner == pid:
+                claimed.append(path)
+            elif kind in {"active", "claimed"} and owner and not _alive(owner):
+                target = self._rename(path, f"claimed-{pid}-{time.time_ns()}.jsonl")
+                if target is not None:
+                    claimed.append(target)
+        return claimed
+
+    def _rename(self, path: Path, name: str) -> Path | None:
+        target = self.directory / name
+        try:
+            path.rename(target)
+        except FileNotFoundError:
+            return None
+        return target
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class EventRecorder:
+    """Holds click events until a round trip to the store carries them, then spools what fails.
+
+    Events wait per campaign. The click path takes the waiting events of its campaign into its
+    own round trip (see ``click.lua``), so under load recording costs no extra round trip and no
+    thread hand-off. A background thread, waking every ``flush_after`` seconds, writes events
+    that waited that long (a quiet campaign) and drains the spool once the store is back.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        spool: Spool,
+        *,
+        click_ttl: int = 30 * 86400,
+        retention_seconds: int = 90 * 86400,
+        flush_after: float = 0.05,
+        drain_interval: float = 2.0,
+    ) -> None:
+        self._redis = client
+        self.spool = spool
+        self.click_ttl = click_ttl
+        self._retention_ms = retention_seconds * 1000
+        self._flush_after = flush_after
+        self._drain_interval = drain_interval
+        self._pending: dict[int, collections.deque[ClickEvent]] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+        self._write_lock = threading.Lock()
+        self._last_drain = 0.0
+        self.store_ok = True
+        self.recorded = 0
+        self.spooled = 0
+        self.drained = 0
+
+    # -- the click path's side -----------------------------------------------------------------
+
+    def record(self, event: ClickEvent) -> None:
+        queue = self._pending.get(event.campaign_id)
+        if queue is None:
+            queue = self._pending.setdefault(event.campaign_id, collections.deque())
+        queue.append(event)
+        if self._thread_pid != os.getpid():
+            self._start()
+
+    def take(self, campaign_id: int, limit: int = 32) -> list[ClickEvent]:
+        """Waiting events of one campaign, for the click path to carry in its round trip."""
+        queue = self._pending.get(campaign_id)
+        taken: list[ClickEvent] = []
+        while queue and len(taken) < limit:
+            try:
+                taken.append(queue.popleft())
+            except IndexError:  # the flusher emptied it meanwhile
+                break
+        return taken
+
+    def put_back(self, events: Sequence[ClickEvent]) -> None:
+        """Events a failed round trip carried: the flusher spools them (or retries)."""
+        for event in events:
+            self.record(event)
+
+    def stream_minid(self) -> str:
+        return str(int(time.time() * 1000) - self._retention_ms)
+
+    def _start(self) -> None:
+        # Threads do not survive fork: each gunicorn worker starts its own on first use.
+        self._thread_pid = os.getpid()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="refgate-recorder", daemon=True)
+        self._thread.start()
+
+    # -- the background side -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._flush_after):
+            try:
+                self.flush()
+                if self.store_ok and time.monotonic() - self._last_drain >= self._drain_interval:
+                    self.drain()
+            except Exception:  # the recorder thread must outlive any one bad batch
+                log.exception("event recorder iteration failed")
+
+    def pending(self) -> int:
+        return sum(len(queue) for queue in list(self._pending.values()))
+
+    def flush(self) -> int:
+        """Write every waiting event now; returns how many were taken."""
+        batch: list[ClickEvent] = []
+        for campaign_id in list(self._pending):
+            batch += self.take(campaign_id, limit=1_000_000)
+        if batch:
+            self._deliver(batch)
+        return len(batch)
+
+    def _deliver(self, batch: list[ClickEvent]) -> None:
+        try:
+            with self._write_lock:
+                self.recorded += self.write(batch)
+        except (RedisError, OSError) as exc:
+            if self.store_ok:
+                log.warning("store unavailable, spooling click events: %s", exc)
+            self.store_ok = False
+            self.spool.append(batch)
+            self.spooled += len(batch)
+            return
+        self.store_ok = True
+
+    def write(self, batch: Sequence[ClickEvent]) -> int:
+        """Record events in one pipeline (one round trip per node); returns how many were new."""
+        script = click_script()
+        ttl, minid = self.click_ttl, self.stream_minid()
+        by_campaign: dict[int, list[ClickEvent]] = collections.defaultdict(list)
+        for event in batch:
+            by_campaign[event.campaign_id].append(event)
+
+        def build(pipe: Any) -> None:
+            for campaign_id, events in by_campaign.items():
+                for start in range(0, len(events), WRITE_CHUNK):
+                    chunk = events[start : start + WRITE_CHUNK]
+                    keys_, args = click_call(campaign_id, None, chunk, ttl, minid)
+                    script.queue(pipe, keys_, args)
+
+        replies = execute_with_scripts(self._redis, build, [script])
+        return sum(int(reply[2]) for reply in replies)
+
+    def drain(self) -> int:
+        """Deliver spooled events; returns how many were newly recorded."""
+        self._last_drain = time.monotonic()
+        delivered = 0
+        for path in self.spool.claim():
+            try:
+                for batch in _batches(_read_events(path), DRAIN_BATCH):
+                    with self._write_lock:
+                        delivered += self.write(batch)
+                    self.drained += len(batch)
+            except (RedisError, OSError) as exc:
+                log.warning("spool drain interrupted, will retry %s: %s", path.name, exc)
+                self.store_ok = False
+                break
+            path.unlink(missing_ok=True)
+        return delivered
+
+    def close(self) -> None:
+        self._stopping.set()
+        if self._thread is not None and self._thread_pid == os.getpid():
+            self._thread.join(timeout=5)
+        self.flush()
+        self.spool.close()
+
+
+#: Events per script call: bounds the time one call holds the (single-threaded) server.
+WRITE_CHUNK = 64
+
+
+def click_script() -> LuaScript:
+    return script("click")
+
+
+def click_call(
+    campaign_id: int,
+    referrer_id: int | None,
+    events: Sequence[ClickEvent],
+    ttl: int,
+    minid: str,
+) -> tuple[list[str], list[str | bytes | int]]:
+    """KEYS and ARGV of one ``click.lua`` call (see the script for their layout)."""
+    ck = keys.campaign_keys(campaign_id)
+    call_keys = [ck.config, ck.referrer_generation, ck.events, ck.counters, ck.visitors]
+    call_keys.append(ck.referrer_external)
+    args: list[str | bytes | int] = ["" if referrer_id is None else referrer_id, ttl, minid]
+    for event in events:
+        call_keys.append(ck.click(event.id))
+        args += [
+            event.to_json(),
+            event.visitor_id or "",
+            event.referrer_id,
+            ",".join(event.counter_fields()),
+        ]
+    return call_keys, args
+
+
+def _read_events(path: Path) -> Iterable[ClickEvent]:
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield ClickEvent.from_json(line)
+            except (ValueError, TypeError):
+                # A torn last line after a crash: keep the rest, say what was skipped.
+                log.error("skipping unreadable spool line %s:%d", path.name, number)
+
+
+def _batches(items: Iterable[ClickEvent], size: int) -> Iterable[list[ClickEvent]]:
+    batch: list[ClickEvent] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,86 @@
+"""``refgate serve``: gunicorn in front of the app, the embedded store started first if needed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from gateway.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        # Each worker builds its own app after the fork: connections and threads are per process.
+        from gateway import create_app
+
+        return create_app()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush the worker's pending click events before it goes."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("refgate") if app is not None else None
+    if services is not None:
+        services.close()
+
+
+def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "timeout": 30,
+        "graceful_timeout": 10,
+        "keepalive": 2,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "info",
+        "worker_exit": worker_exit,
+        "proc_name": "refgate",
+    }
+
+
+def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
+    # Numeric libraries must not start a thread pool per worker (it collapses throughput).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Links printed and minted must point at where this server listens, unless configured.
+    if not os.environ.get("REFGATE_PUBLIC_URL"):
+        os.environ["REFGATE_PUBLIC_URL"] = f"http://{host}:{port}"
+    embedded = EmbeddedRedis(settings.data_dir) if settings.embedded_store else None
+    if embedded is not None:
+        embedded.ensure_running()
+        log.info("embedded store: %s (data dir %s)", embedded.socket_path, settings.data_dir)
+    try:
+        if demo:
+            _seed_demo()
+        GatewayServer(gunicorn_options(host, port, workers)).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _seed_demo() -> None:
+    from gateway import create_app
+    from gateway.demo import seed
+    from gateway.services import EXTENSION
+
+    app = create_app()
+    services = app.extensions[EXTENSION]
+    try:
+        print(seed(services).describe(), flush=True)
+    finally:
+        services.close()

@@ -1,0 +1,210 @@
+"""Settings read from the environment once, at start, and validated with clear errors.
+
+Every setting has one name (the environment variable) and one place where it is parsed, so a
+misconfigured deployment fails at boot with a message naming the variable, never at the first
+click.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
+
+#: A dev secret is generated into the data dir on first run; production must set this.
+DEV_SECRET_FILE = "dev-secret-key"  # noqa: S105 - a file name, not a secret
+MIN_SECRET_BYTES = 16
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; ``name`` is the environment variable to fix."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_keys: tuple[bytes, ...]
+    data_dir: Path
+    public_url: str
+    redis_url: str | None = None
+    trusted_proxies: int = 0
+    production: bool = False
+    #: Key for salted IP hashes. Kept apart from the signing keys so rotating those does not
+    #: reset every network feature; derived from the oldest signing key when not set.
+    ip_hash_key: bytes = b""
+    #: When non-empty, campaign destinations must be one of these hosts or a subdomain of one.
+    destination_hosts: tuple[str, ...] = ()
+    #: Seconds a click waits for the store before it is served without history.
+    store_timeout: float = 0.25
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded_store(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, default_data_dir: Path | None = None
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        production = _parse_bool(env, "REFGATE_PRODUCTION", default=False)
+        data_dir = Path(
+            env.get("REFGATE_DATA_DIR") or default_data_dir or Path.cwd() / "refgate-data"
+        ).expanduser()
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SettingsError("REFGATE_DATA_DIR", f"cannot create {data_dir}: {exc}") from exc
+
+        raw_keys = env.get("REFGATE_SECRET_KEYS", "").strip()
+        if raw_keys:
+            keys = _parse_secret_keys(raw_keys)
+        elif production:
+            raise SettingsError(
+                "REFGATE_SECRET_KEYS",
+                "required when REFGATE_PRODUCTION is set (comma-separated, newest first)",
+            )
+        else:
+            keys = (_dev_secret(data_dir),)
+
+        redis_url = env.get("REDIS_URL", "").strip() or None
+        if redis_url is not None:
+            scheme = urlsplit(redis_url).scheme
+            if scheme not in {"redis", "rediss", "unix", "redis+cluster"}:
+                raise SettingsError(
+                    "REDIS_URL",
+                    f"unsupported scheme {scheme!r} (redis://, rediss://, unix://, redis+cluster://)",
+                )
+
+        public_url = env.get("REFGATE_PUBLIC_URL", "").strip() or "http://127.0.0.1:8080"
+        parts = urlsplit(public_url)
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            raise SettingsError(
+                "REFGATE_PUBLIC_URL", f"must be an http(s) base URL, got {public_url!r}"
+            )
+        if production and parts.scheme != "https":
+            raise SettingsError("REFGATE_PUBLIC_URL", "must be https:// in production")
+
+        ip_key_raw = env.get("REFGATE_IP_HASH_KEY", "").strip()
+        ip_hash_key = ip_key_raw.encode() if ip_key_raw else b"refgate.ip-hash:" + keys[-1]
+
+        hosts = tuple(
+            h.strip().lower().rstrip(".")
+            for h in env.get("REFGATE_DESTINATION_HOSTS", "").split(",")
+            if h.strip()
+        )
+        return cls(
+            secret_keys=keys,
+            data_dir=data_dir,
+            public_url=public_url.rstrip("/"),
+            redis_url=redis_url,
+            trusted_proxies=_parse_int(env, "REFGATE_TRUSTED_PROXIES", 0, minimum=0, maximum=10),
+            production=production,
+            ip_hash_key=ip_hash_key,
+            destination_hosts=hosts,
+            store_timeout=_parse_float(
+                env, "REFGATE_STORE_TIMEOUT", 0.25, minimum=0.01, maximum=10.0
+            ),
+        )
+
+
+def _parse_secret_keys(raw: str) -> tuple[bytes, ...]:
+    keys = tuple(k.strip().encode() for k in raw.split(","))
+    if any(not k for k in keys):
+        raise SettingsError("REFGATE_SECRET_KEYS", "empty key in the list (check for stray commas)")
+    short = [i for i, k in enumerate(keys) if len(k) < MIN_SECRET_BYTES]
+    if short:
+        raise SettingsError(
+            "REFGATE_SECRET_KEYS",
+            f"key #{short[0] + 1} is shorter than {MIN_SECRET_BYTES} characters; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    if len(set(keys)) != len(keys):
+        raise SettingsError("REFGATE_SECRET_KEYS", "the same key is listed twice")
+    return keys
+
+
+def _dev_secret(data_dir: Path) -> bytes:
+    path = data_dir / DEV_SECRET_FILE
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_urlsafe(32).encode()
+    # O_EXCL: when two workers race on first start, one creates and both read the same key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    log.warning(
+        "REFGATE_SECRET_KEYS is not set: generated a development key in %s. "
+        "Set REFGATE_SECRET_KEYS (and REFGATE_PRODUCTION=1) in production.",
+        path,
+    )
+    return key
+
+
+def _parse_bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(name, f"expected a boolean (1/0, true/false), got {raw!r}")
+
+
+def _parse_int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int
+) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _parse_float(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(name, f"must be between {minimum} and {maximum}, got {value}")
+    return value

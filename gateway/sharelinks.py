@@ -1,0 +1,94 @@
+"""Minting and revoking a sharer's links for a campaign."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.campaigns import Campaign
+from gateway.errors import ApiError
+from gateway.links import LinkCodec, ShareLink
+from gateway.store import keys
+from gateway.store.scripts import script
+
+REFERRER_PATTERN = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
+
+
+@dataclass(frozen=True)
+class MintedLink:
+    referrer: str
+    token: str
+    url: str
+    scan_url: str
+    qr_png: str
+    qr_svg: str
+    issued_at: int
+    expires_at: int
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "referrer": self.referrer,
+            "token": self.token,
+            "url": self.url,
+            "scan_url": self.scan_url,
+            "qr": {"png": self.qr_png, "svg": self.qr_svg},
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+        }
+
+
+def check_referrer(referrer: object) -> str:
+    if not isinstance(referrer, str) or not REFERRER_PATTERN.match(referrer):
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid referrer",
+            fields={"referrer": "1-128 characters: letters, digits and . _ : @ + -"},
+        )
+    return referrer
+
+
+class ShareLinkService:
+    def __init__(self, store: Any, codec: LinkCodec, public_url: str) -> None:
+        self._redis = store
+        self._codec = codec
+        self._public_url = public_url
+
+    def mint(self, campaign: Campaign, referrer: str, now: float | None = None) -> MintedLink:
+        referrer = check_referrer(referrer)
+        ck = keys.campaign_keys(campaign.id)
+        referrer_id, generation = script("mint")(
+            self._redis,
+            [ck.referrer_index, ck.referrer_external, ck.referrer_generation, ck.counters],
+            [referrer],
+        )
+        issued = int(now if now is not None else time.time())
+        link = ShareLink(campaign.id, int(referrer_id), issued, int(generation))
+        return self.describe(link, referrer, campaign.link_ttl_days)
+
+    def describe(self, link: ShareLink, referrer: str, ttl_days: int) -> MintedLink:
+        token = self._codec.encode(link.as_link())
+        scan_token = self._codec.encode(link.as_scan())
+        base = f"{self._public_url}/s/"
+        return MintedLink(
+            referrer=referrer,
+            token=token,
+            url=base + token,
+            scan_url=base + scan_token,
+            qr_png=f"{base}{token}/qr.png",
+            qr_svg=f"{base}{token}/qr.svg",
+            issued_at=link.issued_at,
+            expires_at=link.issued_at + ttl_days * 86400,
+        )
+
+    def revoke(self, campaign: Campaign, referrer: str) -> int:
+        referrer = check_referrer(referrer)
+        ck = keys.campaign_keys(campaign.id)
+        generation = int(
+            script("revoke")(self._redis, [ck.referrer_index, ck.referrer_generation], [referrer])
+        )
+        if generation < 0:
+            raise ApiError(404, "referrer_not_found", f"{referrer!r} has no links in this campaign")
+        return generation

@@ -1,0 +1,35 @@
+"""Campaign statistics from the counters the recorder maintains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.campaigns import Campaign
+from gateway.store import keys
+
+
+def campaign_stats(store: Any, campaign: Campaign) -> dict[str, Any]:
+    ck = keys.campaign_keys(campaign.id)
+    pipe = store.pipeline(transaction=False)
+    pipe.hgetall(ck.counters)
+    pipe.pfcount(ck.visitors)
+    raw, visitors = pipe.execute()
+    counters = {k.decode(): int(v) for k, v in raw.items()}
+    grouped: dict[str, dict[str, int]] = {"decisions": {}, "outcomes": {}, "platforms": {}}
+    for name, value in counters.items():
+        group, _, member = name.partition(":")
+        target = {"decision": "decisions", "outcome": "outcomes", "platform": "platforms"}.get(
+            group
+        )
+        if target and member:
+            grouped[target][member] = value
+    return {
+        "campaign": campaign.slug,
+        "clicks": counters.get("clicks", 0),
+        "link_clicks": counters.get("clicks:link", 0),
+        "scan_clicks": counters.get("clicks:scan", 0),
+        "unscored_clicks": counters.get("clicks:unscored", 0),
+        "unique_visitors": int(visitors),
+        "referrers": counters.get("referrer_seq", 0),
+        **grouped,
+    }

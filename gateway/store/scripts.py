@@ -1,0 +1,66 @@
+"""Lua scripts, loaded from ``lua/*.lua``; each file documents its KEYS and ARGV at the top.
+
+Scripts run by SHA (EVALSHA). A restarted or failed-over server forgets its script cache, so a
+NOSCRIPT reply loads the script and retries once. Pipelines queue EVALSHA directly instead of using
+redis-py's pipeline script registry, which would add a SCRIPT EXISTS round trip to every batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+Arg = str | bytes | int | float
+
+
+class LuaScript:
+    __slots__ = ("name", "sha", "source")
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA1
+
+    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Arg] = ()) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Arg] = ()) -> None:
+        """Queue on a pipeline; the caller handles NOSCRIPT with :func:`execute_with_scripts`."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@cache
+def script(name: str) -> LuaScript:
+    source = resources.files("gateway.store").joinpath("lua", f"{name}.lua").read_text()
+    return LuaScript(name, source)
+
+
+def load(client: Any, scripts: Sequence[LuaScript]) -> None:
+    for item in scripts:
+        client.script_load(item.source)
+
+
+def execute_with_scripts(client: Any, build: Any, scripts: Sequence[LuaScript]) -> list[Any]:
+    """Build a pipeline with ``build(pipe)`` and execute it; on NOSCRIPT load and run it again.
+
+    ``build`` must describe idempotent work, because part of the first attempt may have run.
+    """
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        try:
+            return list(pipe.execute(raise_on_error=True))
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            load(client, scripts)
+    raise AssertionError("unreachable")

@@ -1,0 +1,279 @@
+"""GET /s/<token>: redirect, pages for bad links, previews, recording each click once."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.links import ShareLink
+from gateway.services import Services
+from gateway.store import keys
+from tests.conftest import BROWSER
+
+
+def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
+    services.recorder.flush()
+    response = client.get("/api/v1/campaigns/milk-tea/stats", headers=admin)
+    assert response.status_code == 200
+    data: dict[str, Any] = response.json  # type: ignore[assignment]
+    return data
+
+
+def events(services: Services, campaign_id: int) -> list[dict[str, Any]]:
+    services.recorder.flush()
+    entries = services.store.main.xrange(keys.campaign_keys(campaign_id).events)
+    out = []
+    for _, fields in entries:
+        event = json.loads(fields[b"e"])
+        event["referrer"] = fields[b"r"].decode()
+        out.append(event)
+    return out
+
+
+def test_click_redirects_to_the_destination_with_a_click_id(
+    client: FlaskClient, link: dict[str, Any], campaign: dict[str, Any]
+) -> None:
+    response = client.get(f"/s/{link['token']}", headers=BROWSER)
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith("https://shop.example.com/landing?src=share&rg_click=")
+    click_id = parse_qs(urlsplit(location).query)["rg_click"][0]
+    assert click_id.startswith(f"{campaign['id']:x}.")
+    assert response.headers["Cache-Control"] == "no-store"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("rg_vid=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" in cookie  # the public URL is https
+
+
+def test_click_is_recorded_once_with_hashed_ip(
+    client: FlaskClient,
+    link: dict[str, Any],
+    campaign: dict[str, Any],
+    services: Services,
+    admin: dict[str, str],
+) -> None:
+    client.get(f"/s/{link['token']}", headers=BROWSER, environ_base={"REMOTE_ADDR": "203.0.113.77"})
+    recorded = events(services, campaign["id"])
+    assert len(recorded) == 1
+    event = recorded[0]
+    assert event["referrer"] == "alice"
+    assert event["campaign"] == "milk-tea"
+    assert event["prefix"] == "203.0.113.0/24"
+    assert "203.0.113.77" not in json.dumps(event)
+    assert len(event["ip_hash"]) == 20
+    assert event["decision"] == "allow" and event["outcome"] == "redirect"
+    assert event["ua"] == BROWSER["User-Agent"]
+    assert event["accept_language"] == "zh-CN,zh;q=0.9"
+    record = json.loads(
+        services.store.main.get(keys.campaign_keys(campaign["id"]).click(event["id"]))
+    )
+    assert record == {k: v for k, v in event.items() if k != "referrer"}
+    assert services.store.main.ttl(keys.campaign_keys(campaign["id"]).click(event["id"])) > 86400
+    assert stats(client, admin, services)["clicks"] == 1
+
+
+def test_recording_the_same_event_twice_counts_once(
+    client: FlaskClient,
+    link: dict[str, Any],
+    campaign: dict[str, Any],
+    services: Services,
+    admin: dict[str, str],
+) -> None:
+    client.get(f"/s/{link['token']}", headers=BROWSER)
+    event = events(services, campaign["id"])[0]
+    from gateway.events import ClickEvent
+
+    replay = ClickEvent(**{k: v for k, v in event.items() if k != "referrer"})
+    assert services.recorder.write([replay]) == 0
+    assert stats(client, admin, services)["clicks"] == 1
+    assert len(events(services, campaign["id"])) == 1
+
+
+def test_unique_visitors_follow_the_cookie(
+    client: FlaskClient, link: dict[str, Any], services: Services, admin: dict[str, str]
+) -> None:
+    first = client.get(f"/s/{link['token']}", headers=BROWSER)
+    assert "rg_vid=" in first.headers["Set-Cookie"]
+    second = client.get(f"/s/{link['token']}", headers=BROWSER)  # the client keeps the cookie
+    assert "Set-Cookie" not in second.headers
+    client.delete_cookie("rg_vid")
+    client.get(f"/s/{link['token']}", headers=BROWSER)
+    counted = stats(client, admin, services)
+    assert counted["clicks"] == 3
+    assert counted["unique_visitors"] == 2
+
+
+def test_scan_tokens_are_counted_as_scans(
+    client: FlaskClient, link: dict[str, Any], services: Services, admin: dict[str, str]
+) -> None:
+    scan_token = link["scan_url"].rsplit("/", 1)[1]
+    assert client.get(f"/s/{scan_token}", headers=BROWSER).status_code == 302
+    assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 302
+    counted = stats(client, admin, services)
+    assert counted["scan_clicks"] == 1 and counted["link_clicks"] == 1
+
+
+def test_tampered_token_is_404(client: FlaskClient, link: dict[str, Any]) -> None:
+    token = link["token"]
+    bad = token[:-1] + ("A" if token[-1] != "A" else "B")
+    response = client.get(f"/s/{bad}", headers=BROWSER)
+    assert response.status_code == 404
+    assert b"doesn't work" in response.data
+
+
+def test_unknown_campaign_is_404(
+    client: FlaskClient, services: Services, campaign: dict[str, Any]
+) -> None:
+    token = services.codec.encode(ShareLink(campaign["id"] + 100, 1, int(time.time())))
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 404
+
+
+def test_expired_link_is_410(
+    client: FlaskClient, services: Services, campaign: dict[str, Any], admin: dict[str, str]
+) -> None:
+    stored = services.campaigns.require("milk-tea")
+    old = services.links.mint(stored, "bob", now=time.time() - 31 * 86400)
+    response = client.get(f"/s/{old.token}", headers=BROWSER)
+    assert response.status_code == 410
+    assert b"expired" in response.data
+    assert stats(client, admin, services)["outcomes"] == {"expired": 1}
+
+
+def test_revoked_links_are_410_and_new_links_work(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    revoke = client.post("/api/v1/campaigns/milk-tea/referrers/alice/revoke", headers=admin)
+    assert revoke.status_code == 200
+    response = client.get(f"/s/{link['token']}", headers=BROWSER)
+    assert response.status_code == 410
+    assert b"no longer valid" in response.data
+    fresh = client.post(
+        "/api/v1/campaigns/milk-tea/links", json={"referrer": "alice"}, headers=admin
+    ).json
+    assert client.get(f"/s/{fresh['token']}", headers=BROWSER).status_code == 302
+
+
+def test_revoking_an_unknown_referrer_is_404(
+    client: FlaskClient, campaign: dict[str, Any], admin: dict[str, str]
+) -> None:
+    response = client.post("/api/v1/campaigns/milk-tea/referrers/nobody/revoke", headers=admin)
+    assert response.status_code == 404
+
+
+def test_ended_campaign_is_410_and_paused_is_403(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    assert (
+        client.patch(
+            "/api/v1/campaigns/milk-tea", json={"action": "pause"}, headers=admin
+        ).status_code
+        == 200
+    )
+    paused = client.get(f"/s/{link['token']}", headers=BROWSER)
+    assert paused.status_code == 403 and b"paused" in paused.data
+    assert (
+        client.patch(
+            "/api/v1/campaigns/milk-tea", json={"action": "resume"}, headers=admin
+        ).status_code
+        == 200
+    )
+    assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 302
+    assert (
+        client.patch(
+            "/api/v1/campaigns/milk-tea", json={"action": "end"}, headers=admin
+        ).status_code
+        == 200
+    )
+    ended = client.get(f"/s/{link['token']}", headers=BROWSER)
+    assert ended.status_code == 410 and b"ended" in ended.data
+    assert b"https://shop.example.com/" in ended.data
+
+
+def test_campaign_window_in_the_future_is_not_started(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    response = client.patch(
+        "/api/v1/campaigns/milk-tea", json={"starts_at": "2999-01-01T00:00:00Z"}, headers=admin
+    )
+    assert response.status_code == 200, response.json
+    assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 403
+
+
+def test_destination_edits_reach_the_click_path(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 302
+    client.patch(
+        "/api/v1/campaigns/milk-tea",
+        json={"destination_url": "https://new.example.org/x"},
+        headers=admin,
+    )
+    location = client.get(f"/s/{link['token']}", headers=BROWSER).headers["Location"]
+    assert location.startswith("https://new.example.org/x?rg_click=")
+
+
+def test_head_and_link_previews_get_open_graph_and_are_not_clicks(
+    client: FlaskClient, link: dict[str, Any], services: Services, admin: dict[str, str]
+) -> None:
+    head = client.head(f"/s/{link['token']}", headers=BROWSER)
+    assert head.status_code == 200
+    for agent in (
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "TelegramBot (like TwitterBot)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "WhatsApp/2.23.20.0",
+    ):
+        preview = client.get(f"/s/{link['token']}", headers={"User-Agent": agent})
+        assert preview.status_code == 200, agent
+        assert b'property="og:title" content="Milk tea"' in preview.data
+    assert stats(client, admin, services)["clicks"] == 0
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    query=st.dictionaries(
+        st.sampled_from(
+            [
+                "next",
+                "url",
+                "redirect",
+                "redirect_uri",
+                "returnTo",
+                "continue",
+                "dest",
+                "rg_click",
+                "q",
+            ]
+        ),
+        st.sampled_from(
+            [
+                "https://evil.example/",
+                "//evil.example",
+                "javascript:alert(1)",
+                "https:evil.example",
+                "%2F%2Fevil.example",
+            ]
+        ),
+        max_size=4,
+    ),
+    header=st.sampled_from(["Referer", "X-Forwarded-Host", "Host", "X-Original-URL", "Forwarded"]),
+)
+def test_no_request_parameter_changes_the_location(
+    client: FlaskClient, link: dict[str, Any], query: dict[str, str], header: str
+) -> None:
+    response = client.get(
+        f"/s/{link['token']}",
+        query_string=query,
+        headers={**BROWSER, header: "evil.example"},
+    )
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    prefix, _, click_id = location.partition("&rg_click=")
+    assert prefix == "https://shop.example.com/landing?src=share"
+    assert "evil" not in location and "/" not in click_id

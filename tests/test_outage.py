@@ -1,0 +1,111 @@
+"""The click path without its store: redirects go on, events spool, then drain exactly once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from gateway.store import keys
+from gateway.store.embedded import EmbeddedRedis
+from tests.conftest import BROWSER, bearer, make_app, services_of
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A store this test may stop and start (the shared ones must stay up)."""
+    server = EmbeddedRedis(tmp_path / "own")
+    server.ensure_running()
+    yield server
+    server.stop(force=True)
+
+
+@pytest.fixture
+def outage_app(tmp_path: Path, own_server: EmbeddedRedis) -> Iterator[Flask]:
+    app = make_app(tmp_path / "data", own_server.url())
+    yield app
+    services_of(app).close()
+
+
+def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
+    outage_app: Flask, own_server: EmbeddedRedis
+) -> None:
+    services = services_of(outage_app)
+    key, _ = services.api_keys.create("t", "admin")
+    client = outage_app.test_client()
+    client.post(
+        "/api/v1/campaigns",
+        json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        headers=bearer(key),
+    )
+    token = client.post(
+        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
+    ).json["token"]
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # warms the campaign cache
+    services.recorder.flush()
+
+    own_server.stop(force=True)
+    assert not own_server.is_running()
+    for _ in range(5):
+        response = client.get(f"/s/{token}", headers=BROWSER)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("https://shop.example.com/?rg_click=")
+    services.recorder.flush()
+    assert services.recorder.spooled == 5
+    assert services.recorder.spool.depth() == 5
+    assert client.get("/readyz").status_code == 503
+
+    own_server.ensure_running()
+    services.gateway.breaker._open_until = 0.0
+    assert services.recorder.drain() == 5
+    assert services.recorder.spool.depth() == 0
+    # Delivering the same events again (a crash between delivery and unlink) adds nothing.
+    ck = keys.campaign_keys(1)
+    recorded = services.store.main.xrange(ck.events)
+    assert len(recorded) == 6
+    import json
+
+    from gateway.events import ClickEvent
+
+    replay = [ClickEvent.from_json(fields[b"e"]) for _, fields in recorded]
+    assert services.recorder.write(replay) == 0
+    counters = services.store.main.hgetall(ck.counters)
+    assert counters[b"clicks"] == b"6"
+    assert counters[b"clicks:unscored"] == b"5"
+    unscored = [json.loads(fields[b"e"]) for _, fields in recorded][1:]
+    assert all(not e["scored"] and e["decision"] == "deny_credit" for e in unscored)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_cold_worker_during_an_outage_answers_busy(
+    outage_app: Flask, own_server: EmbeddedRedis
+) -> None:
+    services = services_of(outage_app)
+    key, _ = services.api_keys.create("t", "admin")
+    client = outage_app.test_client()
+    client.post(
+        "/api/v1/campaigns",
+        json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        headers=bearer(key),
+    )
+    token = client.post(
+        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
+    ).json["token"]
+    own_server.stop(force=True)
+    response = client.get(f"/s/{token}", headers=BROWSER)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+
+
+def test_spool_survives_a_torn_last_line(tmp_path: Path, own_server: EmbeddedRedis) -> None:
+    app = make_app(tmp_path / "data", own_server.url())
+    services = services_of(app)
+    try:
+        spool_dir = services.recorder.spool.directory
+        (spool_dir / "active-999999999.jsonl").write_text('{"id": "broken')
+        assert services.recorder.drain() == 0
+        assert list(spool_dir.glob("*.jsonl")) == []
+    finally:
+        services.close()

@@ -1,0 +1,179 @@
+"""`refgate serve` as a user runs it: workers share the embedded store, which persists."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BROWSER
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def refgate(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from gateway.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        **kwargs,
+    )
+
+
+@contextmanager
+def serving(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "REFGATE_DATA_DIR": str(data_dir),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from gateway.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"refgate serve did not become ready:\n{output}")
+            time.sleep(0.2)
+        yield base, env
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def call(
+    method: str, url: str, key: str | None = None, body: Any = None
+) -> tuple[int, Any, dict[str, str]]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Accept-Language", "en")
+    request.add_header("User-Agent", BROWSER["User-Agent"])
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(request, timeout=10) as response:
+            raw = response.read()
+            return (
+                response.status,
+                json.loads(raw) if raw.startswith(b"{") else raw,
+                dict(response.headers),
+            )
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw.startswith(b"{") else raw, dict(error.headers)
+
+
+def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    with serving(data_dir, port) as (base, env):
+        created = refgate("apikey", "create", "--role", "admin", "--name", "ops", env=env)
+        assert created.returncode == 0, created.stderr
+        key = created.stdout.strip()
+        status, body, _ = call(
+            "POST",
+            base + "/api/v1/campaigns",
+            key,
+            {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        )
+        assert status == 201, body
+        status, link, _ = call(
+            "POST", base + "/api/v1/campaigns/tea/links", key, {"referrer": "ann"}
+        )
+        assert status == 201
+        assert link["url"].startswith(base + "/s/")
+        for _ in range(10):  # spread over both workers
+            status, _, headers = call("GET", link["url"])
+            assert status == 302
+            assert headers["Location"].startswith("https://shop.example.com/?rg_click=")
+        time.sleep(0.5)  # the recorder writes in the background
+        _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
+        assert stats["clicks"] == 10
+
+    # The store stopped with the server, and everything is still there after a restart.
+    assert not (data_dir / "redis" / "redis.sock").exists()
+    with serving(data_dir, port) as (base, _env):
+        status, campaign, _ = call("GET", base + "/api/v1/campaigns/tea", key)
+        assert status == 200 and campaign["name"] == "Tea"
+        _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
+        assert stats["clicks"] == 10
+        status, _, _ = call("GET", link["url"])
+        assert status == 302
+
+
+def test_serve_refuses_a_bad_configuration(tmp_path: Path) -> None:
+    result = refgate(
+        "serve",
+        "--port",
+        str(free_port()),
+        env={
+            "PATH": "/usr/bin:/bin",
+            "REFGATE_DATA_DIR": str(tmp_path),
+            "REFGATE_PUBLIC_URL": "ftp://x",
+        },
+    )
+    assert result.returncode == 2
+    assert "REFGATE_PUBLIC_URL" in result.stderr
+
+
+def test_serve_rejects_bad_flags(tmp_path: Path) -> None:
+    result = refgate(
+        "serve", "--port", "99999", env={"PATH": "/usr/bin:/bin", "REFGATE_DATA_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 2
+    assert "--port" in result.stderr

@@ -1,0 +1,89 @@
+"""Settings from the environment: validated at start with errors naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.settings import Settings, SettingsError
+
+KEY = "k" * 32
+
+
+def env(tmp_path: Path, **values: str) -> dict[str, str]:
+    return {"REFGATE_DATA_DIR": str(tmp_path), **values}
+
+
+@pytest.mark.parametrize(
+    ("values", "name"),
+    [
+        ({"REFGATE_SECRET_KEYS": "short"}, "REFGATE_SECRET_KEYS"),
+        ({"REFGATE_SECRET_KEYS": f"{KEY},,{KEY}x"}, "REFGATE_SECRET_KEYS"),
+        ({"REFGATE_SECRET_KEYS": f"{KEY},{KEY}"}, "REFGATE_SECRET_KEYS"),
+        ({"REFGATE_PRODUCTION": "1"}, "REFGATE_SECRET_KEYS"),
+        ({"REFGATE_PRODUCTION": "maybe"}, "REFGATE_PRODUCTION"),
+        (
+            {
+                "REFGATE_SECRET_KEYS": KEY,
+                "REFGATE_PRODUCTION": "1",
+                "REFGATE_PUBLIC_URL": "http://go.example.com",
+            },
+            "REFGATE_PUBLIC_URL",
+        ),
+        ({"REFGATE_PUBLIC_URL": "go.example.com"}, "REFGATE_PUBLIC_URL"),
+        ({"REFGATE_PUBLIC_URL": "https://go.example.com/?x=1"}, "REFGATE_PUBLIC_URL"),
+        ({"REFGATE_TRUSTED_PROXIES": "two"}, "REFGATE_TRUSTED_PROXIES"),
+        ({"REFGATE_TRUSTED_PROXIES": "-1"}, "REFGATE_TRUSTED_PROXIES"),
+        ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
+        ({"REFGATE_STORE_TIMEOUT": "0"}, "REFGATE_STORE_TIMEOUT"),
+    ],
+)
+def test_bad_settings_name_the_variable(tmp_path: Path, values: dict[str, str], name: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env(tmp_path, **values))
+    assert error.value.name == name
+    assert str(error.value).startswith(name)
+
+
+def test_unwritable_data_dir_is_reported(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"REFGATE_DATA_DIR": str(blocker / "sub")})
+    assert error.value.name == "REFGATE_DATA_DIR"
+
+
+def test_dev_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
+    first = Settings.from_env(env(tmp_path))
+    second = Settings.from_env(env(tmp_path))
+    assert first.secret_keys == second.secret_keys
+    assert len(first.secret_keys[0]) >= 32
+    assert (tmp_path / "dev-secret-key").stat().st_mode & 0o777 == 0o600
+
+
+def test_keys_newest_first_and_defaults(tmp_path: Path) -> None:
+    settings = Settings.from_env(env(tmp_path, REFGATE_SECRET_KEYS=f"{KEY}new, {KEY}old"))
+    assert settings.secret_keys == (f"{KEY}new".encode(), f"{KEY}old".encode())
+    assert settings.embedded_store and settings.trusted_proxies == 0
+    assert settings.public_url == "http://127.0.0.1:8080"
+
+
+def test_cli_reports_configuration_errors(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "apikey", "list"],
+        env={
+            "REFGATE_DATA_DIR": str(tmp_path),
+            "REFGATE_TRUSTED_PROXIES": "lots",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "REFGATE_TRUSTED_PROXIES" in result.stderr
+    assert "Traceback" not in result.stderr
