@@ -102,6 +102,7 @@ def gunicorn(
             "--worker-class", worker_class,
             "--log-level", "warning",
             "--backlog", "2048",
+            "--no-control-socket",
         ],
         env=env, cwd=str(ROOT),
     )  # fmt: skip

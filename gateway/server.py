@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -38,7 +39,8 @@ def worker_exit(server: Any, worker: Any) -> None:
         services.close()
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+def gunicorn_options(host: str, port: int, workers: int, data_dir: Path) -> dict[str, Any]:
+    control = data_dir / "gunicorn.ctl"
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -51,6 +53,10 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "loglevel": "info",
         "worker_exit": worker_exit,
         "proc_name": "refgate",
+        # gunicornc's control socket, one per data dir (the default is one per user, shared by
+        # every gunicorn); off when the path is too long for a unix socket.
+        "control_socket": str(control),
+        "control_socket_disable": len(str(control)) > 100,
     }
 
 
@@ -67,7 +73,7 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
     try:
         if demo:
             _seed_demo()
-        GatewayServer(gunicorn_options(host, port, workers)).run()
+        GatewayServer(gunicorn_options(host, port, workers, settings.data_dir)).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -48,7 +48,7 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     server = EmbeddedRedis(tmp_path_factory.mktemp("embedded"))
     server.ensure_running()
     yield server
-    server.stop()
+    server.stop(force=True)
 
 
 def _flush(url: str) -> None:
