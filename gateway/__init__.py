@@ -44,7 +44,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(
         SECRET_KEY=settings.secret_keys[0],
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=1 << 20,
+        MAX_CONTENT_LENGTH=2 << 20,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,

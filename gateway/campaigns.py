@@ -60,6 +60,17 @@ def _iso_string(value: Any) -> Any:
     return value
 
 
+class PosterSpec(BaseModel):
+    """What the share poster says; Chinese by default, so rendered with a CJK font."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    title: Annotated[str, Field(min_length=1, max_length=40)]
+    text: Annotated[str, Field(max_length=200)] = ""
+    #: A font family installed on the server, or "auto" (the first CJK font found).
+    font: Annotated[str, Field(min_length=1, max_length=100)] = "auto"
+
+
 class _CampaignFields(BaseModel):
     # strict: "30" is not 30 and 1.0 is not 1; the API says what it takes.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
@@ -71,9 +82,15 @@ class _CampaignFields(BaseModel):
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
 
-    _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
     link_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 30
     reward: RewardSpec | None = None
+    #: Text people share with the link ("{url}" is replaced by the link).
+    share_text: Annotated[str | None, Field(max_length=300)] = None
+    poster: PosterSpec | None = None
+    #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
+    logo: Annotated[str | None, Field(max_length=350_000)] = None
+
+    _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
     @model_validator(mode="after")
     def _window(self) -> _CampaignFields:
@@ -99,9 +116,15 @@ class CampaignPatch(BaseModel):
     starts_at: Timestamp | None = None
     ends_at: Timestamp | None = None
 
-    _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
     link_ttl_days: Annotated[int | None, Field(ge=1, le=3650)] = None
     reward: RewardSpec | None = None
+    #: Text people share with the link ("{url}" is replaced by the link).
+    share_text: Annotated[str | None, Field(max_length=300)] = None
+    poster: PosterSpec | None = None
+    #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
+    logo: Annotated[str | None, Field(max_length=350_000)] = None
+
+    _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
     @field_validator("name", "destination_url", "link_ttl_days")
     @classmethod
@@ -126,6 +149,10 @@ class Campaign(BaseModel):
     ends_at: datetime | None = None
     link_ttl_days: int = 30
     reward: RewardSpec | None = None
+    share_text: str | None = None
+    poster: PosterSpec | None = None
+    #: SHA-256 of the logo image (kept under its own key); None when the campaign has none.
+    logo_sha256: str | None = None
     created_at: datetime
     updated_at: datetime
     created_by: str = ""
@@ -249,6 +276,8 @@ class CampaignService:
             ends_at=spec.ends_at,
             link_ttl_days=spec.link_ttl_days,
             reward=spec.reward,
+            share_text=spec.share_text,
+            poster=spec.poster,
             created_at=now,
             updated_at=now,
             created_by=actor,
@@ -269,8 +298,9 @@ class CampaignService:
         patch = _validate(CampaignPatch, data)
         campaign = self.require(slug)
         changes: dict[str, Any] = patch.model_dump(exclude_unset=True, exclude={"action"})
-        if "reward" in changes:
-            changes["reward"] = patch.reward
+        for model_field in ("reward", "poster"):  # keep the models, not their dicts
+            if model_field in changes:
+                changes[model_field] = getattr(patch, model_field)
         if "destination_url" in changes:
             destination = self._destination(changes["destination_url"])
             changes["destination_url"] = destination.url

@@ -33,6 +33,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "The key's role may not do this",
         404: "Not found",
         409: "Conflict with the current state",
+        413: "Request body larger than 2 MiB",
     }
     return {str(code): _json(_ref("Error"), text[code]) for code in codes}
 
@@ -123,7 +124,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(_ref("Campaign"), "Created"),
-                    **_errors(400, *AUTH_ERRORS, 409),
+                    **_errors(400, *AUTH_ERRORS, 409, 413),
                 },
             },
             "get": {
@@ -158,7 +159,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(_ref("Campaign")),
-                    **_errors(400, *AUTH_ERRORS, 404, 409),
+                    **_errors(400, *AUTH_ERRORS, 404, 409, 413),
                 },
             },
         },
@@ -181,7 +182,7 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "responses": {
                     "201": _json(_ref("Link"), "Created"),
-                    **_errors(400, *AUTH_ERRORS, 404, 409),
+                    **_errors(400, *AUTH_ERRORS, 404, 409, 413),
                 },
             },
         },
