@@ -27,6 +27,7 @@ from gateway.store.scripts import script
 
 #: Documented shape of a destination; the full rules live in gateway.destinations.
 URL_SCHEMA: dict[str, Any] = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
+BASE64_PATTERN = r"^[A-Za-z0-9+/=\s]*$"
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 
 
@@ -88,7 +89,7 @@ class _CampaignFields(BaseModel):
     share_text: Annotated[str | None, Field(max_length=300)] = None
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
-    logo: Annotated[str | None, Field(max_length=350_000)] = None
+    logo: Annotated[str | None, Field(max_length=350_000, pattern=BASE64_PATTERN)] = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
@@ -122,7 +123,7 @@ class CampaignPatch(BaseModel):
     share_text: Annotated[str | None, Field(max_length=300)] = None
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
-    logo: Annotated[str | None, Field(max_length=350_000)] = None
+    logo: Annotated[str | None, Field(max_length=350_000, pattern=BASE64_PATTERN)] = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 

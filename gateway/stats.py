@@ -10,10 +10,9 @@ from gateway.store import keys
 
 def campaign_stats(store: Any, campaign: Campaign) -> dict[str, Any]:
     ck = keys.campaign_keys(campaign.id)
-    pipe = store.pipeline(transaction=False)
-    pipe.hgetall(ck.counters)
-    pipe.pfcount(ck.visitors)
-    raw, visitors = pipe.execute()
+    # Two calls, not a pipeline: redis-py refuses PFCOUNT in cluster pipelines.
+    raw = store.hgetall(ck.counters)
+    visitors = store.pfcount(ck.visitors)
     counters = {k.decode(): int(v) for k, v in raw.items()}
     grouped: dict[str, dict[str, int]] = {"decisions": {}, "outcomes": {}, "platforms": {}}
     for name, value in counters.items():

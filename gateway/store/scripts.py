@@ -34,8 +34,12 @@ class LuaScript:
             return client.evalsha(self.sha, len(keys), *keys, *args)
 
     def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[Arg] = ()) -> None:
-        """Queue on a pipeline; the caller handles NOSCRIPT with :func:`execute_with_scripts`."""
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+        """Queue on a pipeline; the caller handles NOSCRIPT with :func:`execute_with_scripts`.
+
+        ``execute_command`` rather than ``pipe.evalsha``: redis-py refuses the latter in cluster
+        pipelines, while the raw command is routed by its keys (all in one slot) like any other.
+        """
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 @cache
