@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from gateway import i18n
 from gateway.fastpath import ClickPathMiddleware, FlaskPageRenderer
 from gateway.services import Services
 from gateway.settings import Settings
@@ -50,7 +51,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
     )
     app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
-    services = Services.open(settings, FlaskPageRenderer(app))
+    i18n.init_app(app)
+    # Periodic jobs run in served workers; tests drive them directly with their own clock.
+    services = Services.open(settings, FlaskPageRenderer(app), run_jobs=not app.testing)
     services.install(app)
     # Outermost first: the client address is fixed before the click path reads it.
     app.wsgi_app = ClickPathMiddleware(app.wsgi_app, services.gateway)  # type: ignore[method-assign]

@@ -20,8 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.copycheck import CopyWarning, check_copy
 from gateway.destinations import Destination, InvalidDestination, normalise_destination
 from gateway.errors import ApiError, FieldErrors
+from gateway.platforms import PLATFORM_KEYS, Platform, Strategy
 from gateway.store import keys
 from gateway.store.scripts import script
 
@@ -135,6 +137,48 @@ class CampaignPatch(BaseModel):
         return value
 
 
+PlatformStatus = Literal["ok", "blocked"]
+StrategyName = Literal["redirect", "guide", "qr_first"]
+
+
+class PlatformUpdate(BaseModel):
+    """``PUT /campaigns/<slug>/platforms/<platform>``: block status and an optional strategy."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+    status: PlatformStatus
+    note: Annotated[str, Field(max_length=500)] = ""
+    #: Overrides the platform's default strategy for this campaign; null restores the default.
+    strategy: StrategyName | None = None
+
+
+class LinkRequest(BaseModel):
+    """``POST /campaigns/<slug>/links``: a sharer, and where they will share (optional)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    referrer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:@+-]{1,128}$")]
+    #: A platform key (see gateway.platforms); decides whether to share the link or the QR poster.
+    platform: Annotated[str | None, Field(max_length=32)] = None
+
+    @field_validator("platform")
+    @classmethod
+    def _known(cls, value: str | None) -> str | None:
+        if value is not None and value not in PLATFORM_KEYS:
+            raise ValueError("unknown platform; see GET /api/v1/campaigns/<slug>/platforms")
+        return value
+
+
+class PlatformPolicy(BaseModel):
+    """A platform's status for one campaign, with who set it and when."""
+
+    status: PlatformStatus = "ok"
+    note: str = ""
+    strategy: StrategyName | None = None
+    set_by: str = ""
+    set_at: datetime | None = None
+
+
 class Campaign(BaseModel):
     """The stored campaign document."""
 
@@ -154,6 +198,8 @@ class Campaign(BaseModel):
     poster: PosterSpec | None = None
     #: SHA-256 of the logo image (kept under its own key); None when the campaign has none.
     logo_sha256: str | None = None
+    #: Per platform key (see gateway.platforms): block status and strategy set by staff.
+    platforms: dict[str, PlatformPolicy] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
     created_by: str = ""
@@ -172,9 +218,25 @@ class Campaign(BaseModel):
             return "not_started"
         return "live"
 
+    def copy_warnings(self) -> list[CopyWarning]:
+        poster = self.poster
+        return check_copy(
+            {
+                "name": self.name,
+                "share_text": self.share_text,
+                "poster.title": poster.title if poster else None,
+                "poster.text": poster.text if poster else None,
+            }
+        )
+
+    def blocked_on(self, platform: str) -> bool:
+        policy = self.platforms.get(platform)
+        return policy is not None and policy.status == "blocked"
+
     def public(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         data["state"] = self.state_at(time.time())
+        data["copy_warnings"] = [w.public() for w in self.copy_warnings()]
         return data
 
 
@@ -187,6 +249,8 @@ class ClickView:
     link_ttl_seconds: int
     starts_at: float | None
     ends_at: float | None
+    #: Platform key -> the strategy this campaign uses there, where it is not the default.
+    strategies: Mapping[str, Strategy]
 
     @classmethod
     def of(cls, campaign: Campaign) -> ClickView:
@@ -196,7 +260,24 @@ class ClickView:
             link_ttl_seconds=campaign.link_ttl_days * 86400,
             starts_at=campaign.starts_at.timestamp() if campaign.starts_at else None,
             ends_at=campaign.ends_at.timestamp() if campaign.ends_at else None,
+            strategies={
+                key: effective_strategy(policy, None)
+                for key, policy in campaign.platforms.items()
+                if policy.status == "blocked" or policy.strategy is not None
+            },
         )
+
+    def strategy_for(self, platform: Platform) -> Strategy:
+        return self.strategies.get(platform.key, platform.strategy)
+
+
+def effective_strategy(policy: PlatformPolicy | None, default: Strategy | None) -> Strategy:
+    """A blocked platform leads with the QR code; otherwise staff's choice, else the default."""
+    if policy is not None and policy.status == "blocked":
+        return Strategy.QR_FIRST
+    if policy is not None and policy.strategy is not None:
+        return Strategy(policy.strategy)
+    return default or Strategy.REDIRECT
 
 
 class CampaignService:
@@ -259,7 +340,7 @@ class CampaignService:
     # -- writes ------------------------------------------------------------------------------
 
     def create(self, data: Mapping[str, Any], actor: str) -> Campaign:
-        spec = _validate(CampaignCreate, data)
+        spec = validate(CampaignCreate, data)
         destination = self._destination(spec.destination_url)
         if self._redis.hexists(keys.CAMPAIGN_SLUGS, spec.slug):
             raise ApiError(
@@ -296,7 +377,7 @@ class CampaignService:
         return campaign
 
     def update(self, slug: str, data: Mapping[str, Any], actor: str) -> Campaign:
-        patch = _validate(CampaignPatch, data)
+        patch = validate(CampaignPatch, data)
         campaign = self.require(slug)
         changes: dict[str, Any] = patch.model_dump(exclude_unset=True, exclude={"action"})
         for model_field in ("reward", "poster"):  # keep the models, not their dicts
@@ -316,21 +397,41 @@ class CampaignService:
                 "invalid campaign",
                 fields={"ends_at": "must be after starts_at"},
             )
-        updated = updated.model_copy(
+        return self._save(campaign, updated, actor)
+
+    def set_platform(
+        self, slug: str, platform: str, data: Mapping[str, Any], actor: str
+    ) -> Campaign:
+        """Set a platform's block status (and strategy) for a campaign; kept with who and when."""
+        update = validate(PlatformUpdate, data, "invalid platform status")
+        campaign = self.require(slug)
+        policy = PlatformPolicy(
+            status=update.status,
+            note=update.note,
+            strategy=update.strategy,
+            set_by=actor,
+            set_at=datetime.now(UTC),
+        )
+        platforms = {**campaign.platforms, platform: policy}
+        return self._save(campaign, campaign.model_copy(update={"platforms": platforms}), actor)
+
+    def _save(self, before: Campaign, after: Campaign, actor: str) -> Campaign:
+        """Compare-and-set on the version: a concurrent edit is a 409, never a lost update."""
+        after = after.model_copy(
             update={
                 "updated_at": datetime.now(UTC),
                 "updated_by": actor,
-                "version": campaign.version + 1,
+                "version": before.version + 1,
             }
         )
         saved = script("save_config")(
             self._redis,
-            [keys.campaign_keys(campaign.id).config],
-            [updated.model_dump_json(), campaign.version],
+            [keys.campaign_keys(before.id).config],
+            [after.model_dump_json(), before.version],
         )
         if not saved:
             raise ApiError(409, "edit_conflict", "the campaign changed while saving; retry")
-        return updated
+        return after
 
     def _destination(self, url: str) -> Destination:
         try:
@@ -356,13 +457,12 @@ def _apply_action(campaign: Campaign, action: str) -> CampaignStatus:
 M = TypeVar("M", bound=BaseModel)
 
 
-def _validate(model: type[M], data: Mapping[str, Any]) -> M:
+def validate(model: type[M], data: Mapping[str, Any], message: str = "invalid campaign") -> M:
+    """Validate API input against a model; a 400 naming each bad field otherwise."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(
-            400, "validation_failed", "invalid campaign", fields=field_errors(exc)
-        ) from None
+        raise ApiError(400, "validation_failed", message, fields=field_errors(exc)) from None
 
 
 def field_errors(exc: ValidationError) -> FieldErrors:

@@ -22,11 +22,11 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from detectors.base import ClickInput, History
-from detectors.crawlers import is_crawler
 from detectors.engine import Decision, Engine, Policy, Verdict
 from gateway.campaigns import CampaignService, ClickView
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
+from gateway.platforms import ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder, click_call
 from gateway.signals import SignalGatherer, visitor_cookie
 from gateway.store.clickstore import ClickStore
@@ -109,6 +109,9 @@ class Click:
     verdict: Verdict
     state: str  # live | expired | revoked | ended | paused | not_started
     environ: Environ
+    token: str
+    client: ClientInfo
+    strategy: Strategy
 
 
 Responder = Callable[["ClickGateway", Click], "tuple[str, Answer] | None"]
@@ -126,6 +129,7 @@ class ClickGateway:
         store: Any,
         click_store: ClickStore,
         render: PageRenderer,
+        public_url: str,
         secure_cookies: bool,
     ) -> None:
         self._codec = codec
@@ -136,10 +140,16 @@ class ClickGateway:
         self._redis = store
         self._store = click_store
         self.render = render
+        self._share_base = public_url + "/s/"
         self._secure = secure_cookies
         self.breaker = Breaker()
         #: The fallback ladder: the first responder that answers wins. Order matters.
-        self.ladder: Sequence[Responder] = (respond_gone, respond_block, respond_redirect)
+        self.ladder: Sequence[Responder] = (
+            respond_gone,
+            respond_block,
+            respond_fallback,
+            respond_redirect,
+        )
 
     def handle(self, token: str, environ: Environ) -> Answer:
         now = time.time()
@@ -155,9 +165,8 @@ class ClickGateway:
                 return self.busy(environ)
             if view is None:
                 return self.page(environ, 404, "click/not_found.html")
-        if environ.get("REQUEST_METHOD") == "HEAD" or is_crawler(
-            environ.get("HTTP_USER_AGENT", "")
-        ):
+        client = detect(environ.get("HTTP_USER_AGENT", ""))
+        if client.bot or environ.get("REQUEST_METHOD") == "HEAD":
             # Unfurlers may cache the preview briefly; it carries nothing per visitor.
             return self.page(
                 environ,
@@ -177,7 +186,20 @@ class ClickGateway:
             state = "revoked"
         verdict = self._engine.score(signals, history, Policy()) if history.available else UNSCORED
 
-        click = Click(click_id(link), now, link, view, signals, history, verdict, state, environ)
+        click = Click(
+            click_id(link),
+            now,
+            link,
+            view,
+            signals,
+            history,
+            verdict,
+            state,
+            environ,
+            token,
+            client,
+            view.strategy_for(client.platform),
+        )
         for responder in self.ladder:
             answer = responder(self, click)
             if answer is not None:
@@ -240,6 +262,9 @@ class ClickGateway:
         body = self.render(environ, template, **context).encode()
         return Answer(status, [HTML, ("Cache-Control", cache)], body)
 
+    def share_url(self, token: str) -> str:
+        return self._share_base + token
+
     def busy(self, environ: Environ, retry_after: int = 5) -> Answer:
         answer = self.page(environ, 503, "busy.html")
         answer.headers.append(("Retry-After", str(retry_after)))
@@ -281,6 +306,7 @@ def _event(click: Click, outcome: str) -> ClickEvent:
         decision=click.verdict.decision.value,
         score=round(click.verdict.score, 4),
         reasons=list(click.verdict.reasons),
+        platform=click.client.platform.key,
         scored=click.history.available,
         counted=click.history.available,
     )
@@ -302,6 +328,28 @@ def respond_block(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | N
     if click.verdict.decision is not Decision.BLOCK:
         return None
     return "blocked", gateway.page(click.environ, 403, "click/blocked.html")
+
+
+def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:
+    """In-app browsers that block or cripple links get a page that still works: the QR code,
+    the app's own "open in browser" route, a copyable link and a plain link to continue."""
+    if click.strategy is Strategy.REDIRECT:
+        return None
+    platform = click.client.platform
+    share_url = gateway.share_url(click.token)
+    return "fallback", gateway.page(
+        click.environ,
+        200,
+        "click/fallback.html",
+        view=click.view,
+        app_name=platform.name,
+        guide=platform.guide,
+        strategy=click.strategy.value,
+        blocked=click.view.campaign.blocked_on(platform.key),
+        share_url=share_url,
+        qr_url=f"/s/{click.token}/qr.svg",
+        continue_url=click.view.destination.with_param(CLICK_PARAM, click.id),
+    )
 
 
 def respond_redirect(gateway: ClickGateway, click: Click) -> tuple[str, Answer]:

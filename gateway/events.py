@@ -47,6 +47,8 @@ class ClickEvent:
             ]
             if not self.scored:
                 fields.append("clicks:unscored")
+            if self.outcome == "fallback":
+                fields.append(f"fallback:{self.platform}")
         return fields
 
     def as_dict(self) -> dict[str, Any]:

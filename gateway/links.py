@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 FLAG_SCAN = 0x1
 EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 MAX_PAYLOAD_BYTES = 40
+SIGNATURE_CHARS = 27  # 20 bytes of HMAC-SHA1 in unpadded URL-safe base64
 
 
 class InvalidLink(ValueError):
@@ -95,8 +96,12 @@ class LinkCodec:
         if not token or len(token) > 120 or not token.isascii():
             raise InvalidLink("malformed")
         raw = token.encode("ascii")
-        body, sep, _ = raw.partition(b".")
+        body, sep, signature = raw.partition(b".")
         if not sep or not body or len(body) > MAX_PAYLOAD_BYTES * 4 // 3 + 2:
+            raise InvalidLink("malformed")
+        # base64 leaves spare bits in the last character: without this check four spellings of
+        # the same signature would verify, i.e. four tokens for one link.
+        if len(signature) != SIGNATURE_CHARS or not _canonical_b64(signature):
             raise InvalidLink("malformed")
         try:
             payload = base64.urlsafe_b64decode(body + b"=" * (-len(body) % 4))
@@ -128,6 +133,14 @@ class LinkCodec:
             generation=generation,
             scan=bool(payload[0] & FLAG_SCAN),
         )
+
+
+def _canonical_b64(text: bytes) -> bool:
+    try:
+        decoded = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return False
+    return base64.urlsafe_b64encode(decoded).rstrip(b"=") == text
 
 
 def _put_varint(out: bytearray, value: int) -> None:

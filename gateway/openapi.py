@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch
+from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch, PlatformUpdate
+from gateway.platforms import PLATFORM_KEYS, Strategy
 from gateway.sharelinks import REFERRER_PATTERN
 
 REF = "#/components/schemas/{model}"
@@ -46,6 +47,7 @@ REFERRER = {
     "schema": {"type": "string", "pattern": REFERRER_PATTERN.pattern},
 }
 AUTH_ERRORS = (401, 403)
+STRATEGIES = [s.value for s in Strategy]
 
 
 @cache
@@ -77,7 +79,34 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "required": ["referrer"],
         "additionalProperties": False,
-        "properties": {"referrer": REFERRER["schema"]},
+        "properties": {
+            "referrer": REFERRER["schema"],
+            "platform": {
+                "anyOf": [{"type": "string", "enum": list(PLATFORM_KEYS)}, {"type": "null"}],
+                "description": "Where the sharer will share; decides `mode`.",
+            },
+        },
+    }
+    schemas["PlatformUpdate"] = _schema(PlatformUpdate)
+    schemas["Platform"] = {
+        "type": "object",
+        "required": ["platform", "name", "in_app", "default_strategy", "strategy", "status"],
+        "properties": {
+            "platform": {"type": "string", "enum": list(PLATFORM_KEYS)},
+            "name": {"type": "string"},
+            "in_app": {"type": "boolean"},
+            "default_strategy": {"type": "string", "enum": STRATEGIES},
+            "strategy": {"type": "string", "enum": STRATEGIES},
+            "status": {"type": "string", "enum": ["ok", "blocked"]},
+            "note": {"type": "string"},
+            "set_by": {"type": ["string", "null"]},
+            "set_at": {"type": ["string", "null"]},
+            "alert": {
+                "type": ["object", "null"],
+                "description": "An open 'possible block' alert: the platform's share of clicks "
+                "collapsed against its baseline while other platforms held.",
+            },
+        },
     }
     schemas["Link"] = {
         "type": "object",
@@ -93,6 +122,15 @@ def openapi_document() -> dict[str, Any]:
             },
             "issued_at": {"type": "integer"},
             "expires_at": {"type": "integer"},
+            "platform": {"type": ["string", "null"]},
+            "mode": {
+                "type": "string",
+                "enum": ["link", "qr"],
+                "description": "What to share first: `qr` (the poster) when the platform blocks "
+                "this campaign's links.",
+            },
+            "share_text": {"type": "string"},
+            "poster": {"type": "string"},
         },
     }
     counts = {"type": "object", "additionalProperties": {"type": "integer"}}
@@ -110,6 +148,7 @@ def openapi_document() -> dict[str, Any]:
             "decisions": counts,
             "outcomes": counts,
             "platforms": counts,
+            "fallback_views": counts,
         },
     }
 
@@ -202,6 +241,49 @@ def openapi_document() -> dict[str, Any]:
                         }
                     ),
                     **_errors(400, *AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/campaigns/{slug}/platforms": {
+            "parameters": [SLUG],
+            "get": {
+                "operationId": "listPlatforms",
+                "summary": "Every platform's block status, strategy and alert for a campaign "
+                "(marketing, risk, admin)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "platforms": {"type": "array", "items": _ref("Platform")}
+                            },
+                        }
+                    ),
+                    **_errors(*AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/campaigns/{slug}/platforms/{platform}": {
+            "parameters": [
+                SLUG,
+                {
+                    "name": "platform",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": list(PLATFORM_KEYS)},
+                },
+            ],
+            "put": {
+                "operationId": "setPlatform",
+                "summary": "Mark a platform blocked or ok for a campaign, with a note "
+                "(marketing, risk, admin); kept with who and when",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("PlatformUpdate")}},
+                },
+                "responses": {
+                    "200": _json(_ref("Platform")),
+                    **_errors(400, *AUTH_ERRORS, 404, 409),
                 },
             },
         },

@@ -296,7 +296,7 @@ def click_call(
     """KEYS and ARGV of one ``click.lua`` call (see the script for their layout)."""
     ck = keys.campaign_keys(campaign_id)
     call_keys = [ck.config, ck.referrer_generation, ck.events, ck.counters, ck.visitors]
-    call_keys.append(ck.referrer_external)
+    call_keys += (ck.referrer_external, ck.timeline)
     args: list[str | bytes | int] = ["" if referrer_id is None else referrer_id, ttl, minid]
     for event in events:
         call_keys.append(ck.click(event.id))
@@ -304,6 +304,7 @@ def click_call(
             event.to_json(),
             event.visitor_id or "",
             event.referrer_id,
+            int(event.ts) // 3600,
             ",".join(event.counter_fields()),
         ]
     return call_keys, args

@@ -11,7 +11,10 @@ from detectors.engine import Engine
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
 from gateway.clickpath import ClickGateway, PageRenderer
+from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
+from gateway.platforms import PLATFORM_KEYS
+from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
 from gateway.settings import Settings
 from gateway.sharelinks import ShareLinkService
@@ -33,10 +36,11 @@ class Services:
     recorder: EventRecorder
     click_store: ClickStore
     gateway: ClickGateway
+    scheduler: Scheduler
     closed: bool = False
 
     @classmethod
-    def open(cls, settings: Settings, render: PageRenderer) -> Services:
+    def open(cls, settings: Settings, render: PageRenderer, *, run_jobs: bool = True) -> Services:
         store = open_store(settings)
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(store.main, settings.destination_hosts)
@@ -55,10 +59,24 @@ class Services:
             store=store.fast,
             click_store=click_store,
             render=render,
+            public_url=settings.public_url,
             secure_cookies=settings.secure_cookies,
         )
+        scheduler = Scheduler(
+            store.main,
+            [
+                Job(
+                    "platform-watch",
+                    interval=300,
+                    run=lambda now: watch(store.main, campaigns, PLATFORM_KEYS, now),
+                ),
+            ],
+        )
+        if run_jobs:
+            scheduler.start()
         return cls(
             settings=settings,
+            scheduler=scheduler,
             store=store,
             codec=codec,
             campaigns=campaigns,
@@ -73,6 +91,7 @@ class Services:
         if self.closed:
             return
         self.closed = True
+        self.scheduler.stop()
         self.recorder.close()
         self.click_store.close()
         self.store.close()

@@ -1,4 +1,4 @@
-"""Campaign statistics from the counters the recorder maintains."""
+"""Campaign statistics from the counters the click path maintains."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ from typing import Any
 from gateway.campaigns import Campaign
 from gateway.store import keys
 
+#: Counter name prefixes ("decision:allow") and the stats section that groups them.
+GROUPS = {
+    "decision": "decisions",
+    "outcome": "outcomes",
+    "platform": "platforms",
+    "fallback": "fallback_views",
+}
+
 
 def campaign_stats(store: Any, campaign: Campaign) -> dict[str, Any]:
     ck = keys.campaign_keys(campaign.id)
@@ -14,14 +22,12 @@ def campaign_stats(store: Any, campaign: Campaign) -> dict[str, Any]:
     raw = store.hgetall(ck.counters)
     visitors = store.pfcount(ck.visitors)
     counters = {k.decode(): int(v) for k, v in raw.items()}
-    grouped: dict[str, dict[str, int]] = {"decisions": {}, "outcomes": {}, "platforms": {}}
+    grouped: dict[str, dict[str, int]] = {section: {} for section in GROUPS.values()}
     for name, value in counters.items():
         group, _, member = name.partition(":")
-        target = {"decision": "decisions", "outcome": "outcomes", "platform": "platforms"}.get(
-            group
-        )
-        if target and member:
-            grouped[target][member] = value
+        section = GROUPS.get(group)
+        if section and member:
+            grouped[section][member] = value
     return {
         "campaign": campaign.slug,
         "clicks": counters.get("clicks", 0),

@@ -27,6 +27,7 @@ from gateway.store.embedded import EmbeddedRedis
 
 #: Copies of ../shared/corpora (public data, licences beside each file): checkouts test alone.
 CORPORA = Path(__file__).resolve().parent / "corpora"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_KEYS = "test-key-newest-0123456789abcdef,test-key-older-0123456789abcdef"
 
 STORES = [
@@ -174,3 +175,6 @@ BROWSER = {
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
     "Accept-Language": "zh-CN,zh;q=0.9",
 }
+
+#: The same browser asking for English pages (page texts in assertions are English).
+BROWSER_EN = {**BROWSER, "Accept-Language": "en-US,en;q=0.9"}

@@ -210,6 +210,13 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
         {"admin", "marketing", "risk"},
         None,
     ),
+    ("GET", "/api/v1/campaigns/spring-tea/platforms", {"admin", "marketing", "risk"}, None),
+    (
+        "PUT",
+        "/api/v1/campaigns/spring-tea/platforms/wechat",
+        {"admin", "marketing", "risk"},
+        {"status": "blocked", "note": "warning page since 20:00"},
+    ),
     ("GET", "/api/v1/openapi.json", {"admin", "marketing", "risk", "anonymous"}, None),
 ]
 

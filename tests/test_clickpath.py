@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gateway.links import ShareLink
 from gateway.services import Services
 from gateway.store import keys
-from tests.conftest import BROWSER
+from tests.conftest import BROWSER, BROWSER_EN
 
 
 def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def test_scan_tokens_are_counted_as_scans(
 def test_tampered_token_is_404(client: FlaskClient, link: dict[str, Any]) -> None:
     token = link["token"]
     bad = token[:-1] + ("A" if token[-1] != "A" else "B")
-    response = client.get(f"/s/{bad}", headers=BROWSER)
+    response = client.get(f"/s/{bad}", headers=BROWSER_EN)
     assert response.status_code == 404
     assert b"doesn't work" in response.data
 
@@ -139,7 +139,7 @@ def test_expired_link_is_410(
 ) -> None:
     stored = services.campaigns.require("milk-tea")
     old = services.links.mint(stored, "bob", now=time.time() - 31 * 86400)
-    response = client.get(f"/s/{old.token}", headers=BROWSER)
+    response = client.get(f"/s/{old.token}", headers=BROWSER_EN)
     assert response.status_code == 410
     assert b"expired" in response.data
     assert stats(client, admin, services)["outcomes"] == {"expired": 1}
@@ -150,13 +150,13 @@ def test_revoked_links_are_410_and_new_links_work(
 ) -> None:
     revoke = client.post("/api/v1/campaigns/milk-tea/referrers/alice/revoke", headers=admin)
     assert revoke.status_code == 200
-    response = client.get(f"/s/{link['token']}", headers=BROWSER)
+    response = client.get(f"/s/{link['token']}", headers=BROWSER_EN)
     assert response.status_code == 410
     assert b"no longer valid" in response.data
     fresh = client.post(
         "/api/v1/campaigns/milk-tea/links", json={"referrer": "alice"}, headers=admin
     ).json
-    assert client.get(f"/s/{fresh['token']}", headers=BROWSER).status_code == 302
+    assert client.get(f"/s/{fresh['token']}", headers=BROWSER_EN).status_code == 302
 
 
 def test_revoking_an_unknown_referrer_is_404(
@@ -175,7 +175,7 @@ def test_ended_campaign_is_410_and_paused_is_403(
         ).status_code
         == 200
     )
-    paused = client.get(f"/s/{link['token']}", headers=BROWSER)
+    paused = client.get(f"/s/{link['token']}", headers=BROWSER_EN)
     assert paused.status_code == 403 and b"paused" in paused.data
     assert (
         client.patch(
@@ -183,14 +183,14 @@ def test_ended_campaign_is_410_and_paused_is_403(
         ).status_code
         == 200
     )
-    assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 302
+    assert client.get(f"/s/{link['token']}", headers=BROWSER_EN).status_code == 302
     assert (
         client.patch(
             "/api/v1/campaigns/milk-tea", json={"action": "end"}, headers=admin
         ).status_code
         == 200
     )
-    ended = client.get(f"/s/{link['token']}", headers=BROWSER)
+    ended = client.get(f"/s/{link['token']}", headers=BROWSER_EN)
     assert ended.status_code == 410 and b"ended" in ended.data
     assert b"https://shop.example.com/" in ended.data
 

@@ -12,9 +12,14 @@ from flask import Blueprint, g, jsonify, request
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
+from gateway.campaigns import Campaign, LinkRequest, effective_strategy, validate
 from gateway.errors import ApiError
 from gateway.openapi import openapi_document
+from gateway.platforms import PLATFORM_KEYS
+from gateway.platforms import platform as known_platform
+from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
+from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
 
 log = logging.getLogger(__name__)
@@ -135,22 +140,11 @@ def get_stats(slug: str) -> Response:
 def mint_link(slug: str) -> tuple[Response, int]:
     found = services()
     campaign = found.campaigns.require(slug)
-    body = json_body()
-    unknown = sorted(set(body) - {"referrer"})
-    if unknown:
-        raise ApiError(
-            400,
-            "validation_failed",
-            "invalid link request",
-            fields=dict.fromkeys(unknown, "unknown field"),
-        )
-    if "referrer" not in body:
-        raise ApiError(
-            400, "validation_failed", "invalid link request", fields={"referrer": "required"}
-        )
+    request_ = validate(LinkRequest, json_body(), "invalid link request")
     if campaign.state_at(time.time()) == "ended":
         raise ApiError(409, "campaign_ended", "the campaign has ended; no new links")
-    return jsonify(found.links.mint(campaign, body["referrer"]).public()), 201
+    minted = found.links.mint(campaign, request_.referrer)
+    return jsonify({**minted.public(), **share_material(campaign, minted, request_.platform)}), 201
 
 
 @bp.post("/campaigns/<slug>/referrers/<referrer>/revoke")
@@ -161,6 +155,57 @@ def revoke_referrer(slug: str, referrer: str) -> Response:
     generation = found.links.revoke(campaign, referrer)
     log.info("links revoked: campaign=%s referrer=%s by=%s", slug, referrer, actor())
     return jsonify(campaign=slug, referrer=referrer, revoked=True, generation=generation)
+
+
+# -- platforms ---------------------------------------------------------------------------------
+
+
+def _platform_entry(campaign: Campaign, key: str, alerts: dict[str, Any]) -> dict[str, Any]:
+    known = known_platform(key)
+    policy = campaign.platforms.get(key)
+    return {
+        "platform": key,
+        "name": known.name,
+        "in_app": known.in_app,
+        "default_strategy": known.strategy.value,
+        "strategy": effective_strategy(policy, known.strategy).value,
+        "status": policy.status if policy else "ok",
+        "note": policy.note if policy else "",
+        "set_by": policy.set_by if policy else None,
+        "set_at": policy.set_at.isoformat() if policy and policy.set_at else None,
+        "alert": alerts.get(key),
+    }
+
+
+def _known_platform(key: str) -> str:
+    try:
+        known_platform(key)
+    except KeyError:
+        raise ApiError(404, "platform_not_found", f"unknown platform {key!r}") from None
+    return key
+
+
+@bp.get("/campaigns/<slug>/platforms")
+@roles(*READERS)
+def list_platforms(slug: str) -> Response:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    alerts = open_alerts(found.store.main, campaign)
+    return jsonify(platforms=[_platform_entry(campaign, key, alerts) for key in PLATFORM_KEYS])
+
+
+@bp.put("/campaigns/<slug>/platforms/<platform>")
+@roles(*MARKETING, Role.RISK)
+def set_platform(slug: str, platform: str) -> Response:
+    key = platform
+    found = services()
+    campaign = found.campaigns.set_platform(slug, _known_platform(key), json_body(), actor())
+    # Staff have looked: a "possible block" alert for this platform is answered.
+    clear_alert(found.store.main, campaign, key)
+    log.info(
+        "platform %s set to %s for %s by %s", key, campaign.platforms[key].status, slug, actor()
+    )
+    return jsonify(_platform_entry(campaign, key, {}))
 
 
 # -- the description of all of the above ------------------------------------------------------

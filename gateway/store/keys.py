@@ -21,6 +21,7 @@ class CampaignKeys:
     """Key names of one campaign, built once per id and cached (the click path uses them)."""
 
     __slots__ = (
+        "alerts",
         "campaign_id",
         "click_prefix",
         "config",
@@ -30,6 +31,7 @@ class CampaignKeys:
         "referrer_generation",
         "referrer_index",
         "tag",
+        "timeline",
         "visitors",
     )
 
@@ -45,6 +47,10 @@ class CampaignKeys:
         self.events = f"{tag}:events"
         #: HyperLogLog of visitor ids
         self.visitors = f"{tag}:visitors"
+        #: hash "<hour>|<counter>" -> count: the counters per hour (charts, block watch)
+        self.timeline = f"{tag}:timeline"
+        #: hash platform -> JSON of the open "possible block" alert
+        self.alerts = f"{tag}:alerts"
         #: hash external referrer id -> numeric id (numeric ids keep tokens short)
         self.referrer_index = f"{tag}:referrer-index"
         #: hash numeric id -> external id
@@ -61,3 +67,8 @@ class CampaignKeys:
 @lru_cache(maxsize=4096)
 def campaign_keys(campaign_id: int) -> CampaignKeys:
     return CampaignKeys(campaign_id)
+
+
+def job_lock(name: str) -> str:
+    """Held by the process running a periodic job (gateway.jobs); expires after its interval."""
+    return f"{PREFIX}:job-lock:{name}"

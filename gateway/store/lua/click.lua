@@ -9,12 +9,14 @@
 -- KEYS[4]     counters hash
 -- KEYS[5]     visitors HyperLogLog
 -- KEYS[6]     referrer-external hash (numeric id -> external id)
--- KEYS[7..]   the click record key of each event to record, in the order of the events below
+-- KEYS[7]     timeline hash ("<hour>|<counter>" -> count)
+-- KEYS[8..]   the click record key of each event to record, in the order of the events below
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
--- ARGV[4..]   4 values per event: event JSON, visitor id or '', referrer numeric id,
---             counter fields to increment, joined by ','
+-- ARGV[4..]   5 values per event: event JSON, visitor id or '', referrer numeric id,
+--             the event's hour (unix seconds // 3600), counter fields to increment joined by ','
+--             (each goes to the counters hash and, prefixed with the hour, to the timeline)
 -- Returns {config version, referrer generation, number of events newly recorded}.
 -- An event whose click record exists already is skipped: redelivery is harmless.
 local version, generation = 0, 0
@@ -24,15 +26,18 @@ if ARGV[1] ~= '' then
 end
 local recorded = 0
 local ttl = tonumber(ARGV[2])
-for i = 0, (#ARGV - 3) / 4 - 1 do
-  local event, visitor, referrer_id, counters = ARGV[4 + i * 4], ARGV[5 + i * 4], ARGV[6 + i * 4], ARGV[7 + i * 4]
+for i = 0, (#ARGV - 3) / 5 - 1 do
+  local base = 4 + i * 5
+  local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  local hour, counters = ARGV[base + 3], ARGV[base + 4]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
-  if redis.call('SET', KEYS[7 + i], event, 'EX', ttl, 'NX') then
+  if redis.call('SET', KEYS[8 + i], event, 'EX', ttl, 'NX') then
     recorded = recorded + 1
     local referrer = redis.call('HGET', KEYS[6], referrer_id) or ''
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event, 'r', referrer)
     for field in string.gmatch(counters, '[^,]+') do
       redis.call('HINCRBY', KEYS[4], field, 1)
+      redis.call('HINCRBY', KEYS[7], hour .. '|' .. field, 1)
     end
     if visitor ~= '' then
       redis.call('PFADD', KEYS[5], visitor)

@@ -1,0 +1,73 @@
+"""Periodic work off the click path, run by whichever worker gets there first.
+
+Each job holds a Redis lock (``SET NX PX interval``) while it is due, so in a deployment of many
+workers and machines a job runs at most once per interval, and keeps running when any one of
+them dies. Jobs take the time as an argument (a clock you pass in), so tests and replay drive
+them with their own time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from gateway.store import keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    interval: float
+    run: Callable[[float], object]
+
+
+class Scheduler:
+    def __init__(
+        self, store: Any, jobs: Sequence[Job], *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._redis = store
+        self.jobs = tuple(jobs)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._owner = f"{os.uname().nodename}:{os.getpid()}"
+
+    def start(self, period: float = 5.0) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, args=(period,), name="refgate-jobs", daemon=True
+        )
+        self._thread.start()
+
+    def _loop(self, period: float) -> None:
+        while not self._stop.wait(period):
+            self.tick()
+
+    def tick(self) -> list[str]:
+        """Run every job whose lock this process wins; returns the names of the jobs it ran."""
+        ran = []
+        for job in self.jobs:
+            try:
+                lock = keys.job_lock(job.name)
+                if not self._redis.set(lock, self._owner, nx=True, px=int(job.interval * 1000)):
+                    continue
+                job.run(self._clock())
+                ran.append(job.name)
+            except RedisError as exc:
+                log.warning("job %s skipped, store unavailable: %s", job.name, exc)
+            except Exception:  # a failing job must not stop the others
+                log.exception("job %s failed", job.name)
+        return ran
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
