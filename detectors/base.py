@@ -26,13 +26,45 @@ class ClickInput:
     network: str = ""
     #: Lower-cased request headers the detectors may read (client hints, sec-fetch-*).
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: The client platform key (gateway.platforms), e.g. "wechat", "browser".
+    platform: str = "unknown"
+    #: Whether the platform is an in-app browser (cookies there are often not kept).
+    in_app: bool = False
+    #: The client OS family from the user agent ("ios", "android", "windows", ...).
+    os: str = "other"
 
 
 @dataclass(slots=True)
 class History:
-    """What the store knew about this click's neighbourhood, read in the click's one round trip."""
+    """What the store knew about this click's neighbourhood, read in the click's one round trip.
+
+    Counts include the click itself. Windows are fixed buckets (the current minute, the current
+    hour), which is what a single round trip can afford; detectors allow for the edge effects.
+    """
 
     available: bool = True
+    #: Clicks in this campaign by the same visitor (0 when the visitor is new: nothing to count).
+    visitor_1m: int = 0
+    visitor_1h: int = 0
+    #: Clicks in this campaign from the same IP (hash) and the same /24 (/48) prefix.
+    ip_1m: int = 0
+    ip_1h: int = 0
+    prefix_1m: int = 0
+    prefix_1h: int = 0
+    #: Distinct visitors seen behind this IP this hour: carrier NAT shows many.
+    ip_visitors_1h: int = 0
+    #: Clicks on this referrer's links.
+    referrer_1m: int = 0
+    referrer_1h: int = 0
+    #: Distinct networks (prefixes) the referrer's links were opened from, this hour and today.
+    referrer_networks_1h: int = 0
+    referrer_networks_24h: int = 0
+    #: The visitor, IP or prefix is one the referrer used themselves (their own join).
+    self_visitor: bool = False
+    self_ip: bool = False
+    self_prefix: bool = False
+    #: Times of the referrer's latest clicks, newest first (this click included).
+    recent_times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +73,8 @@ class Signal:
 
     value: float
     reason: str = ""
+    #: For the decision policy: "automation" and "flood" may block; "self" denies credit.
+    kind: str = ""
 
 
 NOTHING = Signal(0.0)

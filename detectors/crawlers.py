@@ -2,7 +2,8 @@
 
 The list's 1,500 patterns are compiled once into a single RE2 automaton: one linear-time scan per
 user agent (about 2 microseconds) instead of 1,500 backtracking searches, and no pathological
-input can make it slow.
+input can make it slow. The gateway answers these agents with a preview before scoring; the
+detector still scores them so that replay and training see the same engine as the gateway.
 """
 
 from __future__ import annotations
@@ -74,5 +75,5 @@ class CrawlerDetector:
 
     def score(self, click: ClickInput, history: History) -> Signal:
         if is_crawler(click.ua):
-            return Signal(1.0, "user agent is a known crawler or automation tool")
+            return Signal(1.0, "user agent is a known crawler or automation tool", "automation")
         return NOTHING

@@ -1,4 +1,18 @@
-"""Running the detectors and turning their signals into one score, reasons and a decision."""
+"""Running the detectors and the model, and turning them into one score, reasons and a decision.
+
+Rules and model combine like this: the model (when one is active) scores the click's features;
+without one, the rules' signals combine as independent evidence (noisy-OR). Hard rules (kinds
+"automation", "flood", "self", "spoofing") then set a floor: a known crawler is a crawler whatever
+the model thinks. Reasons list every rule that fired and the model's strongest factors.
+
+Decisions, cheapest harm first:
+- ``allow``: redirect, the referrer may be credited.
+- ``deny_credit``: redirect as usual, no credit. Used for self-referral (a person, but their own
+  link) and moderately suspicious clicks. Nothing tells a fraudster they were caught.
+- ``challenge``: an interstitial a person passes with one tap; conversions from it are held for
+  review rather than credited.
+- ``block``: a 403 page; only for clear abuse (automation, floods, datacenter floods).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +20,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from detectors.base import ClickInput, Detector, History
+from detectors.base import ClickInput, Detector, History, Signal
 from detectors.crawlers import CrawlerDetector
+from detectors.fanout import FanOutDetector
+from detectors.features import features
 from detectors.headers import HeaderConsistencyDetector
+from detectors.model import ExportedModel
+from detectors.network import NetworkDetector
+from detectors.selfreferral import SelfReferralDetector
+from detectors.timing import TimingRegularityDetector
+from detectors.velocity import VelocityDetector
+
+#: Signal kinds that put a floor under the score whatever the model says.
+HARD_KINDS = frozenset({"automation", "flood", "self", "spoofing"})
+#: Signal kinds that may lead to a block (clear abuse, not a person).
+BLOCKABLE_KINDS = frozenset({"automation", "flood"})
 
 
 class Decision(StrEnum):
@@ -20,10 +46,10 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Score thresholds, per campaign; a click at or above a threshold gets that decision."""
+    """Score thresholds, per campaign (defaults tuned on simulator traffic; see the README)."""
 
     deny_credit_at: float = 0.5
-    challenge_at: float = 0.75
+    challenge_at: float = 0.85
     block_at: float = 0.95
 
 
@@ -32,27 +58,60 @@ class Verdict:
     score: float
     decision: Decision
     reasons: tuple[str, ...] = field(default=())
+    #: The feature vector scored (kept for replay and training; not stored with events).
+    features: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
 
 class Engine:
-    def __init__(self, detectors: Sequence[Detector] | None = None) -> None:
+    def __init__(
+        self, detectors: Sequence[Detector] | None = None, model: ExportedModel | None = None
+    ) -> None:
         chosen = list(detectors) if detectors is not None else default_detectors()
         self.detectors = tuple(sorted(chosen, key=lambda d: d.cost))
+        self.model = model
 
     def score(self, click: ClickInput, history: History, policy: Policy = Policy()) -> Verdict:
-        top = 0.0
-        reasons: list[str] = []
+        fired: list[tuple[str, Signal]] = []
         for detector in self.detectors:
             signal = detector.score(click, history)
             if signal.value > 0.0:
-                reasons.append(f"{detector.name}: {signal.reason}")
-                top = max(top, signal.value)
-        return Verdict(top, decide(top, policy), tuple(reasons))
+                fired.append((detector.name, signal))
+        vector = features(click, history)
+        model = self.model
+        reasons = [f"{name}: {signal.reason}" for name, signal in fired]
+        if model is not None:
+            score = model.predict(vector)
+            factors = model.top_factors(vector) if score >= policy.deny_credit_at else []
+            if factors:
+                reasons.append("model: " + ", ".join(name for name, _ in factors))
+        else:
+            remaining = 1.0
+            for _, signal in fired:
+                remaining *= 1.0 - signal.value
+            score = 1.0 - remaining
+        hard = [signal for _, signal in fired if signal.kind in HARD_KINDS]
+        if hard:
+            score = max(score, max(signal.value for signal in hard))
+        blockable = max(
+            (signal.value for _, signal in fired if signal.kind in BLOCKABLE_KINDS), default=0.0
+        )
+        decision = decide(score, policy, {signal.kind for _, signal in fired}, blockable)
+        return Verdict(round(score, 4), decision, tuple(reasons), tuple(vector))
 
 
-def decide(score: float, policy: Policy) -> Decision:
-    if score >= policy.block_at:
+def decide(
+    score: float,
+    policy: Policy,
+    kinds: frozenset[str] | set[str] = frozenset(),
+    blockable: float = 0.0,
+) -> Decision:
+    # Blocking takes one clear piece of evidence of abuse on its own, never an accumulation of
+    # soft signals: a person must not see a 403 because several weak hints lined up.
+    if blockable >= policy.block_at and score >= policy.block_at:
         return Decision.BLOCK
+    if "self" in kinds and score >= policy.deny_credit_at:
+        # A person on their own link: challenging them proves nothing; just no credit.
+        return Decision.DENY_CREDIT
     if score >= policy.challenge_at:
         return Decision.CHALLENGE
     if score >= policy.deny_credit_at:
@@ -61,4 +120,12 @@ def decide(score: float, policy: Policy) -> Decision:
 
 
 def default_detectors() -> list[Detector]:
-    return [CrawlerDetector(), HeaderConsistencyDetector()]
+    return [
+        CrawlerDetector(),
+        NetworkDetector(),
+        HeaderConsistencyDetector(),
+        SelfReferralDetector(),
+        VelocityDetector(),
+        FanOutDetector(),
+        TimingRegularityDetector(),
+    ]

@@ -24,10 +24,11 @@ from redis.exceptions import RedisError
 from detectors.base import ClickInput, History
 from detectors.engine import Decision, Engine, Policy, Verdict
 from gateway.campaigns import CampaignService, ClickView
+from gateway.clickcall import click_call, parse_history
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
 from gateway.platforms import ClientInfo, Strategy, detect
-from gateway.recorder import EventRecorder, click_call
+from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
 from gateway.store.clickstore import ClickStore
 
@@ -177,8 +178,8 @@ class ClickGateway:
                 link=link,
             )
 
-        signals = self._gatherer.gather(environ, link, now)
-        history, generation = self._history(link)
+        signals = self._gatherer.gather(environ, link, now, client)
+        history, generation = self._history(signals)
         # The round trip reloads the campaign if it changed (paused, edited): use what it found.
         view = self._campaigns.cached_view(link.campaign_id) or view
         state = link_state(view, link, now)
@@ -227,26 +228,27 @@ class ClickGateway:
             self.breaker.trip()
             raise StoreUnavailable from exc
 
-    def _history(self, link: ShareLink) -> tuple[History, int | None]:
-        """The click's one round trip. It also carries the waiting events of this campaign and
-        notices a changed campaign (which it then reloads: rare, one more round trip)."""
+    def _history(self, signals: ClickInput) -> tuple[History, int | None]:
+        """The click's one round trip: its history, and the waiting events of this campaign
+        carried along. A changed campaign (paused, edited) is reloaded: rare, one more trip."""
+        campaign_id = signals.campaign_id
         if not self.breaker.closed:
             return History(available=False), None
-        carried = self._recorder.take(link.campaign_id)
+        carried = self._recorder.take(campaign_id)
         recorder = self._recorder
         call_keys, args = click_call(
-            link.campaign_id, link.referrer_id, carried, recorder.click_ttl, recorder.stream_minid()
+            campaign_id, signals, carried, recorder.click_ttl, recorder.stream_minid()
         )
         try:
-            version, generation, _ = self._store.call(call_keys, args)
-            if int(version) != self._campaigns.cached_version(link.campaign_id):
-                self._campaigns.load_view(link.campaign_id, self._redis)
+            reply = self._store.call(call_keys, args)
+            if int(reply[0]) != self._campaigns.cached_version(campaign_id):
+                self._campaigns.load_view(campaign_id, self._redis)
         except RedisError as exc:
             log.warning("store unavailable on the click path: %s", exc)
             self.breaker.trip()
             recorder.put_back(carried)
             return History(available=False), None
-        return History(available=True), int(generation)
+        return parse_history(reply), int(reply[1])
 
     # -- pages -------------------------------------------------------------------------------
 

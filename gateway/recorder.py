@@ -24,9 +24,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from gateway.clickcall import click_call
 from gateway.events import ClickEvent
-from gateway.store import keys
-from gateway.store.scripts import LuaScript, execute_with_scripts, script
+from gateway.store import scripts
+from gateway.store.scripts import execute_with_scripts
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class EventRecorder:
 
     def write(self, batch: Sequence[ClickEvent]) -> int:
         """Record events in one pipeline (one round trip per node); returns how many were new."""
-        script = click_script()
+        script = scripts.script("click")
         ttl, minid = self.click_ttl, self.stream_minid()
         by_campaign: dict[int, list[ClickEvent]] = collections.defaultdict(list)
         for event in batch:
@@ -280,34 +281,6 @@ class EventRecorder:
 
 #: Events per script call: bounds the time one call holds the (single-threaded) server.
 WRITE_CHUNK = 64
-
-
-def click_script() -> LuaScript:
-    return script("click")
-
-
-def click_call(
-    campaign_id: int,
-    referrer_id: int | None,
-    events: Sequence[ClickEvent],
-    ttl: int,
-    minid: str,
-) -> tuple[list[str], list[str | bytes | int]]:
-    """KEYS and ARGV of one ``click.lua`` call (see the script for their layout)."""
-    ck = keys.campaign_keys(campaign_id)
-    call_keys = [ck.config, ck.referrer_generation, ck.events, ck.counters, ck.visitors]
-    call_keys += (ck.referrer_external, ck.timeline)
-    args: list[str | bytes | int] = ["" if referrer_id is None else referrer_id, ttl, minid]
-    for event in events:
-        call_keys.append(ck.click(event.id))
-        args += [
-            event.to_json(),
-            event.visitor_id or "",
-            event.referrer_id,
-            int(event.ts) // 3600,
-            ",".join(event.counter_fields()),
-        ]
-    return call_keys, args
 
 
 def _read_events(path: Path) -> Iterable[ClickEvent]:

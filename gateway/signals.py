@@ -10,6 +10,7 @@ from typing import Any
 
 from detectors.base import ClickInput
 from gateway.links import ShareLink
+from gateway.platforms import ClientInfo
 
 VISITOR_COOKIE = "rg_vid"
 VISITOR_COOKIE_MAX_AGE = 400 * 86400  # browsers cap cookie lifetimes at 400 days
@@ -90,7 +91,9 @@ class SignalGatherer:
     def __init__(self, ip_hasher: IpHasher) -> None:
         self._hash_ip = ip_hasher
 
-    def gather(self, environ: dict[str, Any], link: ShareLink, now: float) -> ClickInput:
+    def gather(
+        self, environ: dict[str, Any], link: ShareLink, now: float, client: ClientInfo
+    ) -> ClickInput:
         # Straight from the WSGI environ: werkzeug's header and cookie objects cost more than
         # the lookups themselves on this path. REMOTE_ADDR is the client: ProxyFix has applied
         # REFGATE_TRUSTED_PROXIES before this runs.
@@ -109,6 +112,9 @@ class SignalGatherer:
             visitor_id=cookie if known else new_visitor_id(),
             new_visitor=not known,
             scan=link.scan,
+            platform=client.platform.key,
+            in_app=client.platform.in_app,
+            os=client.os,
             headers={
                 name: _latin(value)[:256]
                 for name, key in _HINT_ENVIRON

@@ -63,6 +63,24 @@ class CampaignKeys:
     def click(self, click_id: str) -> str:
         return self.click_prefix + click_id
 
+    def velocity(self, dimension: str, value: object, bucket: str) -> str:
+        """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
+        r(eferrer), rn (referrer networks), iv (visitors behind an IP); ``bucket`` m<minute>,
+        h<hour> or d<day>. They expire a bucket after their window."""
+        return f"{self.tag}:h:{dimension}:{value}:{bucket}"
+
+    def sharer_devices(self, referrer_id: int) -> str:
+        """Set of the referrer's own visitor ids and IP hashes (from their own join)."""
+        return f"{self.tag}:sharer-devices:{referrer_id}"
+
+    def sharer_networks(self, referrer_id: int) -> str:
+        """Set of the referrer's own network prefixes (from their own join)."""
+        return f"{self.tag}:sharer-networks:{referrer_id}"
+
+    def referrer_times(self, referrer_id: int) -> str:
+        """List of the times of the referrer's latest clicks, newest first."""
+        return f"{self.tag}:referrer-times:{referrer_id}"
+
 
 @lru_cache(maxsize=4096)
 def campaign_keys(campaign_id: int) -> CampaignKeys:

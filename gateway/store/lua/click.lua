@@ -1,7 +1,9 @@
--- click: the click path's one round trip. It reads what the current click needs (campaign config
--- version, referrer link generation) and records the events of earlier clicks of the same
--- campaign that are waiting in this worker, so recording costs no round trip of its own. The
--- recorder calls it without a current click to flush waiting events and to drain the spool.
+-- click: the click path's one round trip. For the current click it reads the campaign config
+-- version and the referrer's link generation, and reads-and-updates the click's history (the
+-- velocity, fan-out, self-referral and timing data the detectors score). It also records the
+-- events of earlier clicks of the same campaign that are waiting in this worker, so recording
+-- costs no round trip of its own. The recorder calls it without a current click to flush
+-- waiting events and to drain the spool.
 --
 -- KEYS[1]     campaign config hash (field ver)
 -- KEYS[2]     referrer-generation hash (numeric id -> generation)
@@ -10,28 +12,89 @@
 -- KEYS[5]     visitors HyperLogLog
 -- KEYS[6]     referrer-external hash (numeric id -> external id)
 -- KEYS[7]     timeline hash ("<hour>|<counter>" -> count)
--- KEYS[8..]   the click record key of each event to record, in the order of the events below
+-- With a current click (ARGV[1] ~= ''), its history keys follow, all in the campaign's slot:
+-- KEYS[8..9]    counters: visitor this minute, this hour
+-- KEYS[10..11]  counters: IP (hash) this minute, this hour
+-- KEYS[12..13]  counters: network prefix this minute, this hour
+-- KEYS[14..15]  counters: referrer this minute, this hour
+-- KEYS[16..17]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
+-- KEYS[18]      HyperLogLog: visitors behind this IP this hour
+-- KEYS[19]      set: the referrer's own visitor ids and IP hashes (filled when they join)
+-- KEYS[20]      set: the referrer's own network prefixes
+-- KEYS[21]      list: times of the referrer's latest clicks
+-- KEYS[n..]   the record key of each event to record, in the order of the events below
+--             (n = 22 with a current click, 8 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
--- ARGV[4..]   5 values per event: event JSON, visitor id or '', referrer numeric id,
---             the event's hour (unix seconds // 3600), counter fields to increment joined by ','
---             (each goes to the counters hash and, prefixed with the hour, to the timeline)
--- Returns {config version, referrer generation, number of events newly recorded}.
+-- With a current click:
+-- ARGV[4]     visitor id   ARGV[5] '1' if the visitor is returning (cookie), else '0'
+-- ARGV[6]     IP hash      ARGV[7] network prefix      ARGV[8] the click's time (unix seconds)
+-- ARGV[m..]   5 values per event (m = 9 with a current click, 4 without): event JSON, visitor
+--             id or '', referrer numeric id, the event's hour (unix seconds // 3600), counter
+--             fields joined by ',' (each goes to the counters hash and, prefixed with the hour,
+--             to the timeline)
+-- Returns {config version, referrer generation, events newly recorded, then with a current
+-- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
+-- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
+-- self ip, self prefix, then the referrer's latest click times as strings, newest first}.
 -- An event whose click record exists already is skipped: redelivery is harmless.
-local version, generation = 0, 0
-if ARGV[1] ~= '' then
-  version = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
-  generation = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local reply = {0, 0, 0}
+local key_base, arg_base = 8, 4
+
+local function count(key, ttl)
+  local n = redis.call('INCR', key)
+  if n == 1 then
+    redis.call('EXPIRE', key, ttl)
+  end
+  return n
 end
+
+local function distinct(key, member, ttl)
+  if redis.call('PFADD', key, member) == 1 then
+    redis.call('EXPIRE', key, ttl)
+  end
+  return redis.call('PFCOUNT', key)
+end
+
+if ARGV[1] ~= '' then
+  key_base, arg_base = 22, 9
+  reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
+  reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+  local visitor, returning, ip, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local visitor_1m, visitor_1h = 0, 0
+  if returning == '1' then  -- a new visitor id has no history worth counting
+    visitor_1m, visitor_1h = count(KEYS[8], 120), count(KEYS[9], 7200)
+  end
+  local own = redis.call('SMISMEMBER', KEYS[19], visitor, ip)
+  redis.call('LPUSH', KEYS[21], now)
+  redis.call('LTRIM', KEYS[21], 0, 7)
+  redis.call('EXPIRE', KEYS[21], 86400)
+  local extra = {
+    visitor_1m, visitor_1h,
+    count(KEYS[10], 120), count(KEYS[11], 7200),
+    count(KEYS[12], 120), count(KEYS[13], 7200),
+    distinct(KEYS[18], visitor, 7200),
+    count(KEYS[14], 120), count(KEYS[15], 7200),
+    distinct(KEYS[16], prefix, 7200), distinct(KEYS[17], prefix, 172800),
+    own[1], own[2], redis.call('SISMEMBER', KEYS[20], prefix),
+  }
+  for _, value in ipairs(extra) do
+    reply[#reply + 1] = value
+  end
+  for _, value in ipairs(redis.call('LRANGE', KEYS[21], 0, 7)) do
+    reply[#reply + 1] = value
+  end
+end
+
 local recorded = 0
 local ttl = tonumber(ARGV[2])
-for i = 0, (#ARGV - 3) / 5 - 1 do
-  local base = 4 + i * 5
+for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
+  local base = arg_base + i * 5
   local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local hour, counters = ARGV[base + 3], ARGV[base + 4]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
-  if redis.call('SET', KEYS[8 + i], event, 'EX', ttl, 'NX') then
+  if redis.call('SET', KEYS[key_base + i], event, 'EX', ttl, 'NX') then
     recorded = recorded + 1
     local referrer = redis.call('HGET', KEYS[6], referrer_id) or ''
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event, 'r', referrer)
@@ -44,4 +107,5 @@ for i = 0, (#ARGV - 3) / 5 - 1 do
     end
   end
 end
-return {version, generation, recorded}
+reply[3] = recorded
+return reply

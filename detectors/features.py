@@ -1,0 +1,86 @@
+"""The model's features: one definition for serving, replay and training.
+
+Every feature is a plain float computed from the click and its history; the names are part of
+an exported model, which refuses to load against a different list.
+"""
+
+from __future__ import annotations
+
+import math
+
+from detectors.base import ClickInput, History
+from detectors.crawlers import is_crawler
+from detectors.fanout import reach_growth
+from detectors.headers import accept_language_problem, hints_problem
+from detectors.timing import interval_stats
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "ua_crawler",
+    "no_accept_language",
+    "odd_accept_language",
+    "hints_mismatch",
+    "net_datacenter",
+    "net_vpn",
+    "returning_visitor",
+    "in_app",
+    "scan",
+    "log_visitor_1m",
+    "log_visitor_1h",
+    "log_ip_1m",
+    "log_ip_1h",
+    "log_prefix_1m",
+    "log_prefix_1h",
+    "log_ip_clicks_per_visitor",
+    "log_referrer_1m",
+    "log_referrer_1h",
+    "log_referrer_networks_1h",
+    "referrer_network_ratio",
+    "log_reach_growth",
+    "self_visitor",
+    "self_ip",
+    "self_prefix",
+    "timing_regularity",
+    "timing_fast",
+)
+
+
+def _log(value: float) -> float:
+    return math.log1p(max(value, 0.0))
+
+
+def features(click: ClickInput, history: History) -> list[float]:
+    language = accept_language_problem(click.accept_language)
+    timing = interval_stats(history.recent_times)
+    regularity, fast = 0.0, 0.0
+    if timing is not None:
+        mean, cv = timing
+        regularity = max(0.0, 1.0 - min(cv, 1.0))
+        fast = 1.0 if mean < 2.0 else 0.0
+    return [
+        1.0 if is_crawler(click.ua) else 0.0,
+        1.0 if language.startswith("no ") else 0.0,
+        1.0 if language and not language.startswith("no ") else 0.0,
+        1.0 if hints_problem(click) else 0.0,
+        1.0 if click.network == "datacenter" else 0.0,
+        1.0 if click.network == "vpn" else 0.0,
+        0.0 if click.new_visitor else 1.0,
+        1.0 if click.in_app else 0.0,
+        1.0 if click.scan else 0.0,
+        _log(history.visitor_1m),
+        _log(history.visitor_1h),
+        _log(history.ip_1m),
+        _log(history.ip_1h),
+        _log(history.prefix_1m),
+        _log(history.prefix_1h),
+        _log(history.ip_1h / max(history.ip_visitors_1h, 1)),
+        _log(history.referrer_1m),
+        _log(history.referrer_1h),
+        _log(history.referrer_networks_1h),
+        history.referrer_networks_1h / max(history.referrer_1h, 1),
+        _log(reach_growth(history)),
+        1.0 if history.self_visitor else 0.0,
+        1.0 if history.self_ip else 0.0,
+        1.0 if history.self_prefix else 0.0,
+        regularity,
+        fast,
+    ]

@@ -1,0 +1,18 @@
+"""Datacenter and VPN networks: promotions for people are rarely opened from a server."""
+
+from __future__ import annotations
+
+from detectors.base import NOTHING, ClickInput, History, Signal
+
+
+class NetworkDetector:
+    name = "network"
+    cost = 1
+    reads = frozenset({"network"})
+
+    def score(self, click: ClickInput, history: History) -> Signal:
+        if click.network == "datacenter":
+            return Signal(0.55, "opened from a datacenter network", "datacenter")
+        if click.network == "vpn":
+            return Signal(0.3, "opened through a known VPN")
+        return NOTHING

@@ -1,0 +1,93 @@
+"""KEYS and ARGV of ``click.lua`` calls, and its reply read back as the click's History.
+
+One function builds every call, so the click path, the recorder's flush and the spool drain
+speak to the script the same way (the layout is documented at the top of the script).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from detectors.base import ClickInput, History
+from gateway.events import ClickEvent
+from gateway.store import keys
+
+Arg = str | bytes | int
+
+
+def click_call(
+    campaign_id: int,
+    current: ClickInput | None,
+    events: Sequence[ClickEvent],
+    ttl: int,
+    minid: str,
+) -> tuple[list[str], list[Arg]]:
+    ck = keys.campaign_keys(campaign_id)
+    call_keys = [ck.config, ck.referrer_generation, ck.events, ck.counters, ck.visitors]
+    call_keys += (ck.referrer_external, ck.timeline)
+    args: list[Arg] = ["" if current is None else current.referrer_id, ttl, minid]
+    if current is not None:
+        call_keys += history_keys(ck, current)
+        args += [
+            current.visitor_id or "",
+            "0" if current.new_visitor else "1",
+            current.ip_hash,
+            current.prefix,
+            repr(current.ts),
+        ]
+    for event in events:
+        call_keys.append(ck.click(event.id))
+        args += [
+            event.to_json(),
+            event.visitor_id or "",
+            event.referrer_id,
+            int(event.ts) // 3600,
+            ",".join(event.counter_fields()),
+        ]
+    return call_keys, args
+
+
+def history_keys(ck: keys.CampaignKeys, click: ClickInput) -> list[str]:
+    minute, hour, day = int(click.ts) // 60, int(click.ts) // 3600, int(click.ts) // 86400
+    visitor = click.visitor_id or "-"
+    referrer = click.referrer_id
+    return [
+        ck.velocity("v", visitor, f"m{minute}"),
+        ck.velocity("v", visitor, f"h{hour}"),
+        ck.velocity("i", click.ip_hash, f"m{minute}"),
+        ck.velocity("i", click.ip_hash, f"h{hour}"),
+        ck.velocity("p", click.prefix, f"m{minute}"),
+        ck.velocity("p", click.prefix, f"h{hour}"),
+        ck.velocity("r", referrer, f"m{minute}"),
+        ck.velocity("r", referrer, f"h{hour}"),
+        ck.velocity("rn", referrer, f"h{hour}"),
+        ck.velocity("rn", referrer, f"d{day}"),
+        ck.velocity("iv", click.ip_hash, f"h{hour}"),
+        ck.sharer_devices(referrer),
+        ck.sharer_networks(referrer),
+        ck.referrer_times(referrer),
+    ]
+
+
+def parse_history(reply: Sequence[object]) -> History:
+    """The history part of a ``click.lua`` reply (after version, generation, recorded)."""
+    n = [int(value) for value in reply[3:17]]  # type: ignore[call-overload]
+    times = tuple(float(value) for value in reply[17:])  # type: ignore[arg-type]
+    return History(
+        available=True,
+        visitor_1m=n[0],
+        visitor_1h=n[1],
+        ip_1m=n[2],
+        ip_1h=n[3],
+        prefix_1m=n[4],
+        prefix_1h=n[5],
+        ip_visitors_1h=n[6],
+        referrer_1m=n[7],
+        referrer_1h=n[8],
+        referrer_networks_1h=n[9],
+        referrer_networks_24h=n[10],
+        self_visitor=bool(n[11]),
+        self_ip=bool(n[12]),
+        self_prefix=bool(n[13]),
+        recent_times=times,
+    )
