@@ -136,7 +136,7 @@ class ClickGateway:
         self._codec = codec
         self._campaigns = campaigns
         self._gatherer = gatherer
-        self._engine = engine
+        self.engine = engine
         self._recorder = recorder
         self._redis = store
         self._store = click_store
@@ -166,8 +166,10 @@ class ClickGateway:
                 return self.busy(environ)
             if view is None:
                 return self.page(environ, 404, "click/not_found.html")
-        client = detect(environ.get("HTTP_USER_AGENT", ""))
-        if client.bot or environ.get("REQUEST_METHOD") == "HEAD":
+        user_agent = environ.get("HTTP_USER_AGENT", "")
+        client = detect(user_agent)
+        # Crawlers, link previews, HEAD and agent-less requests see the campaign, are not clicks.
+        if client.bot or not user_agent.strip() or environ.get("REQUEST_METHOD") == "HEAD":
             # Unfurlers may cache the preview briefly; it carries nothing per visitor.
             return self.page(
                 environ,
@@ -185,7 +187,7 @@ class ClickGateway:
         state = link_state(view, link, now)
         if generation is not None and generation != link.generation and state == "live":
             state = "revoked"
-        verdict = self._engine.score(signals, history, Policy()) if history.available else UNSCORED
+        verdict = self.engine.score(signals, history, Policy()) if history.available else UNSCORED
 
         click = Click(
             click_id(link),
@@ -309,6 +311,7 @@ def _event(click: Click, outcome: str) -> ClickEvent:
         score=round(click.verdict.score, 4),
         reasons=list(click.verdict.reasons),
         platform=click.client.platform.key,
+        network=signals.network,
         scored=click.history.available,
         counted=click.history.available,
     )

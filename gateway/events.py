@@ -27,6 +27,8 @@ class ClickEvent:
     score: float
     reasons: list[str] = field(default_factory=list)
     platform: str = "unknown"
+    #: "datacenter", "vpn" or "": the click's network class (the raw IP is not kept).
+    network: str = ""
     #: False when the click was served without the store (no history, so never credited).
     scored: bool = True
     #: True once the click path's velocity counters were updated for this click.

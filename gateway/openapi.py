@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch, PlatformUpdate
+from gateway.inspect import InspectRequest
 from gateway.platforms import PLATFORM_KEYS, Strategy
 from gateway.sharelinks import REFERRER_PATTERN
 
@@ -88,6 +89,20 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     schemas["PlatformUpdate"] = _schema(PlatformUpdate)
+    schemas["InspectRequest"] = _schema(InspectRequest)
+    schemas["Inspection"] = {
+        "type": "object",
+        "required": ["platform", "os", "mobile", "browser_family", "bot", "network", "signals"],
+        "properties": {
+            "platform": {"type": "object"},
+            "os": {"type": "string"},
+            "mobile": {"type": "boolean"},
+            "browser_family": {"type": "string"},
+            "bot": {"type": "string", "enum": ["", "crawler", "link_preview"]},
+            "network": {"type": "object"},
+            "signals": {"type": "array", "items": {"type": "object"}},
+        },
+    }
     schemas["Platform"] = {
         "type": "object",
         "required": ["platform", "name", "in_app", "default_strategy", "strategy", "status"],
@@ -285,6 +300,18 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(_ref("Platform")),
                     **_errors(400, *AUTH_ERRORS, 404, 409),
                 },
+            },
+        },
+        "/inspect": {
+            "post": {
+                "operationId": "inspect",
+                "summary": "How refgate classifies a request: platform, browser, bot, network and "
+                "the request-level fraud signals (marketing, risk, admin)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("InspectRequest")}},
+                },
+                "responses": {"200": _json(_ref("Inspection")), **_errors(400, *AUTH_ERRORS, 413)},
             },
         },
         "/openapi.json": {

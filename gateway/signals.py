@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from detectors.base import ClickInput
+from detectors.networks import network_class
 from gateway.links import ShareLink
 from gateway.platforms import ClientInfo
 
@@ -112,6 +113,7 @@ class SignalGatherer:
             visitor_id=cookie if known else new_visitor_id(),
             new_visitor=not known,
             scan=link.scan,
+            network=network_class(ip),
             platform=client.platform.key,
             in_app=client.platform.in_app,
             os=client.os,

@@ -217,6 +217,12 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
         {"admin", "marketing", "risk"},
         {"status": "blocked", "note": "warning page since 20:00"},
     ),
+    (
+        "POST",
+        "/api/v1/inspect",
+        {"admin", "marketing", "risk"},
+        {"ua": "Mozilla/5.0 MicroMessenger/8.0", "ip": "203.0.113.9"},
+    ),
     ("GET", "/api/v1/openapi.json", {"admin", "marketing", "risk", "anonymous"}, None),
 ]
 

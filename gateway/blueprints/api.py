@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from gateway.apikeys import ApiKey, Role
 from gateway.campaigns import Campaign, LinkRequest, effective_strategy, validate
 from gateway.errors import ApiError
+from gateway.inspect import InspectRequest, inspect_request
 from gateway.openapi import openapi_document
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platforms import platform as known_platform
@@ -206,6 +207,17 @@ def set_platform(slug: str, platform: str) -> Response:
         "platform %s set to %s for %s by %s", key, campaign.platforms[key].status, slug, actor()
     )
     return jsonify(_platform_entry(campaign, key, {}))
+
+
+# -- inspecting a request --------------------------------------------------------------------
+
+
+@bp.post("/inspect")
+@roles(*READERS)
+def inspect() -> Response:
+    found = services()
+    body = validate(InspectRequest, json_body(), "invalid inspect request")
+    return jsonify(inspect_request(body, found.gateway.engine))
 
 
 # -- the description of all of the above ------------------------------------------------------
