@@ -24,6 +24,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     MARKETING = "marketing"
     RISK = "risk"
+    #: Server-to-server: the landing application reporting conversions, nothing else.
+    CONVERSION = "conversion"
 
 
 @dataclass(frozen=True)

@@ -152,8 +152,11 @@ class ClickGateway:
             respond_redirect,
         )
 
-    def handle(self, token: str, environ: Environ) -> Answer:
-        now = time.time()
+    def handle(self, token: str, environ: Environ, now: float | None = None) -> Answer:
+        """Answer one click. ``now`` is the click's time: the wall clock when serving, the
+        log's own timestamps when replaying."""
+        if now is None:
+            now = time.time()
         try:
             link = self._codec.decode(token)
         except InvalidLink:
@@ -314,6 +317,7 @@ def _event(click: Click, outcome: str) -> ClickEvent:
         network=signals.network,
         scored=click.history.available,
         counted=click.history.available,
+        features=[round(value, 4) for value in click.verdict.features],
     )
 
 

@@ -33,6 +33,9 @@ class ClickEvent:
     scored: bool = True
     #: True once the click path's velocity counters were updated for this click.
     counted: bool = True
+    #: The model features scored (detectors.features.FEATURE_NAMES), so recorded traffic can be
+    #: backtested and used for training; empty when the click was not scored.
+    features: list[float] = field(default_factory=list)
 
     @property
     def creditable(self) -> bool:
@@ -57,6 +60,7 @@ class ClickEvent:
         # Not dataclasses.asdict: it deep-copies every value (70 us per event on the click path).
         data = {name: getattr(self, name) for name in FIELD_NAMES}
         data["reasons"] = list(self.reasons)
+        data["features"] = list(self.features)
         return data
 
     def to_json(self) -> bytes:

@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch, PlatformUpdate
+from gateway.conversions import ConversionRequest
+from gateway.flags import FLAG_KINDS, STATUSES, FlagDecision
 from gateway.inspect import InspectRequest
 from gateway.platforms import PLATFORM_KEYS, Strategy
 from gateway.sharelinks import REFERRER_PATTERN
@@ -36,6 +38,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "Not found",
         409: "Conflict with the current state",
         413: "Request body larger than 2 MiB",
+        422: "Refused",
     }
     return {str(code): _json(_ref("Error"), text[code]) for code in codes}
 
@@ -47,6 +50,7 @@ REFERRER = {
     "required": True,
     "schema": {"type": "string", "pattern": REFERRER_PATTERN.pattern},
 }
+PARTICIPANT = {"name": "participant", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTH_ERRORS = (401, 403)
 STRATEGIES = [s.value for s in Strategy]
 
@@ -90,6 +94,83 @@ def openapi_document() -> dict[str, Any]:
     }
     schemas["PlatformUpdate"] = _schema(PlatformUpdate)
     schemas["InspectRequest"] = _schema(InspectRequest)
+    schemas["FlagDecision"] = _schema(FlagDecision)
+    schemas["ConversionRequest"] = _schema(ConversionRequest)
+    schemas["Reward"] = {
+        "type": "object",
+        "required": ["status", "reason", "amount"],
+        "properties": {
+            "status": {"type": "string", "enum": ["credited", "held", "denied"]},
+            "reason": {"type": "string"},
+            "amount": {"type": "integer"},
+        },
+    }
+    schemas["Conversion"] = {
+        "type": "object",
+        "required": ["participant", "parent", "depth", "click_id", "reward"],
+        "properties": {
+            "participant": {"type": "string"},
+            "parent": {"type": "string"},
+            "depth": {"type": "integer"},
+            "click_id": {"type": "string"},
+            "reward": _ref("Reward"),
+        },
+    }
+    schemas["Budget"] = {
+        "type": "object",
+        "required": ["total", "spent", "held", "left", "exhausted"],
+        "properties": {
+            "total": {"type": "integer"},
+            "spent": {"type": "integer"},
+            "held": {"type": "integer"},
+            "left": {"type": "integer"},
+            "exhausted": {"type": "boolean"},
+        },
+    }
+    schemas["TreeNode"] = {
+        "type": "object",
+        "required": ["id", "depth", "subtree_size", "subtree_height", "children"],
+        "properties": {
+            "id": {"type": "string"},
+            "parent": {"type": ["string", "null"]},
+            "depth": {"type": "integer"},
+            "joined": {"type": "number"},
+            "subtree_size": {"type": "integer"},
+            "subtree_height": {"type": "integer"},
+            "children": {"type": "integer", "description": "Number of children"},
+            "flags": {"type": "object"},
+            "rewards": {"type": "object"},
+            "children_page": {
+                "type": "object",
+                "properties": {
+                    "nodes": {"type": "array", "items": {"$ref": "#/components/schemas/TreeNode"}},
+                    "total": {"type": "integer"},
+                    "next_cursor": {"type": ["integer", "null"]},
+                },
+            },
+            "truncated": {"type": "boolean"},
+        },
+    }
+    schemas["Flag"] = {
+        "type": "object",
+        "required": ["id", "campaign", "kind", "subject", "score", "reasons", "status"],
+        "properties": {
+            "id": {"type": "string"},
+            "campaign": {"type": "string"},
+            "kind": {"type": "string", "enum": list(FLAG_KINDS)},
+            "subject": {"type": "string"},
+            "score": {"type": "number"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "members": {"type": "array", "items": {"type": "string"}},
+            "evidence": {"type": "object"},
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "created_at": {"type": "number"},
+            "updated_at": {"type": "number"},
+            "decided_by": {"type": "string"},
+            "decided_at": {"type": ["number", "null"]},
+            "note": {"type": "string"},
+        },
+    }
     schemas["Inspection"] = {
         "type": "object",
         "required": ["platform", "os", "mobile", "browser_family", "bot", "network", "signals"],
@@ -164,6 +245,8 @@ def openapi_document() -> dict[str, Any]:
             "outcomes": counts,
             "platforms": counts,
             "fallback_views": counts,
+            "tree": {"type": "object"},
+            "budget": _ref("Budget"),
         },
     }
 
@@ -300,6 +383,173 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(_ref("Platform")),
                     **_errors(400, *AUTH_ERRORS, 404, 409),
                 },
+            },
+        },
+        "/conversions": {
+            "post": {
+                "operationId": "convert",
+                "summary": "Report a conversion: the click's visitor joined as `user` (conversion, "
+                "admin). 201 when new; 200 with the first answer for a retry or a user who joined "
+                "already (first touch wins)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("ConversionRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Conversion"), "Joined"),
+                    "200": _json(_ref("Conversion"), "Joined earlier: the first answer"),
+                    **_errors(400, *AUTH_ERRORS, 404, 409, 413),
+                    "422": _json(_ref("Error"), "Refused: self-referral or a cycle"),
+                },
+            },
+        },
+        "/campaigns/{slug}/tree/{participant}": {
+            "parameters": [SLUG, PARTICIPANT],
+            "get": {
+                "operationId": "getSubtree",
+                "summary": "A participant's subtree, `depth` levels, `limit` children per node, "
+                "children paged by `cursor` (marketing, risk, admin)",
+                "parameters": [
+                    {
+                        "name": "depth",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 5},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {"200": _json(_ref("TreeNode")), **_errors(400, *AUTH_ERRORS, 404)},
+            },
+        },
+        "/campaigns/{slug}/ancestors/{participant}": {
+            "parameters": [SLUG, PARTICIPANT],
+            "get": {
+                "operationId": "getAncestors",
+                "summary": "The chain from the root to a participant's parent "
+                "(marketing, risk, admin)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "participant": {"type": "string"},
+                                "ancestors": {"type": "array", "items": _ref("TreeNode")},
+                            },
+                        }
+                    ),
+                    **_errors(*AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/rewards": {
+            "get": {
+                "operationId": "listRewards",
+                "summary": "A campaign's rewards, newest first, with its budget "
+                "(marketing, risk, admin)",
+                "parameters": [
+                    {
+                        "name": "campaign",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "referrer", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {
+                            "type": "string",
+                            "enum": ["credited", "held", "denied", "clawed_back"],
+                        },
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "rewards": {"type": "array", "items": {"type": "object"}},
+                                "total": {"type": "integer"},
+                                "budget": _ref("Budget"),
+                            },
+                        }
+                    ),
+                    **_errors(400, *AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/flags": {
+            "get": {
+                "operationId": "listFlags",
+                "summary": "The review queue, highest score first (risk, admin)",
+                "parameters": [
+                    {"name": "campaign", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(STATUSES)},
+                    },
+                    {
+                        "name": "kind",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(FLAG_KINDS)},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "flags": {"type": "array", "items": _ref("Flag")},
+                                "total": {"type": "integer"},
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
+                            },
+                        }
+                    ),
+                    **_errors(400, *AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/flags/{flag_id}": {
+            "parameters": [
+                {"name": "flag_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "get": {
+                "operationId": "getFlag",
+                "summary": "One flag with its evidence (risk, admin)",
+                "responses": {"200": _json(_ref("Flag")), **_errors(*AUTH_ERRORS, 404)},
+            },
+        },
+        "/flags/{flag_id}/decision": {
+            "parameters": [
+                {"name": "flag_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "post": {
+                "operationId": "decideFlag",
+                "summary": "Decide a flag: fraud or legit, with a note; kept with who and when, "
+                "usable as a training label (risk, admin)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("FlagDecision")}},
+                },
+                "responses": {"200": _json(_ref("Flag")), **_errors(400, *AUTH_ERRORS, 404, 413)},
             },
         },
         "/inspect": {

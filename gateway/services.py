@@ -12,16 +12,22 @@ from detectors.networks import default_ranges
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
 from gateway.clickpath import ClickGateway, PageRenderer
+from gateway.conversions import ConversionService
+from gateway.flagger import Flagger
+from gateway.flags import FlagService
 from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
+from gateway.rewards import RewardService
 from gateway.settings import Settings
 from gateway.sharelinks import ShareLinkService
 from gateway.signals import IpHasher, SignalGatherer
 from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
+from gateway.tree import TreeService
+from gateway.trees import TreeWatch
 
 EXTENSION = "refgate"
 
@@ -38,6 +44,12 @@ class Services:
     click_store: ClickStore
     gateway: ClickGateway
     scheduler: Scheduler
+    flags: FlagService
+    flagger: Flagger
+    conversions: ConversionService
+    rewards: RewardService
+    tree: TreeService
+    trees: TreeWatch
     closed: bool = False
 
     @classmethod
@@ -64,6 +76,12 @@ class Services:
             public_url=settings.public_url,
             secure_cookies=settings.secure_cookies,
         )
+        flags = FlagService(store.main)
+        flagger = Flagger(store.main, campaigns, flags)
+        rewards = RewardService(store.main)
+        flags.raise_listeners.append(rewards.on_flag_raised)
+        flags.listeners.append(rewards.on_decision)
+        trees = TreeWatch(store.main, campaigns, flags)
         scheduler = Scheduler(
             store.main,
             [
@@ -72,6 +90,8 @@ class Services:
                     interval=300,
                     run=lambda now: watch(store.main, campaigns, PLATFORM_KEYS, now),
                 ),
+                Job("flagger", interval=30, run=flagger.run),
+                Job("trees", interval=30, run=trees.run),
             ],
         )
         if run_jobs:
@@ -79,6 +99,12 @@ class Services:
         return cls(
             settings=settings,
             scheduler=scheduler,
+            flags=flags,
+            flagger=flagger,
+            conversions=ConversionService(store.main, campaigns),
+            rewards=rewards,
+            tree=TreeService(store.main),
+            trees=trees,
             store=store,
             codec=codec,
             campaigns=campaigns,

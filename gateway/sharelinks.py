@@ -58,12 +58,7 @@ class ShareLinkService:
 
     def mint(self, campaign: Campaign, referrer: str, now: float | None = None) -> MintedLink:
         referrer = check_referrer(referrer)
-        ck = keys.campaign_keys(campaign.id)
-        referrer_id, generation = script("mint")(
-            self._redis,
-            [ck.referrer_index, ck.referrer_external, ck.referrer_generation, ck.counters],
-            [referrer],
-        )
+        referrer_id, generation = referrer_number(self._redis, campaign.id, referrer)
         issued = int(now if now is not None else time.time())
         link = ShareLink(campaign.id, int(referrer_id), issued, int(generation))
         return self.describe(link, referrer, campaign.link_ttl_days)
@@ -92,3 +87,14 @@ class ShareLinkService:
         if generation < 0:
             raise ApiError(404, "referrer_not_found", f"{referrer!r} has no links in this campaign")
         return generation
+
+
+def referrer_number(store: Any, campaign_id: int, referrer: str) -> tuple[int, int]:
+    """The referrer's numeric id (assigned on first use) and current link generation."""
+    ck = keys.campaign_keys(campaign_id)
+    number, generation = script("mint")(
+        store,
+        [ck.referrer_index, ck.referrer_external, ck.referrer_generation, ck.counters],
+        [referrer],
+    )
+    return int(number), int(generation)

@@ -84,6 +84,10 @@ def valid_visitor_id(value: str | None) -> bool:
     return value is not None and len(value) == 22 and set(value) <= _VISITOR_ALPHABET
 
 
+#: WSGI environ key under which replay passes (ip hash, prefix, network class) of exported
+#: traffic. HTTP clients cannot set environ keys that contain a dot.
+REPLAYED_NETWORK = "refgate.replayed_network"
+
 #: WSGI environ names of the hint headers.
 _HINT_ENVIRON = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in HINT_HEADERS)
 
@@ -101,19 +105,24 @@ class SignalGatherer:
         ip = environ.get("REMOTE_ADDR") or ""
         cookie = _visitor_from(environ.get("HTTP_COOKIE", ""))
         known = valid_visitor_id(cookie)
+        if REPLAYED_NETWORK in environ:
+            # Replay of exported traffic: the IP was never kept, its hash and prefix were.
+            ip_hash, prefix, network = environ[REPLAYED_NETWORK]
+        else:
+            ip_hash, prefix, network = self._hash_ip(ip), network_prefix(ip), network_class(ip)
         return ClickInput(
             ts=now,
             campaign_id=link.campaign_id,
             referrer_id=link.referrer_id,
-            ip_hash=self._hash_ip(ip),
-            prefix=network_prefix(ip),
+            ip_hash=ip_hash,
+            prefix=prefix,
             ua=_latin(environ.get("HTTP_USER_AGENT", ""))[:512],
             accept_language=_latin(environ.get("HTTP_ACCEPT_LANGUAGE", ""))[:128],
             referer=_latin(environ.get("HTTP_REFERER", ""))[:512],
             visitor_id=cookie if known else new_visitor_id(),
             new_visitor=not known,
             scan=link.scan,
-            network=network_class(ip),
+            network=network,
             platform=client.platform.key,
             in_app=client.platform.in_app,
             os=client.os,

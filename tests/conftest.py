@@ -130,7 +130,7 @@ def keys(services: Services) -> dict[str, str]:
     """A plaintext API key per role."""
     return {
         role: services.api_keys.create(f"test-{role}", role)[0]
-        for role in ("admin", "marketing", "risk")
+        for role in ("admin", "marketing", "risk", "conversion")
     }
 
 

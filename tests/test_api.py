@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.flags import FlagCandidate, flag_id_for
 from tests.conftest import bearer
 
 VALID = {
@@ -196,6 +197,9 @@ def test_no_links_for_an_ended_campaign(client: FlaskClient, admin: dict[str, st
 
 # -- authentication and roles --------------------------------------------------------------
 
+#: The flag the role checks use (campaign 1 is the one each test creates first).
+FLAG_ID = flag_id_for(1, "referrer", "carol")
+
 #: Every API endpoint and the roles allowed to call it (admin may call everything).
 ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
     ("POST", "/api/v1/campaigns", {"admin", "marketing"}, {**VALID, "slug": "role-check"}),
@@ -223,7 +227,19 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
         {"admin", "marketing", "risk"},
         {"ua": "Mozilla/5.0 MicroMessenger/8.0", "ip": "203.0.113.9"},
     ),
-    ("GET", "/api/v1/openapi.json", {"admin", "marketing", "risk", "anonymous"}, None),
+    ("GET", "/api/v1/campaigns/spring-tea/tree/carol", {"admin", "marketing", "risk"}, None),
+    ("GET", "/api/v1/campaigns/spring-tea/ancestors/carol", {"admin", "marketing", "risk"}, None),
+    ("GET", "/api/v1/rewards?campaign=spring-tea", {"admin", "marketing", "risk"}, None),
+    ("POST", "/api/v1/conversions", {"admin", "conversion"}, {"click_id": "CLICK", "user": "dan"}),
+    ("GET", "/api/v1/flags", {"admin", "risk"}, None),
+    ("GET", f"/api/v1/flags/{FLAG_ID}", {"admin", "risk"}, None),
+    ("POST", f"/api/v1/flags/{FLAG_ID}/decision", {"admin", "risk"}, {"decision": "legit"}),
+    (
+        "GET",
+        "/api/v1/openapi.json",
+        {"admin", "marketing", "risk", "conversion", "anonymous"},
+        None,
+    ),
 ]
 
 
@@ -237,7 +253,7 @@ def test_role_matrix_covers_every_api_route(app: Flask) -> None:
     covered = set()
     for method, path, _, _ in ROLE_MATRIX:
         adapter = app.url_map.bind("localhost")
-        endpoint, _ = adapter.match(path, method=method)
+        endpoint, _ = adapter.match(path.split("?")[0], method=method)
         rule = next(
             r
             for r in app.url_map.iter_rules()
@@ -247,14 +263,25 @@ def test_role_matrix_covers_every_api_route(app: Flask) -> None:
     assert routes == covered
 
 
-@pytest.mark.parametrize("role", ["anonymous", "admin", "marketing", "risk"])
+@pytest.mark.parametrize("role", ["anonymous", "admin", "marketing", "risk", "conversion"])
 def test_every_endpoint_against_every_role(
-    client: FlaskClient, admin: dict[str, str], keys: dict[str, str], role: str
+    client: FlaskClient, admin: dict[str, str], keys: dict[str, str], role: str, app: Flask
 ) -> None:
     create(client, admin)
     client.post("/api/v1/campaigns/spring-tea/links", json={"referrer": "carol"}, headers=admin)
+    services = app.extensions["refgate"]
+    services.flags.raise_flag(
+        1, "spring-tea", FlagCandidate("referrer", "carol", 0.9, ("test",)), 0.0
+    )
+    from tests.test_conversions import record_click
+
+    campaign = {"id": 1, "slug": "spring-tea"}
+    services.conversions.convert(record_click(services, campaign, "carol"), "erin")
+    click = record_click(services, campaign, "carol")
     headers = {} if role == "anonymous" else bearer(keys[role])
     for method, path, allowed, body in ROLE_MATRIX:
+        if body is not None and body.get("click_id") == "CLICK":
+            body = {**body, "click_id": click, "user": f"dan-{role}"}
         response = client.open(path, method=method, json=body, headers=headers)
         if role in allowed:
             assert response.status_code not in (401, 403), (method, path, role, response.json)

@@ -13,7 +13,9 @@ from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
 from gateway.campaigns import Campaign, LinkRequest, effective_strategy, validate
+from gateway.conversions import ConversionRequest
 from gateway.errors import ApiError
+from gateway.flags import FlagDecision, check_filters
 from gateway.inspect import InspectRequest, inspect_request
 from gateway.openapi import openapi_document
 from gateway.platforms import PLATFORM_KEYS
@@ -117,7 +119,9 @@ def list_campaigns() -> Response:
 @bp.get("/campaigns/<slug>")
 @roles(*READERS)
 def get_campaign(slug: str) -> Response:
-    return jsonify(services().campaigns.require(slug).public())
+    found = services()
+    campaign = found.campaigns.require(slug)
+    return jsonify({**campaign.public(), "budget": found.rewards.budget(campaign)})
 
 
 @bp.patch("/campaigns/<slug>")
@@ -130,7 +134,14 @@ def update_campaign(slug: str) -> Response:
 @roles(*READERS)
 def get_stats(slug: str) -> Response:
     found = services()
-    return jsonify(campaign_stats(found.store.main, found.campaigns.require(slug)))
+    campaign = found.campaigns.require(slug)
+    return jsonify(
+        {
+            **campaign_stats(found.store.main, campaign),
+            "tree": found.tree.stats(campaign),
+            "budget": found.rewards.budget(campaign),
+        }
+    )
 
 
 # -- share links -----------------------------------------------------------------------------
@@ -207,6 +218,124 @@ def set_platform(slug: str, platform: str) -> Response:
         "platform %s set to %s for %s by %s", key, campaign.platforms[key].status, slug, actor()
     )
     return jsonify(_platform_entry(campaign, key, {}))
+
+
+# -- conversions, the referral tree, rewards -----------------------------------------------------
+
+
+@bp.post("/conversions")
+@roles(Role.CONVERSION)
+def convert() -> tuple[Response, int]:
+    body = validate(ConversionRequest, json_body(), "invalid conversion")
+    outcome = services().conversions.convert(
+        body.click_id, body.user, idempotency_key=body.idempotency_key
+    )
+    return jsonify(outcome.answer), 201 if outcome.new else 200
+
+
+@bp.get("/campaigns/<slug>/tree/<participant>")
+@roles(*READERS)
+def subtree(slug: str, participant: str) -> Response:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    _only_args("depth", "limit", "cursor")
+    return jsonify(
+        found.tree.subtree(
+            campaign,
+            participant,
+            depth=_int_arg("depth", 1, 1, 5),
+            limit=_int_arg("limit", 50, 1, 200),
+            cursor=_int_arg("cursor", 0, 0, 10**9),
+        )
+    )
+
+
+@bp.get("/campaigns/<slug>/ancestors/<participant>")
+@roles(*READERS)
+def ancestors(slug: str, participant: str) -> Response:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    return jsonify(participant=participant, ancestors=found.tree.ancestors(campaign, participant))
+
+
+@bp.get("/rewards")
+@roles(*READERS)
+def list_rewards() -> Response:
+    found = services()
+    _only_args("campaign", "referrer", "status", "limit", "offset")
+    slug = request.args.get("campaign")
+    if not slug:
+        raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
+    campaign = found.campaigns.require(slug)
+    rows, total = found.rewards.find(
+        campaign,
+        referrer=request.args.get("referrer"),
+        status=request.args.get("status"),
+        limit=_int_arg("limit", 100, 1, 1000),
+        offset=_int_arg("offset", 0, 0, 10**9),
+    )
+    return jsonify(rewards=rows, total=total, budget=found.rewards.budget(campaign))
+
+
+def _only_args(*allowed: str) -> None:
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid query",
+            fields=dict.fromkeys(unknown, "unknown parameter"),
+        )
+
+
+# -- the review queue --------------------------------------------------------------------------
+
+RISK = (Role.RISK,)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            400, "validation_failed", "invalid query", fields={name: f"an integer {low}-{high}"}
+        )
+    return int(raw)
+
+
+@bp.get("/flags")
+@roles(*RISK)
+def list_flags() -> Response:
+    found = services()
+    _only_args("campaign", "status", "kind", "limit", "offset")
+    status = request.args.get("status")
+    kind = request.args.get("kind")
+    check_filters(status, kind)
+    slug = request.args.get("campaign")
+    ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    flags, total = found.flags.find(ids, status=status, kind=kind, limit=limit, offset=offset)
+    return jsonify(flags=[f.public() for f in flags], total=total, limit=limit, offset=offset)
+
+
+@bp.get("/flags/<flag_id>")
+@roles(*RISK)
+def get_flag(flag_id: str) -> Response:
+    flag = services().flags.get(flag_id)
+    if flag is None:
+        raise ApiError(404, "flag_not_found", f"no flag {flag_id!r}")
+    return jsonify(flag.public())
+
+
+@bp.post("/flags/<flag_id>/decision")
+@roles(*RISK)
+def decide_flag(flag_id: str) -> Response:
+    body = validate(FlagDecision, json_body(), "invalid decision")
+    flag = services().flags.decide(flag_id, body.decision, body.note, actor())
+    log.info("flag %s decided %s by %s", flag_id, body.decision, actor())
+    return jsonify(flag.public())
 
 
 # -- inspecting a request --------------------------------------------------------------------

@@ -63,6 +63,110 @@ class CampaignKeys:
     def click(self, click_id: str) -> str:
         return self.click_prefix + click_id
 
+    def flag(self, flag_id: str) -> str:
+        """Hash of one flag (see gateway.flags)."""
+        return f"{self.tag}:flag:{flag_id}"
+
+    @property
+    def flags_all(self) -> str:
+        """Sorted set of the campaign's flags by creation time."""
+        return f"{self.tag}:flags"
+
+    @property
+    def flags_open(self) -> str:
+        """Sorted set of the campaign's open flags by score."""
+        return f"{self.tag}:flags-open"
+
+    @property
+    def decisions(self) -> str:
+        """Stream of the risk team's decisions on flags (labels, ledger input)."""
+        return f"{self.tag}:decisions"
+
+    def referrer_tally(self, referrer: str) -> str:
+        """Hash of a referrer's running click tally kept by the flagger."""
+        return f"{self.tag}:tally:{referrer}"
+
+    # -- referral tree, conversions and rewards (gateway.conversions, gateway.rewards) --------
+
+    def participant(self, user: str) -> str:
+        """Hash of a participant: parent, depth, path, joined, subtree size and height, ..."""
+        return f"{self.tag}:p:{user}"
+
+    def children(self, user: str) -> str:
+        """Sorted set of a participant's children by join time."""
+        return f"{self.tag}:children:{user}"
+
+    @property
+    def idempotency(self) -> str:
+        """Hash idempotency key -> the conversion's answer."""
+        return f"{self.tag}:idempotency"
+
+    @property
+    def budget(self) -> str:
+        """Hash: spent and held amounts."""
+        return f"{self.tag}:budget"
+
+    def referrer_rewards(self, referrer: str) -> str:
+        """Hash of a referrer's reward totals: credited, held, conversions."""
+        return f"{self.tag}:rref:{referrer}"
+
+    @property
+    def daily_spend(self) -> str:
+        """Hash day number -> amount credited or held that day (the daily cap)."""
+        return f"{self.tag}:daily-spend"
+
+    def reward(self, user: str) -> str:
+        """Hash of the reward decided for a participant's conversion."""
+        return f"{self.tag}:reward:{user}"
+
+    @property
+    def rewards(self) -> str:
+        """Sorted set of rewarded conversions (participant -> time)."""
+        return f"{self.tag}:rewards"
+
+    def referrer_reward_index(self, referrer: str) -> str:
+        """Sorted set of a referrer's rewarded conversions (participant -> time)."""
+        return f"{self.tag}:rewards-by:{referrer}"
+
+    @property
+    def ledger(self) -> str:
+        """Stream of reward ledger entries: credited, held, denied, released, clawed_back."""
+        return f"{self.tag}:ledger"
+
+    @property
+    def conversions(self) -> str:
+        """Stream of conversions, accepted and refused."""
+        return f"{self.tag}:conversions"
+
+    @property
+    def top_sharers(self) -> str:
+        """Sorted set referrer -> credited referrals."""
+        return f"{self.tag}:top-sharers"
+
+    @property
+    def outbox(self) -> str:
+        """Stream of events for webhooks, written atomically with what they report."""
+        return f"{self.tag}:outbox"
+
+    # -- tree-level detection (gateway.trees) ----------------------------------------------------
+
+    @property
+    def device_owners(self) -> str:
+        """Hash browser id or address|agent -> the participant who joined from it first."""
+        return f"{self.tag}:device-owners"
+
+    def ring_edges(self, participant: str) -> str:
+        """Set of sharers on whose links this participant's own devices converted."""
+        return f"{self.tag}:ring-edges:{participant}"
+
+    def browser_joins(self, visitor: str) -> str:
+        """Set of participants who joined from one browser (visitor id)."""
+        return f"{self.tag}:browser-joins:{visitor}"
+
+    def prefix_joins(self, prefix: str, hour: int) -> str:
+        """Hash participant -> parent of the joins from one network prefix in one hour."""
+        return f"{self.tag}:prefix-joins:{prefix}:{hour}"
+
     def velocity(self, dimension: str, value: object, bucket: str) -> str:
         """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
         r(eferrer), rn (referrer networks), iv (visitors behind an IP); ``bucket`` m<minute>,

@@ -1,0 +1,67 @@
+"""When a referrer's clicks add up to something the risk team should review.
+
+A single suspicious click says little (carrier NAT, a cookie-less webview, a person who taps
+twice); a referrer whose links draw mostly suspicious clicks, or clicks from their own device, is
+worth a person's time. The same rules run online (gateway.flagger, on the recorded stream) and
+in replay.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+#: A click at or above this score counts as suspicious in a referrer's tally.
+SUSPICIOUS = 0.5
+#: A referrer is flagged with at least this many suspicious clicks making up this share.
+MIN_SUSPICIOUS = 5
+MIN_SHARE = 0.3
+#: Clicks from the sharer's own device or IP before the referrer is flagged for self-referral.
+MIN_SELF = 2
+#: A lone click this suspicious is flagged on its own (when its referrer is not flagged).
+CLICK_FLAG_SCORE = 0.9
+
+
+@dataclass
+class ReferrerTally:
+    clicks: int = 0
+    suspicious: int = 0
+    blocked: int = 0
+    self_clicks: int = 0
+    detectors: Counter[str] = field(default_factory=Counter)
+
+    def add(self, score: float, decision: str, reasons: list[str]) -> None:
+        self.clicks += 1
+        if score >= SUSPICIOUS:
+            self.suspicious += 1
+            for reason in reasons:
+                self.detectors[reason.partition(":")[0]] += 1
+        if decision == "block":
+            self.blocked += 1
+        if any(
+            reason.startswith("self_referral:") and "own" in reason and "network" not in reason
+            for reason in reasons
+        ):
+            self.self_clicks += 1
+
+
+@dataclass(frozen=True)
+class ReferrerFinding:
+    score: float
+    reasons: tuple[str, ...]
+
+
+def referrer_finding(tally: ReferrerTally) -> ReferrerFinding | None:
+    reasons: list[str] = []
+    score = 0.0
+    if tally.self_clicks >= MIN_SELF:
+        score = max(score, 0.9)
+        reasons.append(f"{tally.self_clicks} clicks from the sharer's own device or IP")
+    share = tally.suspicious / tally.clicks if tally.clicks else 0.0
+    if tally.suspicious >= MIN_SUSPICIOUS and share >= MIN_SHARE:
+        score = max(score, min(1.0, 0.5 + share / 2))
+        top = ", ".join(f"{name} ×{count}" for name, count in tally.detectors.most_common(4))
+        reasons.append(f"{tally.suspicious} of {tally.clicks} clicks suspicious ({top})")
+    if not reasons:
+        return None
+    return ReferrerFinding(round(score, 4), tuple(reasons))

@@ -1,0 +1,125 @@
+"""Raising flags from recorded clicks, off the click path (a periodic job, and replay).
+
+It reads each campaign's event stream from where it stopped, keeps a running tally per referrer
+in the store, and raises referrer flags (detectors.flagging) and flags on lone, very suspicious
+clicks. Runs are incremental and safe to repeat: the cursor moves only after the tallies are
+written, and flags are one per subject.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+import orjson
+
+from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
+from gateway.campaigns import Campaign, CampaignService
+from gateway.flags import FlagCandidate, FlagService
+from gateway.store import keys
+
+BATCH = 5000
+
+
+class Flagger:
+    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
+        self._redis = store
+        self._campaigns = campaigns
+        self._flags = flags
+
+    def run(self, now: float) -> int:
+        """Process new events of every campaign; returns how many flags were newly raised."""
+        return sum(self.run_campaign(campaign, now) for campaign in self._campaigns.list())
+
+    def run_campaign(self, campaign: Campaign, now: float) -> int:
+        ck = keys.campaign_keys(campaign.id)
+        raised = 0
+        while True:
+            cursor = (self._redis.hget(ck.counters, "flagger_cursor") or b"0-0").decode()
+            entries = self._redis.xrange(ck.events, min=f"({cursor}", max="+", count=BATCH)
+            if not entries:
+                return raised
+            raised += self._process(campaign, entries, now)
+            self._redis.hset(ck.counters, "flagger_cursor", entries[-1][0])
+
+    def _process(self, campaign: Campaign, entries: list[Any], now: float) -> int:
+        ck = keys.campaign_keys(campaign.id)
+        batch: dict[str, ReferrerTally] = defaultdict(ReferrerTally)
+        lone: list[tuple[str, dict[str, Any]]] = []
+        for _, fields in entries:
+            event = orjson.loads(fields[b"e"])
+            referrer = fields[b"r"].decode()
+            if event["outcome"] not in ("redirect", "fallback", "challenge", "blocked"):
+                continue
+            batch[referrer].add(event["score"], event["decision"], event["reasons"])
+            if event["score"] >= CLICK_FLAG_SCORE and event["decision"] != "block":
+                lone.append((referrer, event))
+        pipe = self._redis.pipeline(transaction=False)
+        for referrer, tally in batch.items():
+            key = ck.referrer_tally(referrer)
+            pipe.hincrby(key, "clicks", tally.clicks)
+            pipe.hincrby(key, "suspicious", tally.suspicious)
+            pipe.hincrby(key, "blocked", tally.blocked)
+            pipe.hincrby(key, "self", tally.self_clicks)
+            for name, count in tally.detectors.items():
+                pipe.hincrby(key, f"d:{name}", count)
+        pipe.execute()
+        raised = 0
+        flagged_referrers = set()
+        for referrer in batch:
+            tally = self._tally(ck, referrer)
+            finding = referrer_finding(tally)
+            if finding is None:
+                continue
+            flagged_referrers.add(referrer)
+            _, new = self._flags.raise_flag(
+                campaign.id,
+                campaign.slug,
+                FlagCandidate(
+                    kind="referrer",
+                    subject=referrer,
+                    score=finding.score,
+                    reasons=finding.reasons,
+                    evidence={
+                        "clicks": tally.clicks,
+                        "suspicious": tally.suspicious,
+                        "blocked": tally.blocked,
+                    },
+                ),
+                now,
+            )
+            raised += new
+        for referrer, event in lone:
+            if referrer in flagged_referrers:
+                continue
+            _, new = self._flags.raise_flag(
+                campaign.id,
+                campaign.slug,
+                FlagCandidate(
+                    kind="click",
+                    subject=event["id"],
+                    score=event["score"],
+                    reasons=tuple(event["reasons"]),
+                    evidence={
+                        "referrer": referrer,
+                        "ts": event["ts"],
+                        "prefix": event["prefix"],
+                        "decision": event["decision"],
+                    },
+                ),
+                now,
+            )
+            raised += new
+        return raised
+
+    def _tally(self, ck: keys.CampaignKeys, referrer: str) -> ReferrerTally:
+        raw = {
+            k.decode(): int(v) for k, v in self._redis.hgetall(ck.referrer_tally(referrer)).items()
+        }
+        return ReferrerTally(
+            clicks=raw.get("clicks", 0),
+            suspicious=raw.get("suspicious", 0),
+            blocked=raw.get("blocked", 0),
+            self_clicks=raw.get("self", 0),
+            detectors=Counter({k[2:]: v for k, v in raw.items() if k.startswith("d:")}),
+        )

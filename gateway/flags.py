@@ -1,0 +1,264 @@
+"""The risk team's review queue: flags on clicks, referrers, participants and clusters.
+
+One open flag per subject (a detector finding more evidence updates it, it does not pile up
+duplicates). A decision (``fraud`` or ``legit``, with a note) is kept with who and when, closes
+the flag, and is appended to the campaign's decision log, which training reads as labels and the
+reward ledger reads to release or claw back (see gateway.rewards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.errors import ApiError
+from gateway.store import keys
+from gateway.store.scripts import script
+
+FlagKind = Literal["click", "referrer", "participant", "cluster"]
+FLAG_KINDS: tuple[str, ...] = ("click", "referrer", "participant", "cluster")
+STATUSES: tuple[str, ...] = ("open", "fraud", "legit")
+
+
+class FlagDecision(BaseModel):
+    """``POST /flags/<id>/decision``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    decision: Literal["fraud", "legit"]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+@dataclass(frozen=True)
+class FlagCandidate:
+    """What a detector wants reviewed; ``subject`` is a click id, referrer or participant id,
+    or a cluster's name; ``members`` lists a cluster's participants."""
+
+    kind: str
+    subject: str
+    score: float
+    reasons: tuple[str, ...]
+    members: tuple[str, ...] = ()
+    evidence: dict[str, Any] = field(default_factory=dict)
+    #: Which detector family found it ("clicks", "tree:chain"...): a flag keeps one finding per
+    #: source, so a source updating its finding replaces only its own reasons.
+    source: str = "clicks"
+
+
+@dataclass(frozen=True)
+class Flag:
+    id: str
+    campaign: str
+    kind: str
+    subject: str
+    score: float
+    reasons: list[str]
+    members: list[str]
+    evidence: dict[str, Any]
+    status: str
+    created_at: float
+    updated_at: float
+    decided_by: str = ""
+    decided_at: float | None = None
+    note: str = ""
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> Flag:
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        return cls(
+            id=data["id"],
+            campaign=data["campaign"],
+            kind=data["kind"],
+            subject=data["subject"],
+            score=float(data["score"]),
+            reasons=json.loads(data["reasons"]),
+            members=json.loads(data.get("members", "[]")),
+            evidence=json.loads(data.get("evidence", "{}")),
+            status=data["status"],
+            created_at=float(data["created_at"]),
+            updated_at=float(data["updated_at"]),
+            decided_by=data.get("decided_by", ""),
+            decided_at=float(data["decided_at"]) if data.get("decided_at") else None,
+            note=data.get("note", ""),
+        )
+
+
+#: Called with (campaign id, flag, decision) after a decision is stored (the reward ledger).
+DecisionListener = Callable[[int, Flag, str], object]
+#: Called with (campaign id, flag) after a flag is raised or updated while open.
+RaiseListener = Callable[[int, Flag], object]
+
+
+class FlagService:
+    def __init__(self, store: Any) -> None:
+        self._redis = store
+        self.listeners: list[DecisionListener] = []
+        self.raise_listeners: list[RaiseListener] = []
+
+    # -- raising -------------------------------------------------------------------------------
+
+    def raise_flag(
+        self, campaign_id: int, slug: str, candidate: FlagCandidate, now: float
+    ) -> tuple[Flag, bool]:
+        """Open a flag for the subject, or update the open one; returns (flag, newly raised).
+        A subject whose flag was decided is not raised again (the decision stands)."""
+        if candidate.kind not in FLAG_KINDS:
+            raise ValueError(f"unknown flag kind {candidate.kind!r}")
+        ck = keys.campaign_keys(campaign_id)
+        flag_id = flag_id_for(campaign_id, candidate.kind, candidate.subject)
+        existing = self.get(flag_id)
+        sources: dict[str, Any] = dict(existing.evidence.get("sources", {})) if existing else {}
+        sources[candidate.source] = {"score": candidate.score, "reasons": list(candidate.reasons)}
+        score = max(entry["score"] for entry in sources.values())
+        reasons = [reason for entry in sources.values() for reason in entry["reasons"]]
+        members = sorted({*(existing.members if existing else ()), *candidate.members})
+        evidence = {
+            **(existing.evidence if existing else {}),
+            **candidate.evidence,
+            "sources": sources,
+        }
+        new, _status = script("raise_flag")(
+            self._redis,
+            [ck.flag(flag_id), ck.flags_all, ck.flags_open],
+            [
+                flag_id,
+                slug,
+                candidate.kind,
+                candidate.subject,
+                repr(round(score, 4)),
+                json.dumps(reasons, ensure_ascii=False),
+                json.dumps(members),
+                json.dumps(evidence, ensure_ascii=False),
+                repr(now),
+            ],
+        )
+        flag = self.get(flag_id)
+        assert flag is not None
+        if flag.status == "open":
+            for listener in self.raise_listeners:
+                listener(campaign_id, flag)
+        return flag, bool(new)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, flag_id: str) -> Flag | None:
+        campaign_id = _campaign_of(flag_id)
+        if campaign_id is None:
+            return None
+        raw = self._redis.hgetall(keys.campaign_keys(campaign_id).flag(flag_id))
+        return Flag.from_hash(raw) if raw else None
+
+    def find(
+        self,
+        campaign_ids: Iterable[int],
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Flag], int]:
+        """Flags sorted by score (highest first), open ones from the open index."""
+        flags: list[Flag] = []
+        for campaign_id in campaign_ids:
+            ck = keys.campaign_keys(campaign_id)
+            index = ck.flags_open if status == "open" else ck.flags_all
+            ids = [i.decode() for i in self._redis.zrevrange(index, 0, -1)]
+            pipe = self._redis.pipeline(transaction=False)
+            for flag_id in ids:
+                pipe.hgetall(ck.flag(flag_id))
+            for raw in pipe.execute():
+                if raw:
+                    flag = Flag.from_hash(raw)
+                    if (status is None or flag.status == status) and (
+                        kind is None or flag.kind == kind
+                    ):
+                        flags.append(flag)
+        flags.sort(key=lambda f: (-f.score, f.id))
+        return flags[offset : offset + limit], len(flags)
+
+    def status_of(self, campaign_id: int, kind: str, subject: str) -> str | None:
+        """The status of the subject's flag (open, fraud, legit), None when it has none."""
+        ck = keys.campaign_keys(campaign_id)
+        status = self._redis.hget(ck.flag(flag_id_for(campaign_id, kind, subject)), "status")
+        return status.decode() if status else None
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    def decide(
+        self, flag_id: str, decision: str, note: str, actor: str, now: float | None = None
+    ) -> Flag:
+        if decision not in ("fraud", "legit"):
+            raise ApiError(
+                400, "validation_failed", "invalid decision", fields={"decision": "fraud or legit"}
+            )
+        flag = self.get(flag_id)
+        if flag is None:
+            raise ApiError(404, "flag_not_found", f"no flag {flag_id!r}")
+        campaign_id = _campaign_of(flag_id)
+        assert campaign_id is not None
+        ck = keys.campaign_keys(campaign_id)
+        when = time.time() if now is None else now
+        label = {
+            "flag": flag.id,
+            "kind": flag.kind,
+            "subject": flag.subject,
+            "members": flag.members,
+            "decision": decision,
+            "note": note,
+            "decided_by": actor,
+            "decided_at": when,
+        }
+        script("decide_flag")(
+            self._redis,
+            [ck.flag(flag_id), ck.flags_open, ck.decisions],
+            [flag_id, decision, note, actor, repr(when), json.dumps(label, ensure_ascii=False)],
+        )
+        decided = self.get(flag_id)
+        assert decided is not None
+        for listener in self.listeners:
+            listener(campaign_id, decided, decision)
+        return decided
+
+    def decisions(self, campaign_id: int) -> list[dict[str, Any]]:
+        """Every decision taken in the campaign, oldest first (labels for training)."""
+        entries = self._redis.xrange(keys.campaign_keys(campaign_id).decisions)
+        return [json.loads(fields[b"d"]) for _, fields in entries]
+
+
+def flag_id_for(campaign_id: int, kind: str, subject: str) -> str:
+    """Flag ids derive from the subject: the same subject always has the same flag."""
+    digest = hashlib.sha256(f"{kind}:{subject}".encode()).hexdigest()[:10]
+    return f"{campaign_id:x}-{digest}"
+
+
+def _campaign_of(flag_id: str) -> int | None:
+    prefix, sep, rest = flag_id.partition("-")
+    if not sep or len(rest) != 10 or any(c not in "0123456789abcdef" for c in rest):
+        return None
+    try:
+        return int(prefix, 16)
+    except ValueError:
+        return None
+
+
+def check_filters(status: str | None, kind: str | None) -> None:
+    fields = {}
+    if status is not None and status not in STATUSES:
+        fields["status"] = f"one of {', '.join(STATUSES)}"
+    if kind is not None and kind not in FLAG_KINDS:
+        fields["kind"] = f"one of {', '.join(FLAG_KINDS)}"
+    if fields:
+        raise ApiError(400, "validation_failed", "invalid filter", fields=fields)
+
+
+def members_of(flags: Sequence[Flag]) -> set[str]:
+    return {member for flag in flags for member in flag.members}

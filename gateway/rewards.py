@@ -1,0 +1,183 @@
+"""The reward ledger's reading side, and what reviews do to rewards.
+
+Rewards are decided when a conversion arrives (``convert.lua``). Afterwards they move only
+through ``settle_reward.lua``, each move a ledger entry: a flag raised on a subject holds the
+rewards it touches; a ``legit`` review releases them; a ``fraud`` review claws back what was
+credited and denies what was held.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from gateway.campaigns import Campaign
+from gateway.errors import ApiError
+from gateway.flags import Flag
+from gateway.store import keys
+from gateway.store.scripts import script
+
+STATUSES = ("credited", "held", "denied", "clawed_back")
+
+
+class RewardService:
+    def __init__(self, store: Any) -> None:
+        self._redis = store
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def budget(self, campaign: Campaign) -> dict[str, Any]:
+        raw = self._redis.hgetall(keys.campaign_keys(campaign.id).budget)
+        spent = int(raw.get(b"spent", 0))
+        held = int(raw.get(b"held", 0))
+        total = campaign.reward.budget_total if campaign.reward else 0
+        left = max(total - spent - held, 0)
+        amount = campaign.reward.amount if campaign.reward else 0
+        return {
+            "total": total,
+            "spent": spent,
+            "held": held,
+            "left": left,
+            "exhausted": campaign.reward is not None and left < amount,
+        }
+
+    def get(self, campaign_id: int, user: str) -> dict[str, Any] | None:
+        raw = self._redis.hgetall(keys.campaign_keys(campaign_id).reward(user))
+        return _public(raw) if raw else None
+
+    def find(
+        self,
+        campaign: Campaign,
+        *,
+        referrer: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        if status is not None and status not in STATUSES:
+            raise ApiError(
+                400,
+                "validation_failed",
+                "invalid filter",
+                fields={"status": f"one of {', '.join(STATUSES)}"},
+            )
+        ck = keys.campaign_keys(campaign.id)
+        index = ck.referrer_reward_index(referrer) if referrer else ck.rewards
+        users = [u.decode() for u in self._redis.zrevrange(index, 0, -1)]
+        rows = self._rows(ck, users)
+        if status is not None:
+            rows = [row for row in rows if row["status"] == status]
+        return rows[offset : offset + limit], len(rows)
+
+    def replay_rows(self, campaign_ids: list[int]) -> list[dict[str, Any]]:
+        """Every reward, oldest first, as replay writes them (rewards.jsonl)."""
+        out = []
+        for campaign_id in campaign_ids:
+            ck = keys.campaign_keys(campaign_id)
+            document = self._redis.hget(ck.config, "json")
+            users = [u.decode() for u in self._redis.zrange(ck.rewards, 0, -1)]
+            name = json.loads(document)["slug"] if document else str(campaign_id)
+            for row in self._rows(ck, users):
+                out.append(
+                    {
+                        "campaign": name,
+                        "referrer": row["referrer"],
+                        "user": row["user"],
+                        "click_id": row["click_id"],
+                        "status": row["status"],
+                        "amount": row["amount"],
+                        "reason": row["reason"],
+                    }
+                )
+        return out
+
+    def _rows(self, ck: keys.CampaignKeys, users: list[str]) -> list[dict[str, Any]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for user in users:
+            pipe.hgetall(ck.reward(user))
+        return [_public(raw) for raw in pipe.execute() if raw]
+
+    # -- what flags and reviews do -------------------------------------------------------------
+
+    def on_flag_raised(self, campaign_id: int, flag: Flag) -> int:
+        """Hold the credited rewards a new flag touches; returns how many moved."""
+        return self._settle(campaign_id, flag, "hold", "flagged")
+
+    def on_decision(self, campaign_id: int, flag: Flag, decision: str) -> int:
+        """Release (legit) or claw back and deny (fraud) the rewards a decided flag touches."""
+        action = "release" if decision == "legit" else "fraud"
+        reason = "reviewed_legit" if decision == "legit" else "reviewed_fraud"
+        return self._settle(campaign_id, flag, action, reason)
+
+    def affected(self, campaign_id: int, flag: Flag) -> list[str]:
+        """The participants whose conversion rewards a flag is about."""
+        ck = keys.campaign_keys(campaign_id)
+        if flag.kind == "referrer":
+            return [
+                u.decode()
+                for u in self._redis.zrange(ck.referrer_reward_index(flag.subject), 0, -1)
+            ]
+        if flag.kind == "participant":
+            return [flag.subject]
+        if flag.kind == "cluster":
+            users = set(flag.members)
+            for member in flag.members:
+                users.update(
+                    u.decode() for u in self._redis.zrange(ck.referrer_reward_index(member), 0, -1)
+                )
+            return sorted(users)
+        # A click: the conversion that came from it, found among its referrer's rewards.
+        referrer = flag.evidence.get("referrer")
+        if not referrer:
+            return []
+        candidates = [
+            u.decode() for u in self._redis.zrange(ck.referrer_reward_index(referrer), 0, -1)
+        ]
+        return [
+            u
+            for u, row in zip(candidates, self._rows(ck, candidates), strict=False)
+            if row["click_id"] == flag.subject
+        ]
+
+    def _settle(self, campaign_id: int, flag: Flag, action: str, reason: str) -> int:
+        ck = keys.campaign_keys(campaign_id)
+        moved = 0
+        now = repr(time.time())
+        settle = script("settle_reward")
+        for user in self.affected(campaign_id, flag):
+            referrer = self._redis.hget(ck.reward(user), "referrer")
+            if referrer is None:
+                continue
+            result = settle(
+                self._redis,
+                [
+                    ck.reward(user),
+                    ck.budget,
+                    ck.referrer_rewards(referrer.decode()),
+                    ck.ledger,
+                    ck.top_sharers,
+                    ck.outbox,
+                ],
+                [action, reason, now, flag.id],
+            )
+            moved += bool(result)
+        return moved
+
+    def ledger(self, campaign_id: int) -> list[dict[str, Any]]:
+        entries = self._redis.xrange(keys.campaign_keys(campaign_id).ledger)
+        return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+def _public(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return {
+        "user": data.get("user", ""),
+        "referrer": data.get("referrer", ""),
+        "click_id": data.get("click", ""),
+        "status": data.get("status", ""),
+        "reason": data.get("reason", ""),
+        "amount": int(data.get("amount", 0)),
+        "ts": float(data.get("ts", 0)),
+        "settled_at": float(data["settled_at"]) if data.get("settled_at") else None,
+    }

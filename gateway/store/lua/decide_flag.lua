@@ -1,0 +1,13 @@
+-- decide_flag: record the risk team's decision on a flag, once, and append it as a label.
+-- KEYS[1]  the flag hash
+-- KEYS[2]  campaign's open flags sorted set
+-- KEYS[3]  campaign's decisions stream (labels for training, inputs for the reward ledger)
+-- ARGV[1]  flag id   ARGV[2] decision (fraud|legit)   ARGV[3] note   ARGV[4] who
+-- ARGV[5]  when      ARGV[6] the decision as JSON (the stream entry)
+-- Returns 1. A later decision replaces an earlier one (a reviewer may correct a mistake);
+-- every decision stays in the stream.
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'note', ARGV[3], 'decided_by', ARGV[4],
+  'decided_at', ARGV[5])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'd', ARGV[6])
+return 1

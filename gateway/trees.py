@@ -1,0 +1,341 @@
+"""Tree-level fraud detection: patterns no single click shows, found as joins arrive.
+
+Runs off the click path (a periodic job, and replay on the log's clock). Each accepted conversion
+is examined once, in order, with O(depth) reads:
+
+- self-referral through alternate accounts: the new participant joined from the sharer's own
+  browser or own address-and-device;
+- sybil chains: a chain of joins, each within minutes of the one before, from few devices or
+  networks;
+- star bursts: many children under one sharer within minutes, sharing devices, networks or a
+  clockwork rhythm;
+- rings: sharers whose own devices converted on each other's links, in a cycle;
+- clusters: participants sharing one browser, or a network prefix filled with joins under one
+  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not).
+
+Findings become ``referrer``, ``participant`` and ``cluster`` flags (with members); raising a
+flag holds the rewards it touches (gateway.rewards).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.campaigns import Campaign, CampaignService
+from gateway.flags import FlagCandidate, FlagService
+from gateway.store import keys
+
+BATCH = 2000
+#: Chains: links joined within this many seconds of their parent, at least this long, from at
+#: most this many distinct devices or networks.
+CHAIN_GAP = 600
+CHAIN_MIN = 5
+CHAIN_MAX_SOURCES = 2
+#: Star bursts: this many children of one sharer within the window, concentrated.
+BURST_WINDOW = 900
+BURST_MIN = 8
+#: Prefix clusters: joins from one /24 within an hour, mostly under one sharer.
+PREFIX_MIN = 8
+PREFIX_CONCENTRATION = 0.8
+#: How long device ownership (for rings) and join indexes are kept.
+INDEX_TTL = 7 * 86400
+
+
+@dataclass(frozen=True)
+class Join:
+    user: str
+    parent: str
+    ts: float
+    visitor: str
+    ip_hash: str
+    prefix: str
+    ua_hash: str
+    path: tuple[str, ...]
+
+    @property
+    def device(self) -> str:
+        """Address-and-browser: the same phone behind the same address, cookies or not."""
+        return f"{self.ip_hash}|{self.ua_hash}" if self.ip_hash else ""
+
+
+class TreeWatch:
+    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
+        self._redis = store
+        self._campaigns = campaigns
+        self._flags = flags
+
+    def run(self, now: float) -> int:
+        return sum(self.run_campaign(campaign, now) for campaign in self._campaigns.list())
+
+    def run_campaign(self, campaign: Campaign, now: float) -> int:
+        ck = keys.campaign_keys(campaign.id)
+        raised = 0
+        while True:
+            cursor = (self._redis.hget(ck.counters, "trees_cursor") or b"0-0").decode()
+            entries = self._redis.xrange(ck.conversions, min=f"({cursor}", max="+", count=BATCH)
+            if not entries:
+                return raised
+            for _, fields in entries:
+                if fields.get(b"status") == b"accepted":
+                    join = self._join(ck, fields[b"user"].decode())
+                    if join is not None:
+                        raised += self._examine(campaign, ck, join, now)
+            self._redis.hset(ck.counters, "trees_cursor", entries[-1][0])
+
+    # -- reading a join ---------------------------------------------------------------------------
+
+    def _join(self, ck: keys.CampaignKeys, user: str) -> Join | None:
+        raw = self._redis.hgetall(ck.participant(user))
+        if not raw or not raw.get(b"parent"):
+            return None
+        data = {k.decode(): v.decode() for k, v in raw.items()}
+        event = self._redis.get(ck.click(data.get("click", "")))
+        ua = orjson.loads(event).get("ua", "") if event else ""
+        return Join(
+            user=user,
+            parent=data["parent"],
+            ts=float(data["joined"]),
+            visitor=data.get("visitor", ""),
+            ip_hash=data.get("ip_hash", ""),
+            prefix=data.get("prefix", ""),
+            ua_hash=hashlib.sha256(ua.encode()).hexdigest()[:12],
+            path=tuple(p for p in data.get("path", "").split("/") if p),
+        )
+
+    def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
+        found = [
+            *self._self_referral(ck, join),
+            *self._chain(ck, join),
+            *self._burst(ck, join),
+            *self._ring(ck, join),
+            *self._shared_browser(ck, join),
+            *self._prefix_cluster(ck, join),
+        ]
+        self._remember(ck, join)
+        raised = 0
+        for candidate in found:
+            _, new = self._flags.raise_flag(campaign.id, campaign.slug, candidate, now)
+            raised += new
+        return raised
+
+    # -- detectors ------------------------------------------------------------------------------
+
+    def _self_referral(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        owners = self._owners(ck, join)
+        if join.parent not in owners:
+            return []
+        why = f"{join.user} joined from {join.parent}'s own browser or device"
+        return [
+            FlagCandidate(
+                "participant",
+                join.user,
+                0.9,
+                (why,),
+                source="tree:self",
+                evidence={"parent": join.parent},
+            ),
+            FlagCandidate(
+                "referrer",
+                join.parent,
+                0.9,
+                (f"an alternate account ({join.user}) joined under them from their own device",),
+                source="tree:self",
+            ),
+        ]
+
+    def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        # Walk up from the new participant while each link joined soon after its parent.
+        chain = [join]
+        for ancestor in reversed(join.path):
+            if len(chain) > 40:
+                break
+            above = self._join(ck, ancestor)
+            if above is None or chain[-1].ts - above.ts > CHAIN_GAP:
+                if above is None:
+                    # A root: include it when the chain below it was fast.
+                    root = self._redis.hget(ck.participant(ancestor), "joined")
+                    if root is not None and chain[-1].ts - float(root) <= CHAIN_GAP:
+                        chain.append(Join(ancestor, "", float(root), "", "", "", "", ()))
+                break
+            chain.append(above)
+        if len(chain) < CHAIN_MIN:
+            return []
+        members = [link for link in chain if link.prefix or link.device]
+        networks = {link.prefix for link in members}
+        devices = {link.device for link in members} | {
+            link.visitor for link in members if link.visitor
+        }
+        if min(len(networks), len(devices)) > CHAIN_MAX_SOURCES:
+            return []
+        names = tuple(link.user for link in reversed(chain))
+        minutes = (chain[0].ts - chain[-1].ts) / 60
+        why = f"a chain of {len(chain)} joins in {minutes:.0f} min from {len(networks)} network(s)"
+        candidates = [
+            FlagCandidate(
+                "cluster", f"chain:{names[0]}", 0.9, (why,), members=names, source="tree:chain"
+            )
+        ]
+        candidates += [
+            FlagCandidate("referrer", name, 0.85, (f"part of {why}",), source="tree:chain")
+            for name in names[:-1]
+        ]
+        return candidates
+
+    def _burst(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        recent = [
+            c.decode()
+            for c in self._redis.zrangebyscore(
+                ck.children(join.parent), join.ts - BURST_WINDOW, join.ts
+            )
+        ]
+        if len(recent) < BURST_MIN:
+            return []
+        children = [c for c in (self._join(ck, name) for name in recent) if c is not None]
+        networks = {c.prefix for c in children}
+        devices = {c.device for c in children}
+        visitors = [c.visitor for c in children if c.visitor]
+        shared_browser = len(visitors) != len(set(visitors))
+        gaps = sorted(b.ts - a.ts for a, b in itertools.pairwise(children))
+        regular = len(gaps) >= 5 and _cv(gaps) < 0.25
+        concentrated = len(networks) <= len(children) / 3 or len(devices) <= len(children) / 3
+        if not (concentrated or shared_browser or regular):
+            return []
+        why = (
+            f"{len(children)} children joined within {BURST_WINDOW // 60} min from "
+            f"{len(networks)} network(s), {len(devices)} device(s)"
+            + (", sharing a browser" if shared_browser else "")
+            + (", at clockwork intervals" if regular else "")
+        )
+        members = tuple(c.user for c in children)
+        return [
+            FlagCandidate("referrer", join.parent, 0.9, (why,), source="tree:burst"),
+            FlagCandidate(
+                "cluster", f"burst:{join.parent}", 0.9, (why,), members=members, source="tree:burst"
+            ),
+        ]
+
+    def _ring(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        # An edge X -> P: sharer X's own device converted on P's link.
+        owners = self._owners(ck, join) - {join.user, join.parent}
+        found: list[FlagCandidate] = []
+        for owner in owners:
+            self._redis.sadd(ck.ring_edges(owner), join.parent)
+            self._redis.expire(ck.ring_edges(owner), INDEX_TTL)
+            cycle = self._cycle(ck, start=join.parent, target=owner)
+            if cycle:
+                members = tuple(sorted({owner, *cycle}))
+                why = (
+                    f"sharers converting each other's links: {' -> '.join([owner, *cycle, owner])}"
+                )
+                found.append(
+                    FlagCandidate(
+                        "cluster",
+                        "ring:" + ",".join(members),
+                        0.9,
+                        (why,),
+                        members=members,
+                        source="tree:ring",
+                    )
+                )
+                found += [
+                    FlagCandidate("referrer", m, 0.85, (why,), source="tree:ring") for m in members
+                ]
+        return found
+
+    def _cycle(self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5) -> list[str]:
+        """A path start -> ... -> target along ring edges (length <= limit), or []."""
+        frontier: list[list[str]] = [[start]]
+        seen = {start}
+        for _ in range(limit):
+            following: list[list[str]] = []
+            for path in frontier:
+                for nxt in (n.decode() for n in self._redis.smembers(ck.ring_edges(path[-1]))):
+                    if nxt == target:
+                        return path
+                    if nxt not in seen and len(seen) < 200:
+                        seen.add(nxt)
+                        following.append([*path, nxt])
+            frontier = following
+        return []
+
+    def _shared_browser(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        if not join.visitor:
+            return []
+        key = ck.browser_joins(join.visitor)
+        self._redis.sadd(key, join.user)
+        self._redis.expire(key, INDEX_TTL)
+        members = tuple(sorted(m.decode() for m in self._redis.smembers(key)))
+        if len(members) < 2:
+            return []
+        why = f"{len(members)} participants joined from one browser"
+        return [
+            FlagCandidate(
+                "cluster",
+                f"browser:{join.visitor[:10]}",
+                0.85,
+                (why,),
+                members=members,
+                source="tree:browser",
+            )
+        ]
+
+    def _prefix_cluster(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        if not join.prefix:
+            return []
+        key = ck.prefix_joins(join.prefix, int(join.ts) // 3600)
+        self._redis.hset(key, join.user, join.parent)
+        self._redis.expire(key, INDEX_TTL)
+        joins = {k.decode(): v.decode() for k, v in self._redis.hgetall(key).items()}
+        if len(joins) < PREFIX_MIN:
+            return []
+        parent, count = max(_count(joins.values()).items(), key=lambda item: item[1])
+        if count / len(joins) < PREFIX_CONCENTRATION:
+            return []  # many unrelated sharers behind one network: carrier NAT
+        members = tuple(sorted(u for u, p in joins.items() if p == parent))
+        why = f"{count} of {len(joins)} joins from {join.prefix} this hour are under {parent}"
+        return [
+            FlagCandidate(
+                "cluster",
+                f"prefix:{join.prefix}:{parent}",
+                0.75,
+                (why,),
+                members=members,
+                source="tree:prefix",
+            ),
+            FlagCandidate("referrer", parent, 0.75, (why,), source="tree:prefix"),
+        ]
+
+    # -- indexes --------------------------------------------------------------------------------
+
+    def _owners(self, ck: keys.CampaignKeys, join: Join) -> set[str]:
+        """Participants whose own browser or device this join came from."""
+        ids = [i for i in (join.visitor, join.device) if i]
+        if not ids:
+            return set()
+        return {o.decode() for o in self._redis.hmget(ck.device_owners, ids) if o is not None}
+
+    def _remember(self, ck: keys.CampaignKeys, join: Join) -> None:
+        """The new participant owns their browser and device (first owner wins)."""
+        for device in (join.visitor, join.device):
+            if device:
+                self._redis.hsetnx(ck.device_owners, device, join.user)
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def _cv(values: list[float]) -> float:
+    mean = sum(values) / len(values)
+    if mean <= 0:
+        return 0.0
+    return float(math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)) / mean)

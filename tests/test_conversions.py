@@ -1,0 +1,405 @@
+"""Conversions: joins into the referral tree and the reward ledger, exactly once, within budget."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.errors import ApiError
+from gateway.events import ClickEvent
+from gateway.flags import FlagCandidate
+from gateway.services import Services
+from tests.conftest import bearer
+
+
+def setup_campaign(client: FlaskClient, admin: dict[str, str], **reward: Any) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/campaigns",
+        json={
+            "slug": "tea",
+            "name": "Tea",
+            "destination_url": "https://shop.example.com/",
+            "reward": {"amount": 1, "budget_total": 100, **reward},
+        },
+        headers=admin,
+    )
+    assert response.status_code == 201, response.json
+    data: dict[str, Any] = response.json
+    return data
+
+
+def record_click(
+    services: Services,
+    campaign: dict[str, Any],
+    referrer: str,
+    *,
+    ts: float | None = None,
+    decision: str = "allow",
+    visitor: str | None = None,
+    ip_hash: str = "",
+    prefix: str = "203.0.113.0/24",
+    ua: str = "Mozilla/5.0 (iPhone) Safari",
+    scored: bool = True,
+) -> str:
+    """A click on the referrer's link, recorded through the click path's own recording script."""
+    services.links.mint(services.campaigns.require(campaign["slug"]), referrer)
+    number = int(services.store.main.hget(f"rg:{{c{campaign['id']}}}:referrer-index", referrer))
+    click_id = f"{campaign['id']:x}.{secrets.token_urlsafe(12)}"
+    services.recorder.write(
+        [
+            ClickEvent(
+                id=click_id,
+                ts=time.time() - 60 if ts is None else ts,
+                campaign_id=campaign["id"],
+                campaign=campaign["slug"],
+                referrer_id=number,
+                visitor_id=visitor,
+                ip_hash=ip_hash or secrets.token_hex(10),
+                prefix=prefix,
+                ua=ua,
+                accept_language="zh-CN",
+                referer="",
+                scan=False,
+                outcome="redirect",
+                decision=decision,
+                score=0.0 if decision == "allow" else 0.6,
+                scored=scored,
+            )
+        ]
+    )
+    return click_id
+
+
+def convert(client: FlaskClient, key: str, click_id: str, user: str, **extra: Any) -> Any:
+    return client.post(
+        "/api/v1/conversions",
+        json={"click_id": click_id, "user": user, **extra},
+        headers=bearer(key),
+    )
+
+
+@pytest.fixture
+def conversion_key(services: Services) -> str:
+    plaintext, _ = services.api_keys.create("landing", "conversion")
+    return plaintext
+
+
+def test_a_conversion_joins_the_tree_and_credits_the_sharer(
+    client: FlaskClient, admin: dict[str, str], services: Services, conversion_key: str
+) -> None:
+    campaign = setup_campaign(client, admin)
+    click = record_click(services, campaign, "alice")
+    response = convert(client, conversion_key, click, "bob")
+    assert response.status_code == 201, response.json
+    assert response.json == {
+        "participant": "bob",
+        "parent": "alice",
+        "depth": 1,
+        "click_id": click,
+        "reward": {"status": "credited", "reason": "", "amount": 1},
+    }
+    grandchild = convert(
+        client, conversion_key, record_click(services, campaign, "bob"), "carol"
+    ).json
+    assert grandchild["depth"] == 2 and grandchild["parent"] == "bob"
+    tree = client.get("/api/v1/campaigns/tea/tree/alice?depth=2", headers=admin).json
+    assert tree["subtree_size"] == 2 and tree["subtree_height"] == 2 and tree["depth"] == 0
+    bob = tree["children_page"]["nodes"][0]
+    assert bob["id"] == "bob" and bob["children_page"]["nodes"][0]["id"] == "carol"
+    assert [
+        n["id"]
+        for n in client.get("/api/v1/campaigns/tea/ancestors/carol", headers=admin).json[
+            "ancestors"
+        ]
+    ] == [
+        "alice",
+        "bob",
+    ]
+    stats = client.get("/api/v1/campaigns/tea/stats", headers=admin).json
+    assert stats["tree"]["participants"] == 3 and stats["tree"]["depth_distribution"] == {
+        "0": 1,
+        "1": 1,
+        "2": 1,
+    }
+    assert sorted(stats["tree"]["top_sharers"], key=lambda s: s["referrer"]) == [
+        {"referrer": "alice", "verified": 1},
+        {"referrer": "bob", "verified": 1},
+    ]
+    assert stats["budget"] == {"total": 100, "spent": 2, "held": 0, "left": 98, "exhausted": False}
+
+
+def test_idempotency_and_first_touch(
+    client: FlaskClient, admin: dict[str, str], services: Services, conversion_key: str
+) -> None:
+    campaign = setup_campaign(client, admin)
+    first_click = record_click(services, campaign, "alice")
+    first = convert(client, conversion_key, first_click, "bob", idempotency_key="k1")
+    assert first.status_code == 201
+    retry = convert(client, conversion_key, first_click, "bob", idempotency_key="k1")
+    assert retry.status_code == 200 and retry.json == first.json
+    # The same user through another sharer's link later: first touch wins.
+    later = convert(client, conversion_key, record_click(services, campaign, "dave"), "bob")
+    assert later.status_code == 200 and later.json == first.json
+    assert services.rewards.budget(services.campaigns.require("tea"))["spent"] == 1
+
+
+def test_refusals_are_clear_and_recorded(
+    client: FlaskClient, admin: dict[str, str], services: Services, conversion_key: str
+) -> None:
+    campaign = setup_campaign(client, admin)
+    own = convert(client, conversion_key, record_click(services, campaign, "alice"), "alice")
+    assert own.status_code == 422 and own.json["error"] == "self_referral"
+    convert(client, conversion_key, record_click(services, campaign, "alice"), "bob")
+    # bob's link converting alice (bob's parent) would make a cycle
+    cycle = convert(client, conversion_key, record_click(services, campaign, "bob"), "alice")
+    assert cycle.status_code == 409 and cycle.json["error"] == "already_participant"
+    convert(client, conversion_key, record_click(services, campaign, "bob"), "carol")
+    ring = convert(client, conversion_key, record_click(services, campaign, "carol"), "bob")
+    assert ring.status_code == 200 and ring.json["parent"] == "alice"  # bob joined already
+    for click_id, error in (
+        ("ff.AAAAAAAAAAAAAAAA", "unknown_click"),
+        (f"{campaign['id']:x}.AAAAAAAAAAAAAAAA", "unknown_click"),
+        ("nonsense", "unknown_click"),
+    ):
+        response = convert(client, conversion_key, click_id, "zed")
+        assert response.status_code == 404 and response.json["error"] == error
+    for body, field in (
+        ({"click_id": "x"}, "user"),
+        ({"user": "u"}, "click_id"),
+        ({"click_id": "x", "user": "bad user"}, "user"),
+    ):
+        response = client.post("/api/v1/conversions", json=body, headers=bearer(conversion_key))
+        assert response.status_code == 400 and field in response.json["fields"]
+    stats = client.get("/api/v1/campaigns/tea/stats", headers=admin).json["tree"]
+    assert stats["refused"] == {"self_referral": 1, "already_participant": 1, "unknown_click": 1}
+    refused = [
+        f
+        for _, f in services.store.main.xrange(f"rg:{{c{campaign['id']}}}:conversions")
+        if f[b"status"] == b"refused"
+    ]
+    assert len(refused) == 3
+
+
+def test_a_cycle_through_a_root_is_refused(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    convert_ = services.conversions.convert
+    convert_(record_click(services, campaign, "root"), "a")
+    convert_(record_click(services, campaign, "a"), "b")
+    with pytest.raises(ApiError) as refused:
+        # "root" never joined through a link, so it is a root; joining under its own descendant
+        convert_(record_click(services, campaign, "b"), "root")
+    assert refused.value.code == "already_participant"
+
+
+def test_clicks_that_may_not_earn(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    convert_ = services.conversions.convert
+    denied = convert_(record_click(services, campaign, "a", decision="deny_credit"), "u1").answer
+    assert denied["reward"] == {"status": "denied", "reason": "click_denied", "amount": 0}
+    challenged = convert_(record_click(services, campaign, "a", decision="challenge"), "u2").answer
+    assert (
+        challenged["reward"]["status"] == "held"
+        and challenged["reward"]["reason"] == "challenged_click"
+    )
+    outage = convert_(record_click(services, campaign, "a", scored=False), "u3").answer
+    assert outage["reward"]["reason"] == "unscored_click"
+    fast = convert_(record_click(services, campaign, "a", ts=time.time() - 1), "u4").answer
+    assert fast["reward"] == {"status": "held", "reason": "conversion_too_fast", "amount": 1}
+    budget = services.rewards.budget(services.campaigns.require("tea"))
+    assert (budget["spent"], budget["held"]) == (0, 3)
+
+
+def test_hold_release_and_clawback(
+    client: FlaskClient, admin: dict[str, str], services: Services, keys: dict[str, str]
+) -> None:
+    campaign = setup_campaign(client, admin)
+    convert_ = services.conversions.convert
+    convert_(record_click(services, campaign, "good"), "g1")
+    convert_(record_click(services, campaign, "bad"), "b1")
+    convert_(record_click(services, campaign, "bad"), "b2")
+    flags = services.flags
+    good_flag, _ = flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("referrer", "good", 0.7, ("looks odd",)), 1.0
+    )
+    bad_flag, _ = flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("referrer", "bad", 0.9, ("farm",)), 1.0
+    )
+    tea = services.campaigns.require("tea")
+    assert services.rewards.budget(tea)["held"] == 3  # raising a flag holds what it touches
+    # A conversion arriving while its sharer is flagged is held too.
+    assert (
+        convert_(record_click(services, campaign, "bad"), "b3").answer["reward"]["reason"]
+        == "flagged"
+    )
+    risk = bearer(keys["risk"])
+    client.post(f"/api/v1/flags/{good_flag.id}/decision", json={"decision": "legit"}, headers=risk)
+    client.post(
+        f"/api/v1/flags/{bad_flag.id}/decision",
+        json={"decision": "fraud", "note": "farm"},
+        headers=risk,
+    )
+    rows = {
+        r["user"]: r
+        for r in client.get("/api/v1/rewards?campaign=tea", headers=admin).json["rewards"]
+    }
+    assert rows["g1"]["status"] == "credited" and rows["g1"]["reason"] == "reviewed_legit"
+    assert {rows[u]["status"] for u in ("b1", "b2", "b3")} == {"denied"}
+    assert services.rewards.budget(tea) == {
+        "total": 100,
+        "spent": 1,
+        "held": 0,
+        "left": 99,
+        "exhausted": False,
+    }
+    # After a fraud decision, the sharer earns nothing more.
+    assert (
+        convert_(record_click(services, campaign, "bad"), "b4").answer["reward"]["reason"]
+        == "referrer_fraud"
+    )
+    # A fraud decision on credited rewards claws them back, as new ledger entries.
+    late, _ = flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("participant", "g1", 0.8, ("alt account",)), 2.0
+    )
+    flags.decide(late.id, "fraud", "same phone", "apikey:test-risk")
+    assert services.rewards.get(campaign["id"], "g1")["status"] == "denied"  # type: ignore[index]
+    entries = [(e["type"], e["user"]) for e in services.rewards.ledger(campaign["id"])]
+    assert entries[:4] == [
+        ("credited", "g1"),
+        ("credited", "b1"),
+        ("credited", "b2"),
+        ("held", "g1"),
+    ]
+    assert (
+        ("credited", "g1") in entries[4:]
+        and ("denied", "b1") in entries
+        and ("denied", "g1") in entries
+    )
+    by_referrer = client.get(
+        "/api/v1/rewards?campaign=tea&referrer=bad&status=denied", headers=admin
+    ).json
+    assert by_referrer["total"] == 4
+
+
+def test_a_clawback_of_credited_rewards(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    services.conversions.convert(record_click(services, campaign, "bad"), "b1")
+    flag, _ = services.flags.raise_flag(
+        campaign["id"],
+        "tea",
+        FlagCandidate("click", "unrelated", 0.9, ("x",), evidence={"referrer": "nobody"}),
+        1.0,
+    )
+    services.flags.decide(flag.id, "fraud", "", "apikey:risk")  # touches nothing
+    assert services.rewards.get(campaign["id"], "b1")["status"] == "credited"  # type: ignore[index]
+    # Decide fraud directly on an unflagged subject's new flag: credited -> held -> denied; a
+    # credited reward that a decision reaches without a hold is clawed back.
+    from gateway.flags import Flag
+
+    services.rewards.on_decision(
+        campaign["id"],
+        Flag(
+            id="x",
+            campaign="tea",
+            kind="participant",
+            subject="b1",
+            score=1,
+            reasons=[],
+            members=[],
+            evidence={},
+            status="fraud",
+            created_at=0,
+            updated_at=0,
+        ),
+        "fraud",
+    )
+    reward = services.rewards.get(campaign["id"], "b1")
+    assert reward is not None and reward["status"] == "clawed_back"
+    assert services.rewards.budget(services.campaigns.require("tea"))["spent"] == 0
+
+
+def test_budget_exhaustion_and_caps(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin, budget_total=3, max_per_referrer=2)
+    convert_ = services.conversions.convert
+    statuses = [
+        convert_(record_click(services, campaign, "a"), f"a{n}").answer["reward"] for n in range(3)
+    ]
+    assert [s["status"] for s in statuses] == ["credited", "credited", "denied"]
+    assert statuses[2]["reason"] == "referrer_cap"
+    assert (
+        convert_(record_click(services, campaign, "b"), "b1").answer["reward"]["status"]
+        == "credited"
+    )
+    last = convert_(record_click(services, campaign, "c"), "c1").answer["reward"]
+    assert last == {"status": "denied", "reason": "budget_exhausted", "amount": 0}
+    campaign_view = client.get("/api/v1/campaigns/tea", headers=admin).json
+    assert campaign_view["budget"]["exhausted"] is True and campaign_view["budget"]["left"] == 0
+
+
+def test_daily_cap(client: FlaskClient, admin: dict[str, str], services: Services) -> None:
+    campaign = setup_campaign(client, admin, max_per_day=2)
+    convert_ = services.conversions.convert
+    day = 20_000 * 86400.0
+    outcomes = [
+        convert_(
+            record_click(services, campaign, "a", ts=day + n * 60), f"u{n}", now=day + n * 60 + 30
+        ).answer["reward"]["status"]
+        for n in range(3)
+    ]
+    assert outcomes == ["credited", "credited", "denied"]
+    next_day = convert_(
+        record_click(services, campaign, "a", ts=day + 86400), "u9", now=day + 86430
+    ).answer
+    assert next_day["reward"]["status"] == "credited"
+
+
+def test_five_hundred_parallel_conversions_never_overspend(
+    client: FlaskClient, admin: dict[str, str], services: Services, conversion_key: str
+) -> None:
+    campaign = setup_campaign(client, admin, budget_total=100)
+    clicks = [record_click(services, campaign, f"sharer-{n % 25}") for n in range(500)]
+
+    def post(index: int) -> tuple[int, dict[str, Any]]:
+        response = convert(
+            client.application.test_client(),
+            conversion_key,
+            clicks[index],
+            f"user-{index}",
+            idempotency_key=f"conv-{index}",
+        )
+        return response.status_code, response.json
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        first = list(pool.map(post, range(500)))
+    assert {status for status, _ in first} == {201}
+    credited = [body for _, body in first if body["reward"]["status"] == "credited"]
+    assert len(credited) == 100
+    assert {
+        body["reward"]["reason"] for _, body in first if body["reward"]["status"] != "credited"
+    } == {"budget_exhausted"}
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        again = list(pool.map(post, range(500)))
+    assert {status for status, _ in again} == {200}
+    assert [body for _, body in again] == [body for _, body in first]
+    tea = services.campaigns.require("tea")
+    assert services.rewards.budget(tea) == {
+        "total": 100,
+        "spent": 100,
+        "held": 0,
+        "left": 0,
+        "exhausted": True,
+    }
+    ledger = services.rewards.ledger(campaign["id"])
+    assert sum(int(e["amount"]) for e in ledger if e["type"] == "credited") == 100
