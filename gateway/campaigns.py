@@ -20,8 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from gateway import logos, posters
 from gateway.destinations import Destination, InvalidDestination, normalise_destination
 from gateway.errors import ApiError, FieldErrors
+from gateway.fonts import FontCatalog
 from gateway.store import keys
 from gateway.store.scripts import script
 
@@ -199,9 +201,15 @@ class ClickView:
 
 
 class CampaignService:
-    def __init__(self, store: Any, destination_hosts: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Any,
+        destination_hosts: tuple[str, ...] = (),
+        fonts: FontCatalog | None = None,
+    ) -> None:
         self._redis = store
         self._destination_hosts = destination_hosts
+        self.fonts = fonts or FontCatalog()
         self._views: dict[int, tuple[int, ClickView]] = {}
         self._lock = threading.Lock()
 
@@ -260,6 +268,8 @@ class CampaignService:
     def create(self, data: Mapping[str, Any], actor: str) -> Campaign:
         spec = _validate(CampaignCreate, data)
         destination = self._destination(spec.destination_url)
+        logo = logos.check_logo(spec.logo) if spec.logo is not None else None
+        self._check_poster(spec.poster, spec.name)
         if self._redis.hexists(keys.CAMPAIGN_SLUGS, spec.slug):
             raise ApiError(
                 409, "slug_taken", f"a campaign with slug {spec.slug!r} exists", field="slug"
@@ -278,6 +288,7 @@ class CampaignService:
             reward=spec.reward,
             share_text=spec.share_text,
             poster=spec.poster,
+            logo_sha256=logo.sha256 if logo else None,
             created_at=now,
             updated_at=now,
             created_by=actor,
@@ -286,9 +297,11 @@ class CampaignService:
         ck = keys.campaign_keys(campaign_id)
         # Write the document before publishing the slug, so a published slug always resolves;
         # a lost race on the slug removes the unpublished document again.
+        if logo is not None:
+            self._redis.set(ck.logo, logo.data)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
-            self._redis.delete(ck.config)
+            self._redis.delete(ck.config, ck.logo)
             raise ApiError(
                 409, "slug_taken", f"a campaign with slug {spec.slug!r} exists", field="slug"
             )
@@ -301,6 +314,12 @@ class CampaignService:
         for model_field in ("reward", "poster"):  # keep the models, not their dicts
             if model_field in changes:
                 changes[model_field] = getattr(patch, model_field)
+        # The logo's bytes go under their own key; the document keeps their digest.
+        new_logo = "logo" in changes
+        logo = logos.check_logo(patch.logo) if patch.logo is not None else None
+        if new_logo:
+            del changes["logo"]
+            changes["logo_sha256"] = logo.sha256 if logo else None
         if "destination_url" in changes:
             destination = self._destination(changes["destination_url"])
             changes["destination_url"] = destination.url
@@ -315,6 +334,8 @@ class CampaignService:
                 "invalid campaign",
                 fields={"ends_at": "must be after starts_at"},
             )
+        if "poster" in changes or "name" in changes:
+            self._check_poster(updated.poster, updated.name)
         updated = updated.model_copy(
             update={
                 "updated_at": datetime.now(UTC),
@@ -322,14 +343,24 @@ class CampaignService:
                 "version": campaign.version + 1,
             }
         )
-        saved = script("save_config")(
-            self._redis,
-            [keys.campaign_keys(campaign.id).config],
-            [updated.model_dump_json(), campaign.version],
-        )
+        if new_logo:
+            saved = logos.save_with_logo(
+                self._redis, campaign.id, updated.model_dump_json(), campaign.version, logo
+            )
+        else:
+            saved = script("save_config")(
+                self._redis,
+                [keys.campaign_keys(campaign.id).config],
+                [updated.model_dump_json(), campaign.version],
+            )
         if not saved:
             raise ApiError(409, "edit_conflict", "the campaign changed while saving; retry")
         return updated
+
+    def _check_poster(self, poster: PosterSpec | None, name: str) -> None:
+        """A poster that cannot be drawn is refused now, not printed as empty boxes later."""
+        title, text, font = (poster.title, poster.text, poster.font) if poster else (name, "", None)
+        posters.check_font(self.fonts, font, title, text)
 
     def _destination(self, url: str) -> Destination:
         try:

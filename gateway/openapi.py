@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch
+from gateway.invites import INVITE_CODE_PATTERN
 from gateway.sharelinks import REFERRER_PATTERN
 
 REF = "#/components/schemas/{model}"
@@ -81,7 +82,16 @@ def openapi_document() -> dict[str, Any]:
     }
     schemas["Link"] = {
         "type": "object",
-        "required": ["referrer", "token", "url", "scan_url", "qr", "issued_at", "expires_at"],
+        "required": [
+            "referrer",
+            "token",
+            "url",
+            "scan_url",
+            "qr",
+            "code",
+            "issued_at",
+            "expires_at",
+        ],
         "properties": {
             "referrer": {"type": "string"},
             "token": {"type": "string", "maxLength": 60},
@@ -90,6 +100,11 @@ def openapi_document() -> dict[str, Any]:
             "qr": {
                 "type": "object",
                 "properties": {"png": {"type": "string"}, "svg": {"type": "string"}},
+            },
+            "code": {
+                "type": "string",
+                "description": "Invite code to type at /c/<code> when scanning fails",
+                "pattern": INVITE_CODE_PATTERN,
             },
             "issued_at": {"type": "integer"},
             "expires_at": {"type": "integer"},

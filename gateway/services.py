@@ -11,7 +11,9 @@ from detectors.engine import Engine
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
 from gateway.clickpath import ClickGateway, PageRenderer
+from gateway.fonts import FontCatalog
 from gateway.links import LinkCodec
+from gateway.media import MediaService
 from gateway.recorder import EventRecorder, Spool
 from gateway.settings import Settings
 from gateway.sharelinks import ShareLinkService
@@ -33,13 +35,16 @@ class Services:
     recorder: EventRecorder
     click_store: ClickStore
     gateway: ClickGateway
+    media: MediaService
     closed: bool = False
 
     @classmethod
     def open(cls, settings: Settings, render: PageRenderer) -> Services:
         store = open_store(settings)
         codec = LinkCodec(settings.secret_keys)
-        campaigns = CampaignService(store.main, settings.destination_hosts)
+        campaigns = CampaignService(
+            store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
+        )
         recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"))
         click_store = ClickStore(
             store.url,
@@ -67,6 +72,7 @@ class Services:
             recorder=recorder,
             click_store=click_store,
             gateway=gateway,
+            media=MediaService(store.main, codec, campaigns, campaigns.fonts, settings.public_url),
         )
 
     def close(self) -> None:
