@@ -269,7 +269,7 @@ class CampaignService:
         spec = _validate(CampaignCreate, data)
         destination = self._destination(spec.destination_url)
         logo = logos.check_logo(spec.logo) if spec.logo is not None else None
-        self._check_poster(spec.poster, spec.name)
+        self._check_poster(spec.poster)
         if self._redis.hexists(keys.CAMPAIGN_SLUGS, spec.slug):
             raise ApiError(
                 409, "slug_taken", f"a campaign with slug {spec.slug!r} exists", field="slug"
@@ -334,8 +334,8 @@ class CampaignService:
                 "invalid campaign",
                 fields={"ends_at": "must be after starts_at"},
             )
-        if "poster" in changes or "name" in changes:
-            self._check_poster(updated.poster, updated.name)
+        if "poster" in changes:
+            self._check_poster(updated.poster)
         updated = updated.model_copy(
             update={
                 "updated_at": datetime.now(UTC),
@@ -357,10 +357,11 @@ class CampaignService:
             raise ApiError(409, "edit_conflict", "the campaign changed while saving; retry")
         return updated
 
-    def _check_poster(self, poster: PosterSpec | None, name: str) -> None:
-        """A poster that cannot be drawn is refused now, not printed as empty boxes later."""
-        title, text, font = (poster.title, poster.text, poster.font) if poster else (name, "", None)
-        posters.check_font(self.fonts, font, title, text)
+    def _check_poster(self, poster: PosterSpec | None) -> None:
+        """A poster that cannot be drawn is refused now, not printed as empty boxes later.
+        (Without one the name stands in, best effort: a name alone never blocks a campaign.)"""
+        if poster is not None:
+            posters.check_font(self.fonts, poster.font, poster.title, poster.text)
 
     def _destination(self, url: str) -> Destination:
         try:

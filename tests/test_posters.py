@@ -268,11 +268,19 @@ def test_without_a_cjk_font_chinese_posters_are_refused_with_the_package_to_inst
     assert refused.status_code == 400
     message = refused.json["fields"]["poster.font"]
     assert "no CJK font is installed" in message and "fonts-wqy-microhei" in message
-    # The campaign name stands in for the title when there is no poster: checked the same way.
+    # Without a poster the name stands in, best effort: a campaign is never refused for its
+    # name, and its poster is a clear error saying what to install, not an image of boxes.
     named = client.post(
         "/api/v1/campaigns", json={"slug": "cn", "name": "春节奶茶", **base}, headers=bearer(key)
     )
-    assert named.status_code == 400 and "fonts-wqy-microhei" in named.json["fields"]["poster.font"]
+    assert named.status_code == 201, named.json
+    token = client.post(
+        "/api/v1/campaigns/cn/links", json={"referrer": "ann"}, headers=bearer(key)
+    ).json["token"]
+    poster = client.get(f"/s/{token}/poster.png")
+    assert poster.status_code == 500 and poster.content_type.startswith("text/plain")
+    assert b"no CJK font is installed" in poster.data and b"fonts-wqy-microhei" in poster.data
+    assert client.get(f"/s/{token}/qr.png").status_code == 200
 
     # A Latin poster works, with English captions.
     made = client.post(

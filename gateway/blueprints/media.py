@@ -56,7 +56,8 @@ def poster(token: str) -> Response:
     try:
         job = media.poster(*found)
     except FontProblem as exc:
-        # Checked when the campaign was saved; only a font removed since then gets here.
+        # A configured poster's font is checked when the campaign is saved, so this is a font
+        # removed since, or a campaign without a poster whose name no installed font can draw.
         log.error("poster of campaign %s cannot be drawn: %s", found[1].slug, exc)
         return Response(
             f"the poster cannot be drawn on this server: {exc}\n",
