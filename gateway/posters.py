@@ -129,7 +129,7 @@ def render_poster(content: PosterContent) -> tuple[bytes, Layout]:
     draw.line((PAD, qr_top - 28, WIDTH - PAD, qr_top - 28), fill=RULE, width=3)
 
     layout = Layout((qr_left, qr_top), scale, code_image.width, language)
-    top_lines, logo_box = _top_block(image, draw, content, font, bottom=qr_top - 56)
+    top_lines, logo_box = _top_block(image, draw, content, font, bottom=qr_top - 72)
     layout.lines = top_lines + lines[::-1]
     layout.logo_box = logo_box
     out = io.BytesIO()

@@ -132,7 +132,8 @@ def render_svg(url: str, scale: int, margin: int, logo: Image.Image | None) -> b
     box = Geometry(qr.symbol_size(scale=1, border=0)[0], margin, scale)
     offset, plate = box.logo_plate()
     inner = plate - 2 * scale
-    embedded = ImageOps.contain(logo, (SVG_LOGO_MAX, SVG_LOGO_MAX), Image.Resampling.LANCZOS)
+    embedded = logo.copy()
+    embedded.thumbnail((SVG_LOGO_MAX, SVG_LOGO_MAX), Image.Resampling.LANCZOS)  # only shrinks
     data = io.BytesIO()
     embedded.save(data, format="PNG", optimize=True)
     href = "data:image/png;base64," + base64.b64encode(data.getvalue()).decode("ascii")
