@@ -10,6 +10,10 @@ RUN python -m venv /venv \
  && /venv/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11-slim
+# Share posters are Chinese by default: they need a CJK font (this one is the smallest).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+ && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin refgate \
  && mkdir -p /data && chown refgate /data
 COPY --from=build /venv /venv

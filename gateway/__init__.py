@@ -62,9 +62,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
 
-    from gateway.blueprints import api, health, share
+    from gateway.blueprints import api, health, media, share
 
     app.register_blueprint(share.bp)
+    app.register_blueprint(media.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _http_error)

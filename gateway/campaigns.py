@@ -20,16 +20,18 @@ from pydantic import (
     model_validator,
 )
 
+from gateway import logos, posters
 from gateway.copycheck import CopyWarning, check_copy
 from gateway.destinations import Destination, InvalidDestination, normalise_destination
 from gateway.errors import ApiError, FieldErrors
+from gateway.fonts import FontCatalog
 from gateway.platforms import PLATFORM_KEYS, Platform, Strategy
 from gateway.store import keys
 from gateway.store.scripts import script
+from gateway.validation import FontName, Name, Note, PosterText, PosterTitle, ShareText
 
 #: Documented shape of a destination; the full rules live in gateway.destinations.
 URL_SCHEMA: dict[str, Any] = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
-BASE64_PATTERN = r"^[A-Za-z0-9+/=\s]*$"
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 
 
@@ -66,19 +68,19 @@ def _iso_string(value: Any) -> Any:
 class PosterSpec(BaseModel):
     """What the share poster says; Chinese by default, so rendered with a CJK font."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    title: Annotated[str, Field(min_length=1, max_length=40)]
-    text: Annotated[str, Field(max_length=200)] = ""
+    title: PosterTitle
+    text: PosterText = ""
     #: A font family installed on the server, or "auto" (the first CJK font found).
-    font: Annotated[str, Field(min_length=1, max_length=100)] = "auto"
+    font: FontName = "auto"
 
 
 class _CampaignFields(BaseModel):
     # strict: "30" is not 30 and 1.0 is not 1; the API says what it takes.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
     destination_url: Annotated[
         str, Field(min_length=1, max_length=2000, json_schema_extra=URL_SCHEMA)
     ]
@@ -88,10 +90,10 @@ class _CampaignFields(BaseModel):
     link_ttl_days: Annotated[int, Field(ge=1, le=3650)] = 30
     reward: RewardSpec | None = None
     #: Text people share with the link ("{url}" is replaced by the link).
-    share_text: Annotated[str | None, Field(max_length=300)] = None
+    share_text: ShareText | None = None
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
-    logo: Annotated[str | None, Field(max_length=350_000, pattern=BASE64_PATTERN)] = None
+    logo: Annotated[str | None, Field(max_length=350_000)] = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
@@ -109,10 +111,10 @@ class CampaignCreate(_CampaignFields):
 class CampaignPatch(BaseModel):
     """Every field optional; ``action`` pauses, resumes or ends the campaign."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     action: Literal["pause", "resume", "end"] | None = None
-    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    name: Name | None = None
     destination_url: Annotated[
         str | None, Field(min_length=1, max_length=2000, json_schema_extra=URL_SCHEMA)
     ] = None
@@ -122,10 +124,10 @@ class CampaignPatch(BaseModel):
     link_ttl_days: Annotated[int | None, Field(ge=1, le=3650)] = None
     reward: RewardSpec | None = None
     #: Text people share with the link ("{url}" is replaced by the link).
-    share_text: Annotated[str | None, Field(max_length=300)] = None
+    share_text: ShareText | None = None
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
-    logo: Annotated[str | None, Field(max_length=350_000, pattern=BASE64_PATTERN)] = None
+    logo: Annotated[str | None, Field(max_length=350_000)] = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
@@ -144,10 +146,10 @@ StrategyName = Literal["redirect", "guide", "qr_first"]
 class PlatformUpdate(BaseModel):
     """``PUT /campaigns/<slug>/platforms/<platform>``: block status and an optional strategy."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     status: PlatformStatus
-    note: Annotated[str, Field(max_length=500)] = ""
+    note: Note = ""
     #: Overrides the platform's default strategy for this campaign; null restores the default.
     strategy: StrategyName | None = None
 
@@ -281,9 +283,15 @@ def effective_strategy(policy: PlatformPolicy | None, default: Strategy | None) 
 
 
 class CampaignService:
-    def __init__(self, store: Any, destination_hosts: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        store: Any,
+        destination_hosts: tuple[str, ...] = (),
+        fonts: FontCatalog | None = None,
+    ) -> None:
         self._redis = store
         self._destination_hosts = destination_hosts
+        self.fonts = fonts or FontCatalog()
         self._views: dict[int, tuple[int, ClickView]] = {}
         self._lock = threading.Lock()
 
@@ -342,6 +350,8 @@ class CampaignService:
     def create(self, data: Mapping[str, Any], actor: str) -> Campaign:
         spec = validate(CampaignCreate, data)
         destination = self._destination(spec.destination_url)
+        logo = logos.check_logo(spec.logo) if spec.logo is not None else None
+        self._check_poster(spec.poster)
         if self._redis.hexists(keys.CAMPAIGN_SLUGS, spec.slug):
             raise ApiError(
                 409, "slug_taken", f"a campaign with slug {spec.slug!r} exists", field="slug"
@@ -360,6 +370,7 @@ class CampaignService:
             reward=spec.reward,
             share_text=spec.share_text,
             poster=spec.poster,
+            logo_sha256=logo.sha256 if logo else None,
             created_at=now,
             updated_at=now,
             created_by=actor,
@@ -368,9 +379,11 @@ class CampaignService:
         ck = keys.campaign_keys(campaign_id)
         # Write the document before publishing the slug, so a published slug always resolves;
         # a lost race on the slug removes the unpublished document again.
+        if logo is not None:
+            self._redis.set(ck.logo, logo.data)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
-            self._redis.delete(ck.config)
+            self._redis.delete(ck.config, ck.logo)
             raise ApiError(
                 409, "slug_taken", f"a campaign with slug {spec.slug!r} exists", field="slug"
             )
@@ -383,6 +396,12 @@ class CampaignService:
         for model_field in ("reward", "poster"):  # keep the models, not their dicts
             if model_field in changes:
                 changes[model_field] = getattr(patch, model_field)
+        # The logo's bytes go under their own key; the document keeps their digest.
+        new_logo = "logo" in changes
+        logo = logos.check_logo(patch.logo) if patch.logo is not None else None
+        if new_logo:
+            del changes["logo"]
+            changes["logo_sha256"] = logo.sha256 if logo else None
         if "destination_url" in changes:
             destination = self._destination(changes["destination_url"])
             changes["destination_url"] = destination.url
@@ -397,6 +416,10 @@ class CampaignService:
                 "invalid campaign",
                 fields={"ends_at": "must be after starts_at"},
             )
+        if "poster" in changes:
+            self._check_poster(updated.poster)
+        if new_logo:
+            return self._save(campaign, updated, actor, logo=(logo,))
         return self._save(campaign, updated, actor)
 
     def set_platform(
@@ -415,8 +438,16 @@ class CampaignService:
         platforms = {**campaign.platforms, platform: policy}
         return self._save(campaign, campaign.model_copy(update={"platforms": platforms}), actor)
 
-    def _save(self, before: Campaign, after: Campaign, actor: str) -> Campaign:
-        """Compare-and-set on the version: a concurrent edit is a 409, never a lost update."""
+    def _save(
+        self,
+        before: Campaign,
+        after: Campaign,
+        actor: str,
+        *,
+        logo: tuple[logos.Logo | None] | None = None,
+    ) -> Campaign:
+        """Compare-and-set on the version: a concurrent edit is a 409, never a lost update.
+        ``logo`` (a 1-tuple: the new logo or None to remove it) is saved in the same step."""
         after = after.model_copy(
             update={
                 "updated_at": datetime.now(UTC),
@@ -424,14 +455,25 @@ class CampaignService:
                 "version": before.version + 1,
             }
         )
-        saved = script("save_config")(
-            self._redis,
-            [keys.campaign_keys(before.id).config],
-            [after.model_dump_json(), before.version],
-        )
+        if logo is not None:
+            saved = logos.save_with_logo(
+                self._redis, before.id, after.model_dump_json(), before.version, logo[0]
+            )
+        else:
+            saved = script("save_config")(
+                self._redis,
+                [keys.campaign_keys(before.id).config],
+                [after.model_dump_json(), before.version],
+            )
         if not saved:
             raise ApiError(409, "edit_conflict", "the campaign changed while saving; retry")
         return after
+
+    def _check_poster(self, poster: PosterSpec | None) -> None:
+        """A poster that cannot be drawn is refused now, not printed as empty boxes later.
+        (Without one the name stands in, best effort: a name alone never blocks a campaign.)"""
+        if poster is not None:
+            posters.check_font(self.fonts, poster.font, poster.title, poster.text)
 
     def _destination(self, url: str) -> Destination:
         try:

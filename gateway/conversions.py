@@ -38,7 +38,7 @@ REFUSALS = {
 
 
 class ConversionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     click_id: Annotated[str, Field(min_length=1, max_length=64)]
     user: Annotated[str, Field(pattern=USER_PATTERN)]

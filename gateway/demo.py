@@ -33,6 +33,7 @@ class DemoData:
             "",
             "try:",
             f"  curl -i {first}",
+            f"  QR code and share poster: {first}/qr.png  {first}/poster.png",
             f"  curl -s -H 'Authorization: Bearer {self.api_key}' "
             f"{self.public_url}/api/v1/campaigns/{self.slug}/stats",
             f"  API description: {self.public_url}/api/v1/openapi.json",

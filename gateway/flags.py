@@ -13,13 +13,14 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import ApiError
 from gateway.store import keys
 from gateway.store.scripts import script
+from gateway.validation import LongNote
 
 FlagKind = Literal["click", "referrer", "participant", "cluster"]
 FLAG_KINDS: tuple[str, ...] = ("click", "referrer", "participant", "cluster")
@@ -29,10 +30,10 @@ STATUSES: tuple[str, ...] = ("open", "fraud", "legit")
 class FlagDecision(BaseModel):
     """``POST /flags/<id>/decision``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     decision: Literal["fraud", "legit"]
-    note: Annotated[str, Field(max_length=2000)] = ""
+    note: LongNote = ""
 
 
 @dataclass(frozen=True)

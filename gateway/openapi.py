@@ -12,6 +12,7 @@ from gateway.campaigns import Campaign, CampaignCreate, CampaignPatch, PlatformU
 from gateway.conversions import ConversionRequest
 from gateway.flags import FLAG_KINDS, STATUSES, FlagDecision
 from gateway.inspect import InspectRequest
+from gateway.invites import INVITE_CODE_PATTERN
 from gateway.platforms import PLATFORM_KEYS, Strategy
 from gateway.sharelinks import REFERRER_PATTERN
 
@@ -206,7 +207,16 @@ def openapi_document() -> dict[str, Any]:
     }
     schemas["Link"] = {
         "type": "object",
-        "required": ["referrer", "token", "url", "scan_url", "qr", "issued_at", "expires_at"],
+        "required": [
+            "referrer",
+            "token",
+            "url",
+            "scan_url",
+            "qr",
+            "code",
+            "issued_at",
+            "expires_at",
+        ],
         "properties": {
             "referrer": {"type": "string"},
             "token": {"type": "string", "maxLength": 60},
@@ -215,6 +225,11 @@ def openapi_document() -> dict[str, Any]:
             "qr": {
                 "type": "object",
                 "properties": {"png": {"type": "string"}, "svg": {"type": "string"}},
+            },
+            "code": {
+                "type": "string",
+                "description": "Invite code to type at /c/<code> when scanning fails",
+                "pattern": INVITE_CODE_PATTERN,
             },
             "issued_at": {"type": "integer"},
             "expires_at": {"type": "integer"},

@@ -15,8 +15,10 @@ from gateway.clickpath import ClickGateway, PageRenderer
 from gateway.conversions import ConversionService
 from gateway.flagger import Flagger
 from gateway.flags import FlagService
+from gateway.fonts import FontCatalog
 from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
+from gateway.media import MediaService
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
@@ -43,6 +45,7 @@ class Services:
     recorder: EventRecorder
     click_store: ClickStore
     gateway: ClickGateway
+    media: MediaService
     scheduler: Scheduler
     flags: FlagService
     flagger: Flagger
@@ -57,7 +60,9 @@ class Services:
         store = open_store(settings)
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
-        campaigns = CampaignService(store.main, settings.destination_hosts)
+        campaigns = CampaignService(
+            store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
+        )
         recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"))
         click_store = ClickStore(
             store.url,
@@ -113,6 +118,7 @@ class Services:
             recorder=recorder,
             click_store=click_store,
             gateway=gateway,
+            media=MediaService(store.main, codec, campaigns, campaigns.fonts, settings.public_url),
         )
 
     def close(self) -> None:

@@ -47,6 +47,8 @@ class Settings:
     destination_hosts: tuple[str, ...] = ()
     #: Seconds a click waits for the store before it is served without history.
     store_timeout: float = 0.25
+    #: Where poster fonts are looked for; empty means the system's font directories.
+    font_dirs: tuple[Path, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -116,6 +118,14 @@ class Settings:
             for h in env.get("REFGATE_DESTINATION_HOSTS", "").split(",")
             if h.strip()
         )
+        font_dirs = tuple(
+            Path(d.strip()).expanduser()
+            for d in env.get("REFGATE_FONT_DIRS", "").split(os.pathsep)
+            if d.strip()
+        )
+        missing = [str(d) for d in font_dirs if not d.is_dir()]
+        if missing:
+            raise SettingsError("REFGATE_FONT_DIRS", f"not a directory: {missing[0]}")
         return cls(
             secret_keys=keys,
             data_dir=data_dir,
@@ -128,6 +138,7 @@ class Settings:
             store_timeout=_parse_float(
                 env, "REFGATE_STORE_TIMEOUT", 0.25, minimum=0.01, maximum=10.0
             ),
+            font_dirs=font_dirs,
         )
 
 

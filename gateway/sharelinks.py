@@ -9,6 +9,7 @@ from typing import Any
 
 from gateway.campaigns import Campaign
 from gateway.errors import ApiError
+from gateway.invites import InvalidCode, invite_code, parse_invite_code
 from gateway.links import LinkCodec, ShareLink
 from gateway.store import keys
 from gateway.store.scripts import script
@@ -26,6 +27,8 @@ class MintedLink:
     qr_svg: str
     issued_at: int
     expires_at: int
+    #: The invite code a person can type at ``/c/<code>`` when scanning fails.
+    code: str
 
     def public(self) -> dict[str, Any]:
         return {
@@ -34,6 +37,7 @@ class MintedLink:
             "url": self.url,
             "scan_url": self.scan_url,
             "qr": {"png": self.qr_png, "svg": self.qr_svg},
+            "code": self.code,
             "issued_at": self.issued_at,
             "expires_at": self.expires_at,
         }
@@ -76,7 +80,27 @@ class ShareLinkService:
             qr_svg=f"{base}{token}/qr.svg",
             issued_at=link.issued_at,
             expires_at=link.issued_at + ttl_days * 86400,
+            code=invite_code(link.campaign_id, link.referrer_id),
         )
+
+    def invite_target(self, code: str, now: float | None = None) -> str | None:
+        """The URL of the current share link of the sharer an invite code names, issued now;
+        None for a malformed code or an unknown campaign or sharer."""
+        try:
+            campaign_id, referrer_id = parse_invite_code(code)
+        except InvalidCode:
+            return None
+        ck = keys.campaign_keys(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.exists(ck.config)
+        pipe.hget(ck.referrer_external, referrer_id)
+        pipe.hget(ck.referrer_generation, referrer_id)
+        exists, external, generation = pipe.execute()
+        if not exists or external is None:
+            return None
+        issued = int(now if now is not None else time.time())
+        link = ShareLink(campaign_id, referrer_id, issued, int(generation or 0))
+        return f"{self._public_url}/s/{self._codec.encode(link)}"
 
     def revoke(self, campaign: Campaign, referrer: str) -> int:
         referrer = check_referrer(referrer)

@@ -27,6 +27,7 @@ class CampaignKeys:
         "config",
         "counters",
         "events",
+        "logo",
         "referrer_external",
         "referrer_generation",
         "referrer_index",
@@ -57,6 +58,8 @@ class CampaignKeys:
         self.referrer_external = f"{tag}:referrer-external"
         #: hash numeric id -> link generation; revoking a sharer bumps it
         self.referrer_generation = f"{tag}:referrer-generation"
+        #: string: the campaign logo's image bytes (the document keeps only their SHA-256)
+        self.logo = f"{tag}:logo"
         #: prefix of per-click records (``<prefix><click id>``), kept for the attribution window
         self.click_prefix = f"{tag}:click:"
 
