@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from detectors.base import NOTHING, ClickInput, History, Signal
 
-#: Distinct networks in an hour below which fan-out is never notable.
-MIN_NETWORKS = 40
+#: Distinct networks in an hour below which fan-out is never notable (a sharer in a few big
+#: groups reaches dozens).
+MIN_NETWORKS = 150
+#: The most fan-out alone may score: below the deny-credit threshold, so it only counts together
+#: with other evidence (honest viral sharers fan out too).
+MAX_ALONE = 0.45
+#: Networks the sharer reached earlier today before growth means anything.
+MIN_HISTORY = 20
 
 
 def reach_growth(history: History) -> float:
@@ -27,8 +33,9 @@ class FanOutDetector:
     def score(self, click: ClickInput, history: History) -> Signal:
         if not history.available or history.referrer_networks_1h < MIN_NETWORKS:
             return NOTHING
-        growth = reach_growth(history)
-        value = min(0.6, 0.2 + 0.002 * history.referrer_networks_1h + 0.01 * growth)
+        earlier = history.referrer_networks_24h - history.referrer_networks_1h
+        growth = reach_growth(history) if earlier >= MIN_HISTORY else 1.0
+        value = min(MAX_ALONE, 0.15 + 0.0005 * history.referrer_networks_1h + 0.02 * growth)
         return Signal(
             value,
             f"this link was opened from {history.referrer_networks_1h} networks in the last hour",

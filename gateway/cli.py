@@ -126,3 +126,12 @@ def apikey_disable(key_id: str) -> None:
     except KeyError:
         raise click.ClickException(f"no API key with id {key_id!r}") from None
     click.echo(f"disabled {key.id} ({key.name})")
+
+
+def _register_more() -> None:
+    from gateway import cli_scoring
+
+    cli_scoring.register(cli)
+
+
+_register_more()

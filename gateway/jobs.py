@@ -28,6 +28,8 @@ class Job:
     name: str
     interval: float
     run: Callable[[float], object]
+    #: Per process (every worker runs it, e.g. picking up a new model), not once per deployment.
+    local: bool = False
 
 
 class Scheduler:
@@ -40,6 +42,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._owner = f"{os.uname().nodename}:{os.getpid()}"
+        self._next_local: dict[str, float] = {}
 
     def start(self, period: float = 5.0) -> None:
         self._thread = threading.Thread(
@@ -54,12 +57,18 @@ class Scheduler:
     def tick(self) -> list[str]:
         """Run every job whose lock this process wins; returns the names of the jobs it ran."""
         ran = []
+        now = self._clock()
         for job in self.jobs:
             try:
-                lock = keys.job_lock(job.name)
-                if not self._redis.set(lock, self._owner, nx=True, px=int(job.interval * 1000)):
-                    continue
-                job.run(self._clock())
+                if job.local:
+                    if now < self._next_local.get(job.name, 0.0):
+                        continue
+                    self._next_local[job.name] = now + job.interval
+                else:
+                    lock = keys.job_lock(job.name)
+                    if not self._redis.set(lock, self._owner, nx=True, px=int(job.interval * 1000)):
+                        continue
+                job.run(now)
                 ran.append(job.name)
             except RedisError as exc:
                 log.warning("job %s skipped, store unavailable: %s", job.name, exc)

@@ -37,6 +37,7 @@ import orjson
 from gateway.campaigns import SLUG_PATTERN
 from gateway.errors import ApiError
 from gateway.events import ClickEvent
+from gateway.links import EPOCH
 from gateway.services import Services
 from gateway.sharelinks import REFERRER_PATTERN
 from gateway.signals import REPLAYED_NETWORK, VISITOR_COOKIE
@@ -104,6 +105,9 @@ class Replayer:
         self._captured: list[ClickEvent] = []
         self._next_flag_run = 0.0
         self._last_ts = float("-inf")
+        # Pages are not looked at in a replay: skip rendering them (the answer's status and the
+        # recorded outcome are decided before any page is drawn).
+        services.gateway.render = lambda environ, template, **context: ""
         recorder = services.recorder
         original = recorder.record
 
@@ -164,6 +168,12 @@ class Replayer:
             return {"id": line["id"], "status": "refused", "reason": exc.code}
         return {"id": line["id"], **outcome.replay_row()}
 
+    def log_click_id(self, ours: str) -> str:
+        """The log's id of a click refgate recorded under ``ours``."""
+        if not hasattr(self, "_log_ids"):
+            self._log_ids = {v: k for k, v in self._click_ids.items()}
+        return self._log_ids.get(ours, ours)
+
     def tick(self, ts: float, force: bool = False) -> None:
         """Run the periodic work the online jobs would have run by log time ``ts``."""
         if force or ts >= self._next_flag_run:
@@ -207,6 +217,8 @@ class Replayer:
         return token
 
     def check_order(self, number: int, ts: float) -> None:
+        if not EPOCH < ts < 2**40:
+            raise ReplayError(number, f"ts {ts} is not a unix time after 2024-01-01")
         if ts < self._last_ts:
             raise ReplayError(
                 number, f"ts {ts} is earlier than the line before: the log must be sorted by ts"
@@ -347,7 +359,7 @@ def replay(
                 replayer.tick(last_ts, force=True)
             summary.seconds = time.perf_counter() - started
             summary.flags = _write_flags(services, out / "flags.jsonl")
-            summary.rewards = _write_rewards(services, out / "rewards.jsonl")
+            summary.rewards = _write_rewards(services, out / "rewards.jsonl", replayer.log_click_id)
             (out / "summary.json").write_text(json.dumps(summary.public(), indent=2) + "\n")
         finally:
             services.close()
@@ -372,9 +384,10 @@ def _write_flags(services: Services, path: Path) -> int:
     return len(flags)
 
 
-def _write_rewards(services: Services, path: Path) -> int:
+def _write_rewards(services: Services, path: Path, log_click_id: Callable[[str], str]) -> int:
     rows = services.rewards.replay_rows(list(services.campaigns.iter_ids()))
     with open(path, "wb") as fh:
         for row in rows:
+            row["click_id"] = log_click_id(row["click_id"])
             fh.write(orjson.dumps(row) + b"\n")
     return len(rows)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import logging
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from redis.exceptions import RedisError
 
 from detectors.engine import Engine
+from detectors.model import ModelError
 from detectors.networks import default_ranges
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
@@ -19,6 +22,7 @@ from gateway.fonts import FontCatalog
 from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
 from gateway.media import MediaService
+from gateway.models import ModelRegistry
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
@@ -32,6 +36,7 @@ from gateway.tree import TreeService
 from gateway.trees import TreeWatch
 
 EXTENSION = "refgate"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Services:
     rewards: RewardService
     tree: TreeService
     trees: TreeWatch
+    models: ModelRegistry
     closed: bool = False
 
     @classmethod
@@ -87,6 +93,16 @@ class Services:
         flags.raise_listeners.append(rewards.on_flag_raised)
         flags.listeners.append(rewards.on_decision)
         trees = TreeWatch(store.main, campaigns, flags)
+        models = ModelRegistry(store.main)
+        engine = gateway.engine
+
+        def refresh_model(now: float) -> None:
+            version = models.active_version()
+            current = engine.model.version if engine.model else None
+            if version != current:
+                engine.model = models.get(version) if version else None
+                log.info("scoring with model %s", version or "(rules only)")
+
         scheduler = Scheduler(
             store.main,
             [
@@ -97,8 +113,13 @@ class Services:
                 ),
                 Job("flagger", interval=30, run=flagger.run),
                 Job("trees", interval=30, run=trees.run),
+                Job("model", interval=10, run=refresh_model, local=True),
             ],
         )
+        try:
+            refresh_model(0.0)  # start with the active model, not ten seconds of rules only
+        except (RedisError, ModelError, KeyError) as exc:
+            log.warning("no model loaded at start: %s", exc)
         if run_jobs:
             scheduler.start()
         return cls(
@@ -110,6 +131,7 @@ class Services:
             rewards=rewards,
             tree=TreeService(store.main),
             trees=trees,
+            models=models,
             store=store,
             codec=codec,
             campaigns=campaigns,

@@ -15,6 +15,8 @@ PREFIX = "rg"
 CAMPAIGN_SEQ = f"{PREFIX}:campaign-seq"  # INCR source of campaign ids
 CAMPAIGN_SLUGS = f"{PREFIX}:campaign-slugs"  # hash slug -> id
 API_KEYS = f"{PREFIX}:api-keys"  # hash sha256(key) -> JSON record
+MODELS = f"{PREFIX}:models"  # hash version -> exported model JSON (detectors.model)
+ACTIVE_MODEL = f"{PREFIX}:model-active"  # string: the version every worker scores with
 
 
 class CampaignKeys:

@@ -1,0 +1,119 @@
+"""The click model: exported scoring equals scikit-learn, documents are verified, versions switch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from detectors.features import FEATURE_NAMES
+from detectors.model import ExportedModel, ModelError
+from detectors.training import LabelledClicks, export, train
+from gateway.services import Services
+
+
+def synthetic(n: int = 3000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(FEATURE_NAMES)))
+    x[:, 0] = rng.integers(0, 2, size=n)  # a binary feature, as many real ones are
+    weights = rng.normal(size=len(FEATURE_NAMES))
+    y = (x @ weights + rng.normal(scale=2.0, size=n) > 1.0).astype(int)
+    return x, y
+
+
+def fitted(
+    x: np.ndarray, y: np.ndarray
+) -> tuple[StandardScaler, LogisticRegression, IsotonicRegression]:
+    scaler = StandardScaler().fit(x)
+    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y)
+    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+    isotonic.fit(classifier.predict_proba(scaler.transform(x))[:, 1], y)
+    return scaler, classifier, isotonic
+
+
+def test_exported_scoring_equals_predict_proba() -> None:
+    x, y = synthetic()
+    scaler, classifier, _ = fitted(x, y)
+    raw = export(scaler, classifier, None, version="raw")
+    expected = classifier.predict_proba(scaler.transform(x))[:, 1]
+    got = np.array([raw.predict(row.tolist()) for row in x])
+    assert np.max(np.abs(got - expected)) < 1e-9
+
+
+def test_exported_calibrated_scoring_equals_sklearn() -> None:
+    x, y = synthetic(seed=2)
+    scaler, classifier, isotonic = fitted(x, y)
+    model = export(scaler, classifier, isotonic, version="calibrated")
+    expected = isotonic.predict(classifier.predict_proba(scaler.transform(x))[:, 1])
+    got = np.array([model.predict(row.tolist()) for row in x])
+    assert np.max(np.abs(got - expected)) < 1e-9
+    # and through the JSON document, as workers load it
+    reloaded = ExportedModel.from_json(model.to_json())
+    assert reloaded == model
+
+
+def test_damaged_or_foreign_documents_are_refused() -> None:
+    x, y = synthetic(seed=3)
+    model = export(*fitted(x, y), version="v")
+    document = json.loads(model.to_json())
+    tampered = {**document, "intercept": document["intercept"] + 1}
+    with pytest.raises(ModelError, match="sha256"):
+        ExportedModel.from_json(json.dumps(tampered))
+    foreign = {**document, "features": ["a"] * len(FEATURE_NAMES)}
+    foreign.pop("sha256")
+    from detectors.model import _digest
+
+    foreign["sha256"] = _digest(foreign)
+    with pytest.raises(ModelError, match="feature list"):
+        ExportedModel.from_json(json.dumps(foreign))
+    for broken in ("{", "[]", json.dumps({"sha256": "x"})):
+        with pytest.raises(ModelError):
+            ExportedModel.from_json(broken)
+
+
+def test_training_reports_held_out_quality() -> None:
+    x, y = synthetic(n=4000, seed=4)
+    groups = [f"r{i % 200}" for i in range(len(y))]
+    report = train(LabelledClicks(x.tolist(), y.tolist(), groups, [""] * len(y)))
+    metrics = report.metrics
+    assert metrics["roc_auc"] > 0.8 and 0 < metrics["average_precision"] <= 1
+    assert (
+        metrics["test_referrers"] < 200
+        and metrics["train_clicks"] + metrics["calibration_clicks"] + metrics["test_clicks"] == 4000
+    )
+    assert any("ROC-AUC" in line for line in report.lines())
+    with pytest.raises(ValueError, match="one class"):
+        train(LabelledClicks(x.tolist(), [0] * len(y), groups, [""] * len(y)))
+    with pytest.raises(ValueError, match="at least 50"):
+        train(LabelledClicks(x[:10].tolist(), y[:10].tolist(), groups[:10], [""] * 10))
+
+
+def test_registry_versions_and_hot_switch(services: Services) -> None:
+    x, y = synthetic(seed=5)
+    first = export(*fitted(x, y), version="m1")
+    second = export(*fitted(x, 1 - y), version="m2")
+    registry = services.models
+    registry.save(first)
+    registry.save(second)
+    assert [m["version"] for m in registry.list()] == ["m1", "m2"]
+    assert registry.active() is None
+    registry.activate("m2")
+    assert registry.active_version() == "m2" and [m["active"] for m in registry.list()] == [
+        False,
+        True,
+    ]
+    # every worker's per-process job loads the active version
+    services.scheduler.tick()
+    assert (
+        services.gateway.engine.model is not None and services.gateway.engine.model.version == "m2"
+    )
+    registry.deactivate()
+    services.scheduler._next_local.clear()
+    services.scheduler.tick()
+    assert services.gateway.engine.model is None
+    with pytest.raises(KeyError):
+        registry.activate("nope")
