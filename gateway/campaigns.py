@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from detectors.engine import Policy
 from gateway import logos, posters
 from gateway.copycheck import CopyWarning, check_copy
 from gateway.destinations import Destination, InvalidDestination, normalise_destination
@@ -65,6 +66,25 @@ def _iso_string(value: Any) -> Any:
     return value
 
 
+class FraudPolicy(BaseModel):
+    """Score thresholds for this campaign's decisions (see detectors.engine.decide)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    deny_credit_at: Annotated[float, Field(gt=0, le=1)] = 0.5
+    challenge_at: Annotated[float, Field(gt=0, le=1)] = 0.85
+    block_at: Annotated[float, Field(gt=0, le=1)] = 0.95
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FraudPolicy:
+        if not self.deny_credit_at <= self.challenge_at <= self.block_at:
+            raise ValueError("thresholds must satisfy deny_credit_at <= challenge_at <= block_at")
+        return self
+
+    def policy(self) -> Policy:
+        return Policy(self.deny_credit_at, self.challenge_at, self.block_at)
+
+
 class PosterSpec(BaseModel):
     """What the share poster says; Chinese by default, so rendered with a CJK font."""
 
@@ -94,6 +114,7 @@ class _CampaignFields(BaseModel):
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
     logo: Annotated[str | None, Field(max_length=350_000)] = None
+    fraud_policy: FraudPolicy | None = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
@@ -128,6 +149,7 @@ class CampaignPatch(BaseModel):
     poster: PosterSpec | None = None
     #: The campaign's logo for QR codes and posters: a base64 PNG or JPEG, at most 256 KiB.
     logo: Annotated[str | None, Field(max_length=350_000)] = None
+    fraud_policy: FraudPolicy | None = None
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
@@ -200,6 +222,8 @@ class Campaign(BaseModel):
     poster: PosterSpec | None = None
     #: SHA-256 of the logo image (kept under its own key); None when the campaign has none.
     logo_sha256: str | None = None
+    #: Decision thresholds; None means the defaults (detectors.engine.Policy).
+    fraud_policy: FraudPolicy | None = None
     #: Per platform key (see gateway.platforms): block status and strategy set by staff.
     platforms: dict[str, PlatformPolicy] = Field(default_factory=dict)
     created_at: datetime
@@ -253,6 +277,7 @@ class ClickView:
     ends_at: float | None
     #: Platform key -> the strategy this campaign uses there, where it is not the default.
     strategies: Mapping[str, Strategy]
+    policy: Policy
 
     @classmethod
     def of(cls, campaign: Campaign) -> ClickView:
@@ -267,6 +292,7 @@ class ClickView:
                 for key, policy in campaign.platforms.items()
                 if policy.status == "blocked" or policy.strategy is not None
             },
+            policy=campaign.fraud_policy.policy() if campaign.fraud_policy else Policy(),
         )
 
     def strategy_for(self, platform: Platform) -> Strategy:
@@ -369,6 +395,7 @@ class CampaignService:
             link_ttl_days=spec.link_ttl_days,
             reward=spec.reward,
             share_text=spec.share_text,
+            fraud_policy=spec.fraud_policy,
             poster=spec.poster,
             logo_sha256=logo.sha256 if logo else None,
             created_at=now,
@@ -393,7 +420,7 @@ class CampaignService:
         patch = validate(CampaignPatch, data)
         campaign = self.require(slug)
         changes: dict[str, Any] = patch.model_dump(exclude_unset=True, exclude={"action"})
-        for model_field in ("reward", "poster"):  # keep the models, not their dicts
+        for model_field in ("reward", "poster", "fraud_policy"):  # models, not their dicts
             if model_field in changes:
                 changes[model_field] = getattr(patch, model_field)
         # The logo's bytes go under their own key; the document keeps their digest.

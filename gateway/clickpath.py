@@ -22,8 +22,9 @@ from typing import Any, Protocol
 from redis.exceptions import RedisError
 
 from detectors.base import ClickInput, History
-from detectors.engine import Decision, Engine, Policy, Verdict
+from detectors.engine import Decision, Engine, Verdict
 from gateway.campaigns import CampaignService, ClickView
+from gateway.challenge import ChallengeSigner
 from gateway.clickcall import click_call, parse_history
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
@@ -130,6 +131,7 @@ class ClickGateway:
         store: Any,
         click_store: ClickStore,
         render: PageRenderer,
+        challenges: ChallengeSigner,
         public_url: str,
         secure_cookies: bool,
     ) -> None:
@@ -141,6 +143,7 @@ class ClickGateway:
         self._redis = store
         self._store = click_store
         self.render = render
+        self.challenges = challenges
         self._share_base = public_url + "/s/"
         self._secure = secure_cookies
         self.breaker = Breaker()
@@ -148,6 +151,7 @@ class ClickGateway:
         self.ladder: Sequence[Responder] = (
             respond_gone,
             respond_block,
+            respond_challenge,
             respond_fallback,
             respond_redirect,
         )
@@ -190,7 +194,9 @@ class ClickGateway:
         state = link_state(view, link, now)
         if generation is not None and generation != link.generation and state == "live":
             state = "revoked"
-        verdict = self.engine.score(signals, history, Policy()) if history.available else UNSCORED
+        verdict = (
+            self.engine.score(signals, history, view.policy) if history.available else UNSCORED
+        )
 
         click = Click(
             click_id(link),
@@ -337,6 +343,20 @@ def respond_block(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | N
     if click.verdict.decision is not Decision.BLOCK:
         return None
     return "blocked", gateway.page(click.environ, 403, "click/blocked.html")
+
+
+def respond_challenge(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:
+    """One tap to continue: people pass, link scripts rarely do (see gateway.challenge)."""
+    if click.verdict.decision is not Decision.CHALLENGE:
+        return None
+    return "challenge", gateway.page(
+        click.environ,
+        200,
+        "click/challenge.html",
+        view=click.view,
+        token=click.token,
+        challenge=gateway.challenges.issue(click.id, click.token, click.now),
+    )
 
 
 def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:

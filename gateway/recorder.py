@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from gateway.clickcall import click_call
 from gateway.events import ClickEvent
-from gateway.store import scripts
+from gateway.store import keys, scripts
 from gateway.store.scripts import execute_with_scripts
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,19 @@ class EventRecorder:
 
         replies = execute_with_scripts(self._redis, build, [script])
         return sum(int(reply[2]) for reply in replies)
+
+    def count(self, campaign_id: int, counter: str, now: float | None = None) -> None:
+        """Count something that is not a click (a passed challenge) in the campaign's stats and
+        timeline; best effort: a store outage loses the count, never the request."""
+        ck = keys.campaign_keys(campaign_id)
+        hour = int(time.time() if now is None else now) // 3600
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hincrby(ck.counters, counter, 1)
+            pipe.hincrby(ck.timeline, f"{hour}|{counter}", 1)
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("could not count %s: %s", counter, exc)
 
     def drain(self) -> int:
         """Deliver spooled events; returns how many were newly recorded."""

@@ -14,6 +14,7 @@ from detectors.model import ModelError
 from detectors.networks import default_ranges
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
+from gateway.challenge import ChallengeSigner
 from gateway.clickpath import ClickGateway, PageRenderer
 from gateway.conversions import ConversionService
 from gateway.flagger import Flagger
@@ -84,6 +85,7 @@ class Services:
             store=store.fast,
             click_store=click_store,
             render=render,
+            challenges=ChallengeSigner(settings.secret_keys),
             public_url=settings.public_url,
             secure_cookies=settings.secure_cookies,
         )

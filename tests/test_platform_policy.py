@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import time
 from html import unescape
 from typing import Any
 from urllib.parse import urlsplit
@@ -178,9 +180,13 @@ def test_fifty_user_agents_one_destination(client: FlaskClient, link: dict[str, 
     assert len(agents) >= 50
     hosts = set()
     paths = set()
+    challenged: list[str] = []
+    pauses = random.Random(5)
     for number, agent in enumerate(agents):
-        # Fifty people, not one browser switching user agents fifty times a second (a flood).
+        # Fifty people, not one browser switching user agents fifty times a second (a flood),
+        # arriving at irregular moments (clockwork is a signal too).
         client.delete_cookie("rg_vid")
+        time.sleep(pauses.expovariate(300))
         response = client.get(
             f"/s/{link['token']}",
             headers={"User-Agent": agent, "Accept-Language": "zh-CN"},
@@ -193,10 +199,21 @@ def test_fifty_user_agents_one_destination(client: FlaskClient, link: dict[str, 
             html = response.data.decode()
             if 'class="continue"' in html:
                 target = href(html, css_class="continue")
+            elif 'name="c"' in html:  # challenged: a person taps through (below)
+                challenged.append(re.search(r'name="c" value="([^"]+)"', html).group(1))  # type: ignore[union-attr]
+                continue
             else:  # crawlers and link previews: same campaign, no per-visitor link
                 assert 'property="og:title" content="Milk tea"' in html, agent
                 continue
         parts = urlsplit(target)
+        hosts.add(parts.netloc)
+        paths.add(parts.path + "?" + parts.query.split("&rg_click=")[0])
+    if challenged:
+        time.sleep(0.9)
+    for answer in challenged:
+        passed = client.post(f"/s/{link['token']}/go", data={"c": answer})
+        assert passed.status_code == 303
+        parts = urlsplit(passed.headers["Location"])
         hosts.add(parts.netloc)
         paths.add(parts.path + "?" + parts.query.split("&rg_click=")[0])
     assert hosts == {"shop.example.com"}

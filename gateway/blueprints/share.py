@@ -1,7 +1,7 @@
-"""The public click path, ``GET /s/<token>``.
+"""The public click path: ``GET /s/<token>`` and the challenge's one-tap answer.
 
-Requests of this shape are answered by :mod:`gateway.fastpath` before Flask dispatches; this
-route names the endpoint for ``url_for`` and the URL map and answers through the same gateway.
+``GET /s/<token>`` is answered by :mod:`gateway.fastpath` before Flask dispatches; the route here
+names the endpoint for ``url_for`` and the URL map and answers through the same gateway.
 """
 
 from __future__ import annotations
@@ -9,13 +9,52 @@ from __future__ import annotations
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
+from gateway.clickpath import click_id
 from gateway.fastpath import serve_click
+from gateway.links import InvalidLink
 from gateway.services import services
 
 bp = Blueprint("share", __name__)
 
 
+def _response(answer: object) -> Response:
+    body, status, headers = answer.body, answer.status, answer.headers  # type: ignore[attr-defined]
+    return Response(body, status=status, headers=headers)
+
+
 @bp.route("/s/<token>", methods=["GET", "HEAD"])
 def click(token: str) -> Response:
-    answer = serve_click(services().gateway, token, request.environ)
-    return Response(answer.body, status=answer.status, headers=answer.headers)
+    return _response(serve_click(services().gateway, token, request.environ))
+
+
+@bp.post("/s/<token>/go")
+def challenge_answer(token: str) -> Response:
+    """A person tapped the challenge's button: on to the destination, with the same click id."""
+    found = services()
+    gateway = found.gateway
+    try:
+        link = found.codec.decode(token)
+    except InvalidLink:
+        return _response(gateway.page(request.environ, 404, "click/not_found.html"))
+    view = found.campaigns.cached_view(link.campaign_id) or found.campaigns.load_view(
+        link.campaign_id
+    )
+    if view is None:
+        return _response(gateway.page(request.environ, 404, "click/not_found.html"))
+    result = gateway.challenges.check(request.form.get("c", ""), token)
+    if not result.passed:
+        # Too fast, stale or forged: the same page again (a person just taps once more). A
+        # forged answer gets a click id that was never recorded: it can never earn credit.
+        answer = gateway.page(
+            request.environ,
+            200,
+            "click/challenge.html",
+            view=view,
+            token=token,
+            challenge=gateway.challenges.issue(result.click_id or click_id(link), token),
+        )
+        return _response(answer)
+    assert result.click_id is not None
+    found.recorder.count(link.campaign_id, "challenge:passed")
+    location = view.destination.with_param("rg_click", result.click_id)
+    return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})

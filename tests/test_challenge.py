@@ -1,0 +1,116 @@
+"""The challenge decision: a one-tap interstitial, and per-campaign decision thresholds."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from gateway.services import Services
+from tests.conftest import BROWSER
+
+NO_LANGUAGE = {"User-Agent": BROWSER["User-Agent"]}  # headers signal 0.35
+
+
+def make_campaign(client: FlaskClient, admin: dict[str, str], **policy: float) -> str:
+    response = client.post(
+        "/api/v1/campaigns",
+        json={
+            "slug": "tea",
+            "name": "Tea",
+            "destination_url": "https://shop.example.com/land",
+            "fraud_policy": {
+                "deny_credit_at": 0.2,
+                "challenge_at": 0.3,
+                "block_at": 0.99,
+                **policy,
+            },
+        },
+        headers=admin,
+    )
+    assert response.status_code == 201, response.json
+    token: str = client.post(
+        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=admin
+    ).json["token"]
+    return token
+
+
+def challenge_of(html: str) -> str:
+    match = re.search(r'name="c" value="([^"]+)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def test_a_suspicious_click_is_challenged_and_a_person_passes(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    token = make_campaign(client, admin)
+    page = client.get(f"/s/{token}", headers=NO_LANGUAGE)
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "no-store"
+    html = page.data.decode()
+    assert f'action="/s/{token}/go"' in html and "<script" not in html
+    answer = challenge_of(html)
+    # A script submitting at once is shown the page again.
+    instant = client.post(f"/s/{token}/go", data={"c": answer})
+    assert instant.status_code == 200 and 'name="c"' in instant.data.decode()
+    time.sleep(0.9)  # a person reads, then taps
+    passed = client.post(f"/s/{token}/go", data={"c": answer})
+    assert passed.status_code == 303
+    location = passed.headers["Location"]
+    assert location.startswith("https://shop.example.com/land?rg_click=")
+    services.recorder.flush()
+    event = services.store.main.xrange("rg:{c1}:events")[-1][1]
+    import json
+
+    recorded = json.loads(event[b"e"])
+    assert recorded["decision"] == "challenge" and recorded["outcome"] == "challenge"
+    assert location.endswith("rg_click=" + recorded["id"])
+    counters = services.store.main.hgetall("rg:{c1}:counters")
+    assert counters[b"challenge:passed"] == b"1"
+
+
+def test_forged_and_stale_answers(client: FlaskClient, admin: dict[str, str]) -> None:
+    token = make_campaign(client, admin)
+    for forged in ("", "x", "1.abc|" + token + "|0.forged"):
+        response = client.post(f"/s/{token}/go", data={"c": forged})
+        assert response.status_code == 200 and 'name="c"' in response.data.decode()
+    assert client.get(f"/s/{token}/go").status_code == 405
+    assert client.post("/s/not-a-token/go", data={"c": "x"}).status_code == 404
+
+
+def test_thresholds_per_campaign(client: FlaskClient, admin: dict[str, str]) -> None:
+    token = make_campaign(client, admin, deny_credit_at=0.9, challenge_at=0.95)
+    assert client.get(f"/s/{token}", headers=NO_LANGUAGE).status_code == 302  # 0.35 < 0.9
+    for policy in (
+        {"deny_credit_at": 0.8, "challenge_at": 0.5},
+        {"block_at": 1.5},
+        {"challenge_at": 0},
+    ):
+        response = client.patch(
+            "/api/v1/campaigns/tea", json={"fraud_policy": {**policy}}, headers=admin
+        )
+        assert response.status_code == 400, policy
+        assert any(field.startswith("fraud_policy") for field in response.json["fields"])
+    strict = client.patch(
+        "/api/v1/campaigns/tea",
+        json={"fraud_policy": {"deny_credit_at": 0.3, "challenge_at": 0.9}},
+        headers=admin,
+    )
+    assert strict.status_code == 200
+    client.delete_cookie("rg_vid")
+    assert (
+        client.get(f"/s/{token}", headers=NO_LANGUAGE).status_code == 302
+    )  # redirected, no credit
+    assert strict.json["fraud_policy"] == {
+        "deny_credit_at": 0.3,
+        "challenge_at": 0.9,
+        "block_at": 0.95,
+    }
+
+
+def test_challenge_text_is_translated(client: FlaskClient, admin: dict[str, str]) -> None:
+    token = make_campaign(client, admin)
+    page: Any = client.get(f"/s/{token}", headers={**NO_LANGUAGE, "Accept-Language": ""})
+    assert "继续" in page.data.decode()
