@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -126,6 +128,65 @@ def apikey_disable(key_id: str) -> None:
     except KeyError:
         raise click.ClickException(f"no API key with id {key_id!r}") from None
     click.echo(f"disabled {key.id} ({key.name})")
+
+
+# -- simulate ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--scale",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Honest seed sharers in the main campaign (~130 events each, attacks in proportion).",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for clicks.jsonl, labels.jsonl, referrers.jsonl and summary.json.",
+)
+@click.option("--force", is_flag=True, help="Write into a non-empty directory (replacing outputs).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Report progress on stderr (default: on from scale 2000).",
+)
+def simulate(scale: int, seed: int, out: Path, force: bool, progress: bool | None) -> None:
+    """Write a synthetic click log v1 with fraud labels (see README, "Simulated traffic")."""
+    from gateway.simulate import simulate as run_simulation
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot create {out}: {exc.strerror}", param_hint="--out"
+        ) from None
+    if any(out.iterdir()) and not force:
+        raise click.BadParameter(
+            f"{out} is not empty; choose an empty directory or pass --force", param_hint="--out"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write in {out}: {exc.strerror}", param_hint="--out"
+        ) from None
+    report = progress if progress is not None else scale >= 2000
+
+    def echo(message: str) -> None:
+        click.echo(f"refgate simulate: {message}", err=True)
+
+    summary = run_simulation(out, scale=scale, seed=seed, progress=echo if report else None)
+    fraud = summary["fraud"]
+    click.echo(
+        f"wrote {summary['events']:,} events ({summary['clicks']:,} clicks, "
+        f"{summary['conversions']:,} conversions; {fraud['clicks'] + fraud['conversions']:,} "
+        f"fraudulent) to {out}"
+    )
 
 
 def _register_more() -> None:
