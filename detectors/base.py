@@ -59,10 +59,14 @@ class History:
     #: Distinct networks (prefixes) the referrer's links were opened from, this hour and today.
     referrer_networks_1h: int = 0
     referrer_networks_24h: int = 0
-    #: The visitor, IP or prefix is one the referrer used themselves (their own join).
+    #: The browser, the device (address and agent) or the prefix is one the referrer used
+    #: themselves (their own join).
     self_visitor: bool = False
-    self_ip: bool = False
+    self_device: bool = False
     self_prefix: bool = False
+    #: Clicks on the referrer's links the hour before, and on the whole campaign this hour.
+    referrer_prev_1h: int = 0
+    campaign_1h: int = 0
     #: Times of the referrer's latest clicks, newest first (this click included).
     recent_times: tuple[float, ...] = ()
 

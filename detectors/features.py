@@ -37,10 +37,27 @@ FEATURE_NAMES: tuple[str, ...] = (
     "referrer_network_ratio",
     "log_reach_growth",
     "self_visitor",
-    "self_ip",
+    "self_device",
     "self_prefix",
     "timing_regularity",
     "timing_fast",
+    "referer_external",
+    "desktop",
+    "night",
+    "log_campaign_1h",
+    "referrer_share",
+    "referrer_steadiness",
+    "log_referrer_prev_1h",
+)
+
+#: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
+_APP_REFERERS = (
+    "weixin.qq.com",
+    "servicewechat.com",
+    "qq.com",
+    "weibo.",
+    "douyin.com",
+    "xiaohongshu.com",
 )
 
 
@@ -79,8 +96,38 @@ def features(click: ClickInput, history: History) -> list[float]:
         history.referrer_networks_1h / max(history.referrer_1h, 1),
         _log(reach_growth(history)),
         1.0 if history.self_visitor else 0.0,
-        1.0 if history.self_ip else 0.0,
+        1.0 if history.self_device else 0.0,
         1.0 if history.self_prefix else 0.0,
         regularity,
         fast,
+        1.0 if external_referer(click.referer) else 0.0,
+        1.0 if click.platform == "desktop" else 0.0,
+        1.0 if 1 <= local_hour(click.ts) <= 6 else 0.0,
+        _log(history.campaign_1h),
+        history.referrer_1h / max(history.campaign_1h, history.referrer_1h, 1),
+        steadiness(history, click.ts),
+        _log(history.referrer_prev_1h),
     ]
+
+
+def local_hour(ts: float) -> int:
+    """Hour of day in China (UTC+8, no daylight saving): people sleep, scripts do not."""
+    return int((ts + 8 * 3600) // 3600) % 24
+
+
+def external_referer(referer: str) -> bool:
+    """A Referer from a web page other than a chat app's: a link posted somewhere public."""
+    if not referer.startswith(("http://", "https://")):
+        return False
+    return not any(marker in referer for marker in _APP_REFERERS)
+
+
+def steadiness(history: History, ts: float) -> float:
+    """1.0 when a busy referrer's pace this hour matches the hour before (a machine's pace);
+    low for bursts that come and go (people sharing). 0 for referrers too quiet to tell. This
+    hour's count is projected from the part of the hour gone by."""
+    elapsed = max((ts % 3600) / 3600, 0.1)
+    now, before = history.referrer_1h / elapsed, float(history.referrer_prev_1h)
+    if max(now, before) < 20:
+        return 0.0
+    return min(now, before) / max(now, before)

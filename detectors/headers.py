@@ -9,6 +9,7 @@ the User-Agent was written by someone other than the browser.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from detectors.base import NOTHING, ClickInput, History, Signal
 
@@ -25,6 +26,7 @@ _APP_PACKAGES = {
 }
 
 
+@lru_cache(maxsize=4096)
 def accept_language_problem(value: str) -> str:
     """'' when the header looks like a browser's; otherwise what is wrong with it."""
     if not value.strip():

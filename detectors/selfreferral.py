@@ -1,13 +1,18 @@
 """Self-referral: the sharer opening their own link from their own device or network.
 
-The sharer's devices are known once they joined through someone's link (their visitor id, IP
-hash and prefix are then kept with the referrer). Opening your own link is harmless; being
-credited for it is not, so this signal denies credit rather than blocking anyone.
+The sharer's devices are known once they joined through someone's link (their visitor id, their
+device (address hash and agent) and prefix are then kept with the referrer). A bare address is
+not enough: a carrier NAT puts hundreds of strangers, and a home a whole family, behind it.
+Opening your own link is harmless; being credited for it is not, so this signal denies credit
+rather than blocking anyone.
 """
 
 from __future__ import annotations
 
 from detectors.base import NOTHING, ClickInput, History, Signal
+
+#: Distinct browsers behind an address this hour up to which it is a home, not a carrier NAT.
+SMALL_NETWORK = 3
 
 
 class SelfReferralDetector:
@@ -20,9 +25,12 @@ class SelfReferralDetector:
             return NOTHING
         if history.self_visitor:
             return Signal(0.9, "the sharer's own browser opened their link", "self")
-        if history.self_ip:
-            return Signal(0.75, "opened from the sharer's own IP address", "self")
+        if history.self_device:
+            if history.ip_visitors_1h <= SMALL_NETWORK:
+                return Signal(0.75, "opened from the sharer's own phone and address", "self")
+            # Behind a carrier NAT the same phone model and app version is common.
+            return Signal(0.3, "same phone model and address as the sharer, on a shared network")
         if history.self_prefix:
             # A household or an office shares a /24: weak on its own.
-            return Signal(0.25, "opened from the sharer's own network")
+            return Signal(0.15, "opened from the sharer's own network")
         return NOTHING

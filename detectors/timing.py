@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from functools import lru_cache
 
 from detectors.base import NOTHING, ClickInput, History, Signal
 
@@ -16,6 +17,7 @@ MIN_INTERVALS = 6
 REGULAR_CV = 0.15
 
 
+@lru_cache(maxsize=1024)
 def interval_stats(times: tuple[float, ...]) -> tuple[float, float] | None:
     """Mean gap and coefficient of variation of the gaps, newest-first times; None if too few.
 

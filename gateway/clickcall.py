@@ -6,7 +6,9 @@ speak to the script the same way (the layout is documented at the top of the scr
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 from detectors.base import ClickInput, History
 from gateway.events import ClickEvent
@@ -31,9 +33,11 @@ def click_call(
         args += [
             current.visitor_id or "",
             "0" if current.new_visitor else "1",
-            current.ip_hash,
+            device_key(current.ip_hash, current.ua),
             current.prefix,
             repr(current.ts),
+            current.ip_hash,
+            int(current.ts) // 3600,
         ]
     for event in events:
         call_keys.append(ck.click(event.id))
@@ -66,13 +70,24 @@ def history_keys(ck: keys.CampaignKeys, click: ClickInput) -> list[str]:
         ck.sharer_devices(referrer),
         ck.sharer_networks(referrer),
         ck.referrer_times(referrer),
+        ck.velocity("r", referrer, f"h{hour - 1}"),
     ]
+
+
+@lru_cache(maxsize=16384)
+def agent_hash(ua: str) -> str:
+    return hashlib.blake2b(ua.encode(), digest_size=6).hexdigest()
+
+
+def device_key(ip_hash: str, ua: str) -> str:
+    """The same phone (browser) behind the same address: a device, cookies or not."""
+    return f"{ip_hash}|{agent_hash(ua)}"
 
 
 def parse_history(reply: Sequence[object]) -> History:
     """The history part of a ``click.lua`` reply (after version, generation, recorded)."""
-    n = [int(value) for value in reply[3:17]]  # type: ignore[call-overload]
-    times = tuple(float(value) for value in reply[17:])  # type: ignore[arg-type]
+    n = [int(value) for value in reply[3:19]]  # type: ignore[call-overload]
+    times = tuple(float(value) for value in reply[19:])  # type: ignore[arg-type]
     return History(
         available=True,
         visitor_1m=n[0],
@@ -87,7 +102,9 @@ def parse_history(reply: Sequence[object]) -> History:
         referrer_networks_1h=n[9],
         referrer_networks_24h=n[10],
         self_visitor=bool(n[11]),
-        self_ip=bool(n[12]),
+        self_device=bool(n[12]),
         self_prefix=bool(n[13]),
+        referrer_prev_1h=n[14],
+        campaign_1h=n[15],
         recent_times=times,
     )

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.conversion import conversion_time_signal
 from gateway.campaigns import Campaign, CampaignService
+from gateway.clickcall import device_key
 from gateway.errors import ApiError
 from gateway.flags import flag_id_for
 from gateway.sharelinks import REFERRER_PATTERN, referrer_number
@@ -164,7 +165,7 @@ class ConversionService:
                     int(now) // 86400,
                     creditable(event, now),
                     event.get("visitor_id") or "",
-                    event.get("ip_hash", ""),
+                    device_key(event.get("ip_hash", ""), event.get("ua", "")),
                     event.get("prefix", ""),
                     own_number,
                 ],

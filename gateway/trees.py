@@ -19,13 +19,10 @@ flag holds the rewards it touches (gateway.rewards).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import FlagCandidate, FlagService
@@ -53,15 +50,10 @@ class Join:
     parent: str
     ts: float
     visitor: str
-    ip_hash: str
+    #: Address-and-agent (gateway.clickcall.device_key): the same phone behind the same address.
+    device: str
     prefix: str
-    ua_hash: str
     path: tuple[str, ...]
-
-    @property
-    def device(self) -> str:
-        """Address-and-browser: the same phone behind the same address, cookies or not."""
-        return f"{self.ip_hash}|{self.ua_hash}" if self.ip_hash else ""
 
 
 class TreeWatch:
@@ -95,16 +87,13 @@ class TreeWatch:
         if not raw or not raw.get(b"parent"):
             return None
         data = {k.decode(): v.decode() for k, v in raw.items()}
-        event = self._redis.get(ck.click(data.get("click", "")))
-        ua = orjson.loads(event).get("ua", "") if event else ""
         return Join(
             user=user,
             parent=data["parent"],
             ts=float(data["joined"]),
             visitor=data.get("visitor", ""),
-            ip_hash=data.get("ip_hash", ""),
+            device=data.get("device", ""),
             prefix=data.get("prefix", ""),
-            ua_hash=hashlib.sha256(ua.encode()).hexdigest()[:12],
             path=tuple(p for p in data.get("path", "").split("/") if p),
         )
 
@@ -161,7 +150,7 @@ class TreeWatch:
                     # A root: include it when the chain below it was fast.
                     root = self._redis.hget(ck.participant(ancestor), "joined")
                     if root is not None and chain[-1].ts - float(root) <= CHAIN_GAP:
-                        chain.append(Join(ancestor, "", float(root), "", "", "", "", ()))
+                        chain.append(Join(ancestor, "", float(root), "", "", "", ()))
                 break
             chain.append(above)
         if len(chain) < CHAIN_MIN:

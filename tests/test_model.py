@@ -6,12 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.isotonic import IsotonicRegression
+from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from detectors.features import FEATURE_NAMES
-from detectors.model import ExportedModel, ModelError
+from detectors.model import ExportedModel, ModelError, _digest, as_float32
 from detectors.training import LabelledClicks, export, train
 from gateway.services import Services
 
@@ -25,51 +24,67 @@ def synthetic(n: int = 3000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def fitted(
-    x: np.ndarray, y: np.ndarray
-) -> tuple[StandardScaler, LogisticRegression, IsotonicRegression]:
-    scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression(max_iter=2000).fit(scaler.transform(x), y)
-    isotonic = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
-    isotonic.fit(classifier.predict_proba(scaler.transform(x))[:, 1], y)
-    return scaler, classifier, isotonic
+def fitted(x: np.ndarray, y: np.ndarray) -> tuple[GradientBoostingClassifier, LogisticRegression]:
+    ensemble = GradientBoostingClassifier(
+        n_estimators=40, max_depth=3, subsample=0.8, random_state=0
+    )
+    ensemble.fit(x, y)
+    platt = LogisticRegression(C=1e6, max_iter=1000).fit(
+        ensemble.decision_function(x).reshape(-1, 1), y
+    )
+    return ensemble, platt
 
 
 def test_exported_scoring_equals_predict_proba() -> None:
     x, y = synthetic()
-    scaler, classifier, _ = fitted(x, y)
-    raw = export(scaler, classifier, None, version="raw")
-    expected = classifier.predict_proba(scaler.transform(x))[:, 1]
-    got = np.array([raw.predict(row.tolist()) for row in x])
+    ensemble, _ = fitted(x, y)
+    model = export(ensemble, None, version="raw")
+    expected = ensemble.predict_proba(x)[:, 1]
+    got = np.array([model.predict(row.tolist()) for row in x])
     assert np.max(np.abs(got - expected)) < 1e-9
+    # the compiled function and the reference walk over the arrays agree
+    reference = np.array([model.margin_reference(as_float32(row.tolist())) for row in x])
+    compiled = np.array([model.margin(as_float32(row.tolist())) for row in x])
+    assert np.max(np.abs(reference - compiled)) < 1e-12
 
 
 def test_exported_calibrated_scoring_equals_sklearn() -> None:
     x, y = synthetic(seed=2)
-    scaler, classifier, isotonic = fitted(x, y)
-    model = export(scaler, classifier, isotonic, version="calibrated")
-    expected = isotonic.predict(classifier.predict_proba(scaler.transform(x))[:, 1])
+    ensemble, platt = fitted(x, y)
+    model = export(ensemble, platt, version="calibrated")
+    expected = platt.predict_proba(ensemble.decision_function(x).reshape(-1, 1))[:, 1]
     got = np.array([model.predict(row.tolist()) for row in x])
     assert np.max(np.abs(got - expected)) < 1e-9
     # and through the JSON document, as workers load it
     reloaded = ExportedModel.from_json(model.to_json())
     assert reloaded == model
+    assert np.max(np.abs(np.array([reloaded.predict(row.tolist()) for row in x]) - expected)) < 1e-9
 
 
 def test_damaged_or_foreign_documents_are_refused() -> None:
     x, y = synthetic(seed=3)
     model = export(*fitted(x, y), version="v")
     document = json.loads(model.to_json())
-    tampered = {**document, "intercept": document["intercept"] + 1}
+    tampered = {**document, "baseline": document["baseline"] + 1}
     with pytest.raises(ModelError, match="sha256"):
         ExportedModel.from_json(json.dumps(tampered))
-    foreign = {**document, "features": ["a"] * len(FEATURE_NAMES)}
-    foreign.pop("sha256")
-    from detectors.model import _digest
 
-    foreign["sha256"] = _digest(foreign)
+    def resigned(**changes: object) -> str:
+        body = {k: v for k, v in {**document, **changes}.items() if k != "sha256"}
+        return json.dumps({**body, "sha256": _digest(body)})
+
     with pytest.raises(ModelError, match="feature list"):
-        ExportedModel.from_json(json.dumps(foreign))
+        ExportedModel.from_json(resigned(features=["a"] * len(FEATURE_NAMES)))
+    with pytest.raises(ModelError, match="kind"):
+        ExportedModel.from_json(resigned(kind="neural_net"))
+    loop = dict(document["trees"][0])
+    loop["left"] = [0] * len(loop["left"])  # a node pointing at itself would never end
+    with pytest.raises(ModelError, match="outside the tree or backwards"):
+        ExportedModel.from_json(resigned(trees=[loop]))
+    sneaky = dict(document["trees"][0])
+    sneaky["threshold"] = ["__import__('os')", *sneaky["threshold"][1:]]
+    with pytest.raises(ModelError):
+        ExportedModel.from_json(resigned(trees=[sneaky]))
     for broken in ("{", "[]", json.dumps({"sha256": "x"})):
         with pytest.raises(ModelError):
             ExportedModel.from_json(broken)

@@ -58,13 +58,12 @@ def start(ports: list[int], directory: Path) -> None:
     binary = _server_binary()
     for port in ports:
         if _answers(port):
-            # A leftover node from an earlier run: reset it so it can join a fresh cluster.
-            node = _client(port)
-            node.flushall()
-            node.execute_command("CLUSTER", "RESET", "HARD")
-            continue
+            continue  # a leftover node from an earlier run: reset below, with the new ones
         node_dir = directory / str(port)
         node_dir.mkdir(parents=True, exist_ok=True)
+        # A node config left by an earlier run would bring back that run's slot assignments
+        # and node ids, and ADDSLOTS would then fail with "Slot 0 is already busy".
+        (node_dir / f"nodes-{port}.conf").unlink(missing_ok=True)
         subprocess.run(  # noqa: S603 - fixed argv
             [
                 binary, "--port", str(port), "--bind", "127.0.0.1",
@@ -81,6 +80,11 @@ def start(ports: list[int], directory: Path) -> None:
         if time.monotonic() > deadline:
             raise SystemExit(f"cluster nodes did not start on {ports}")
         time.sleep(0.1)
+    # Every node starts from nothing: no data, no slots, no known peers, a new node id.
+    for port in ports:
+        node = _client(port)
+        node.flushall()
+        node.execute_command("CLUSTER", "RESET", "HARD")
     # Split the slots evenly; ADDSLOTS (not ADDSLOTSRANGE) works on Redis 6.2 and 7.
     per_node = SLOTS // len(ports)
     for index, port in enumerate(ports):

@@ -19,25 +19,29 @@
 -- KEYS[14..15]  counters: referrer this minute, this hour
 -- KEYS[16..17]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
 -- KEYS[18]      HyperLogLog: visitors behind this IP this hour
--- KEYS[19]      set: the referrer's own visitor ids and IP hashes (filled when they join)
+-- KEYS[19]      set: the referrer's own browsers (visitor ids) and devices (IP hash|agent hash),
+--               filled when they join
 -- KEYS[20]      set: the referrer's own network prefixes
 -- KEYS[21]      list: times of the referrer's latest clicks
+-- KEYS[22]      counter: referrer the hour before (is their traffic steady or a burst?)
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
---             (n = 22 with a current click, 8 without)
+--             (n = 23 with a current click, 8 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
 -- With a current click:
 -- ARGV[4]     visitor id   ARGV[5] '1' if the visitor is returning (cookie), else '0'
--- ARGV[6]     IP hash      ARGV[7] network prefix      ARGV[8] the click's time (unix seconds)
--- ARGV[m..]   5 values per event (m = 9 with a current click, 4 without): event JSON, visitor
+-- ARGV[6]     device (IP hash|agent hash)   ARGV[7] network prefix
+-- ARGV[8]     the click's time (unix seconds)   ARGV[9] IP hash   ARGV[10] the click's hour
+-- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON, visitor
 --             id or '', referrer numeric id, the event's hour (unix seconds // 3600), counter
 --             fields joined by ',' (each goes to the counters hash and, prefixed with the hour,
 --             to the timeline)
 -- Returns {config version, referrer generation, events newly recorded, then with a current
 -- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
--- self ip, self prefix, then the referrer's latest click times as strings, newest first}.
+-- self device, self prefix, referrer the hour before, campaign clicks this hour, then the
+-- referrer's latest click times as strings, newest first}.
 -- An event whose click record exists already is skipped: redelivery is harmless.
 local reply = {0, 0, 0}
 local key_base, arg_base = 8, 4
@@ -58,15 +62,16 @@ local function distinct(key, member, ttl)
 end
 
 if ARGV[1] ~= '' then
-  key_base, arg_base = 22, 9
+  key_base, arg_base = 23, 11
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-  local visitor, returning, ip, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local ip = ARGV[9]
   local visitor_1m, visitor_1h = 0, 0
   if returning == '1' then  -- a new visitor id has no history worth counting
     visitor_1m, visitor_1h = count(KEYS[8], 120), count(KEYS[9], 7200)
   end
-  local own = redis.call('SMISMEMBER', KEYS[19], visitor, ip)
+  local own = redis.call('SMISMEMBER', KEYS[19], visitor, device)
   redis.call('LPUSH', KEYS[21], now)
   redis.call('LTRIM', KEYS[21], 0, 7)
   redis.call('EXPIRE', KEYS[21], 86400)
@@ -78,6 +83,8 @@ if ARGV[1] ~= '' then
     count(KEYS[14], 120), count(KEYS[15], 7200),
     distinct(KEYS[16], prefix, 7200), distinct(KEYS[17], prefix, 172800),
     own[1], own[2], redis.call('SISMEMBER', KEYS[20], prefix),
+    tonumber(redis.call('GET', KEYS[22]) or '0'),
+    tonumber(redis.call('HGET', KEYS[7], ARGV[10] .. '|clicks') or '0'),
   }
   for _, value in ipairs(extra) do
     reply[#reply + 1] = value

@@ -26,7 +26,8 @@
 -- ARGV[7]   amount per conversion (0: no reward configured)   ARGV[8] budget_total
 -- ARGV[9]   max_per_referrer (0: none)   ARGV[10] max_per_day (0: none)   ARGV[11] day number
 -- ARGV[12]  creditable: 'credit', or 'hold:<reason>' / 'deny:<reason>' decided from the click
--- ARGV[13]  visitor id of the click ('' if none)   ARGV[14] ip hash   ARGV[15] prefix
+-- ARGV[13]  visitor id of the click ('' if none)   ARGV[14] device (ip hash|agent hash)
+-- ARGV[15]  prefix
 -- ARGV[16]  the new participant's referrer numeric id (for their own links' self checks)
 -- Returns {1, answer JSON} for a new conversion, {0, answer JSON} when it repeats an earlier
 -- one (a retry, or the same user again: the first answer), {0, {error=...}} when refused.
@@ -78,7 +79,7 @@ local depth = parent_depth + 1
 local path = referrer
 if parent_path ~= '' then path = parent_path .. '/' .. referrer end
 redis.call('HSET', KEYS[2], 'parent', referrer, 'depth', depth, 'path', path, 'joined', now,
-  'size', 0, 'height', 0, 'click', click_id, 'visitor', ARGV[13], 'ip_hash', ARGV[14],
+  'size', 0, 'height', 0, 'click', click_id, 'visitor', ARGV[13], 'device', ARGV[14],
   'prefix', ARGV[15])
 redis.call('ZADD', KEYS[4], now, user)
 if redis.call('ZCARD', KEYS[4]) == 1 then
