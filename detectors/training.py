@@ -86,11 +86,30 @@ def train(data: LabelledClicks, *, seed: int = 0, test_size: float = 0.2) -> Tra
         raise ValueError("the labels have one class only: need both fraudulent and honest clicks")
     outer = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
     fit_idx, test_idx = next(outer.split(x, y, groups))
-    inner = GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed + 1)
-    train_rel, calib_rel = next(inner.split(x[fit_idx], y[fit_idx], groups[fit_idx]))
-    train_idx, calib_idx = fit_idx[train_rel], fit_idx[calib_rel]
-    if len(set(y[train_idx].tolist())) < 2 or len(set(y[calib_idx].tolist())) < 2:
-        raise ValueError("too few referrers of one class to split into training and calibration")
+    # Calibration needs both classes on both sides of a split by referrer. With few fraudulent
+    # referrers a single random split often puts them all on one side: try several splits,
+    # then fall back to a split by click, stratified by label (leaky across a referrer's clicks,
+    # so the metrics say so).
+    train_idx = calib_idx = np.empty(0, dtype=int)
+    inner = GroupShuffleSplit(n_splits=20, test_size=0.2, random_state=seed + 1)
+    for train_rel, calib_rel in inner.split(x[fit_idx], y[fit_idx], groups[fit_idx]):
+        if (
+            len(set(y[fit_idx[train_rel]].tolist()))
+            == 2
+            == len(set(y[fit_idx[calib_rel]].tolist()))
+        ):
+            train_idx, calib_idx = fit_idx[train_rel], fit_idx[calib_rel]
+            break
+    calibration_split = "by referrer"
+    if not len(calib_idx):
+        from sklearn.model_selection import train_test_split
+
+        if min(np.bincount(y[fit_idx], minlength=2)) < 2:
+            raise ValueError("too few clicks of one class to split into training and calibration")
+        train_idx, calib_idx = train_test_split(
+            fit_idx, test_size=0.2, random_state=seed + 1, stratify=y[fit_idx]
+        )
+        calibration_split = "by click (too few referrers of one class to split by referrer)"
 
     ensemble = GradientBoostingClassifier(
         n_estimators=TREES, max_depth=DEPTH, learning_rate=0.1, subsample=0.8, random_state=seed
@@ -107,6 +126,7 @@ def train(data: LabelledClicks, *, seed: int = 0, test_size: float = 0.2) -> Tra
         "train_clicks": len(train_idx),
         "train_fraud": int(y[train_idx].sum()),
         "calibration_clicks": len(calib_idx),
+        "calibration_split": calibration_split,
         "test_clicks": len(test_idx),
         "test_fraud": int(y_test.sum()),
         "test_referrers": len(set(groups[test_idx].tolist())),
