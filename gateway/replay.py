@@ -319,6 +319,8 @@ def replay(
                 "REDIS_URL": store.url(),
                 "REFGATE_SECRET_KEYS": "refgate-replay-key-not-secret-0000",
                 "REFGATE_PUBLIC_URL": "https://replay.refgate.invalid",
+                # Offline, a slow answer is only slow: never score a click as in an outage.
+                "REFGATE_STORE_TIMEOUT": "10",
             }
         )
         services: Services = app.extensions["refgate"]
