@@ -81,9 +81,10 @@ class Engine:
         reasons = [f"{name}: {signal.reason}" for name, signal in fired]
         if model is not None:
             score = model.predict(vector)
-            factors = model.top_factors(vector) if score >= policy.deny_credit_at else []
-            if factors:
-                reasons.append("model: " + ", ".join(name for name, _ in factors))
+            if score >= policy.deny_credit_at:
+                # Which features pushed the score up costs ten times the score itself (a walk
+                # of every tree's path): that is for review, off the click path (explain()).
+                reasons.append(f"model: {score:.2f}")
         else:
             remaining = 1.0
             for _, signal in fired:
@@ -97,6 +98,11 @@ class Engine:
         )
         decision = decide(score, policy, {signal.kind for _, signal in fired}, blockable)
         return Verdict(round(score, 4), decision, tuple(reasons), tuple(vector))
+
+
+def explain(model: ExportedModel | None, vector: Sequence[float]) -> list[tuple[str, float]]:
+    """The features that pushed a click's model score up most, for reviewers (off the path)."""
+    return model.top_factors(vector) if model is not None else []
 
 
 def decide(

@@ -100,6 +100,7 @@ class ExportedModel:
     def top_factors(self, x: Sequence[float], limit: int = 3) -> list[tuple[str, float]]:
         """The features that pushed this click's margin up most (path contributions)."""
         totals = [0.0] * len(self.features)
+        x = as_float32(x)  # the thresholds compare as the compiled scorer does
         for tree in self.trees:
             tree.path_contributions(x, totals)
         ranked = sorted(

@@ -9,6 +9,7 @@ import pytest
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from detectors.engine import explain
 from detectors.features import FEATURE_NAMES
 from detectors.model import ExportedModel, ModelError, _digest, as_float32
 from detectors.training import LabelledClicks, export, train
@@ -132,3 +133,21 @@ def test_registry_versions_and_hot_switch(services: Services) -> None:
     assert services.gateway.engine.model is None
     with pytest.raises(KeyError):
         registry.activate("nope")
+
+
+def test_explanations_add_up_to_the_margin_and_name_the_pushing_features() -> None:
+    """Path contributions add up to the margin, so the factors named to reviewers are honest."""
+    x, y = synthetic(seed=3)
+    ensemble, _ = fitted(x, y)
+    model = export(ensemble, None, version="explained")
+    for row in x[:50].tolist():
+        totals = [0.0] * len(FEATURE_NAMES)
+        for tree in model.trees:
+            tree.path_contributions(as_float32(row), totals)
+        roots = sum(tree.value[0] for tree in model.trees)  # Saabas: leaf = root + pushes
+        explained = model.baseline + model.learning_rate * (roots + sum(totals))
+        assert abs(explained - model.margin(as_float32(row))) < 1e-9
+    suspicious = max(x.tolist(), key=model.predict)
+    factors = explain(model, suspicious)
+    assert factors and all(name in FEATURE_NAMES and push > 0.25 for name, push in factors)
+    assert explain(None, suspicious) == []
