@@ -16,7 +16,7 @@ from gateway.campaigns import Campaign
 from gateway.errors import ApiError
 from gateway.flags import Flag
 from gateway.store import keys
-from gateway.store.scripts import script
+from gateway.store.scripts import execute_with_scripts, script
 
 STATUSES = ("credited", "held", "denied", "clawed_back")
 
@@ -141,32 +141,59 @@ class RewardService:
         ]
 
     def _settle(self, campaign_id: int, flag: Flag, action: str, reason: str) -> int:
+        """Move every reward the flag touches that ``action`` applies to.
+
+        Flags are raised again and again as evidence grows (every detector run), so most calls
+        move nothing: one pipelined read picks the rewards in a movable state, and one pipeline
+        moves them. The script checks the state again, atomically; the read only saves work.
+        """
         ck = keys.campaign_keys(campaign_id)
-        moved = 0
+        users = self.affected(campaign_id, flag)
+        if not users:
+            return 0
+        pipe = self._redis.pipeline(transaction=False)
+        for user in users:
+            pipe.hmget(ck.reward(user), "referrer", "status")
+        movable = _MOVABLE[action]
+        chosen = [
+            (user, referrer.decode())
+            for user, (referrer, status) in zip(users, pipe.execute(), strict=True)
+            if referrer is not None and status is not None and status.decode() in movable
+        ]
+        if not chosen:
+            return 0
         now = repr(time.time())
         settle = script("settle_reward")
-        for user in self.affected(campaign_id, flag):
-            referrer = self._redis.hget(ck.reward(user), "referrer")
-            if referrer is None:
-                continue
-            result = settle(
-                self._redis,
-                [
-                    ck.reward(user),
-                    ck.budget,
-                    ck.referrer_rewards(referrer.decode()),
-                    ck.ledger,
-                    ck.top_sharers,
-                    ck.outbox,
-                ],
-                [action, reason, now, flag.id],
-            )
-            moved += bool(result)
-        return moved
+
+        def build(batch: Any) -> None:
+            for user, referrer in chosen:
+                settle.queue(
+                    batch,
+                    [
+                        ck.reward(user),
+                        ck.budget,
+                        ck.referrer_rewards(referrer),
+                        ck.ledger,
+                        ck.top_sharers,
+                        ck.outbox,
+                    ],
+                    [action, reason, now, flag.id],
+                )
+
+        # Idempotent on a rerun after NOSCRIPT: a reward already moved is in no movable state.
+        return sum(bool(result) for result in execute_with_scripts(self._redis, build, [settle]))
 
     def ledger(self, campaign_id: int) -> list[dict[str, Any]]:
         entries = self._redis.xrange(keys.campaign_keys(campaign_id).ledger)
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+#: The states each settle action moves a reward out of (settle_reward.lua decides, atomically).
+_MOVABLE = {
+    "hold": frozenset({"credited"}),
+    "release": frozenset({"held"}),
+    "fraud": frozenset({"credited", "held"}),
+}
 
 
 def _public(raw: dict[bytes, bytes]) -> dict[str, Any]:
