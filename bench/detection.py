@@ -34,6 +34,7 @@ from gateway.simulate import simulate
 from gateway.training_data import from_simulation
 
 FRICTION = {"challenge", "deny_credit", "block", "preview"}
+STRUCTURES = {"burst", "chain", "ring"}
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
@@ -64,13 +65,20 @@ def evaluate(simulation: Path, replayed: Path) -> dict[str, Any]:
             friction += row["decision"] in FRICTION
             blocked += row["decision"] in ("block", "preview")
     # Referrers.
-    fraud_referrers = {
-        (r["campaign"], r["referrer"]) for r in rows(simulation / "referrers.jsonl") if r["fraud"]
-    }
-    flagged = {
-        (f["campaign"], f["subject"])
-        for f in rows(replayed / "flags.jsonl")
-        if f["kind"] == "referrer"
+    referrers = rows(simulation / "referrers.jsonl")
+    fraud_referrers = {(r["campaign"], r["referrer"]) for r in referrers if r["fraud"]}
+    sharers = {(r["campaign"], r["referrer"]) for r in referrers}
+    # A referrer is flagged by a referrer flag, or as a member of a structure flag (a burst, a
+    # chain or a ring: those hold their members' rewards too). Browser and prefix clusters are
+    # leads for a reviewer, not verdicts on each member, so they do not count here.
+    flags = rows(replayed / "flags.jsonl")
+    flagged = {(f["campaign"], f["subject"]) for f in flags if f["kind"] == "referrer"}
+    flagged |= {
+        (f["campaign"], member)
+        for f in flags
+        if f["kind"] == "cluster" and f["subject"].partition(":")[0] in STRUCTURES
+        for member in f.get("members", ())
+        if (f["campaign"], member) in sharers  # members who never shared are no referrers
     }
     true_flags = flagged & fraud_referrers
     # Money.

@@ -17,7 +17,9 @@ SUSPICIOUS = 0.5
 MIN_SUSPICIOUS = 5
 MIN_SHARE = 0.3
 #: Clicks from the sharer's own device or IP before the referrer is flagged for self-referral.
-MIN_SELF = 2
+#: Opening one's own link to check it is harmless (and a family shares a phone and a Wi-Fi);
+#: credit for it is denied per click anyway, so only a habit is worth a reviewer's time.
+MIN_SELF = 3
 #: A lone click this suspicious is flagged on its own (when its referrer is not flagged).
 CLICK_FLAG_SCORE = 0.9
 

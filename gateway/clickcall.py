@@ -79,8 +79,20 @@ def agent_hash(ua: str) -> str:
     return hashlib.blake2b(ua.encode(), digest_size=6).hexdigest()
 
 
+#: Marks of user agents that tell one phone from another: the Android build's model
+#: (``; 23127PN0CC Build/``) and WeChat's per-install web id on Android (``MMWEBID/``).
+_DISTINCT_AGENT_MARKS = ("Build/", "MMWEBID/")
+
+
 def device_key(ip_hash: str, ua: str) -> str:
-    """The same phone (browser) behind the same address: a device, cookies or not."""
+    """The same phone (browser) behind the same address: a device, cookies or not.
+
+    Empty when the agent names no device: every iPhone on one iOS and WeChat version sends the
+    same string, so a family's two iPhones on their home Wi-Fi would look like one device (and
+    an honest invitation like self-referral). Those are told apart by visitor id alone.
+    """
+    if not ip_hash or not any(mark in ua for mark in _DISTINCT_AGENT_MARKS):
+        return ""
     return f"{ip_hash}|{agent_hash(ua)}"
 
 

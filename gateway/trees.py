@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,8 @@ BATCH = 2000
 #: most this many distinct devices or networks.
 CHAIN_GAP = 600
 CHAIN_MIN = 5
+#: A fast chain from few networks but many devices is flagged only from this length on.
+CHAIN_LONG = 9
 CHAIN_MAX_SOURCES = 2
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
@@ -42,6 +45,8 @@ PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
 #: How long device ownership (for rings) and join indexes are kept.
 INDEX_TTL = 7 * 86400
+#: Accounts joined from the sharer's own device before the sharer is flagged.
+SELF_REFERRAL_MIN = 2
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,10 @@ class TreeWatch:
         if join.parent not in owners:
             return []
         why = f"{join.user} joined from {join.parent}'s own browser or device"
-        return [
+        # The join itself is held (its reward is the one at stake). The sharer is flagged only
+        # from the second such account on: one extra account on the same phone is also what a
+        # family member signing up on a parent's phone looks like.
+        found = [
             FlagCandidate(
                 "participant",
                 join.user,
@@ -128,15 +136,26 @@ class TreeWatch:
                 (why,),
                 source="tree:self",
                 evidence={"parent": join.parent},
-            ),
-            FlagCandidate(
-                "referrer",
-                join.parent,
-                0.9,
-                (f"an alternate account ({join.user}) joined under them from their own device",),
-                source="tree:self",
-            ),
+            )
         ]
+        alternates_key = ck.own_device_joins(join.parent)
+        self._redis.sadd(alternates_key, join.user)
+        self._redis.expire(alternates_key, INDEX_TTL)
+        alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
+        if len(alternates) >= SELF_REFERRAL_MIN:
+            found.append(
+                FlagCandidate(
+                    "referrer",
+                    join.parent,
+                    0.9,
+                    (
+                        f"{len(alternates)} accounts ({', '.join(alternates[:5])}) joined under "
+                        "them from their own device",
+                    ),
+                    source="tree:self",
+                )
+            )
+        return found
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         # Walk up from the new participant while each link joined soon after its parent.
@@ -155,16 +174,20 @@ class TreeWatch:
             chain.append(above)
         if len(chain) < CHAIN_MIN:
             return []
-        members = [link for link in chain if link.prefix or link.device]
-        networks = {link.prefix for link in members}
-        devices = {link.device for link in members} | {
-            link.visitor for link in members if link.visitor
-        }
-        if min(len(networks), len(devices)) > CHAIN_MAX_SOURCES:
+        members = [link for link in chain if link.prefix or link.device or link.visitor]
+        networks = {link.prefix for link in members if link.prefix}
+        phones = _phones(members)
+        few_devices = phones <= CHAIN_MAX_SOURCES
+        # Few networks alone is what carrier NAT does to honest friends: only a long chain counts.
+        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= CHAIN_LONG
+        if not (few_devices or few_networks):
             return []
         names = tuple(link.user for link in reversed(chain))
         minutes = (chain[0].ts - chain[-1].ts) / 60
-        why = f"a chain of {len(chain)} joins in {minutes:.0f} min from {len(networks)} network(s)"
+        why = (
+            f"a chain of {len(chain)} joins in {minutes:.0f} min from {len(networks)} "
+            f"network(s), {phones} phone(s)"
+        )
         candidates = [
             FlagCandidate(
                 "cluster", f"chain:{names[0]}", 0.9, (why,), members=names, source="tree:chain"
@@ -187,17 +210,17 @@ class TreeWatch:
             return []
         children = [c for c in (self._join(ck, name) for name in recent) if c is not None]
         networks = {c.prefix for c in children}
-        devices = {c.device for c in children}
+        devices = _phones(children)
         visitors = [c.visitor for c in children if c.visitor]
         shared_browser = len(visitors) != len(set(visitors))
         gaps = sorted(b.ts - a.ts for a, b in itertools.pairwise(children))
         regular = len(gaps) >= 5 and _cv(gaps) < 0.25
-        concentrated = len(networks) <= len(children) / 3 or len(devices) <= len(children) / 3
+        concentrated = len(networks) <= len(children) / 3 or devices <= len(children) / 3
         if not (concentrated or shared_browser or regular):
             return []
         why = (
             f"{len(children)} children joined within {BURST_WINDOW // 60} min from "
-            f"{len(networks)} network(s), {len(devices)} device(s)"
+            f"{len(networks)} network(s), {devices} device(s)"
             + (", sharing a browser" if shared_browser else "")
             + (", at clockwork intervals" if regular else "")
         )
@@ -314,6 +337,20 @@ class TreeWatch:
         for device in (join.visitor, join.device):
             if device:
                 self._redis.hsetnx(ck.device_owners, device, join.user)
+
+
+def _phones(joins: Iterable[Join]) -> int:
+    """How many distinct phones made these joins.
+
+    A join whose device or browser (visitor id) was seen before is the same phone. A join with
+    neither (an agent that names no device, no cookie) counts as one more: unknown is not same.
+    """
+    phones, seen = 0, set[str]()
+    for join in joins:
+        ids = {i for i in (join.device, join.visitor) if i}
+        phones += not ids & seen
+        seen |= ids
+    return phones
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -160,6 +160,10 @@ class CampaignKeys:
         """Hash browser id or address|agent -> the participant who joined from it first."""
         return f"{self.tag}:device-owners"
 
+    def own_device_joins(self, participant: str) -> str:
+        """Set of participants who joined under this one from this one's own browser or device."""
+        return f"{self.tag}:own-device-joins:{participant}"
+
     def ring_edges(self, participant: str) -> str:
         """Set of sharers on whose links this participant's own devices converted."""
         return f"{self.tag}:ring-edges:{participant}"
