@@ -43,6 +43,8 @@ BURST_MIN = 8
 #: Prefix clusters: joins from one /24 within an hour, mostly under one sharer.
 PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
+#: ... and they make at least this share of that sharer's joins in the hour.
+PREFIX_SHARE_OF_SHARER = 0.5
 #: How long device ownership (for rings) and join indexes are kept.
 INDEX_TTL = 7 * 86400
 #: Accounts joined from the sharer's own device before the sharer is flagged.
@@ -309,6 +311,12 @@ class TreeWatch:
         parent, count = max(_count(joins.values()).items(), key=lambda item: item[1])
         if count / len(joins) < PREFIX_CONCENTRATION:
             return []  # many unrelated sharers behind one network: carrier NAT
+        hour = int(join.ts) // 3600 * 3600
+        sharer_joins = self._redis.zcount(ck.children(parent), hour, hour + 3599.999)
+        if count < sharer_joins * PREFIX_SHARE_OF_SHARER:
+            # A viral sharer whose invitations spread over many networks, this one being their
+            # city's carrier NAT: the prefix is a slice of their reach, not its source.
+            return []
         members = tuple(sorted(u for u, p in joins.items() if p == parent))
         why = f"{count} of {len(joins)} joins from {join.prefix} this hour are under {parent}"
         return [
