@@ -1,0 +1,264 @@
+"""Risk pages: the review queue, a flag's evidence, decisions (single and bulk) through
+FlagService.decide (the reward listeners release or claw back), and the referral tree."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import abort, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from gateway.campaigns import Campaign, validate
+from gateway.console import RISK, STAFF, audit, bp, roles, user
+from gateway.errors import ApiError
+from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, check_filters
+from gateway.services import services
+from gateway.store import keys
+
+Page = Response | tuple[str, int] | str
+
+PAGE_SIZE = 50
+#: Rewards shown (and compared before and after a decision) per flag.
+REWARDS_SHOWN = 200
+SORTS = ("score", "amount", "newest")
+
+
+def _filters() -> dict[str, Any]:
+    args = request.args
+    unknown = set(args) - {"campaign", "kind", "status", "min_score", "sort", "page"}
+    if unknown:
+        raise ApiError(
+            400,
+            "validation_failed",
+            _("Unknown filter: %(names)s", names=", ".join(sorted(unknown))),
+        )
+    status = args.get("status", "open") or None
+    kind = args.get("kind") or None
+    check_filters(status, kind)
+    raw_score = args.get("min_score", "").strip()
+    try:
+        min_score = float(raw_score) if raw_score else 0.0
+    except ValueError:
+        min_score = -1.0
+    if not 0.0 <= min_score <= 1.0:
+        raise ApiError(400, "validation_failed", _("The minimum score is a number from 0 to 1."))
+    sort = args.get("sort", "score")
+    if sort not in SORTS:
+        raise ApiError(400, "validation_failed", _("Sort by score, amount or newest."))
+    page = args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        raise ApiError(400, "validation_failed", _("The page is a whole number from 1."))
+    return {
+        "campaign": args.get("campaign") or "",
+        "kind": kind or "",
+        "status": status or "",
+        "min_score": raw_score,
+        "sort": sort,
+        "page": int(page),
+        "_status": status,
+        "_kind": kind,
+        "_min_score": min_score,
+    }
+
+
+def _at_stake(flags: list[Flag]) -> dict[str, int]:
+    """Reward units a flag's decision moves: the referrer's or participant's credited + held."""
+    found = services()
+    by_slug: dict[str, Campaign | None] = {}
+    pipe = found.store.main.pipeline(transaction=False)
+    for flag in flags:
+        if flag.campaign not in by_slug:
+            by_slug[flag.campaign] = found.campaigns.get(flag.campaign)
+        campaign = by_slug[flag.campaign]
+        ck = keys.campaign_keys(campaign.id if campaign else 0)
+        subjects = flag.members if flag.kind == "cluster" else [flag.subject]
+        if flag.kind == "participant":
+            pipe.hmget(ck.reward(flag.subject), "amount", "status")
+        else:
+            for subject in subjects[:50]:
+                pipe.hmget(ck.referrer_rewards(subject), "credited", "held")
+    replies = iter(pipe.execute())
+    out = {}
+    for flag in flags:
+        if flag.kind == "participant":
+            amount, status = next(replies)
+            out[flag.id] = int(amount or 0) if status in (b"credited", b"held") else 0
+        else:
+            subjects = flag.members if flag.kind == "cluster" else [flag.subject]
+            total = 0
+            for _subject in subjects[:50]:
+                total += sum(int(v or 0) for v in next(replies))
+            out[flag.id] = total
+    return out
+
+
+@bp.get("/flags")
+@roles(*RISK)
+def flags() -> Page:
+    found = services()
+    filters = _filters()
+    slug = filters["campaign"]
+    campaign_ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
+    matching, _total = found.flags.find(
+        campaign_ids, status=filters["_status"], kind=filters["_kind"], limit=10**9
+    )
+    matching = [f for f in matching if f.score >= filters["_min_score"]]
+    stake: dict[str, int] = {}
+    if filters["sort"] == "amount":
+        stake = _at_stake(matching)
+        matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
+    elif filters["sort"] == "newest":
+        matching.sort(key=lambda f: (-f.updated_at, f.id))
+    start = (filters["page"] - 1) * PAGE_SIZE
+    shown = matching[start : start + PAGE_SIZE]
+    if filters["sort"] != "amount":
+        stake = _at_stake(shown)
+    query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
+    return render_template(
+        "console/flags.html",
+        flags=shown,
+        stake=stake,
+        total=len(matching),
+        filters=filters,
+        campaigns=found.campaigns.list(),
+        kinds=FLAG_KINDS,
+        statuses=STATUSES,
+        page=filters["page"],
+        pages=max((len(matching) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        query=query,
+        back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
+        results=get_flashed_messages(),
+    )
+
+
+def _flag_campaign(flag: Flag) -> Campaign:
+    campaign = services().campaigns.get(flag.campaign)
+    if campaign is None:
+        abort(404)
+    return campaign
+
+
+def _rewards(campaign: Campaign, flag: Flag) -> list[dict[str, Any]]:
+    found = services()
+    users = found.rewards.affected(campaign.id, flag)[:REWARDS_SHOWN]
+    return [r for r in (found.rewards.get(campaign.id, u) for u in users) if r is not None]
+
+
+@bp.get("/flags/<flag_id>")
+@roles(*RISK)
+def flag(flag_id: str) -> Page:
+    found = services()
+    flag = found.flags.get(flag_id)
+    if flag is None:
+        abort(404)
+    campaign = _flag_campaign(flag)
+    subtree = None
+    if flag.kind in ("referrer", "participant"):
+        try:
+            subtree = found.tree.subtree(campaign, flag.subject, depth=2, limit=20)
+        except ApiError:
+            subtree = None
+    evidence = {k: v for k, v in flag.evidence.items() if k != "sources"}
+    return render_template(
+        "console/flag.html",
+        flag=flag,
+        campaign=campaign,
+        sources=flag.evidence.get("sources", {}),
+        evidence=evidence,
+        members=flag.members[:100],
+        subtree=subtree,
+        rewards=_rewards(campaign, flag),
+        results=get_flashed_messages(),
+    )
+
+
+def _decide(flag_id: str, decision: str, note: str) -> str:
+    """Decide through FlagService (as the API does); returns what it did to rewards."""
+    found = services()
+    flag = found.flags.get(flag_id)
+    if flag is None:
+        abort(404)
+    campaign = _flag_campaign(flag)
+    before = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
+    body = validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
+    found.flags.decide(flag_id, body.decision, body.note, user().actor)
+    after = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
+    moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
+    audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
+    if not moves:
+        return str(
+            _(
+                "Flag %(id)s decided %(decision)s: no reward changed.",
+                id=flag_id,
+                decision=body.decision,
+            )
+        )
+    changes = ", ".join(f"{n} {old or '-'} → {new}" for (old, new), n in sorted(moves.items()))
+    return str(
+        _(
+            "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
+            id=flag_id,
+            decision=body.decision,
+            changes=changes,
+        )
+    )
+
+
+@bp.post("/flags/<flag_id>/decision")
+@roles(*RISK)
+def decide(flag_id: str) -> Page:
+    flash(_decide(flag_id, request.form.get("decision", ""), request.form.get("note", "")))
+    return redirect(url_for("console.flag", flag_id=flag_id))
+
+
+@bp.post("/flags/decisions")
+@roles(*RISK)
+def decide_many() -> Page:
+    ids = request.form.getlist("flag")
+    if not ids or len(ids) > PAGE_SIZE:
+        raise ApiError(400, "validation_failed", _("Select 1 to %(n)s flags.", n=PAGE_SIZE))
+    decision, note = request.form.get("decision", ""), request.form.get("note", "")
+    validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
+    for flag_id in ids:
+        if services().flags.get(flag_id) is None:
+            raise ApiError(404, "flag_not_found", _("No flag %(id)s.", id=flag_id))
+    for flag_id in ids:
+        flash(_decide(flag_id, decision, note))
+    back = request.form.get("back", "")
+    if not back.startswith("/console/flags"):
+        back = url_for("console.flags")
+    return redirect(back)
+
+
+# -- the referral tree ---------------------------------------------------------------------------
+
+
+@bp.get("/campaigns/<slug>/tree")
+@roles(*STAFF)
+def tree(slug: str) -> Page:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    node_id = request.args.get("node", "").strip()
+    cursor = request.args.get("cursor", "0")
+    if not cursor.isdigit() or int(cursor) > 10**9:
+        abort(400)
+    stats = found.tree.stats(campaign, top=20)
+    if not node_id:
+        leaders = [r["referrer"] for r in stats["top_sharers"]]
+        nodes = [n for n in found.tree.nodes(campaign, leaders) if n is not None]
+        return render_template(
+            "console/tree.html", campaign=campaign, stats=stats, node=None, leaders=nodes
+        )
+    node = found.tree.subtree(campaign, node_id, depth=2, limit=PAGE_SIZE, cursor=int(cursor))
+    return render_template(
+        "console/tree.html",
+        campaign=campaign,
+        stats=stats,
+        node=node,
+        ancestors=found.tree.ancestors(campaign, node_id),
+        cursor=int(cursor),
+        leaders=[],
+    )
