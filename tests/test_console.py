@@ -504,7 +504,8 @@ def test_campaign_page_and_minting(app: Flask, services: Services, staff: None) 
     client = as_role(app, "marketing")
     page = client.get("/console/campaigns/tea", headers=EN)
     assert page.status_code == 200
-    assert page.text.count("<svg") == 4 and "Clicks per hour" in page.text
+    assert page.text.count("<svg") == 3 and "Clicks per hour" in page.text
+    assert page.text.count("No data yet.") == 1  # no fallback pages were shown
     assert "Budget held" in page.text
     listing = client.get("/console/campaigns", headers=EN)
     assert "Tea" in listing.text
@@ -576,6 +577,8 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     page = client.get(f"/console/flags/{flag.id}", headers=EN)
     assert "8 of 8 clicks suspicious" in page.text and page.text.count("status-held") == 2
     assert "farmer" in page.text  # the sharer's subtree
+    joins = page.text[page.text.index('id="joins"') :]
+    assert joins.index("p1") < joins.index("p2") and "203.0.113.0/24" in joins
     empty = client.post(f"/console/flags/{flag.id}/decision", data={"csrf_token": token(client)})
     assert empty.status_code == 400 and services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
     decided = client.post(

@@ -61,9 +61,11 @@ def line_chart(
     return Markup("".join(parts))  # noqa: S704  (every inserted text is escaped above)
 
 
-def bar_chart(title: str, values: Mapping[str, int]) -> Markup:
-    """Horizontal bars, one per entry, largest first."""
+def bar_chart(title: str, values: Mapping[str, int], empty: str = "") -> Markup:
+    """Horizontal bars, one per entry, largest first; ``empty`` is shown when there are none."""
     rows = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+    if not rows:
+        return Markup('<p class="help">{}</p>').format(empty)
     top = max((v for _, v in rows), default=0) or 1
     row_h, label_w = 22, 150
     height = max(row_h * len(rows), row_h) + 8

@@ -242,9 +242,11 @@ def campaign(slug: str) -> Page:
         platforms=[platform_entry(campaign, key, alerts) for key in PLATFORM_KEYS],
         alerts=alerts,
         clicks_chart=line_chart(_("Clicks per hour"), labels, series),
-        platform_chart=bar_chart(_("Clicks per platform"), stats["platforms"]),
-        fallback_chart=bar_chart(_("Fallback views per platform"), stats["fallback_views"]),
-        decision_chart=bar_chart(_("Decisions"), stats["decisions"]),
+        platform_chart=bar_chart(_("Clicks per platform"), stats["platforms"], _("No data yet.")),
+        fallback_chart=bar_chart(
+            _("Fallback views per platform"), stats["fallback_views"], _("No data yet.")
+        ),
+        decision_chart=bar_chart(_("Decisions"), stats["decisions"], _("No data yet.")),
     )
 
 

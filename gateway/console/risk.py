@@ -147,6 +147,46 @@ def _rewards(campaign: Campaign, flag: Flag) -> list[dict[str, Any]]:
     return [r for r in (found.rewards.get(campaign.id, u) for u in users) if r is not None]
 
 
+def _tally(campaign: Campaign, flag: Flag) -> dict[str, int]:
+    """The flagger's running click tally of a referrer: clicks, suspicious, blocked, self, and
+    how often each detector fired (``d:<name>``)."""
+    if flag.kind != "referrer":
+        return {}
+    key = keys.campaign_keys(campaign.id).referrer_tally(flag.subject)
+    return {k.decode(): int(v) for k, v in services().store.main.hgetall(key).items()}
+
+
+def _joins(campaign: Campaign, users: list[str]) -> dict[str, Any]:
+    """When the participants a flag touches joined, from which network prefix and device (salted
+    hashes), oldest first, with the prefixes and devices they share."""
+    ck = keys.campaign_keys(campaign.id)
+    pipe = services().store.main.pipeline(transaction=False)
+    for name in users:
+        pipe.hmget(ck.participant(name), "joined", "parent", "prefix", "device", "visitor")
+    rows = []
+    for name, values in zip(users, pipe.execute(), strict=True):
+        joined, parent, prefix, device, visitor = (v.decode() if v else "" for v in values)
+        if joined:
+            rows.append(
+                {
+                    "user": name,
+                    "joined": float(joined),
+                    "parent": parent,
+                    "prefix": prefix,
+                    "device": device,
+                    "visitor": visitor,
+                }
+            )
+    rows.sort(key=lambda r: r["joined"])
+    prefixes = Counter(r["prefix"] for r in rows if r["prefix"])
+    devices = Counter(r["device"] for r in rows if r["device"])
+    return {
+        "rows": rows,
+        "prefixes": prefixes.most_common(20),
+        "devices": [(d, n) for d, n in devices.most_common(20) if n > 1],
+    }
+
+
 @bp.get("/flags/<flag_id>")
 @roles(*RISK)
 def flag(flag_id: str) -> Page:
@@ -162,6 +202,9 @@ def flag(flag_id: str) -> Page:
         except ApiError:
             subtree = None
     evidence = {k: v for k, v in flag.evidence.items() if k != "sources"}
+    rewards = _rewards(campaign, flag)
+    involved = sorted({*flag.members[:REWARDS_SHOWN], *(r["user"] for r in rewards)})
+    tally = _tally(campaign, flag)
     return render_template(
         "console/flag.html",
         flag=flag,
@@ -170,7 +213,10 @@ def flag(flag_id: str) -> Page:
         evidence=evidence,
         members=flag.members[:100],
         subtree=subtree,
-        rewards=_rewards(campaign, flag),
+        rewards=rewards,
+        joins=_joins(campaign, involved),
+        tally={k: v for k, v in tally.items() if not k.startswith("d:")},
+        detectors={k[2:]: v for k, v in tally.items() if k.startswith("d:")},
         results=get_flashed_messages(),
     )
 
