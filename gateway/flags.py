@@ -186,6 +186,28 @@ class FlagService:
         flags.sort(key=lambda f: (-f.score, f.id))
         return flags[offset : offset + limit], len(flags)
 
+    def open_page(
+        self, campaign_ids: Iterable[int], *, min_score: float = 0.0, limit: int, offset: int
+    ) -> tuple[list[Flag], int]:
+        """Open flags scoring at least ``min_score``, by score (highest first), one page: read
+        from the open index (scored by score), so a page costs the same with 10 or 10,000 flags
+        (``find`` reads every flag to filter by kind)."""
+        candidates: list[tuple[float, str, int]] = []
+        total = 0
+        for campaign_id in campaign_ids:
+            index = keys.campaign_keys(campaign_id).flags_open
+            total += int(self._redis.zcount(index, min_score, "+inf"))
+            top = self._redis.zrevrangebyscore(
+                index, "+inf", min_score, start=0, num=offset + limit, withscores=True
+            )
+            candidates += [(-score, flag_id.decode(), campaign_id) for flag_id, score in top]
+        candidates.sort()
+        shown = candidates[offset : offset + limit]
+        pipe = self._redis.pipeline(transaction=False)
+        for _, flag_id, campaign_id in shown:
+            pipe.hgetall(keys.campaign_keys(campaign_id).flag(flag_id))
+        return [Flag.from_hash(raw) for raw in pipe.execute() if raw], total
+
     def status_of(self, campaign_id: int, kind: str, subject: str) -> str | None:
         """The status of the subject's flag (open, fraud, legit), None when it has none."""
         ck = keys.campaign_keys(campaign_id)

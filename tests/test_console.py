@@ -663,3 +663,30 @@ def test_language_follows_the_setting_then_accept_language(
     bad = client.post("/console/settings", data={"locale": "xx", "csrf_token": token(client)})
     assert bad.status_code == 400
     assert services.users.require(email("marketing")).locale == "zh_Hans_CN"
+
+
+def test_the_open_queue_pages_from_the_index_as_find_would(
+    app: Flask, services: Services, staff: None
+) -> None:
+    doc, first = flagged_campaign(services)
+    other = services.campaigns.create(
+        {"slug": "b", "name": "B", "destination_url": "https://shop.example.com/"}, "t"
+    )
+    for n in range(70):
+        campaign_id, slug = (doc["id"], "tea") if n % 2 else (other.id, "b")
+        services.flags.raise_flag(
+            campaign_id, slug, FlagCandidate("click", f"c{n}", (n % 9) / 10, ("x",)), 2.0
+        )
+    services.flags.decide(first.id, "fraud", "", "t")  # decided: not in the open queue
+    ids = [doc["id"], other.id]
+    expected, total = services.flags.find(ids, status="open", limit=1000)
+    assert total == 70
+    for offset in (0, 50):
+        page, counted = services.flags.open_page(ids, limit=50, offset=offset)
+        assert counted == 70 and page == expected[offset : offset + 50]
+    high, counted = services.flags.open_page(ids, min_score=0.5, limit=50, offset=0)
+    assert counted == len(high) == sum(1 for f in expected if f.score >= 0.5)
+    client = as_role(app, "risk")
+    second = client.get("/console/flags?page=2", headers=EN)
+    assert "70 flags" in second.text and "2 / 2" in second.text
+    assert second.text.count('class="pick"') == 20

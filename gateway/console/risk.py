@@ -102,32 +102,38 @@ def flags() -> Page:
     filters = _filters()
     slug = filters["campaign"]
     campaign_ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
-    matching, _total = found.flags.find(
-        campaign_ids, status=filters["_status"], kind=filters["_kind"], limit=10**9
-    )
-    matching = [f for f in matching if f.score >= filters["_min_score"]]
-    stake: dict[str, int] = {}
-    if filters["sort"] == "amount":
-        stake = _at_stake(matching)
-        matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
-    elif filters["sort"] == "newest":
-        matching.sort(key=lambda f: (-f.updated_at, f.id))
     start = (filters["page"] - 1) * PAGE_SIZE
-    shown = matching[start : start + PAGE_SIZE]
-    if filters["sort"] != "amount":
+    stake: dict[str, int] = {}
+    if filters["_status"] == "open" and filters["_kind"] is None and filters["sort"] == "score":
+        # The usual view (open flags by score): one page from the open index.
+        shown, total = found.flags.open_page(
+            campaign_ids, min_score=filters["_min_score"], limit=PAGE_SIZE, offset=start
+        )
+    else:
+        matching, _total = found.flags.find(
+            campaign_ids, status=filters["_status"], kind=filters["_kind"], limit=10**9
+        )
+        matching = [f for f in matching if f.score >= filters["_min_score"]]
+        if filters["sort"] == "amount":
+            stake = _at_stake(matching)
+            matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
+        elif filters["sort"] == "newest":
+            matching.sort(key=lambda f: (-f.updated_at, f.id))
+        shown, total = matching[start : start + PAGE_SIZE], len(matching)
+    if not stake:
         stake = _at_stake(shown)
     query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
     return render_template(
         "console/flags.html",
         flags=shown,
         stake=stake,
-        total=len(matching),
+        total=total,
         filters=filters,
         campaigns=found.campaigns.list(),
         kinds=FLAG_KINDS,
         statuses=STATUSES,
         page=filters["page"],
-        pages=max((len(matching) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
         query=query,
         back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
         results=get_flashed_messages(),
