@@ -93,6 +93,20 @@ class Flag:
         )
 
 
+@dataclass(frozen=True)
+class FlagSummary:
+    """What a queue needs to filter and sort a flag by, without its reasons and evidence."""
+
+    id: str
+    campaign_id: int
+    kind: str
+    subject: str
+    members: list[str]
+    score: float
+    status: str
+    updated_at: float
+
+
 #: Called with (campaign id, flag, decision) after a decision is stored (the reward ledger).
 DecisionListener = Callable[[int, Flag, str], object]
 #: Called with (campaign id, flag) after a flag is raised or updated while open.
@@ -207,6 +221,48 @@ class FlagService:
         for _, flag_id, campaign_id in shown:
             pipe.hgetall(keys.campaign_keys(campaign_id).flag(flag_id))
         return [Flag.from_hash(raw) for raw in pipe.execute() if raw], total
+
+    def summaries(
+        self,
+        campaign_ids: Iterable[int],
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        min_score: float = 0.0,
+    ) -> list[FlagSummary]:
+        """Every matching flag's summary: a few fields per flag, one round trip per campaign,
+        so queues sorted by something other than the score stay cheap with thousands of flags."""
+        out: list[FlagSummary] = []
+        fields = ("kind", "subject", "members", "score", "status", "updated_at")
+        for campaign_id in campaign_ids:
+            ck = keys.campaign_keys(campaign_id)
+            index = ck.flags_open if status == "open" else ck.flags_all
+            ids = [i.decode() for i in self._redis.zrange(index, 0, -1)]
+            pipe = self._redis.pipeline(transaction=False)
+            for flag_id in ids:
+                pipe.hmget(ck.flag(flag_id), *fields)
+            for flag_id, values in zip(ids, pipe.execute(), strict=True):
+                if values[0] is None:
+                    continue
+                kind_, subject, members, score, status_, updated = (v.decode() for v in values)
+                if (
+                    (status is None or status_ == status)
+                    and (kind is None or kind_ == kind)
+                    and float(score) >= min_score
+                ):
+                    out.append(
+                        FlagSummary(
+                            flag_id,
+                            campaign_id,
+                            kind_,
+                            subject,
+                            json.loads(members),
+                            float(score),
+                            status_,
+                            float(updated),
+                        )
+                    )
+        return out
 
     def status_of(self, campaign_id: int, kind: str, subject: str) -> str | None:
         """The status of the subject's flag (open, fraud, legit), None when it has none."""

@@ -4,6 +4,7 @@ FlagService.decide (the reward listeners release or claw back), and the referral
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,13 +15,15 @@ from werkzeug.wrappers import Response
 from gateway.campaigns import Campaign, validate
 from gateway.console import RISK, STAFF, audit, bp, roles, user
 from gateway.errors import ApiError
-from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, check_filters
+from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary, check_filters
 from gateway.services import services
 from gateway.store import keys
 
 Page = Response | tuple[str, int] | str
 
 PAGE_SIZE = 50
+#: Children shown collapsed under each child on a tree page.
+PREVIEW = 5
 #: Rewards shown (and compared before and after a decision) per flag.
 REWARDS_SHOWN = 200
 SORTS = ("score", "amount", "newest")
@@ -64,34 +67,30 @@ def _filters() -> dict[str, Any]:
     }
 
 
-def _at_stake(flags: list[Flag]) -> dict[str, int]:
-    """Reward units a flag's decision moves: the referrer's or participant's credited + held."""
-    found = services()
-    by_slug: dict[str, Campaign | None] = {}
-    pipe = found.store.main.pipeline(transaction=False)
+def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
+    """Reward units a flag's decision would move: a participant's reward, or the credited and
+    held totals of a referrer (or a cluster's members, the first 50). Click flags count 0 here
+    (one conversion at most, found only by scanning the referrer's rewards)."""
+    pipe = services().store.main.pipeline(transaction=False)
+    counted: list[tuple[str, str, int]] = []
     for flag in flags:
-        if flag.campaign not in by_slug:
-            by_slug[flag.campaign] = found.campaigns.get(flag.campaign)
-        campaign = by_slug[flag.campaign]
-        ck = keys.campaign_keys(campaign.id if campaign else 0)
-        subjects = flag.members if flag.kind == "cluster" else [flag.subject]
+        ck = keys.campaign_keys(int(flag.id.partition("-")[0], 16))
         if flag.kind == "participant":
             pipe.hmget(ck.reward(flag.subject), "amount", "status")
-        else:
-            for subject in subjects[:50]:
+            counted.append((flag.id, "participant", 1))
+        elif flag.kind in ("referrer", "cluster"):
+            subjects = flag.members[:50] if flag.kind == "cluster" else [flag.subject]
+            for subject in subjects:
                 pipe.hmget(ck.referrer_rewards(subject), "credited", "held")
+            counted.append((flag.id, flag.kind, len(subjects)))
     replies = iter(pipe.execute())
-    out = {}
-    for flag in flags:
-        if flag.kind == "participant":
+    out = {flag.id: 0 for flag in flags}
+    for flag_id, kind, n in counted:
+        if kind == "participant":
             amount, status = next(replies)
-            out[flag.id] = int(amount or 0) if status in (b"credited", b"held") else 0
+            out[flag_id] = int(amount or 0) if status in (b"credited", b"held") else 0
         else:
-            subjects = flag.members if flag.kind == "cluster" else [flag.subject]
-            total = 0
-            for _subject in subjects[:50]:
-                total += sum(int(v or 0) for v in next(replies))
-            out[flag.id] = total
+            out[flag_id] = sum(int(v or 0) for _i in range(n) for v in next(replies))
     return out
 
 
@@ -110,16 +109,22 @@ def flags() -> Page:
             campaign_ids, min_score=filters["_min_score"], limit=PAGE_SIZE, offset=start
         )
     else:
-        matching, _total = found.flags.find(
-            campaign_ids, status=filters["_status"], kind=filters["_kind"], limit=10**9
+        # Other views: summaries of every matching flag (a few fields each), then one page.
+        matching = found.flags.summaries(
+            campaign_ids,
+            status=filters["_status"],
+            kind=filters["_kind"],
+            min_score=filters["_min_score"],
         )
-        matching = [f for f in matching if f.score >= filters["_min_score"]]
         if filters["sort"] == "amount":
             stake = _at_stake(matching)
             matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
         elif filters["sort"] == "newest":
             matching.sort(key=lambda f: (-f.updated_at, f.id))
-        shown, total = matching[start : start + PAGE_SIZE], len(matching)
+        else:
+            matching.sort(key=lambda f: (-f.score, f.id))
+        page_flags = (found.flags.get(f.id) for f in matching[start : start + PAGE_SIZE])
+        shown, total = [f for f in page_flags if f is not None], len(matching)
     if not stake:
         stake = _at_stake(shown)
     query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
@@ -219,6 +224,7 @@ def flag(flag_id: str) -> Page:
         evidence=evidence,
         members=flag.members[:100],
         subtree=subtree,
+        tree_url=url_for("console.tree", slug=campaign.slug),
         rewards=rewards,
         joins=_joins(campaign, involved),
         tally={k: v for k, v in tally.items() if not k.startswith("d:")},
@@ -302,15 +308,41 @@ def tree(slug: str) -> Page:
         leaders = [r["referrer"] for r in stats["top_sharers"]]
         nodes = [n for n in found.tree.nodes(campaign, leaders) if n is not None]
         return render_template(
-            "console/tree.html", campaign=campaign, stats=stats, node=None, leaders=nodes
+            "console/tree.html",
+            campaign=campaign,
+            stats=stats,
+            node=None,
+            leaders=nodes,
+            previews={},
+            tree_url=url_for("console.tree", slug=slug),
         )
-    node = found.tree.subtree(campaign, node_id, depth=2, limit=PAGE_SIZE, cursor=int(cursor))
+    node = found.tree.subtree(campaign, node_id, depth=1, limit=PAGE_SIZE, cursor=int(cursor))
     return render_template(
         "console/tree.html",
         campaign=campaign,
         stats=stats,
         node=node,
+        previews=_previews(campaign, node["children_page"]["nodes"]),
+        tree_url=url_for("console.tree", slug=slug),
         ancestors=found.tree.ancestors(campaign, node_id),
         cursor=int(cursor),
         leaders=[],
     )
+
+
+def _previews(campaign: Campaign, nodes: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The first PREVIEW children of each node with children (collapsed under it), read in two
+    round trips whatever the page holds: a page of the tree is never more than
+    PAGE_SIZE * (1 + PREVIEW) nodes, however big the subtrees are."""
+    found = services()
+    ck = keys.campaign_keys(campaign.id)
+    parents = [n["id"] for n in nodes if n["children"]]
+    pipe = found.store.main.pipeline(transaction=False)
+    for parent in parents:
+        pipe.zrange(ck.children(parent), 0, PREVIEW - 1)
+    children = {
+        p: [c.decode() for c in ids] for p, ids in zip(parents, pipe.execute(), strict=True)
+    }
+    flat = [c for ids in children.values() for c in ids]
+    loaded = dict(zip(flat, found.tree.nodes(campaign, flat), strict=True))
+    return {p: [loaded[c] for c in ids if loaded[c] is not None] for p, ids in children.items()}
