@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import ApiError
 from gateway.store import keys
-from gateway.store.scripts import script
+from gateway.store.scripts import hmget_many, script
 from gateway.validation import LongNote
 
 FlagKind = Literal["click", "referrer", "participant", "cluster"]
@@ -238,13 +238,13 @@ class FlagService:
             ck = keys.campaign_keys(campaign_id)
             index = ck.flags_open if status == "open" else ck.flags_all
             ids = [i.decode() for i in self._redis.zrange(index, 0, -1)]
-            pipe = self._redis.pipeline(transaction=False)
-            for flag_id in ids:
-                pipe.hmget(ck.flag(flag_id), *fields)
-            for flag_id, values in zip(ids, pipe.execute(), strict=True):
+            rows = hmget_many(self._redis, [ck.flag(flag_id) for flag_id in ids], fields)
+            for flag_id, values in zip(ids, rows, strict=True):
                 if values[0] is None:
                     continue
-                kind_, subject, members, score, status_, updated = (v.decode() for v in values)
+                kind_, subject, members, score, status_, updated = (
+                    (v or b"").decode() for v in values
+                )
                 if (
                     (status is None or status_ == status)
                     and (kind is None or kind_ == kind)

@@ -18,6 +18,7 @@ from gateway.errors import ApiError
 from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary, check_filters
 from gateway.services import services
 from gateway.store import keys
+from gateway.store.scripts import hmget_many
 
 Page = Response | tuple[str, int] | str
 
@@ -71,26 +72,30 @@ def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
     """Reward units a flag's decision would move: a participant's reward, or the credited and
     held totals of a referrer (or a cluster's members, the first 50). Click flags count 0 here
     (one conversion at most, found only by scanning the referrer's rewards)."""
-    pipe = services().store.main.pipeline(transaction=False)
-    counted: list[tuple[str, str, int]] = []
-    for flag in flags:
-        ck = keys.campaign_keys(int(flag.id.partition("-")[0], 16))
-        if flag.kind == "participant":
-            pipe.hmget(ck.reward(flag.subject), "amount", "status")
-            counted.append((flag.id, "participant", 1))
-        elif flag.kind in ("referrer", "cluster"):
-            subjects = flag.members[:50] if flag.kind == "cluster" else [flag.subject]
-            for subject in subjects:
-                pipe.hmget(ck.referrer_rewards(subject), "credited", "held")
-            counted.append((flag.id, flag.kind, len(subjects)))
-    replies = iter(pipe.execute())
+    redis = services().store.main
     out = {flag.id: 0 for flag in flags}
-    for flag_id, kind, n in counted:
-        if kind == "participant":
-            amount, status = next(replies)
-            out[flag_id] = int(amount or 0) if status in (b"credited", b"held") else 0
-        else:
-            out[flag_id] = sum(int(v or 0) for _i in range(n) for v in next(replies))
+    by_campaign: dict[int, list[Flag | FlagSummary]] = {}
+    for flag in flags:
+        by_campaign.setdefault(int(flag.id.partition("-")[0], 16), []).append(flag)
+    for campaign_id, group in by_campaign.items():
+        ck = keys.campaign_keys(campaign_id)
+        people = [f for f in group if f.kind == "participant"]
+        for flag, (amount, status) in zip(
+            people,
+            hmget_many(redis, [ck.reward(f.subject) for f in people], ("amount", "status")),
+            strict=True,
+        ):
+            out[flag.id] = int(amount or 0) if status in (b"credited", b"held") else 0
+        sharers = [
+            (f, f.members[:50] if f.kind == "cluster" else [f.subject])
+            for f in group
+            if f.kind in ("referrer", "cluster")
+        ]
+        names = [name for _f, subjects in sharers for name in subjects]
+        totals = hmget_many(redis, [ck.referrer_rewards(n) for n in names], ("credited", "held"))
+        rows = iter(totals)
+        for flag, subjects in sharers:
+            out[flag.id] = sum(int(v or 0) for _n in subjects for v in next(rows))
     return out
 
 
