@@ -256,7 +256,7 @@ class FlagService:
                             campaign_id,
                             kind_,
                             subject,
-                            json.loads(members),
+                            json.loads(members) if members != "[]" else [],
                             float(score),
                             status_,
                             float(updated),
