@@ -519,6 +519,18 @@ def test_campaign_page_and_minting(app: Flask, services: Services, staff: None) 
     assert poster
     image = client.get(poster.group(1))
     assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+    services.campaigns.set_platform("tea", "wechat", {"status": "blocked"}, "test")
+    on_wechat = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "bob", "platform": "wechat", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert on_wechat.status_code == 200 and 'id="share-mode"' in on_wechat.text
+    unknown = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "bob", "platform": "myspace", "csrf_token": token(client)},
+    )
+    assert unknown.status_code == 400 and "platform" in field_errors(unknown.text)
     bad = client.post(
         "/console/campaigns/tea/links",
         data={"referrer": "no spaces allowed", "csrf_token": token(client)},

@@ -17,6 +17,7 @@ from gateway.console import MARKETING, STAFF, audit, bp, roles, user
 from gateway.console.charts import bar_chart, line_chart
 from gateway.errors import ApiError
 from gateway.platforms import PLATFORM_KEYS
+from gateway.platforms import platform as known_platform
 from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
 from gateway.sharematerial import share_material
@@ -269,6 +270,10 @@ def set_platform(slug: str, platform: str) -> Page:
 # -- minting a sharer's link ---------------------------------------------------------------------
 
 
+def _platform_names() -> list[tuple[str, str]]:
+    return [(key, known_platform(key).name) for key in PLATFORM_KEYS]
+
+
 @bp.route("/campaigns/<slug>/links", methods=["GET", "POST"])
 @roles(*MARKETING)
 def mint(slug: str) -> Page:
@@ -277,7 +282,12 @@ def mint(slug: str) -> Page:
     form = {"referrer": request.form.get("referrer", ""), "platform": request.form.get("platform")}
     if request.method == "GET":
         return render_template(
-            "console/mint.html", campaign=campaign, form=form, errors={}, minted=None
+            "console/mint.html",
+            campaign=campaign,
+            form=form,
+            errors={},
+            minted=None,
+            platforms=_platform_names(),
         )
     body = {k: v for k, v in form.items() if v}
     try:
@@ -292,6 +302,7 @@ def mint(slug: str) -> Page:
             form=form,
             errors=exc.fields or {"referrer": exc.message},
             minted=None,
+            platforms=_platform_names(),
         )
         return page, exc.status
     audit("link.mint", f"{slug}/{minted.referrer}")
@@ -304,6 +315,7 @@ def mint(slug: str) -> Page:
         errors={},
         minted=minted,
         material=material,
+        platforms=_platform_names(),
         files={
             "png": f"{path}/qr.png?size=512",
             "svg": f"{path}/qr.svg",
