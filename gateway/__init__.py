@@ -70,6 +70,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _http_error)
 
+    from gateway import console
+
+    console.init_app(app)
+
     from gateway import cli
 
     cli.register(app)

@@ -190,9 +190,10 @@ def simulate(scale: int, seed: int, out: Path, force: bool, progress: bool | Non
 
 
 def _register_more() -> None:
-    from gateway import cli_scoring
+    from gateway import cli_scoring, cli_users
 
     cli_scoring.register(cli)
+    cli_users.register(cli)
 
 
 _register_more()

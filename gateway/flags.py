@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import ApiError
 from gateway.store import keys
-from gateway.store.scripts import script
+from gateway.store.scripts import hmget_many, script
 from gateway.validation import LongNote
 
 FlagKind = Literal["click", "referrer", "participant", "cluster"]
@@ -91,6 +91,20 @@ class Flag:
             decided_at=float(data["decided_at"]) if data.get("decided_at") else None,
             note=data.get("note", ""),
         )
+
+
+@dataclass(frozen=True)
+class FlagSummary:
+    """What a queue needs to filter and sort a flag by, without its reasons and evidence."""
+
+    id: str
+    campaign_id: int
+    kind: str
+    subject: str
+    members: list[str]
+    score: float
+    status: str
+    updated_at: float
 
 
 #: Called with (campaign id, flag, decision) after a decision is stored (the reward ledger).
@@ -185,6 +199,70 @@ class FlagService:
                         flags.append(flag)
         flags.sort(key=lambda f: (-f.score, f.id))
         return flags[offset : offset + limit], len(flags)
+
+    def open_page(
+        self, campaign_ids: Iterable[int], *, min_score: float = 0.0, limit: int, offset: int
+    ) -> tuple[list[Flag], int]:
+        """Open flags scoring at least ``min_score``, by score (highest first), one page: read
+        from the open index (scored by score), so a page costs the same with 10 or 10,000 flags
+        (``find`` reads every flag to filter by kind)."""
+        candidates: list[tuple[float, str, int]] = []
+        total = 0
+        for campaign_id in campaign_ids:
+            index = keys.campaign_keys(campaign_id).flags_open
+            total += int(self._redis.zcount(index, min_score, "+inf"))
+            top = self._redis.zrevrangebyscore(
+                index, "+inf", min_score, start=0, num=offset + limit, withscores=True
+            )
+            candidates += [(-score, flag_id.decode(), campaign_id) for flag_id, score in top]
+        candidates.sort()
+        shown = candidates[offset : offset + limit]
+        pipe = self._redis.pipeline(transaction=False)
+        for _, flag_id, campaign_id in shown:
+            pipe.hgetall(keys.campaign_keys(campaign_id).flag(flag_id))
+        return [Flag.from_hash(raw) for raw in pipe.execute() if raw], total
+
+    def summaries(
+        self,
+        campaign_ids: Iterable[int],
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        min_score: float = 0.0,
+    ) -> list[FlagSummary]:
+        """Every matching flag's summary: a few fields per flag, one round trip per campaign,
+        so queues sorted by something other than the score stay cheap with thousands of flags."""
+        out: list[FlagSummary] = []
+        fields = ("kind", "subject", "members", "score", "status", "updated_at")
+        for campaign_id in campaign_ids:
+            ck = keys.campaign_keys(campaign_id)
+            index = ck.flags_open if status == "open" else ck.flags_all
+            ids = [i.decode() for i in self._redis.zrange(index, 0, -1)]
+            rows = hmget_many(self._redis, [ck.flag(flag_id) for flag_id in ids], fields)
+            for flag_id, values in zip(ids, rows, strict=True):
+                if values[0] is None:
+                    continue
+                kind_, subject, members, score, status_, updated = (
+                    (v or b"").decode() for v in values
+                )
+                if (
+                    (status is None or status_ == status)
+                    and (kind is None or kind_ == kind)
+                    and float(score) >= min_score
+                ):
+                    out.append(
+                        FlagSummary(
+                            flag_id,
+                            campaign_id,
+                            kind_,
+                            subject,
+                            json.loads(members) if members != "[]" else [],
+                            float(score),
+                            status_,
+                            float(updated),
+                        )
+                    )
+        return out
 
     def status_of(self, campaign_id: int, kind: str, subject: str) -> str | None:
         """The status of the subject's flag (open, fraud, legit), None when it has none."""

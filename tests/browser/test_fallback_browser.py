@@ -10,7 +10,6 @@ below it runs on every store in the rest of the suite. Screenshots are kept as a
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext
 
-from tests.browser import artifact_dir, chromium, serving
+from tests.browser import artifact_dir, chromium, free_port, serving
 from tests.conftest import SERVER_URL, _flush, bearer, make_app, services_of
 from tests.scanning import image_of, svg_to_image, zxing_read
 
@@ -40,13 +39,6 @@ LANDING_HOST = "shop.refgate.test"
 PHONE = {"width": 390, "height": 844}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _landing_app() -> Flask:
     landing = Flask("landing")
     landing.add_url_rule("/landing", "landing", lambda: "<h1>landing</h1>")
@@ -57,7 +49,7 @@ def _landing_app() -> Flask:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The app served over HTTP with a campaign and alice's link; its public URL is its own."""
     _flush(SERVER_URL)
-    port, landing_port = _free_port(), _free_port()
+    port, landing_port = free_port(), free_port()
     destination = f"http://{LANDING_HOST}:{landing_port}/landing?src=share"
     app: Flask = make_app(
         tmp_path_factory.mktemp("browser") / "data",

@@ -9,6 +9,7 @@ message saying how to install it: nothing is skipped. Screenshots go to ``artifa
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +24,17 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def artifact_dir(*parts: str) -> Path:
-    default = Path(__file__).resolve().parent.parent / "test-artifacts"
+    default = Path(__file__).resolve().parents[2] / "test-artifacts"
     path = Path(os.environ.get("REFGATE_TEST_ARTIFACTS", default)).joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @contextmanager

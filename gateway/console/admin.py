@@ -1,0 +1,135 @@
+"""Admin pages: staff accounts, API keys, the audit log."""
+
+from __future__ import annotations
+
+from flask import abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from gateway.apikeys import Role
+from gateway.console import ADMIN, audit, bp, roles, user
+from gateway.services import services
+from gateway.users import STAFF_ROLES, UserError
+
+Page = Response | tuple[str, int] | str
+
+
+def _users_page(errors: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Page:
+    body = render_template(
+        "console/users.html",
+        users=services().users.list(),
+        roles=STAFF_ROLES,
+        errors=errors or {},
+        form=form or {},
+    )
+    return (body, 400) if errors else body
+
+
+@bp.get("/admin/users")
+@roles(*ADMIN)
+def users() -> Page:
+    return _users_page()
+
+
+@bp.post("/admin/users")
+@roles(*ADMIN)
+def add_user() -> Page:
+    form = {k: request.form.get(k, "") for k in ("email", "role")}
+    try:
+        created = services().users.add(
+            form["email"], form["role"], request.form.get("password", "")
+        )
+    except UserError as exc:
+        return _users_page({exc.field: exc.message}, form)
+    audit("user.add", created.email, role=created.role)
+    return redirect(url_for("console.users"))
+
+
+@bp.post("/admin/users/<email>")
+@roles(*ADMIN)
+def change_user(email: str) -> Page:
+    found = services().users
+    if found.get(email) is None:
+        abort(404)
+    action = request.form.get("action", "")
+    try:
+        if action in ("disable", "enable"):
+            if email == user().email:
+                return _users_page({"action": "you cannot disable your own account"})
+            found.set_disabled(email, action == "disable")
+        elif action == "reset":
+            found.reset_password(email, request.form.get("password", ""))
+        elif action == "role":
+            found.set_role(email, request.form.get("role", ""))
+        else:
+            return _users_page({"action": "one of disable, enable, reset, role"})
+    except UserError as exc:
+        return _users_page({exc.field: exc.message})
+    detail = {"role": request.form.get("role", "")} if action == "role" else {}
+    audit(f"user.{action}", email, **detail)
+    return redirect(url_for("console.users"))
+
+
+@bp.get("/admin/apikeys")
+@roles(*ADMIN)
+def apikeys() -> Page:
+    return render_template(
+        "console/apikeys.html",
+        keys=services().api_keys.list(),
+        roles=[r.value for r in Role],
+        created=None,
+        error=None,
+    )
+
+
+@bp.post("/admin/apikeys")
+@roles(*ADMIN)
+def create_apikey() -> Page:
+    found = services().api_keys
+    name, role = request.form.get("name", ""), request.form.get("role", "")
+    try:
+        plaintext, key = found.create(name, role)
+    except ValueError as exc:
+        body = render_template(
+            "console/apikeys.html",
+            keys=found.list(),
+            roles=[r.value for r in Role],
+            created=None,
+            error=str(exc) if role in {r.value for r in Role} else "unknown role",
+        )
+        return body, 400
+    audit("apikey.create", key.id, name=key.name, role=key.role.value)
+    # Shown once, on this response only (no-store): only its digest is kept.
+    return render_template(
+        "console/apikeys.html",
+        keys=found.list(),
+        roles=[r.value for r in Role],
+        created=(plaintext, key),
+        error=None,
+    )
+
+
+@bp.post("/admin/apikeys/<key_id>/disable")
+@roles(*ADMIN)
+def disable_apikey(key_id: str) -> Page:
+    try:
+        key = services().api_keys.disable(key_id)
+    except KeyError:
+        abort(404)
+    audit("apikey.disable", key.id, name=key.name)
+    return redirect(url_for("console.apikeys"))
+
+
+@bp.get("/admin/audit")
+@roles(*ADMIN)
+def audit_log() -> Page:
+    before = request.args.get("before") or None
+    if before is not None and not _stream_id(before):
+        abort(400)
+    actor = request.args.get("actor") or None
+    entries = services().audit.recent(limit=100, before=before, actor=actor)
+    return render_template("console/audit.html", entries=entries, actor=actor or "")
+
+
+def _stream_id(value: str) -> bool:
+    left, sep, right = value.partition("-")
+    return bool(sep) and left.isdigit() and right.isdigit() and len(value) < 40

@@ -1,0 +1,86 @@
+"""Signing in and out, and the user's own settings."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from gateway.apikeys import Role
+from gateway.console import ADMIN, STAFF, audit, bp, client_ip, roles, user
+from gateway.services import services
+from gateway.users import LOCALES, UserError
+
+
+@bp.get("/")
+@roles(*STAFF)
+def index() -> Response:
+    role = user().role
+    if role == Role.RISK.value:
+        return redirect(url_for("console.flags"))
+    return redirect(url_for("console.campaigns"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path inside the console: never an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and target.startswith("/console/"):
+            return target
+    return url_for("console.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | tuple[str, int] | str:
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(url_for("console.index"))
+        return render_template("console/login.html", email="", error=None)
+    found = services()
+    email = request.form.get("email", "").strip().lower()[:320]
+    password = request.form.get("password", "")
+    network = found.audit.network_hash(client_ip())
+    locked = found.logins.locked(email, network)
+    if locked is not None:
+        found.audit.record(f"user:{email}", "login.refused", email, client_ip(), {"locked": locked})
+        message = (
+            _("Too many failed attempts for this account. Try again in 15 minutes.")
+            if locked == "account"
+            else _("Too many failed attempts from your network. Try again in 15 minutes.")
+        )
+        return render_template("console/login.html", email=email, error=message), 429
+    account = found.users.verify(email, password)
+    if account is None:
+        found.logins.failed(email, network)
+        found.audit.record(f"user:{email}", "login.failed", email, client_ip())
+        error = _("Wrong email or password, or the account is disabled.")
+        return render_template("console/login.html", email=email, error=error), 401
+    found.logins.succeeded(email)
+    login_user(account)
+    audit("login", account.email)
+    return redirect(_safe_next(request.args.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if current_user.is_authenticated:
+        audit("logout", user().email)
+        logout_user()
+    return redirect(url_for("console.login"))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@roles(*STAFF, *ADMIN)
+def settings() -> Response | tuple[str, int] | str:
+    if request.method == "POST":
+        locale = request.form.get("locale", "")
+        try:
+            services().users.set_locale(user().email, locale)
+        except UserError as exc:
+            return render_template("console/settings.html", locales=LOCALES, error=exc.message), 400
+        audit("user.locale", user().email, locale=locale)
+        return redirect(url_for("console.settings"))
+    return render_template("console/settings.html", locales=LOCALES, error=None)

@@ -1,0 +1,353 @@
+"""Risk pages: the review queue, a flag's evidence, decisions (single and bulk) through
+FlagService.decide (the reward listeners release or claw back), and the referral tree."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import abort, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from gateway.campaigns import Campaign, validate
+from gateway.console import RISK, STAFF, audit, bp, roles, user
+from gateway.errors import ApiError
+from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary, check_filters
+from gateway.services import services
+from gateway.store import keys
+from gateway.store.scripts import hmget_many
+
+Page = Response | tuple[str, int] | str
+
+PAGE_SIZE = 50
+#: Children shown collapsed under each child on a tree page.
+PREVIEW = 5
+#: Rewards shown (and compared before and after a decision) per flag.
+REWARDS_SHOWN = 200
+SORTS = ("score", "amount", "newest")
+
+
+def _filters() -> dict[str, Any]:
+    args = request.args
+    unknown = set(args) - {"campaign", "kind", "status", "min_score", "sort", "page"}
+    if unknown:
+        raise ApiError(
+            400,
+            "validation_failed",
+            _("Unknown filter: %(names)s", names=", ".join(sorted(unknown))),
+        )
+    status = args.get("status", "open") or None
+    kind = args.get("kind") or None
+    check_filters(status, kind)
+    raw_score = args.get("min_score", "").strip()
+    try:
+        min_score = float(raw_score) if raw_score else 0.0
+    except ValueError:
+        min_score = -1.0
+    if not 0.0 <= min_score <= 1.0:
+        raise ApiError(400, "validation_failed", _("The minimum score is a number from 0 to 1."))
+    sort = args.get("sort", "score")
+    if sort not in SORTS:
+        raise ApiError(400, "validation_failed", _("Sort by score, amount or newest."))
+    page = args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        raise ApiError(400, "validation_failed", _("The page is a whole number from 1."))
+    return {
+        "campaign": args.get("campaign") or "",
+        "kind": kind or "",
+        "status": status or "",
+        "min_score": raw_score,
+        "sort": sort,
+        "page": int(page),
+        "_status": status,
+        "_kind": kind,
+        "_min_score": min_score,
+    }
+
+
+def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
+    """Reward units a flag's decision would move: a participant's reward, or the credited and
+    held totals of a referrer (or a cluster's members, the first 50). Click flags count 0 here
+    (one conversion at most, found only by scanning the referrer's rewards)."""
+    redis = services().store.main
+    out = {flag.id: 0 for flag in flags}
+    by_campaign: dict[int, list[Flag | FlagSummary]] = {}
+    for flag in flags:
+        by_campaign.setdefault(int(flag.id.partition("-")[0], 16), []).append(flag)
+    for campaign_id, group in by_campaign.items():
+        ck = keys.campaign_keys(campaign_id)
+        people = [f for f in group if f.kind == "participant"]
+        for flag, (amount, status) in zip(
+            people,
+            hmget_many(redis, [ck.reward(f.subject) for f in people], ("amount", "status")),
+            strict=True,
+        ):
+            out[flag.id] = int(amount or 0) if status in (b"credited", b"held") else 0
+        sharers = [
+            (f, f.members[:50] if f.kind == "cluster" else [f.subject])
+            for f in group
+            if f.kind in ("referrer", "cluster")
+        ]
+        names = [name for _f, subjects in sharers for name in subjects]
+        totals = hmget_many(redis, [ck.referrer_rewards(n) for n in names], ("credited", "held"))
+        rows = iter(totals)
+        for flag, subjects in sharers:
+            out[flag.id] = sum(int(v or 0) for _n in subjects for v in next(rows))
+    return out
+
+
+@bp.get("/flags")
+@roles(*RISK)
+def flags() -> Page:
+    found = services()
+    filters = _filters()
+    slug = filters["campaign"]
+    campaign_ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
+    start = (filters["page"] - 1) * PAGE_SIZE
+    stake: dict[str, int] = {}
+    if filters["_status"] == "open" and filters["_kind"] is None and filters["sort"] == "score":
+        # The usual view (open flags by score): one page from the open index.
+        shown, total = found.flags.open_page(
+            campaign_ids, min_score=filters["_min_score"], limit=PAGE_SIZE, offset=start
+        )
+    else:
+        # Other views: summaries of every matching flag (a few fields each), then one page.
+        matching = found.flags.summaries(
+            campaign_ids,
+            status=filters["_status"],
+            kind=filters["_kind"],
+            min_score=filters["_min_score"],
+        )
+        if filters["sort"] == "amount":
+            stake = _at_stake(matching)
+            matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
+        elif filters["sort"] == "newest":
+            matching.sort(key=lambda f: (-f.updated_at, f.id))
+        else:
+            matching.sort(key=lambda f: (-f.score, f.id))
+        page_flags = (found.flags.get(f.id) for f in matching[start : start + PAGE_SIZE])
+        shown, total = [f for f in page_flags if f is not None], len(matching)
+    if not stake:
+        stake = _at_stake(shown)
+    query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
+    return render_template(
+        "console/flags.html",
+        flags=shown,
+        stake=stake,
+        total=total,
+        filters=filters,
+        campaigns=found.campaigns.list(),
+        kinds=FLAG_KINDS,
+        statuses=STATUSES,
+        page=filters["page"],
+        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        query=query,
+        back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
+        results=get_flashed_messages(),
+    )
+
+
+def _flag_campaign(flag: Flag) -> Campaign:
+    campaign = services().campaigns.get(flag.campaign)
+    if campaign is None:
+        abort(404)
+    return campaign
+
+
+def _rewards(campaign: Campaign, flag: Flag) -> list[dict[str, Any]]:
+    found = services()
+    users = found.rewards.affected(campaign.id, flag)[:REWARDS_SHOWN]
+    return [r for r in (found.rewards.get(campaign.id, u) for u in users) if r is not None]
+
+
+def _tally(campaign: Campaign, flag: Flag) -> dict[str, int]:
+    """The flagger's running click tally of a referrer: clicks, suspicious, blocked, self, and
+    how often each detector fired (``d:<name>``)."""
+    if flag.kind != "referrer":
+        return {}
+    key = keys.campaign_keys(campaign.id).referrer_tally(flag.subject)
+    return {k.decode(): int(v) for k, v in services().store.main.hgetall(key).items()}
+
+
+def _joins(campaign: Campaign, users: list[str]) -> dict[str, Any]:
+    """When the participants a flag touches joined, from which network prefix and device (salted
+    hashes), oldest first, with the prefixes and devices they share."""
+    ck = keys.campaign_keys(campaign.id)
+    pipe = services().store.main.pipeline(transaction=False)
+    for name in users:
+        pipe.hmget(ck.participant(name), "joined", "parent", "prefix", "device", "visitor")
+    rows = []
+    for name, values in zip(users, pipe.execute(), strict=True):
+        joined, parent, prefix, device, visitor = (v.decode() if v else "" for v in values)
+        if joined:
+            rows.append(
+                {
+                    "user": name,
+                    "joined": float(joined),
+                    "parent": parent,
+                    "prefix": prefix,
+                    "device": device,
+                    "visitor": visitor,
+                }
+            )
+    rows.sort(key=lambda r: r["joined"])
+    prefixes = Counter(r["prefix"] for r in rows if r["prefix"])
+    devices = Counter(r["device"] for r in rows if r["device"])
+    return {
+        "rows": rows,
+        "prefixes": prefixes.most_common(20),
+        "devices": [(d, n) for d, n in devices.most_common(20) if n > 1],
+    }
+
+
+@bp.get("/flags/<flag_id>")
+@roles(*RISK)
+def flag(flag_id: str) -> Page:
+    found = services()
+    flag = found.flags.get(flag_id)
+    if flag is None:
+        abort(404)
+    campaign = _flag_campaign(flag)
+    subtree = None
+    if flag.kind in ("referrer", "participant"):
+        try:
+            subtree = found.tree.subtree(campaign, flag.subject, depth=2, limit=20)
+        except ApiError:
+            subtree = None
+    evidence = {k: v for k, v in flag.evidence.items() if k != "sources"}
+    rewards = _rewards(campaign, flag)
+    involved = sorted({*flag.members[:REWARDS_SHOWN], *(r["user"] for r in rewards)})
+    tally = _tally(campaign, flag)
+    return render_template(
+        "console/flag.html",
+        flag=flag,
+        campaign=campaign,
+        sources=flag.evidence.get("sources", {}),
+        evidence=evidence,
+        members=flag.members[:100],
+        subtree=subtree,
+        tree_url=url_for("console.tree", slug=campaign.slug),
+        rewards=rewards,
+        joins=_joins(campaign, involved),
+        tally={k: v for k, v in tally.items() if not k.startswith("d:")},
+        detectors={k[2:]: v for k, v in tally.items() if k.startswith("d:")},
+        results=get_flashed_messages(),
+    )
+
+
+def _decide(flag_id: str, decision: str, note: str) -> str:
+    """Decide through FlagService (as the API does); returns what it did to rewards."""
+    found = services()
+    flag = found.flags.get(flag_id)
+    if flag is None:
+        abort(404)
+    campaign = _flag_campaign(flag)
+    before = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
+    body = validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
+    found.flags.decide(flag_id, body.decision, body.note, user().actor)
+    after = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
+    moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
+    audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
+    if not moves:
+        return str(
+            _(
+                "Flag %(id)s decided %(decision)s: no reward changed.",
+                id=flag_id,
+                decision=body.decision,
+            )
+        )
+    changes = ", ".join(f"{n} {old or '-'} → {new}" for (old, new), n in sorted(moves.items()))
+    return str(
+        _(
+            "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
+            id=flag_id,
+            decision=body.decision,
+            changes=changes,
+        )
+    )
+
+
+@bp.post("/flags/<flag_id>/decision")
+@roles(*RISK)
+def decide(flag_id: str) -> Page:
+    flash(_decide(flag_id, request.form.get("decision", ""), request.form.get("note", "")))
+    return redirect(url_for("console.flag", flag_id=flag_id))
+
+
+@bp.post("/flags/decisions")
+@roles(*RISK)
+def decide_many() -> Page:
+    ids = request.form.getlist("flag")
+    if not ids or len(ids) > PAGE_SIZE:
+        raise ApiError(400, "validation_failed", _("Select 1 to %(n)s flags.", n=PAGE_SIZE))
+    decision, note = request.form.get("decision", ""), request.form.get("note", "")
+    validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
+    for flag_id in ids:
+        if services().flags.get(flag_id) is None:
+            raise ApiError(404, "flag_not_found", _("No flag %(id)s.", id=flag_id))
+    for flag_id in ids:
+        flash(_decide(flag_id, decision, note))
+    back = request.form.get("back", "")
+    if not back.startswith("/console/flags"):
+        back = url_for("console.flags")
+    return redirect(back)
+
+
+# -- the referral tree ---------------------------------------------------------------------------
+
+
+@bp.get("/campaigns/<slug>/tree")
+@roles(*STAFF)
+def tree(slug: str) -> Page:
+    found = services()
+    campaign = found.campaigns.require(slug)
+    node_id = request.args.get("node", "").strip()
+    cursor = request.args.get("cursor", "0")
+    if not cursor.isdigit() or int(cursor) > 10**9:
+        abort(400)
+    stats = found.tree.stats(campaign, top=20)
+    if not node_id:
+        leaders = [r["referrer"] for r in stats["top_sharers"]]
+        nodes = [n for n in found.tree.nodes(campaign, leaders) if n is not None]
+        return render_template(
+            "console/tree.html",
+            campaign=campaign,
+            stats=stats,
+            node=None,
+            leaders=nodes,
+            previews={},
+            tree_url=url_for("console.tree", slug=slug),
+        )
+    node = found.tree.subtree(campaign, node_id, depth=1, limit=PAGE_SIZE, cursor=int(cursor))
+    return render_template(
+        "console/tree.html",
+        campaign=campaign,
+        stats=stats,
+        node=node,
+        previews=_previews(campaign, node["children_page"]["nodes"]),
+        tree_url=url_for("console.tree", slug=slug),
+        ancestors=found.tree.ancestors(campaign, node_id),
+        cursor=int(cursor),
+        leaders=[],
+    )
+
+
+def _previews(campaign: Campaign, nodes: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The first PREVIEW children of each node with children (collapsed under it), read in two
+    round trips whatever the page holds: a page of the tree is never more than
+    PAGE_SIZE * (1 + PREVIEW) nodes, however big the subtrees are."""
+    found = services()
+    ck = keys.campaign_keys(campaign.id)
+    parents = [n["id"] for n in nodes if n["children"]]
+    pipe = found.store.main.pipeline(transaction=False)
+    for parent in parents:
+        pipe.zrange(ck.children(parent), 0, PREVIEW - 1)
+    children = {
+        p: [c.decode() for c in ids] for p, ids in zip(parents, pipe.execute(), strict=True)
+    }
+    flat = [c for ids in children.values() for c in ids]
+    loaded = dict(zip(flat, found.tree.nodes(campaign, flat), strict=True))
+    return {p: [loaded[c] for c in ids if loaded[c] is not None] for p, ids in children.items()}

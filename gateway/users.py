@@ -1,0 +1,212 @@
+"""Staff accounts of the console: an email, a role, a password hash, a language.
+
+Records live in one Redis hash (``keys.STAFF_USERS``), email -> JSON. Passwords are hashed with
+werkzeug's ``generate_password_hash`` (scrypt). ``session_version`` is part of the session's user
+id (see gateway.console), so disabling an account or resetting its password ends its sessions.
+
+Failed logins are counted per account and per network prefix (a salted hash of it) in counters
+that expire with the lockout window: after ``ACCOUNT_LIMIT`` failures the account refuses logins,
+after ``NETWORK_LIMIT`` the whole prefix does, until the window passes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gateway.apikeys import Role
+from gateway.store import keys
+
+#: Roles a person may have in the console (the conversion role is for servers only).
+STAFF_ROLES: tuple[str, ...] = (Role.ADMIN.value, Role.MARKETING.value, Role.RISK.value)
+LOCALES: tuple[str, ...] = ("", "zh_Hans_CN", "en")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
+
+ACCOUNT_LIMIT = 5
+NETWORK_LIMIT = 20
+LOCKOUT_SECONDS = 15 * 60
+#: A hash to check against when the account does not exist, so timing does not tell.
+_DUMMY_HASH = generate_password_hash("refgate-no-such-user")
+
+
+class UserError(ValueError):
+    """Bad input for an account; ``field`` names the form field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StaffUser:
+    email: str
+    role: str
+    password_hash: str
+    created_at: float
+    disabled: bool = False
+    #: "" follows the browser's Accept-Language; otherwise a catalogue locale.
+    locale: str = ""
+    session_version: int = 1
+
+    @property
+    def actor(self) -> str:
+        return f"user:{self.email}"
+
+    # flask-login's user protocol.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        return not self.disabled
+
+    def get_id(self) -> str:
+        return f"{self.email}|{self.session_version}"
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["password_hash"]
+        return data
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if not EMAIL.match(email):
+        raise UserError("email", "not an email address")
+    return email
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise UserError("password", f"a password has {MIN_PASSWORD}-{MAX_PASSWORD} characters")
+    return password
+
+
+def check_role(role: str) -> str:
+    if role not in STAFF_ROLES:
+        raise UserError("role", f"one of {', '.join(STAFF_ROLES)}")
+    return role
+
+
+class UserService:
+    def __init__(self, store: Any) -> None:
+        self._redis = store
+
+    def add(self, email: str, role: str, password: str) -> StaffUser:
+        email = normalise_email(email)
+        user = StaffUser(
+            email=email,
+            role=check_role(role),
+            password_hash=generate_password_hash(check_password(password)),
+            created_at=time.time(),
+        )
+        if not self._redis.hsetnx(keys.STAFF_USERS, email, _dump(user)):
+            raise UserError("email", f"{email} already has an account")
+        return user
+
+    def get(self, email: str) -> StaffUser | None:
+        raw = self._redis.hget(keys.STAFF_USERS, email.strip().lower())
+        return _load(raw) if raw else None
+
+    def require(self, email: str) -> StaffUser:
+        user = self.get(email)
+        if user is None:
+            raise KeyError(email)
+        return user
+
+    def list(self) -> list[StaffUser]:
+        return sorted(
+            (_load(v) for v in self._redis.hvals(keys.STAFF_USERS)), key=lambda u: u.email
+        )
+
+    def from_session(self, session_id: str) -> StaffUser | None:
+        email, _, version = session_id.rpartition("|")
+        user = self.get(email) if email else None
+        if user is None or user.disabled or str(user.session_version) != version:
+            return None
+        return user
+
+    def verify(self, email: str, password: str) -> StaffUser | None:
+        """The active account when the password is right; None otherwise (same work either way)."""
+        user = self.get(email)
+        if user is None or len(password) > MAX_PASSWORD:
+            check_password_hash(_DUMMY_HASH, password[:MAX_PASSWORD])
+            return None
+        if not check_password_hash(user.password_hash, password) or user.disabled:
+            return None
+        return user
+
+    def set_disabled(self, email: str, disabled: bool) -> StaffUser:
+        user = self.require(email)
+        return self._put(replace(user, disabled=disabled, session_version=user.session_version + 1))
+
+    def reset_password(self, email: str, password: str) -> StaffUser:
+        user = self.require(email)
+        return self._put(
+            replace(
+                user,
+                password_hash=generate_password_hash(check_password(password)),
+                session_version=user.session_version + 1,
+            )
+        )
+
+    def set_role(self, email: str, role: str) -> StaffUser:
+        user = self.require(email)
+        return self._put(
+            replace(user, role=check_role(role), session_version=user.session_version + 1)
+        )
+
+    def set_locale(self, email: str, locale: str) -> StaffUser:
+        if locale not in LOCALES:
+            raise UserError("locale", "unknown language")
+        return self._put(replace(self.require(email), locale=locale))
+
+    def _put(self, user: StaffUser) -> StaffUser:
+        self._redis.hset(keys.STAFF_USERS, user.email, _dump(user))
+        return user
+
+
+class LoginThrottle:
+    """Failed-login counters per account and per network (see the module docstring)."""
+
+    def __init__(self, store: Any) -> None:
+        self._redis = store
+
+    def _keys(self, email: str, network: str) -> tuple[str, str]:
+        return keys.login_failures("a", email.strip().lower()), keys.login_failures("n", network)
+
+    def locked(self, email: str, network: str) -> str | None:
+        """ "account" or "network" when logins are refused, else None."""
+        account_key, network_key = self._keys(email, network)
+        account, net = (int(self._redis.get(k) or 0) for k in (account_key, network_key))
+        if account >= ACCOUNT_LIMIT:
+            return "account"
+        if net >= NETWORK_LIMIT:
+            return "network"
+        return None
+
+    def failed(self, email: str, network: str) -> None:
+        for key in self._keys(email, network):  # different slots on a cluster: one at a time
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.incr(key)
+            pipe.expire(key, LOCKOUT_SECONDS)
+            pipe.execute()
+
+    def succeeded(self, email: str) -> None:
+        self._redis.delete(keys.login_failures("a", email.strip().lower()))
+
+
+def _dump(user: StaffUser) -> str:
+    return json.dumps(asdict(user))
+
+
+def _load(raw: bytes | str) -> StaffUser:
+    return StaffUser(**json.loads(raw))

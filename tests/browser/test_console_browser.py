@@ -1,0 +1,157 @@
+"""The console in a real browser: Debian's chromium driven by Playwright for Python.
+
+The app is served by werkzeug's ``make_server`` in a thread on a free port. Screenshots and the
+downloaded poster are kept as test artefacts under ``console/`` in the artefact directory
+(tests/browser/__init__.py). A missing chromium fails the run with how to install it: nothing
+is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect
+
+from gateway.services import Services
+from tests.browser import artifact_dir, chromium, free_port, serving
+from tests.conftest import make_app, services_of
+from tests.console_helpers import PASSWORD, add_staff, email, flagged_campaign
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    return artifact_dir("console")
+
+
+@dataclass
+class Served:
+    url: str
+    services: Services
+
+
+@pytest.fixture
+def served(tmp_path: Path, store_url: str) -> Iterator[Served]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = make_app(tmp_path / "data", store_url, REFGATE_PUBLIC_URL=url)
+    services = services_of(app)
+    add_staff(services)
+    try:
+        with serving(app, port):
+            yield Served(url, services)
+    finally:
+        services.close()
+
+
+@pytest.fixture
+def page(browser: Browser, served: Served) -> Iterator[Page]:
+    context = browser.new_context(locale="en-US", base_url=served.url, accept_downloads=True)
+    page = context.new_page()
+    problems: list[str] = []
+    # Pages answering 4xx (a form with errors) log "Failed to load resource"; anything else the
+    # browser reports as an error (a script or style the CSP refused...) fails the test.
+    page.on(
+        "console",
+        lambda m: (
+            problems.append(m.text)
+            if m.type == "error" and not m.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert problems == []
+
+
+def sign_in(page: Page, role: str) -> None:
+    page.goto("/console/login")
+    page.get_by_label("Email").fill(email(role))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text(f"{email(role)} ({role})")).to_be_visible()
+
+
+def test_marketing_creates_a_campaign_mints_a_link_and_downloads_its_poster(
+    page: Page, served: Served, artifacts: Path
+) -> None:
+    sign_in(page, "marketing")
+    page.get_by_role("link", name="New campaign").click()
+    page.get_by_label("Slug").fill("spring-tea")
+    page.get_by_label("Name").fill("春节奶茶")
+    page.get_by_label("Destination URL").fill("not a url")
+    page.get_by_label("Amount per conversion").fill("1")
+    page.get_by_label("Total budget").fill("500")
+    page.get_by_label("Poster title").fill("春节请你喝奶茶")
+    page.get_by_role("button", name="Save").click()
+    # The error stands next to its field, and what was typed is still there.
+    expect(page.locator("#e-destination_url")).to_be_visible()
+    expect(page.get_by_label("Name")).to_have_value("春节奶茶")
+    page.screenshot(path=artifacts / "marketing-1-validation.png", full_page=True)
+    page.get_by_label("Destination URL").fill("https://shop.example.com/landing")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="春节奶茶")).to_be_visible()
+    expect(page.locator("svg.chart").first).to_be_visible()
+    page.screenshot(path=artifacts / "marketing-2-campaign.png", full_page=True)
+    assert served.services.campaigns.require("spring-tea").reward is not None
+
+    page.get_by_role("link", name="Mint a share link").click()
+    page.get_by_label("Sharer id").fill("alice")
+    page.get_by_role("button", name="Mint").click()
+    expect(page.locator("#share-url")).to_contain_text(f"{served.url}/s/")
+    qr = page.get_by_role("img", name="QR code")
+    expect(qr).to_be_visible()
+    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth)")
+    page.screenshot(path=artifacts / "marketing-3-minted.png", full_page=True)
+    with page.expect_download() as download_info:
+        page.locator("#download-poster").click()
+    download = download_info.value
+    poster = artifacts / "poster.png"
+    download.save_as(poster)
+    assert download.suggested_filename == "spring-tea-alice-poster.png"
+    with Image.open(poster) as image:
+        assert image.format == "PNG" and image.size == (1240, 1748)
+
+
+def test_risk_opens_a_flag_decides_it_and_sees_the_rewards_move(
+    page: Page, served: Served, artifacts: Path
+) -> None:
+    doc, flag = flagged_campaign(served.services)
+    rewards = served.services.rewards
+    assert rewards.get(doc["id"], "p1")["status"] == "held"  # type: ignore[index]
+    sign_in(page, "risk")
+    expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
+    page.screenshot(path=artifacts / "risk-1-queue.png", full_page=True)
+    page.get_by_role("link", name=flag.id).click()
+    expect(page.get_by_role("listitem").filter(has_text="8 of 8 clicks")).to_be_visible()
+    expect(page.locator("#rewards .status-held")).to_have_count(2)
+    page.screenshot(path=artifacts / "risk-2-flag.png", full_page=True)
+    page.get_by_label("Note").fill("a real fan with many friends")
+    page.locator("#decide-legit").click()
+    expect(page.locator("#results")).to_contain_text("rewards 2 held → credited")
+    expect(page.locator("#flag-status")).to_have_text("legit")
+    expect(page.locator("#rewards .status-credited")).to_have_count(2)
+    page.screenshot(path=artifacts / "risk-3-released.png", full_page=True)
+    assert rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]
+
+    # A second sharer, decided fraud from the queue in bulk: the held reward is denied.
+    other, other_flag = flagged_campaign(served.services, slug="coffee")
+    page.goto("/console/flags")
+    page.get_by_label("Select all").check()
+    page.get_by_label("Note").fill("farm")
+    page.get_by_role("button", name="Fraud").click()
+    expect(page.locator("#results")).to_contain_text("held → denied")
+    page.screenshot(path=artifacts / "risk-4-clawed-back.png", full_page=True)
+    assert served.services.flags.get(other_flag.id).status == "fraud"  # type: ignore[union-attr]
+    assert rewards.get(other["id"], "p2")["status"] == "denied"  # type: ignore[index]

@@ -1,0 +1,704 @@
+"""The staff console: accounts, sessions, CSRF, lockout, audit, every route against every role,
+and the marketing and risk pages doing what the API does."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from gateway.flags import FlagCandidate
+from gateway.services import Services
+from gateway.users import ACCOUNT_LIMIT, NETWORK_LIMIT
+from tests.console_helpers import (
+    PASSWORD,
+    add_staff,
+    csrf_of,
+    email,
+    flagged_campaign,
+    login,
+    token,
+)
+from tests.test_conversions import record_click
+
+EN = {"Accept-Language": "en"}
+
+
+@pytest.fixture
+def staff(services: Services) -> None:
+    add_staff(services)
+
+
+def as_role(app: Flask, role: str) -> FlaskClient:
+    client = app.test_client()
+    if role != "anonymous":
+        response = login(client, role)
+        assert response.status_code == 302, response.text
+    return client
+
+
+# -- accounts and the command line ---------------------------------------------------------------
+
+
+def test_user_commands(runner: FlaskCliRunner, services: Services) -> None:
+    added = runner.invoke(
+        args=["user", "add", "Ann@Example.com", "--role", "marketing"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "ann@example.com (marketing)" in added.output
+    stored = services.store.main.hget("rg:staff-users", "ann@example.com")
+    assert stored and PASSWORD.encode() not in stored  # only a hash
+    assert services.users.verify("ann@example.com", PASSWORD) is not None
+    from_stdin = runner.invoke(
+        args=["user", "add", "bob@example.com", "--role", "risk", "--password-stdin"],
+        input=f"{PASSWORD}\n",
+    )
+    assert from_stdin.exit_code == 0, from_stdin.output
+    listed = runner.invoke(args=["user", "list"])
+    assert listed.output.splitlines() == [
+        "ann@example.com\tmarketing\tactive",
+        "bob@example.com\trisk\tactive",
+    ]
+    assert runner.invoke(args=["user", "disable", "bob@example.com"]).exit_code == 0
+    assert services.users.verify("bob@example.com", PASSWORD) is None
+    assert "bob@example.com\trisk\tdisabled" in runner.invoke(args=["user", "list"]).output
+    reset = runner.invoke(
+        args=["user", "reset", "ann@example.com", "--password-stdin"], input="a new long secret\n"
+    )
+    assert reset.exit_code == 0, reset.output
+    assert services.users.verify("ann@example.com", "a new long secret") is not None
+    actions = [e.action for e in services.audit.recent()]
+    assert actions == ["user.reset", "user.disable", "user.add", "user.add"]
+
+
+def test_user_commands_reject_bad_input(runner: FlaskCliRunner, services: Services) -> None:
+    def run(*args: str, input: str = f"{PASSWORD}\n") -> Any:
+        return runner.invoke(args=["user", *args], input=input)
+
+    assert run("add", "x@example.com", "--role", "root", "--password-stdin").exit_code == 2
+    bad_email = run("add", "not-an-email", "--role", "risk", "--password-stdin")
+    assert bad_email.exit_code == 2 and "email" in bad_email.output
+    short = run("add", "x@example.com", "--role", "risk", "--password-stdin", input="short\n")
+    assert short.exit_code == 2 and "password" in short.output
+    empty = run("add", "x@example.com", "--role", "risk", "--password-stdin", input="")
+    assert empty.exit_code == 2 and "standard input" in empty.output
+    assert run("add", "x@example.com", "--role", "risk", "--password-stdin").exit_code == 0
+    again = run("add", "X@example.com", "--role", "admin", "--password-stdin")
+    assert again.exit_code == 2 and "already" in again.output
+    assert services.users.require("x@example.com").role == "risk"  # nothing lost
+    missing = run("disable", "nobody@example.com")
+    assert missing.exit_code == 1 and "no account" in missing.output
+    assert run("reset", "nobody@example.com", "--password-stdin").exit_code == 1
+
+
+# -- sessions --------------------------------------------------------------------------------------
+
+
+def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app: Flask, staff: None) -> None:
+    client = app.test_client()
+    response = login(client, "marketing")
+    assert response.status_code == 302 and response.location == "/console/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Secure" in cookie  # the public URL is https in the tests
+    assert client.get("/console/campaigns").status_code == 200
+    client.post("/console/logout", data={"csrf_token": token(client)})
+    after = client.get("/console/campaigns")
+    assert after.status_code == 302 and after.location.startswith("/console/login")
+
+
+def test_no_secure_flag_over_plain_http(tmp_path: Any, store_url: str) -> None:
+    from tests.conftest import make_app, services_of
+
+    app = make_app(tmp_path / "d", store_url, REFGATE_PUBLIC_URL="http://127.0.0.1:8080")
+    try:
+        add_staff(services_of(app))
+        cookie = login(app.test_client(), "risk").headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "Secure" not in cookie
+    finally:
+        services_of(app).close()
+
+
+def test_disabling_or_resetting_ends_sessions(app: Flask, services: Services, staff: None) -> None:
+    client = as_role(app, "risk")
+    assert client.get("/console/flags").status_code == 200
+    services.users.reset_password(email("risk"), "another long password")
+    assert client.get("/console/flags").status_code == 302
+    client = app.test_client()
+    assert login(client, "risk", "another long password").status_code == 302
+    services.users.set_disabled(email("risk"), True)
+    assert client.get("/console/flags").status_code == 302
+    assert login(app.test_client(), "risk", "another long password").status_code == 401
+
+
+def test_login_redirects_only_inside_the_console(app: Flask, staff: None) -> None:
+    for target, expected in [
+        ("/console/flags", "/console/flags"),
+        ("https://evil.example/", "/console/"),
+        ("//evil.example/console/", "/console/"),
+        ("/api/v1/campaigns", "/console/"),
+    ]:
+        client = app.test_client()
+        page = client.get("/console/login")
+        response = client.post(
+            "/console/login",
+            query_string={"next": target},
+            data={"email": email("risk"), "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        )
+        assert response.location == expected, target
+
+
+# -- CSRF ------------------------------------------------------------------------------------------
+
+
+def test_every_form_needs_the_csrf_token(app: Flask, services: Services, staff: None) -> None:
+    client = app.test_client()
+    page = client.get("/console/login")
+    missing = client.post(
+        "/console/login", data={"email": email("admin"), "password": PASSWORD}, headers=EN
+    )
+    assert missing.status_code == 400 and "security token" in missing.text
+    forged = client.post(
+        "/console/login",
+        data={"email": email("admin"), "password": PASSWORD, "csrf_token": "forged"},
+    )
+    assert forged.status_code == 400
+    assert login(client, "admin").status_code == 302
+    assert csrf_of(page.text)
+    # Signed in, a form posted without the token (a cross-site request) changes nothing.
+    refused = client.post(
+        "/console/admin/users",
+        data={"email": "new@example.com", "role": "admin", "password": PASSWORD},
+        headers=EN,
+    )
+    assert refused.status_code == 400 and "security token" in refused.text
+    assert services.users.get("new@example.com") is None
+    # Another session's token is not this session's.
+    other = app.test_client()
+    other_token = csrf_of(other.get("/console/login").text)
+    assert (
+        client.post(
+            "/console/admin/users",
+            data={
+                "email": "new@example.com",
+                "role": "admin",
+                "password": PASSWORD,
+                "csrf_token": other_token,
+            },
+        ).status_code
+        == 400
+    )
+    assert services.users.get("new@example.com") is None
+    accepted = client.post(
+        "/console/admin/users",
+        data={
+            "email": "new@example.com",
+            "role": "admin",
+            "password": PASSWORD,
+            "csrf_token": token(client),
+        },
+    )
+    assert accepted.status_code == 302 and services.users.get("new@example.com") is not None
+
+
+# -- lockout -----------------------------------------------------------------------------------------
+
+
+def test_lockout_after_repeated_failures_per_account(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = app.test_client()
+    for n in range(ACCOUNT_LIMIT):
+        address = {"REMOTE_ADDR": f"198.51.{n}.7"}  # different networks: the account counts
+        assert login(client, "marketing", "wrong password", **address).status_code == 401
+    locked = login(client, "marketing", PASSWORD, REMOTE_ADDR="192.0.2.1")
+    assert locked.status_code == 429 and "account" in locked.text
+    # Other accounts are not affected; a success elsewhere does not unlock this one.
+    assert login(app.test_client(), "risk").status_code == 302
+    assert login(app.test_client(), "marketing").status_code == 429
+    actions = [e.action for e in services.audit.recent()]
+    assert actions.count("login.failed") == ACCOUNT_LIMIT
+    assert "login.refused" in actions
+
+
+def test_lockout_per_network(app: Flask, services: Services, staff: None) -> None:
+    for n in range(NETWORK_LIMIT):
+        client = app.test_client()
+        page = client.get("/console/login")
+        response = client.post(
+            "/console/login",
+            data={
+                "email": f"guess{n}@staff.example.com",
+                "password": "x",
+                "csrf_token": csrf_of(page.text),
+            },
+            environ_base={"REMOTE_ADDR": f"203.0.113.{n}"},
+        )
+        assert response.status_code == 401
+    same_network = login(app.test_client(), "admin", REMOTE_ADDR="203.0.113.250")
+    assert same_network.status_code == 429 and "network" in same_network.text
+    assert login(app.test_client(), "admin", REMOTE_ADDR="198.51.100.1").status_code == 302
+
+
+# -- the audit log -------------------------------------------------------------------------------------
+
+
+def test_audit_log_records_who_what_when_and_a_hashed_where(
+    app: Flask, services: Services, staff: None
+) -> None:
+    admin = as_role(app, "admin")
+    admin.post(
+        "/console/admin/apikeys",
+        data={"name": "crm", "role": "marketing", "csrf_token": token(admin)},
+    )
+    entries = services.audit.recent()
+    assert [e.action for e in entries[:2]] == ["apikey.create", "login"]
+    created = entries[0]
+    assert created.actor == "user:admin@staff.example.com"
+    assert created.detail == {"name": "crm", "role": "marketing"}
+    assert created.network == "127.0.0.0/24"
+    assert created.ip_hash and "127.0.0.1" not in created.ip_hash
+    raw = services.store.main.xrange("rg:audit")
+    assert all(b"127.0.0.1" not in v for _, fields in raw for v in fields.values())
+    page = admin.get("/console/admin/audit", headers=EN)
+    assert page.status_code == 200 and "apikey.create" in page.text
+    assert as_role(app, "risk").get("/console/admin/audit").status_code == 403
+    assert admin.get("/console/admin/audit?before=junk").status_code == 400
+
+
+def test_admin_manages_users_and_api_keys(app: Flask, services: Services, staff: None) -> None:
+    admin = as_role(app, "admin")
+    bad = admin.post(
+        "/console/admin/users",
+        data={"email": "nope", "role": "risk", "password": PASSWORD, "csrf_token": token(admin)},
+        headers=EN,
+    )
+    assert bad.status_code == 400 and "not an email address" in bad.text
+    short = admin.post(
+        "/console/admin/users",
+        data={
+            "email": "c@example.com",
+            "role": "risk",
+            "password": "x",
+            "csrf_token": token(admin),
+        },
+    )
+    assert short.status_code == 400 and services.users.get("c@example.com") is None
+    change = admin.post(
+        f"/console/admin/users/{email('risk')}",
+        data={"action": "role", "role": "marketing", "csrf_token": token(admin)},
+    )
+    assert change.status_code == 302 and services.users.require(email("risk")).role == "marketing"
+    own = admin.post(
+        f"/console/admin/users/{email('admin')}",
+        data={"action": "disable", "csrf_token": token(admin)},
+    )
+    assert own.status_code == 400 and not services.users.require(email("admin")).disabled
+    created = admin.post(
+        "/console/admin/apikeys",
+        data={"name": "crm", "role": "marketing", "csrf_token": token(admin)},
+    )
+    key = re.search(r'<code id="new-key">(rgk_[^<]+)</code>', created.text)
+    assert key and created.headers["Cache-Control"] == "no-store"
+    assert (
+        app.test_client()
+        .get("/api/v1/campaigns", headers={"Authorization": f"Bearer {key.group(1)}"})
+        .status_code
+        == 200
+    )
+    key_id = services.api_keys.list()[0].id
+    admin.post(f"/console/admin/apikeys/{key_id}/disable", data={"csrf_token": token(admin)})
+    assert services.api_keys.list()[0].disabled
+    assert (
+        admin.post(
+            "/console/admin/apikeys", data={"name": "x", "role": "root", "csrf_token": token(admin)}
+        ).status_code
+        == 400
+    )
+
+
+# -- every route against every role ---------------------------------------------------------------
+
+
+def route_matrix(services: Services, flag_id: str, key_id: str) -> list[tuple[str, str, set[str]]]:
+    """(method, path, roles allowed); admin is allowed everywhere."""
+    marketing, risk, staff = {"marketing"}, {"risk"}, {"marketing", "risk"}
+    return [
+        ("GET", "/console/", staff),
+        ("GET", "/console/settings", staff),
+        ("POST", "/console/settings", staff),
+        ("GET", "/console/campaigns", staff),
+        ("GET", "/console/campaigns/new", marketing),
+        ("POST", "/console/campaigns/new", marketing),
+        ("GET", "/console/campaigns/tea", staff),
+        ("GET", "/console/campaigns/tea/edit", marketing),
+        ("POST", "/console/campaigns/tea/edit", marketing),
+        ("POST", "/console/campaigns/tea/action", marketing),
+        ("POST", "/console/campaigns/tea/platforms/wechat", staff),
+        ("GET", "/console/campaigns/tea/links", marketing),
+        ("POST", "/console/campaigns/tea/links", marketing),
+        ("GET", "/console/campaigns/tea/tree", staff),
+        ("GET", "/console/flags", risk),
+        ("GET", f"/console/flags/{flag_id}", risk),
+        ("POST", f"/console/flags/{flag_id}/decision", risk),
+        ("POST", "/console/flags/decisions", risk),
+        ("GET", "/console/admin/users", set()),
+        ("POST", "/console/admin/users", set()),
+        ("POST", f"/console/admin/users/{email('marketing')}", set()),
+        ("GET", "/console/admin/apikeys", set()),
+        ("POST", "/console/admin/apikeys", set()),
+        ("POST", f"/console/admin/apikeys/{key_id}/disable", set()),
+        ("GET", "/console/admin/audit", set()),
+    ]
+
+
+def test_the_matrix_covers_every_console_route(app: Flask, services: Services) -> None:
+    listed = {(m, p.split("?")[0]) for m, p, _ in route_matrix(services, "1-0123456789", "k")}
+    adapter = app.url_map.bind("localhost")
+    covered = set()
+    for method, path in listed:
+        endpoint, _ = adapter.match(path, method=method)
+        covered.add((method, endpoint))
+    public = {("GET", "console.login"), ("POST", "console.login"), ("POST", "console.logout")}
+    routes = {
+        (method, rule.endpoint)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("console.")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert routes - public == covered
+
+
+@pytest.mark.parametrize("role", ["anonymous", "admin", "marketing", "risk"])
+def test_every_console_route_against_every_role(
+    app: Flask, services: Services, staff: None, role: str
+) -> None:
+    _, flag = flagged_campaign(services)
+    _, key = services.api_keys.create("matrix", "risk")
+    client = as_role(app, role)
+    form = {"csrf_token": token(client)}
+    for method, path, allowed in route_matrix(services, flag.id, key.id):
+        response = client.open(path, method=method, data=form if method == "POST" else None)
+        if role == "anonymous":
+            assert response.status_code == 302, (method, path)
+            assert response.location.startswith("/console/login?next="), (method, path)
+        elif role == "admin" or role in allowed:
+            assert response.status_code not in (401, 403), (method, path, role)
+            assert response.status_code < 500, (method, path, role)
+        else:
+            assert response.status_code == 403, (method, path, role, response.status_code)
+        assert "Content-Security-Policy" in response.headers, (method, path)
+    # The login page itself is public.
+    assert app.test_client().get("/console/login").status_code == 200
+
+
+def test_security_headers_on_every_page(app: Flask, staff: None) -> None:
+    client = as_role(app, "admin")
+    page = client.get("/console/campaigns")
+    csp = page.headers["Content-Security-Policy"]
+    nonce = re.search(r"'nonce-([^']+)'", csp)
+    assert nonce and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    scripts = re.findall(r"<script([^>]*)>", page.text)
+    assert scripts and all(f'nonce="{nonce.group(1)}"' in s for s in scripts)
+    assert " style=" not in page.text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    again = client.get("/console/campaigns").headers["Content-Security-Policy"]
+    assert again != csp  # a fresh nonce per response
+    # The console's hooks are its own: the API and the click path's pages carry none of them.
+    assert "Content-Security-Policy" not in client.get("/api/v1/openapi.json").headers
+
+
+# -- marketing -------------------------------------------------------------------------------------
+
+
+def campaign_form(**fields: str) -> dict[str, str]:
+    return {
+        "slug": "spring-tea",
+        "name": "春节奶茶",
+        "destination_url": "https://shop.example.com/landing",
+        "starts_at": "",
+        "ends_at": "",
+        "link_ttl_days": "14",
+        "reward.amount": "1",
+        "reward.budget_total": "1000",
+        "reward.max_per_referrer": "",
+        "reward.max_per_day": "",
+        "share_text": "",
+        "poster.title": "",
+        "poster.text": "",
+        **fields,
+    }
+
+
+def field_errors(html: str) -> dict[str, str]:
+    return dict(re.findall(r'<p class="field-error" id="e-([^"]+)">([^<]*)</p>', html))
+
+
+def test_campaign_form_shows_errors_next_to_fields_and_loses_nothing(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    form = campaign_form(
+        destination_url="javascript:alert(1)",
+        link_ttl_days="ten",
+        ends_at="2026-01-01T00:00:00+08:00",
+        starts_at="2026-02-01T00:00:00+08:00",
+    )
+    response = client.post(
+        "/console/campaigns/new", data={**form, "csrf_token": token(client)}, headers=EN
+    )
+    assert response.status_code == 400
+    assert field_errors(response.text) == {"link_ttl_days": "a whole number"}
+    assert 'value="javascript:alert(1)"' in response.text  # what was typed stays
+    response = client.post(
+        "/console/campaigns/new",
+        data={**form, "link_ttl_days": "14", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert response.status_code == 400 and "ends_at must be after starts_at" in response.text
+    response = client.post(
+        "/console/campaigns/new",
+        data={**form, "link_ttl_days": "14", "ends_at": "", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert response.status_code == 400
+    assert "destination_url" in field_errors(response.text)
+    assert services.campaigns.get("spring-tea") is None
+    bad_slug = client.post(
+        "/console/campaigns/new",
+        data={**campaign_form(slug="Not A Slug"), "csrf_token": token(client)},
+    )
+    assert bad_slug.status_code == 400 and "slug" in field_errors(bad_slug.text)
+    created = client.post(
+        "/console/campaigns/new",
+        data={**campaign_form(share_text="转发得红包 {url}"), "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert created.status_code == 302 and created.location.endswith("/edit?saved=1")
+    saved = services.campaigns.require("spring-tea")
+    assert saved.reward and saved.reward.budget_total == 1000
+    assert saved.created_by == "user:marketing@staff.example.com"
+    page = client.get(created.location, headers=EN)
+    assert "Copy check:" in page.text and "转发得" in page.text
+    taken = client.post(
+        "/console/campaigns/new", data={**campaign_form(), "csrf_token": token(client)}
+    )
+    assert taken.status_code == 409 and "slug" in field_errors(taken.text)
+    edited = client.post(
+        "/console/campaigns/spring-tea/edit",
+        data={**campaign_form(name="Spring tea", share_text=""), "csrf_token": token(client)},
+    )
+    assert edited.status_code == 302
+    assert services.campaigns.require("spring-tea").name == "Spring tea"
+    assert services.campaigns.require("spring-tea").version == 2
+
+
+def test_campaign_page_and_minting(app: Flask, services: Services, staff: None) -> None:
+    doc, _ = flagged_campaign(services)
+    client = as_role(app, "marketing")
+    page = client.get("/console/campaigns/tea", headers=EN)
+    assert page.status_code == 200
+    assert page.text.count("<svg") == 3 and "Clicks per hour" in page.text
+    assert page.text.count("No data yet.") == 1  # no fallback pages were shown
+    assert "Budget held" in page.text
+    listing = client.get("/console/campaigns", headers=EN)
+    assert "Tea" in listing.text
+    minted = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "alice", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert minted.status_code == 200
+    poster = re.search(r'id="download-poster" href="([^"]+)"', minted.text)
+    assert poster
+    image = client.get(poster.group(1))
+    assert image.status_code == 200 and image.headers["Content-Type"] == "image/png"
+    services.campaigns.set_platform("tea", "wechat", {"status": "blocked"}, "test")
+    on_wechat = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "bob", "platform": "wechat", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert on_wechat.status_code == 200 and 'id="share-mode"' in on_wechat.text
+    unknown = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "bob", "platform": "myspace", "csrf_token": token(client)},
+    )
+    assert unknown.status_code == 400 and "platform" in field_errors(unknown.text)
+    bad = client.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "no spaces allowed", "csrf_token": token(client)},
+    )
+    assert bad.status_code == 400 and "referrer" in field_errors(bad.text)
+    blocked = client.post(
+        "/console/campaigns/tea/platforms/wechat",
+        data={"status": "blocked", "note": "seen", "csrf_token": token(client)},
+    )
+    assert blocked.status_code == 302
+    assert services.campaigns.require("tea").platforms["wechat"].set_by == (
+        "user:marketing@staff.example.com"
+    )
+    bad_status = client.post(
+        "/console/campaigns/tea/platforms/wechat",
+        data={"status": "maybe", "csrf_token": token(client)},
+    )
+    assert bad_status.status_code == 400
+    assert (
+        client.post(
+            "/console/campaigns/tea/platforms/myspace", data={"csrf_token": token(client)}
+        ).status_code
+        == 404
+    )
+    assert doc["slug"] == "tea"
+
+
+# -- risk --------------------------------------------------------------------------------------------
+
+
+def test_review_queue_filters_and_sorts(app: Flask, services: Services, staff: None) -> None:
+    doc, flag = flagged_campaign(services)
+    low, _ = services.flags.raise_flag(
+        doc["id"], "tea", FlagCandidate("click", "c1", 0.3, ("odd",)), 2.0
+    )
+    client = as_role(app, "risk")
+    page = client.get("/console/flags", headers=EN)
+    assert page.text.index(flag.id) < page.text.index(low.id)
+    assert "2 flags" in page.text
+    high_only = client.get("/console/flags?min_score=0.5", headers=EN)
+    assert flag.id in high_only.text and low.id not in high_only.text
+    clicks = client.get("/console/flags?kind=click&campaign=tea", headers=EN)
+    assert low.id in clicks.text and flag.id not in clicks.text
+    by_amount = client.get("/console/flags?sort=amount", headers=EN)
+    assert by_amount.text.index(flag.id) < by_amount.text.index(low.id)
+    for bad in ("kind=robot", "status=maybe", "min_score=2", "sort=x", "page=0", "colour=red"):
+        assert client.get(f"/console/flags?{bad}").status_code == 400, bad
+    assert client.get("/console/flags?campaign=nope").status_code == 404
+
+
+def test_a_decision_releases_or_claws_back_and_says_so(
+    app: Flask, services: Services, staff: None
+) -> None:
+    doc, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN)
+    assert "8 of 8 clicks suspicious" in page.text and page.text.count("status-held") == 2
+    assert "farmer" in page.text  # the sharer's subtree
+    joins = page.text[page.text.index('id="joins"') :]
+    assert joins.index("p1") < joins.index("p2") and "203.0.113.0/24" in joins
+    empty = client.post(f"/console/flags/{flag.id}/decision", data={"csrf_token": token(client)})
+    assert empty.status_code == 400 and services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "note": "a real fan", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert decided.status_code == 302
+    page = client.get(decided.location, headers=EN)
+    assert "rewards 2 held → credited" in page.text
+    after = services.flags.get(flag.id)
+    assert after and after.status == "legit" and after.decided_by == "user:risk@staff.example.com"
+    assert services.rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]
+    # Decisions are labels for training, like the API's.
+    assert services.flags.decisions(doc["id"])[-1]["note"] == "a real fan"
+    assert services.audit.recent()[0].action == "flag.decide"
+
+
+def test_bulk_decisions(app: Flask, services: Services, staff: None) -> None:
+    doc, flag = flagged_campaign(services)
+    services.conversions.convert(record_click(services, doc, "ring"), "p3")
+    other, _ = services.flags.raise_flag(
+        doc["id"], "tea", FlagCandidate("referrer", "ring", 0.8, ("ring",)), 2.0
+    )
+    client = as_role(app, "risk")
+    none = client.post(
+        "/console/flags/decisions", data={"decision": "fraud", "csrf_token": token(client)}
+    )
+    assert none.status_code == 400
+    unknown = client.post(
+        "/console/flags/decisions",
+        data={"flag": [flag.id, "1-ffffffffff"], "decision": "fraud", "csrf_token": token(client)},
+    )
+    assert unknown.status_code == 404 and services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+    done = client.post(
+        "/console/flags/decisions",
+        data={
+            "flag": [flag.id, other.id],
+            "decision": "fraud",
+            "note": "farm",
+            "back": "/console/flags?status=open",
+            "csrf_token": token(client),
+        },
+        headers=EN,
+    )
+    assert done.status_code == 302 and done.location == "/console/flags?status=open"
+    assert {services.flags.get(i).status for i in (flag.id, other.id)} == {"fraud"}  # type: ignore[union-attr]
+    assert services.rewards.get(doc["id"], "p3")["status"] == "denied"  # type: ignore[index]
+    page = client.get(done.location, headers=EN)
+    assert page.text.count("held → denied") == 2
+
+
+def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
+    doc, _ = flagged_campaign(services)
+    for n in range(60):
+        services.conversions.convert(record_click(services, doc, "p1"), f"c{n:02d}")
+    client = as_role(app, "marketing")
+    top = client.get("/console/campaigns/tea/tree", headers=EN)
+    assert top.status_code == 200 and "p1</a>" in top.text  # the top sharer (credited)
+    node = client.get("/console/campaigns/tea/tree?node=p1", headers=EN)
+    assert "children 1-50 of 60" in node.text and "c49" in node.text and "c50" not in node.text
+    assert "farmer</a>" in node.text  # the ancestors
+    following = client.get("/console/campaigns/tea/tree?node=p1&cursor=50", headers=EN)
+    assert "children 51-60 of 60" in following.text and "c59" in following.text
+    farmer = client.get("/console/campaigns/tea/tree?node=farmer", headers=EN)
+    assert "<details>" in farmer.text and "c04" in farmer.text and "c05" not in farmer.text
+    assert client.get("/console/campaigns/tea/tree?node=nobody").status_code == 404
+    assert client.get("/console/campaigns/tea/tree?node=p1&cursor=-1").status_code == 400
+
+
+# -- language -------------------------------------------------------------------------------------
+
+
+def test_language_follows_the_setting_then_accept_language(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    assert "新建活动" in client.get("/console/campaigns", headers={"Accept-Language": "zh-CN"}).text
+    assert "New campaign" in client.get("/console/campaigns", headers=EN).text
+    client.post("/console/settings", data={"locale": "zh_Hans_CN", "csrf_token": token(client)})
+    assert "新建活动" in client.get("/console/campaigns", headers=EN).text
+    bad = client.post("/console/settings", data={"locale": "xx", "csrf_token": token(client)})
+    assert bad.status_code == 400
+    assert services.users.require(email("marketing")).locale == "zh_Hans_CN"
+
+
+def test_the_open_queue_pages_from_the_index_as_find_would(
+    app: Flask, services: Services, staff: None
+) -> None:
+    doc, first = flagged_campaign(services)
+    other = services.campaigns.create(
+        {"slug": "b", "name": "B", "destination_url": "https://shop.example.com/"}, "t"
+    )
+    for n in range(70):
+        campaign_id, slug = (doc["id"], "tea") if n % 2 else (other.id, "b")
+        services.flags.raise_flag(
+            campaign_id, slug, FlagCandidate("click", f"c{n}", (n % 9) / 10, ("x",)), 2.0
+        )
+    services.flags.decide(first.id, "fraud", "", "t")  # decided: not in the open queue
+    ids = [doc["id"], other.id]
+    expected, total = services.flags.find(ids, status="open", limit=1000)
+    assert total == 70
+    for offset in (0, 50):
+        page, counted = services.flags.open_page(ids, limit=50, offset=offset)
+        assert counted == 70 and page == expected[offset : offset + 50]
+    high, counted = services.flags.open_page(ids, min_score=0.5, limit=50, offset=0)
+    assert counted == len(high) == sum(1 for f in expected if f.score >= 0.5)
+    client = as_role(app, "risk")
+    second = client.get("/console/flags?page=2", headers=EN)
+    assert "70 flags" in second.text and "2 / 2" in second.text
+    assert second.text.count('class="pick"') == 20
