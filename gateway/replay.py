@@ -319,6 +319,9 @@ def replay(
                 "REDIS_URL": store.url(),
                 "REFGATE_SECRET_KEYS": "refgate-replay-key-not-secret-0000",
                 "REFGATE_PUBLIC_URL": "https://replay.refgate.invalid",
+                # Replay scores every logged click: flood limits would hide what a flood is.
+                "REFGATE_RATE_LIMIT_PREFIX": "0",
+                "REFGATE_RATE_LIMIT_TOKEN": "0",
             }
         )
         services: Services = app.extensions["refgate"]

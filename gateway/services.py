@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from detectors.engine import Engine
 from detectors.model import ModelError
 from detectors.networks import default_ranges
+from gateway.admission import Admission
 from gateway.apikeys import ApiKeyService
 from gateway.campaigns import CampaignService
 from gateway.challenge import ChallengeSigner
@@ -23,6 +24,7 @@ from gateway.fonts import FontCatalog
 from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
 from gateway.media import MediaService
+from gateway.metrics import Metrics
 from gateway.models import ModelRegistry
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
@@ -60,6 +62,8 @@ class Services:
     tree: TreeService
     trees: TreeWatch
     models: ModelRegistry
+    metrics: Metrics
+    admission: Admission
     closed: bool = False
 
     @classmethod
@@ -70,7 +74,8 @@ class Services:
         campaigns = CampaignService(
             store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
         )
-        recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"))
+        metrics = Metrics()
+        recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"), metrics=metrics)
         click_store = ClickStore(
             store.url,
             timeout=settings.store_timeout,
@@ -88,6 +93,10 @@ class Services:
             challenges=ChallengeSigner(settings.secret_keys),
             public_url=settings.public_url,
             secure_cookies=settings.secure_cookies,
+            metrics=metrics,
+            rate_limit_prefix=settings.rate_limit_prefix,
+            rate_limit_token=settings.rate_limit_token,
+            log_clicks=settings.click_log,
         )
         flags = FlagService(store.main)
         flagger = Flagger(store.main, campaigns, flags)
@@ -134,6 +143,8 @@ class Services:
             tree=TreeService(store.main),
             trees=trees,
             models=models,
+            metrics=metrics,
+            admission=Admission(settings.max_in_flight, settings.max_in_flight_other),
             store=store,
             codec=codec,
             campaigns=campaigns,
