@@ -42,7 +42,7 @@ def json_logs() -> bool:
     return os.environ.get("REFGATE_LOG_FORMAT", "json").strip().lower() != "text"
 
 
-def use_json(*_: Any) -> None:
+def use_json(_: Any = None) -> None:
     """Give the root logger's and gunicorn's handlers the JSON format (gunicorn hooks call this
     in the master and in each worker; gunicorn's access log stays off, it costs every request)."""
     if not json_logs():
