@@ -53,7 +53,7 @@ class ClickPathMiddleware:
         if path.startswith(PREFIX) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             token = path[len(PREFIX) :]
             if token and "/" not in token:
-                if not admission.enter(admission.click_limit):
+                if not admission.enter(admission.click_limit, admission.click_wait):
                     self._metrics.shed("click")
                     return self.busy(environ)(environ, start_response)
                 started = time.perf_counter()
@@ -66,7 +66,7 @@ class ClickPathMiddleware:
         if path in UNSHED:
             found: Iterable[bytes] = self._next(environ, start_response)
             return found
-        if not admission.enter(admission.other_limit):
+        if not admission.enter(admission.other_limit, admission.other_wait):
             self._metrics.shed("other")
             return self.shed_other(path, environ)(environ, start_response)
         try:

@@ -60,8 +60,9 @@ def gunicorn_options(
         "bind": f"{host}:{port}",
         "workers": workers,
         # Threads, so that admission control (gateway/admission.py) sees concurrent requests
-        # and answers the excess at once; a sync worker would leave them in the listen queue.
-        "worker_class": "gthread",
+        # and how long each queued, and answers the excess at once; a sync worker would leave
+        # them in the listen queue. gthread plus a queue-time stamp (gateway/worker.py).
+        "worker_class": "gateway.worker.RefgateWorker",
         "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,

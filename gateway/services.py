@@ -144,7 +144,9 @@ class Services:
             trees=trees,
             models=models,
             metrics=metrics,
-            admission=Admission(settings.max_in_flight, settings.max_in_flight_other),
+            admission=Admission(
+                settings.max_in_flight, settings.max_in_flight_other, settings.max_queue_wait
+            ),
             store=store,
             codec=codec,
             campaigns=campaigns,

@@ -54,6 +54,9 @@ class Settings:
     #: media) while fewer than ``max_in_flight_other``: those are shed first. Beyond: 503 at once.
     max_in_flight: int = 8
     max_in_flight_other: int = 3
+    #: Seconds a click may have waited in the worker's queue (gunicorn's threaded worker) and
+    #: still be served; other requests get half. Longer waits are shed with 503 at once.
+    max_queue_wait: float = 0.02
     #: Flood limits, clicks per minute per campaign: from one network prefix (/24, /48) and on
     #: one sharer's link. Counted by click.lua in the click's own round trip; 0 turns one off.
     rate_limit_prefix: int = 1200
@@ -162,6 +165,8 @@ class Settings:
             font_dirs=font_dirs,
             max_in_flight=max_in_flight,
             max_in_flight_other=max_other,
+            max_queue_wait=_parse_int(env, "REFGATE_MAX_QUEUE_MS", 20, minimum=1, maximum=60_000)
+            / 1000,
             rate_limit_prefix=_parse_int(
                 env, "REFGATE_RATE_LIMIT_PREFIX", 1200, minimum=0, maximum=10_000_000
             ),

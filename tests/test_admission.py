@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.admission import Admission
+from gateway.admission import Admission, set_queue_wait
 from gateway.settings import Settings, SettingsError
 from gateway.store import keys
 from tests.conftest import BROWSER, bearer, make_app, services_of
@@ -41,6 +41,7 @@ def test_admission_counts_and_refuses_without_waiting() -> None:
         ({"REFGATE_RATE_LIMIT_PREFIX": "-1"}, "REFGATE_RATE_LIMIT_PREFIX"),
         ({"REFGATE_RATE_LIMIT_TOKEN": "1.5"}, "REFGATE_RATE_LIMIT_TOKEN"),
         ({"REFGATE_CLICK_LOG": "perhaps"}, "REFGATE_CLICK_LOG"),
+        ({"REFGATE_MAX_QUEUE_MS": "0"}, "REFGATE_MAX_QUEUE_MS"),
     ],
 )
 def test_bad_overload_settings_name_the_variable(
@@ -54,6 +55,7 @@ def test_bad_overload_settings_name_the_variable(
 def test_overload_settings_defaults_and_values(tmp_path: Path) -> None:
     settings = Settings.from_env({"REFGATE_DATA_DIR": str(tmp_path)})
     assert (settings.max_in_flight, settings.max_in_flight_other) == (8, 3)
+    assert settings.max_queue_wait == 0.02
     settings = Settings.from_env(
         {
             "REFGATE_DATA_DIR": str(tmp_path),
@@ -107,6 +109,25 @@ def test_overload_sheds_api_before_clicks_and_never_probes(
     assert admission.in_flight == 0  # every admitted request left
     assert metric(client, 'refgate_shed_requests_total{kind="click"}') == 5
     assert metric(client, 'refgate_shed_requests_total{kind="other"}') == 2
+
+
+def test_requests_that_queued_too_long_are_shed(
+    app: Flask, client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    """The worker (gateway/worker.py) says how long a request waited for a thread."""
+    token = link["token"]
+    try:
+        set_queue_wait(0.015)  # over the API's 10 ms, under the click path's 20 ms
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+        assert client.get("/api/v1/campaigns", headers=admin).status_code == 503
+        set_queue_wait(0.025)
+        shed = client.get(f"/s/{token}", headers=BROWSER)
+        assert shed.status_code == 503 and shed.headers["Retry-After"] == "2"
+        assert client.get("/readyz").status_code == 200
+    finally:
+        set_queue_wait(0.0)
+    assert client.get("/api/v1/campaigns", headers=admin).status_code == 200
+    assert services_of(app).admission.in_flight == 0
 
 
 @pytest.fixture
