@@ -94,7 +94,7 @@ def seed(env: Environment, links: int = 1) -> list[str]:
 
 @contextmanager
 def gunicorn(
-    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync"
+    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync", threads: int = 1
 ) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
@@ -103,6 +103,7 @@ def gunicorn(
             "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers),
             "--worker-class", worker_class,
+            "--threads", str(threads),
             "--log-level", "warning",
             "--backlog", "2048",
             "--no-control-socket",

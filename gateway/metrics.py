@@ -51,7 +51,8 @@ class Metrics:
         )
         self._shed = Counter(
             "refgate_shed_requests",
-            "Requests refused: 'click' and 'other' by admission control (503), "
+            "Requests refused: 'click' and 'other' by admission control (503), 'door' by the "
+            "worker when its queue is full (503, not parsed), "
             "'prefix' and 'token' by the flood limits (429).",
             ["kind"],
             registry=reg,
@@ -74,7 +75,7 @@ class Metrics:
         )
         self._click_children: dict[tuple[str, str, str], Any] = {}
         self._shed_children = {
-            k: self._shed.labels(k) for k in ("click", "other", "prefix", "token")
+            k: self._shed.labels(k) for k in ("click", "other", "door", "prefix", "token")
         }
         self._error_children = {
             k: self._store_errors.labels(k) for k in ("click", "load", "record", "drain", "api")

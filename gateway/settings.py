@@ -52,11 +52,14 @@ class Settings:
     #: Admission control, per worker process: requests handled at once. Clicks are admitted
     #: while fewer than ``max_in_flight`` requests are in flight, everything else (API, console,
     #: media) while fewer than ``max_in_flight_other``: those are shed first. Beyond: 503 at once.
-    max_in_flight: int = 8
-    max_in_flight_other: int = 3
+    max_in_flight: int = 4
+    max_in_flight_other: int = 2
     #: Seconds a click may have waited in the worker's queue (gunicorn's threaded worker) and
     #: still be served; other requests get half. Longer waits are shed with 503 at once.
-    max_queue_wait: float = 0.02
+    max_queue_wait: float = 0.03
+    #: Requests waiting for a thread in a worker beyond which it refuses new ones at the door,
+    #: unparsed (gateway/worker.py); 0 turns that off.
+    door_queue: int = 4
     #: Flood limits, clicks per minute per campaign: from one network prefix (/24, /48) and on
     #: one sharer's link. Counted by click.lua in the click's own round trip; 0 turns one off.
     rate_limit_prefix: int = 1200
@@ -140,9 +143,9 @@ class Settings:
         missing = [str(d) for d in font_dirs if not d.is_dir()]
         if missing:
             raise SettingsError("REFGATE_FONT_DIRS", f"not a directory: {missing[0]}")
-        max_in_flight = _parse_int(env, "REFGATE_MAX_IN_FLIGHT", 8, minimum=1, maximum=1024)
+        max_in_flight = _parse_int(env, "REFGATE_MAX_IN_FLIGHT", 4, minimum=1, maximum=1024)
         max_other = _parse_int(
-            env, "REFGATE_MAX_IN_FLIGHT_OTHER", min(3, max_in_flight), minimum=1, maximum=1024
+            env, "REFGATE_MAX_IN_FLIGHT_OTHER", min(2, max_in_flight), minimum=1, maximum=1024
         )
         if max_other > max_in_flight:
             raise SettingsError(
@@ -165,7 +168,8 @@ class Settings:
             font_dirs=font_dirs,
             max_in_flight=max_in_flight,
             max_in_flight_other=max_other,
-            max_queue_wait=_parse_int(env, "REFGATE_MAX_QUEUE_MS", 20, minimum=1, maximum=60_000)
+            door_queue=_parse_int(env, "REFGATE_DOOR_QUEUE", 4, minimum=0, maximum=100_000),
+            max_queue_wait=_parse_int(env, "REFGATE_MAX_QUEUE_MS", 30, minimum=1, maximum=60_000)
             / 1000,
             rate_limit_prefix=_parse_int(
                 env, "REFGATE_RATE_LIMIT_PREFIX", 1200, minimum=0, maximum=10_000_000

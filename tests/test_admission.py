@@ -54,8 +54,8 @@ def test_bad_overload_settings_name_the_variable(
 
 def test_overload_settings_defaults_and_values(tmp_path: Path) -> None:
     settings = Settings.from_env({"REFGATE_DATA_DIR": str(tmp_path)})
-    assert (settings.max_in_flight, settings.max_in_flight_other) == (8, 3)
-    assert settings.max_queue_wait == 0.02
+    assert (settings.max_in_flight, settings.max_in_flight_other) == (4, 2)
+    assert settings.max_queue_wait == 0.03
     settings = Settings.from_env(
         {
             "REFGATE_DATA_DIR": str(tmp_path),
@@ -78,9 +78,9 @@ def test_overload_sheds_api_before_clicks_and_never_probes(
     app: Flask, client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
 ) -> None:
     admission = services_of(app).admission
-    assert (admission.click_limit, admission.other_limit) == (8, 3)
+    assert (admission.click_limit, admission.other_limit) == (4, 2)
     token = link["token"]
-    admission.in_flight = admission.other_limit  # as if three requests were being served
+    admission.in_flight = admission.other_limit  # as if two requests were being served
     try:
         assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
         api = client.get("/api/v1/campaigns", headers=admin)
@@ -117,10 +117,10 @@ def test_requests_that_queued_too_long_are_shed(
     """The worker (gateway/worker.py) says how long a request waited for a thread."""
     token = link["token"]
     try:
-        set_queue_wait(0.015)  # over the API's 10 ms, under the click path's 20 ms
+        set_queue_wait(0.02)  # over the API's 15 ms, under the click path's 30 ms
         assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
         assert client.get("/api/v1/campaigns", headers=admin).status_code == 503
-        set_queue_wait(0.025)
+        set_queue_wait(0.035)
         shed = client.get(f"/s/{token}", headers=BROWSER)
         assert shed.status_code == 503 and shed.headers["Retry-After"] == "2"
         assert client.get("/readyz").status_code == 200
