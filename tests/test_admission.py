@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,30 @@ def test_metrics_are_prometheus_text(
     assert "refgate_events_drained_total 0.0" in text
     assert 'refgate_store_errors_total{where="click"} 0.0' in text
     assert metric(client, "refgate_click_seconds_count") == 1
+
+
+def test_json_log_lines_carry_the_click_id(
+    app: Flask, client: FlaskClient, link: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from gateway.logs import JsonFormatter
+
+    services_of(app).gateway.log_clicks = True
+    with caplog.at_level(logging.INFO, logger="refgate.clicks"):
+        response = client.get(f"/s/{link['token']}", headers=BROWSER)
+    click_id = response.headers["Location"].rsplit("rg_click=", 1)[1]
+    records = [r for r in caplog.records if r.name == "refgate.clicks"]
+    assert len(records) == 1
+    line = json.loads(JsonFormatter().format(records[0]))
+    assert line["click_id"] == click_id
+    assert line["msg"] == "click" and line["level"] == "info"
+    assert {"campaign", "decision", "outcome", "platform", "scored", "ts", "pid"} <= set(line)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    assert "RuntimeError: boom" in json.loads(JsonFormatter().format(record))["exc"]
