@@ -35,6 +35,7 @@ from gateway.sharelinks import ShareLinkService
 from gateway.signals import IpHasher, SignalGatherer
 from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
+from gateway.store.persistence import warn_about_persistence
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
 
@@ -69,6 +70,8 @@ class Services:
     @classmethod
     def open(cls, settings: Settings, render: PageRenderer, *, run_jobs: bool = True) -> Services:
         store = open_store(settings)
+        if not store.is_cluster:
+            warn_about_persistence(store.main)
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(

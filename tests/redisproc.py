@@ -82,5 +82,9 @@ class RedisProcess:
             self.process.kill()
         else:
             self.process.terminate()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
         self.process = None

@@ -18,6 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate
+from gateway.store.embedded import EmbeddedRedis
+from gateway.store.persistence import persistence_problem
 from tests.conftest import bearer, make_app, services_of
 from tests.redisproc import RedisProcess
 from tests.test_conversions import convert, record_click, setup_campaign
@@ -91,3 +93,17 @@ def test_tree_ledger_and_flags_survive_a_restart(
         assert snapshot(client, admin)["rewards"] == before["rewards"]
     finally:
         services.close()
+
+
+def test_persistence_is_checked(
+    embedded_server: EmbeddedRedis, durable: tuple[RedisProcess, bool]
+) -> None:
+    process, _ = durable
+    assert persistence_problem(redis.Redis.from_url(process.url)) is None
+    # The embedded store keeps an append-only file too.
+    embedded = redis.Redis.from_url(embedded_server.url())
+    assert embedded.config_get("appendonly")["appendonly"] == "yes"
+    assert persistence_problem(embedded) is None
+    plain = redis.Redis.from_url(process.url)
+    plain.config_set("appendfsync", "no")
+    assert "appendfsync is 'no'" in (persistence_problem(plain) or "")
