@@ -320,6 +320,24 @@ def throughput(base: str, paths: list[str], seconds: int, connections: int) -> W
     )
 
 
+def unscored_share(base: str) -> str:
+    """From the gateway's own /metrics: clicks served without the store (a starved machine makes
+    the 250 ms store timeout trip, then the breaker skips the store for a second); they are
+    cheaper than scored ones, so the figure says how many there were."""
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(("refgate_clicks_total{", "refgate_clicks_unscored_total ")):
+            name = line.split("{", 1)[0].split(" ", 1)[0]
+            values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    clicks = values.get("refgate_clicks_total", 0.0)
+    unscored = values.get("refgate_clicks_unscored_total", 0.0)
+    return f"  unscored {unscored:.0f} of {clicks:.0f} clicks"
+
+
 # -- metrics cost ----------------------------------------------------------------------------
 
 
@@ -381,11 +399,13 @@ def main() -> None:
                 for name, spec in (("bare", BARE), ("gateway", GATEWAY)):
                     with gunicorn(spec, capacity_env, args.workers, WORKER, threads) as base:
                         result = throughput(base, paths, args.seconds, args.connections)
+                        unscored = unscored_share(base) if name == "gateway" else ""
                     results[name].append(result)
                     print(
                         f"round {round_number + 1} {name:8s} {result.requests_per_second:8.0f} "
                         f"req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  "
-                        f"non-2xx/3xx {result.non_2xx_3xx}  errors {result.errors}  {loadavg()}",
+                        f"non-2xx/3xx {result.non_2xx_3xx}  errors {result.errors}  {loadavg()}"
+                        f"{unscored}",
                         flush=True,
                     )
             bare = median([r.requests_per_second for r in results["bare"]])

@@ -247,6 +247,8 @@ class ClickGateway:
         self._recorder.record(_event(click, outcome))
         decision = click.verdict.decision.value
         self.metrics.click(decision, click.client.platform.key, outcome)
+        if not history.available:
+            self.metrics.unscored.inc()
         if self.log_clicks:
             click_log.info(
                 "click",

@@ -57,6 +57,11 @@ class Metrics:
             ["kind"],
             registry=reg,
         )
+        self.unscored = Counter(
+            "refgate_clicks_unscored",
+            "Clicks answered without the store (outage, timeout or open breaker): no credit.",
+            registry=reg,
+        )
         self.spooled = Counter(
             "refgate_events_spooled", "Click events written to the local spool.", registry=reg
         )

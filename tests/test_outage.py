@@ -71,6 +71,7 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
         assert response.headers["Retry-After"]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "refgate_events_spooled_total 5.0" in metrics
+    assert "refgate_clicks_unscored_total 5.0" in metrics
     assert "refgate_spool_depth 5.0" in metrics
     assert 'refgate_store_errors_total{where="api"} 2.0' in metrics
 
