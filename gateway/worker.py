@@ -62,6 +62,8 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
     def _shed(self, conn: Any) -> bool:
         """Answer 503 and close, if the request has arrived (else the thread pool waits for it:
         closing a connection before its request arrives would reset it)."""
+        if self.cfg.is_ssl:
+            return False  # TLS bytes cannot be answered unparsed (refgate sits behind a proxy)
         if conn.parser is not None and conn.parser.unreader.buf.getvalue():
             return False  # gunicorn read ahead into this request: let it finish parsing
         try:
