@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from prometheus_client import Counter
+from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Seconds; the click path answers in a few milliseconds, a slow store shows from 100 ms up.
@@ -125,11 +122,6 @@ class Metrics:
         extra = CollectorRegistry()
         extra.register(SpoolDepth())
         return generate_latest(source) + generate_latest(extra), CONTENT_TYPE_LATEST
-
-
-def counter_value(counter: Counter) -> float:
-    """A label-less counter's value in this process (tests)."""
-    return float(counter._value.get())
 
 
 def mark_process_dead(pid: int) -> None:
