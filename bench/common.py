@@ -155,7 +155,10 @@ def wrk(
             "end\n"
             "request = function()\n"
             "  return wrk.format('GET', paths[math.random(#paths)],\n"
-            "    {['X-Forwarded-For'] = ips[math.random(#ips)]})\n"
+            # A headers table replaces wrk's -H headers: the browser's go in it too (without a
+            # User-Agent the gateway answers a link preview, not a click).
+            "    {['X-Forwarded-For'] = ips[math.random(#ips)],\n"
+            f"     ['User-Agent'] = '{BROWSER_UA}', ['Accept-Language'] = 'zh-CN,zh;q=0.9'}})\n"
             "end\n"
         )
     output = subprocess.run(

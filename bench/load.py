@@ -224,7 +224,9 @@ function init(args) counts = {} end
 function delay() return spacing * (0.5 + math.random()) end
 request = function()
   local ip = ips[math.random(#ips)]
-  return wrk.format('GET', paths[math.random(#paths)], {['X-Forwarded-For'] = ip})
+  -- a headers table replaces wrk's -H headers: the browser's go here too
+  return wrk.format('GET', paths[math.random(#paths)], {['X-Forwarded-For'] = ip,
+    ['User-Agent'] = '%(ua)s', ['Accept-Language'] = 'zh-CN,zh;q=0.9'})
 end
 response = function(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
 function done(summary, latency, requests)
@@ -255,6 +257,7 @@ def wrk_paced(
                 "paths": ",".join(f'"{p}"' for p in paths),
                 "spacing": spacing_ms,
                 "seed": random.randrange(1 << 30),
+                "ua": BROWSER_UA,
             }
         )
     output = subprocess.run(
