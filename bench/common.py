@@ -94,7 +94,7 @@ def seed(env: Environment, links: int = 1) -> list[str]:
 
 @contextmanager
 def gunicorn(
-    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync"
+    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync", threads: int = 1
 ) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
@@ -103,6 +103,7 @@ def gunicorn(
             "--bind", f"127.0.0.1:{port}",
             "--workers", str(workers),
             "--worker-class", worker_class,
+            "--threads", str(threads),
             "--log-level", "warning",
             "--backlog", "2048",
             "--no-control-socket",
@@ -154,7 +155,10 @@ def wrk(
             "end\n"
             "request = function()\n"
             "  return wrk.format('GET', paths[math.random(#paths)],\n"
-            "    {['X-Forwarded-For'] = ips[math.random(#ips)]})\n"
+            # A headers table replaces wrk's -H headers: the browser's go in it too (without a
+            # User-Agent the gateway answers a link preview, not a click).
+            "    {['X-Forwarded-For'] = ips[math.random(#ips)],\n"
+            f"     ['User-Agent'] = '{BROWSER_UA}', ['Accept-Language'] = 'zh-CN,zh;q=0.9'}})\n"
             "end\n"
         )
     output = subprocess.run(

@@ -56,7 +56,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     services = Services.open(settings, FlaskPageRenderer(app), run_jobs=not app.testing)
     services.install(app)
     # Outermost first: the client address is fixed before the click path reads it.
-    app.wsgi_app = ClickPathMiddleware(app.wsgi_app, services.gateway)  # type: ignore[method-assign]
+    app.wsgi_app = ClickPathMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, services.gateway, services.admission, services.metrics
+    )
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies

@@ -63,7 +63,7 @@ def _services() -> Services:
     default=lambda: default_workers(),
     show_default="2 x CPU count",
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes (sync workers wait on the store, so more than the cores).",
+    help="gunicorn worker processes (threaded; each admits REFGATE_MAX_IN_FLIGHT requests).",
 )
 @click.option("--demo", is_flag=True, help="Seed a demo campaign and print URLs to try.")
 def serve(host: str, port: int, workers: int, demo: bool) -> None:

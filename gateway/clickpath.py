@@ -28,12 +28,15 @@ from gateway.challenge import ChallengeSigner
 from gateway.clickcall import click_call, parse_history
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
+from gateway.metrics import Metrics
 from gateway.platforms import ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
 from gateway.store.clickstore import ClickStore
 
 log = logging.getLogger(__name__)
+#: One line per click when REFGATE_CLICK_LOG is set (JSON under refgate serve).
+click_log = logging.getLogger("refgate.clicks")
 
 CLICK_PARAM = "rg_click"
 NO_STORE = ("Cache-Control", "no-store")
@@ -44,6 +47,7 @@ STATUS_LINES = {
     403: "403 Forbidden",
     404: "404 Not Found",
     410: "410 Gone",
+    429: "429 Too Many Requests",
     503: "503 Service Unavailable",
 }
 
@@ -134,6 +138,10 @@ class ClickGateway:
         challenges: ChallengeSigner,
         public_url: str,
         secure_cookies: bool,
+        metrics: Metrics | None = None,
+        rate_limit_prefix: int = 0,
+        rate_limit_token: int = 0,
+        log_clicks: bool = False,
     ) -> None:
         self._codec = codec
         self._campaigns = campaigns
@@ -147,6 +155,12 @@ class ClickGateway:
         self._share_base = public_url + "/s/"
         self._secure = secure_cookies
         self.breaker = Breaker()
+        self.metrics = metrics or Metrics()
+        #: Flood limits: clicks per minute per campaign from one network prefix and on one
+        #: sharer's link, as counted by click.lua in the click's own round trip (0: no limit).
+        self.rate_limit_prefix = rate_limit_prefix
+        self.rate_limit_token = rate_limit_token
+        self.log_clicks = log_clicks
         #: The fallback ladder: the first responder that answers wins. Order matters.
         self.ladder: Sequence[Responder] = (
             respond_gone,
@@ -188,7 +202,14 @@ class ClickGateway:
             )
 
         signals = self._gatherer.gather(environ, link, now, client)
-        history, generation = self._history(signals)
+        cid = click_id(link)
+        history, generation = self._history(signals, cid)
+        if history.available:
+            flood = self._flood(history)
+            if flood is not None:
+                # Abusive floods are refused before scoring and never recorded as clicks.
+                self.metrics.shed(flood)
+                return self.too_many(environ)
         # The round trip reloads the campaign if it changed (paused, edited): use what it found.
         view = self._campaigns.cached_view(link.campaign_id) or view
         state = link_state(view, link, now)
@@ -199,7 +220,7 @@ class ClickGateway:
         )
 
         click = Click(
-            click_id(link),
+            cid,
             now,
             link,
             view,
@@ -224,7 +245,32 @@ class ClickGateway:
                 ("Set-Cookie", visitor_cookie(signals.visitor_id, self._secure))
             )
         self._recorder.record(_event(click, outcome))
+        decision = click.verdict.decision.value
+        self.metrics.click(decision, click.client.platform.key, outcome)
+        if not history.available:
+            self.metrics.unscored.inc()
+        if self.log_clicks:
+            click_log.info(
+                "click",
+                extra={
+                    "click_id": cid,
+                    "campaign": view.campaign.slug,
+                    "decision": decision,
+                    "outcome": outcome,
+                    "platform": click.client.platform.key,
+                    "scored": history.available,
+                },
+            )
         return response
+
+    def _flood(self, history: History) -> str | None:
+        limit = self.rate_limit_prefix
+        if limit and history.prefix_1m > limit:
+            return "prefix"
+        limit = self.rate_limit_token
+        if limit and history.referrer_1m > limit:
+            return "token"
+        return None
 
     # -- the store -------------------------------------------------------------------------------
 
@@ -236,10 +282,11 @@ class ClickGateway:
             return self._campaigns.load_view(campaign_id, self._redis)
         except RedisError as exc:
             log.warning("store unavailable loading campaign %s: %s", campaign_id, exc)
+            self.metrics.store_error("load")
             self.breaker.trip()
             raise StoreUnavailable from exc
 
-    def _history(self, signals: ClickInput) -> tuple[History, int | None]:
+    def _history(self, signals: ClickInput, cid: str = "") -> tuple[History, int | None]:
         """The click's one round trip: its history, and the waiting events of this campaign
         carried along. A changed campaign (paused, edited) is reloaded: rare, one more trip."""
         campaign_id = signals.campaign_id
@@ -255,7 +302,8 @@ class ClickGateway:
             if int(reply[0]) != self._campaigns.cached_version(campaign_id):
                 self._campaigns.load_view(campaign_id, self._redis)
         except RedisError as exc:
-            log.warning("store unavailable on the click path: %s", exc)
+            log.warning("store unavailable on the click path: %s", exc, extra={"click_id": cid})
+            self.metrics.store_error("click")
             self.breaker.trip()
             recorder.put_back(carried)
             return History(available=False), None
@@ -281,6 +329,12 @@ class ClickGateway:
     def busy(self, environ: Environ, retry_after: int = 5) -> Answer:
         answer = self.page(environ, 503, "busy.html")
         answer.headers.append(("Retry-After", str(retry_after)))
+        return answer
+
+    def too_many(self, environ: Environ) -> Answer:
+        """A flood limit was hit: the busy page with 429; the minute's counters reset soon."""
+        answer = self.page(environ, 429, "busy.html")
+        answer.headers.append(("Retry-After", "60"))
         return answer
 
 

@@ -11,31 +11,101 @@ click path renders, still goes through Flask. The Flask route for ``/s/<token>``
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from flask import Flask, render_template
 
+from gateway.admission import RETRY_AFTER, Admission
 from gateway.clickpath import Answer, ClickGateway, Environ, StartResponse
+from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/s/"
+#: Never shed: probes and scrapes are cheap, and a load balancer must see the truth.
+UNSHED = frozenset({"/healthz", "/readyz", "/metrics"})
+#: Busy pages rendered per Accept-Language header, at most this many kept per worker.
+BUSY_CACHE = 64
 
 
 class ClickPathMiddleware:
-    def __init__(self, flask_wsgi: Any, gateway: ClickGateway) -> None:
+    """Admission control for every request, then the click path ahead of Flask."""
+
+    def __init__(
+        self,
+        flask_wsgi: Any,
+        gateway: ClickGateway,
+        admission: Admission | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._next = flask_wsgi
         self._gateway = gateway
+        self.admission = admission or Admission(1 << 30, 1 << 30)
+        self._metrics = metrics or gateway.metrics
+        self._busy: dict[str, Answer] = {}
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
+        admission = self.admission
         if path.startswith(PREFIX) and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             token = path[len(PREFIX) :]
             if token and "/" not in token:
-                return serve_click(self._gateway, token, environ)(environ, start_response)
-        answer: Iterable[bytes] = self._next(environ, start_response)
+                if not admission.enter(admission.click_limit, admission.click_wait):
+                    self._metrics.shed("click")
+                    return self.busy(environ)(environ, start_response)
+                started = time.perf_counter()
+                try:
+                    answer = serve_click(self._gateway, token, environ)
+                finally:
+                    admission.leave()
+                self._metrics.latency.observe(time.perf_counter() - started)
+                return answer(environ, start_response)
+        if path in UNSHED:
+            found: Iterable[bytes] = self._next(environ, start_response)
+            return found
+        if not admission.enter(admission.other_limit, admission.other_wait):
+            self._metrics.shed("other")
+            return self.shed_other(path, environ)(environ, start_response)
+        try:
+            # Counted until the app returns its body; media bodies are bytes already.
+            found = self._next(environ, start_response)
+        finally:
+            admission.leave()
+        return found
+
+    def busy(self, environ: Environ) -> Answer:
+        """The busy page with 503 and Retry-After, rendered once per language and kept: a shed
+        request must cost next to nothing."""
+        language = environ.get("HTTP_ACCEPT_LANGUAGE", "")[:64]
+        answer = self._busy.get(language)
+        if answer is None:
+            try:
+                answer = self._gateway.busy(environ, RETRY_AFTER)
+            except Exception:
+                log.exception("busy page failed")
+                return _PLAIN_BUSY
+            if len(self._busy) < BUSY_CACHE:
+                self._busy[language] = answer
         return answer
+
+    def shed_other(self, path: str, environ: Environ) -> Answer:
+        if path.startswith("/api/"):
+            return _API_BUSY
+        return self.busy(environ)
+
+
+_RETRY = ("Retry-After", str(RETRY_AFTER))
+_PLAIN_BUSY = Answer(503, [("Content-Type", "text/plain"), _RETRY], b"busy, try again")
+_API_BUSY = Answer(
+    503,
+    [("Content-Type", "application/json"), ("Cache-Control", "no-store"), _RETRY],
+    orjson.dumps(
+        {"error": "overloaded", "message": "refgate is shedding load; retry after a moment"}
+    ),
+)
 
 
 def serve_click(gateway: ClickGateway, token: str, environ: Environ) -> Answer:

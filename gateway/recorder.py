@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from gateway.clickcall import click_call
 from gateway.events import ClickEvent
+from gateway.metrics import Metrics
 from gateway.store import keys, scripts
 from gateway.store.scripts import execute_with_scripts
 
@@ -146,9 +147,11 @@ class EventRecorder:
         retention_seconds: int = 90 * 86400,
         flush_after: float = 0.05,
         drain_interval: float = 2.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._redis = client
         self.spool = spool
+        self.metrics = metrics or Metrics()
         self.click_ttl = click_ttl
         self._retention_ms = retention_seconds * 1000
         self._flush_after = flush_after
@@ -206,7 +209,9 @@ class EventRecorder:
         while not self._stopping.wait(self._flush_after):
             try:
                 self.flush()
-                if self.store_ok and time.monotonic() - self._last_drain >= self._drain_interval:
+                # Also while the store seems down: events carried by clicks may be all that
+                # reaches it, so a successful drain is what notices that it is back.
+                if time.monotonic() - self._last_drain >= self._drain_interval:
                     self.drain()
             except Exception:  # the recorder thread must outlive any one bad batch
                 log.exception("event recorder iteration failed")
@@ -231,8 +236,10 @@ class EventRecorder:
             if self.store_ok:
                 log.warning("store unavailable, spooling click events: %s", exc)
             self.store_ok = False
+            self.metrics.store_error("record")
             self.spool.append(batch)
             self.spooled += len(batch)
+            self.metrics.spooled.inc(len(batch))
             return
         self.store_ok = True
 
@@ -277,11 +284,15 @@ class EventRecorder:
                     with self._write_lock:
                         delivered += self.write(batch)
                     self.drained += len(batch)
+                    self.metrics.drained.inc(len(batch))
             except (RedisError, OSError) as exc:
-                log.warning("spool drain interrupted, will retry %s: %s", path.name, exc)
+                if self.store_ok:
+                    log.warning("spool drain interrupted, will retry %s: %s", path.name, exc)
+                self.metrics.store_error("drain")
                 self.store_ok = False
                 break
             path.unlink(missing_ok=True)
+            self.store_ok = True
         return delivered
 
     def close(self) -> None:

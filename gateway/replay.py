@@ -108,6 +108,9 @@ class Replayer:
         # Pages are not looked at in a replay: skip rendering them (the answer's status and the
         # recorded outcome are decided before any page is drawn).
         services.gateway.render = lambda environ, template, **context: ""
+        # Every logged click is scored: flood limits (429, not recorded) would hide the floods
+        # that replay and training are there to see.
+        services.gateway.rate_limit_prefix = services.gateway.rate_limit_token = 0
         recorder = services.recorder
         original = recorder.record
 
@@ -321,6 +324,9 @@ def replay(
                 "REFGATE_PUBLIC_URL": "https://replay.refgate.invalid",
                 # Offline, a slow answer is only slow: never score a click as in an outage.
                 "REFGATE_STORE_TIMEOUT": "10",
+                # Replay scores every logged click: flood limits would hide what a flood is.
+                "REFGATE_RATE_LIMIT_PREFIX": "0",
+                "REFGATE_RATE_LIMIT_TOKEN": "0",
             }
         )
         services: Services = app.extensions["refgate"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from gateway import logs
+from gateway.metrics import MULTIPROC_ENV, mark_process_dead
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedRedis
 
@@ -39,12 +42,28 @@ def worker_exit(server: Any, worker: Any) -> None:
         services.close()
 
 
-def gunicorn_options(host: str, port: int, workers: int, data_dir: Path) -> dict[str, Any]:
+def child_exit(server: Any, worker: Any) -> None:
+    mark_process_dead(worker.pid)
+
+
+def worker_threads(max_in_flight: int) -> int:
+    """Threads per worker: the admitted requests plus a few that only answer sheds, so a shed is
+    decided at once instead of waiting for a busy thread."""
+    return max_in_flight + 4
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, data_dir: Path, threads: int = 12
+) -> dict[str, Any]:
     control = data_dir / "gunicorn.ctl"
     return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "sync",
+        # Threads, so that admission control (gateway/admission.py) sees concurrent requests
+        # and how long each queued, and answers the excess at once; a sync worker would leave
+        # them in the listen queue. gthread plus a queue-time stamp (gateway/worker.py).
+        "worker_class": "gateway.worker.RefgateWorker",
+        "threads": threads,
         "timeout": 30,
         "graceful_timeout": 10,
         "keepalive": 2,
@@ -52,6 +71,9 @@ def gunicorn_options(host: str, port: int, workers: int, data_dir: Path) -> dict
         "errorlog": "-",
         "loglevel": "info",
         "worker_exit": worker_exit,
+        "child_exit": child_exit,
+        "when_ready": logs.use_json,
+        "post_worker_init": logs.use_json,
         "proc_name": "refgate",
         # gunicornc's control socket, one per data dir (the default is one per user, shared by
         # every gunicorn); off when the path is too long for a unix socket.
@@ -66,6 +88,13 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
     # Links printed and minted must point at where this server listens, unless configured.
     if not os.environ.get("REFGATE_PUBLIC_URL"):
         os.environ["REFGATE_PUBLIC_URL"] = f"http://{host}:{port}"
+    # Metrics of every worker, added up at /metrics; set before anything imports
+    # prometheus-client. Counters start from zero with each server (the files are cleared).
+    if not os.environ.get(MULTIPROC_ENV):
+        metrics_dir = settings.data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
     embedded = EmbeddedRedis(settings.data_dir) if settings.embedded_store else None
     if embedded is not None:
         embedded.ensure_running()
@@ -73,7 +102,10 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
     try:
         if demo:
             _seed_demo()
-        GatewayServer(gunicorn_options(host, port, workers, settings.data_dir)).run()
+        options = gunicorn_options(
+            host, port, workers, settings.data_dir, worker_threads(settings.max_in_flight)
+        )
+        GatewayServer(options).run()
     finally:
         if embedded is not None:
             embedded.stop()

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from detectors.engine import Engine
 from detectors.model import ModelError
 from detectors.networks import default_ranges
+from gateway.admission import Admission
 from gateway.apikeys import ApiKeyService
 from gateway.audit import AuditLog
 from gateway.campaigns import CampaignService
@@ -24,6 +25,7 @@ from gateway.fonts import FontCatalog
 from gateway.jobs import Job, Scheduler
 from gateway.links import LinkCodec
 from gateway.media import MediaService
+from gateway.metrics import Metrics
 from gateway.models import ModelRegistry
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
@@ -34,6 +36,7 @@ from gateway.sharelinks import ShareLinkService
 from gateway.signals import IpHasher, SignalGatherer
 from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
+from gateway.store.persistence import warn_about_persistence
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
 from gateway.users import LoginThrottle, UserService
@@ -66,17 +69,22 @@ class Services:
     users: UserService
     logins: LoginThrottle
     audit: AuditLog
+    metrics: Metrics
+    admission: Admission
     closed: bool = False
 
     @classmethod
     def open(cls, settings: Settings, render: PageRenderer, *, run_jobs: bool = True) -> Services:
         store = open_store(settings)
+        if not store.is_cluster:
+            warn_about_persistence(store.main)
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(
             store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
         )
-        recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"))
+        metrics = Metrics()
+        recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"), metrics=metrics)
         click_store = ClickStore(
             store.url,
             timeout=settings.store_timeout,
@@ -94,6 +102,10 @@ class Services:
             challenges=ChallengeSigner(settings.secret_keys),
             public_url=settings.public_url,
             secure_cookies=settings.secure_cookies,
+            metrics=metrics,
+            rate_limit_prefix=settings.rate_limit_prefix,
+            rate_limit_token=settings.rate_limit_token,
+            log_clicks=settings.click_log,
         )
         flags = FlagService(store.main)
         flagger = Flagger(store.main, campaigns, flags)
@@ -140,6 +152,10 @@ class Services:
             tree=TreeService(store.main),
             trees=trees,
             models=models,
+            metrics=metrics,
+            admission=Admission(
+                settings.max_in_flight, settings.max_in_flight_other, settings.max_queue_wait
+            ),
             store=store,
             codec=codec,
             campaigns=campaigns,

@@ -49,6 +49,23 @@ class Settings:
     store_timeout: float = 0.25
     #: Where poster fonts are looked for; empty means the system's font directories.
     font_dirs: tuple[Path, ...] = ()
+    #: Admission control, per worker process: requests handled at once. Clicks are admitted
+    #: while fewer than ``max_in_flight`` requests are in flight, everything else (API, console,
+    #: media) while fewer than ``max_in_flight_other``: those are shed first. Beyond: 503 at once.
+    max_in_flight: int = 4
+    max_in_flight_other: int = 2
+    #: Seconds a click may have waited in the worker's queue (gunicorn's threaded worker) and
+    #: still be served; other requests get half. Longer waits are shed with 503 at once.
+    max_queue_wait: float = 0.03
+    #: Requests waiting for a thread in a worker beyond which it refuses new ones at the door,
+    #: unparsed (gateway/worker.py); 0 turns that off.
+    door_queue: int = 4
+    #: Flood limits, clicks per minute per campaign: from one network prefix (/24, /48) and on
+    #: one sharer's link. Counted by click.lua in the click's own round trip; 0 turns one off.
+    rate_limit_prefix: int = 1200
+    rate_limit_token: int = 600
+    #: One JSON log line per click (id, decision, outcome, platform) on logger refgate.clicks.
+    click_log: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -126,6 +143,16 @@ class Settings:
         missing = [str(d) for d in font_dirs if not d.is_dir()]
         if missing:
             raise SettingsError("REFGATE_FONT_DIRS", f"not a directory: {missing[0]}")
+        max_in_flight = _parse_int(env, "REFGATE_MAX_IN_FLIGHT", 4, minimum=1, maximum=1024)
+        max_other = _parse_int(
+            env, "REFGATE_MAX_IN_FLIGHT_OTHER", min(2, max_in_flight), minimum=1, maximum=1024
+        )
+        if max_other > max_in_flight:
+            raise SettingsError(
+                "REFGATE_MAX_IN_FLIGHT_OTHER",
+                f"must not exceed REFGATE_MAX_IN_FLIGHT ({max_in_flight}): the API and console "
+                "are shed before the click path",
+            )
         return cls(
             secret_keys=keys,
             data_dir=data_dir,
@@ -139,6 +166,18 @@ class Settings:
                 env, "REFGATE_STORE_TIMEOUT", 0.25, minimum=0.01, maximum=10.0
             ),
             font_dirs=font_dirs,
+            max_in_flight=max_in_flight,
+            max_in_flight_other=max_other,
+            door_queue=_parse_int(env, "REFGATE_DOOR_QUEUE", 4, minimum=0, maximum=100_000),
+            max_queue_wait=_parse_int(env, "REFGATE_MAX_QUEUE_MS", 30, minimum=1, maximum=60_000)
+            / 1000,
+            rate_limit_prefix=_parse_int(
+                env, "REFGATE_RATE_LIMIT_PREFIX", 1200, minimum=0, maximum=10_000_000
+            ),
+            rate_limit_token=_parse_int(
+                env, "REFGATE_RATE_LIMIT_TOKEN", 600, minimum=0, maximum=10_000_000
+            ),
+            click_log=_parse_bool(env, "REFGATE_CLICK_LOG", default=False),
         )
 
 

@@ -55,7 +55,25 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
     services.recorder.flush()
     assert services.recorder.spooled == 5
     assert services.recorder.spool.depth() == 5
-    assert client.get("/readyz").status_code == 503
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["status"] == "degraded"  # type: ignore[index]
+    assert ready.json["spool_depth"] == 5  # type: ignore[index]
+    # Money fails closed, with a clear JSON answer.
+    for response in (
+        client.post(
+            "/api/v1/conversions", json={"click_id": "1.x", "user": "u"}, headers=bearer(key)
+        ),
+        client.get("/api/v1/rewards?campaign=tea", headers=bearer(key)),
+    ):
+        assert response.status_code == 503
+        assert response.json["error"] == "store_unavailable"  # type: ignore[index]
+        assert response.headers["Retry-After"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "refgate_events_spooled_total 5.0" in metrics
+    assert "refgate_clicks_unscored_total 5.0" in metrics
+    assert "refgate_spool_depth 5.0" in metrics
+    assert 'refgate_store_errors_total{where="api"} 2.0' in metrics
 
     own_server.ensure_running()
     services.gateway.breaker._open_until = 0.0
@@ -77,6 +95,9 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
     unscored = [json.loads(fields[b"e"]) for _, fields in recorded][1:]
     assert all(not e["scored"] and e["decision"] == "deny_credit" for e in unscored)
     assert client.get("/readyz").status_code == 200
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "refgate_events_drained_total 5.0" in metrics
+    assert "refgate_spool_depth 0.0" in metrics
 
 
 def test_cold_worker_during_an_outage_answers_busy(

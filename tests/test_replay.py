@@ -27,8 +27,11 @@ def write_log(path: Path, lines: list[dict[str, Any]]) -> Path:
     return path
 
 
-def honest_and_farm_log(seed: int = 7) -> tuple[list[dict[str, Any]], dict[str, bool]]:
-    """People clicking ten sharers' links, and a farm hammering one link from a datacenter."""
+def honest_and_farm_log(
+    seed: int = 7, farmers: int = 1
+) -> tuple[list[dict[str, Any]], dict[str, bool]]:
+    """People clicking ten sharers' links, and a farm hammering ``farmers`` links (one: the
+    sharer "farmer") from a datacenter."""
     rng = random.Random(seed)
     lines: list[dict[str, Any]] = []
     labels: dict[str, bool] = {}
@@ -62,7 +65,8 @@ def honest_and_farm_log(seed: int = 7) -> tuple[list[dict[str, Any]], dict[str, 
             farm_id = f"f{n}"
             lines.append(
                 {
-                    "type": "click", "id": farm_id, "ts": ts, "campaign": "milk-tea", "referrer": "farmer",
+                    "type": "click", "id": farm_id, "ts": ts, "campaign": "milk-tea",
+                    "referrer": "farmer" if farmers == 1 else f"farmer{n % farmers}",
                     "ip": f"3.5.{n % 7}.{n % 200 + 1}", "ua": "Mozilla/5.0 (iPhone) Mobile Safari",
                     "headers": {"referer": ""}, "visitor_id": None,
                 }
@@ -228,7 +232,9 @@ def test_export_then_replay_round_trip(runner: FlaskCliRunner, app: Flask, tmp_p
 def test_train_cli_from_a_simulation_directory(
     runner: FlaskCliRunner, app: Flask, tmp_path: Path
 ) -> None:
-    lines, labels = honest_and_farm_log(seed=3)
+    # Training splits by sharer and needs fraud in both its training and calibration parts:
+    # several farmed links, not one.
+    lines, labels = honest_and_farm_log(seed=3, farmers=6)
     simulation = tmp_path / "sim"
     simulation.mkdir()
     write_log(simulation / "clicks.jsonl", lines)

@@ -144,6 +144,17 @@ def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path
         time.sleep(0.5)  # the recorder writes in the background
         _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
         assert stats["clicks"] == 10
+        # /metrics adds up every worker's counts (prometheus-client's multiprocess mode),
+        # whichever worker answers the scrape.
+        for _ in range(4):
+            status, text, headers = call("GET", base + "/metrics")
+            assert status == 200 and headers["Content-Type"].startswith("text/plain")
+            lines = text.decode().splitlines()
+            clicks = [line for line in lines if line.startswith("refgate_clicks_total{")]
+            assert sum(float(line.rsplit(" ", 1)[1]) for line in clicks) == 10
+            assert "refgate_click_seconds_count 10.0" in lines
+            assert "refgate_spool_depth 0.0" in lines
+        assert (data_dir / "metrics").is_dir()
 
     # The store stopped with the server, and everything is still there after a restart.
     assert not (data_dir / "redis" / "redis.sock").exists()

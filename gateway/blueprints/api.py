@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, g, jsonify, request
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
@@ -91,6 +92,20 @@ def _api_error(exc: ApiError) -> Response:
     response = jsonify(exc.body())
     response.status_code = exc.status
     response.headers.update(exc.headers)
+    return response
+
+
+@bp.errorhandler(RedisError)
+def _store_unavailable(exc: RedisError) -> Response:
+    """Fail closed: without the store nothing is credited, converted or changed."""
+    log.warning("store unavailable for %s %s: %s", request.method, request.path, exc)
+    services().metrics.store_error("api")
+    response = jsonify(
+        error="store_unavailable",
+        message="the store is unavailable; nothing was recorded or changed, retry later",
+    )
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
     return response
 
 

@@ -1,4 +1,4 @@
-"""Liveness (the process answers) and readiness (the store answers)."""
+"""Liveness (the process answers), readiness (the store answers) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def readyz() -> Response:
     )
     response.status_code = 200 if ready else 503
     return response
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    found = services()
+    body, content_type = found.metrics.render(found.recorder.spool.depth)
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,56 @@
+"""Structured logs: one JSON object per line, with the click id when a line is about a click.
+
+``refgate serve`` logs this way (gunicorn's own lines included); set ``REFGATE_LOG_FORMAT=text``
+for the plain format. Fields: ``ts`` (unix seconds), ``level``, ``logger``, ``msg``, ``pid``, any
+``extra`` the call passed (``click_id``, ``campaign``, ``decision``, ``outcome``, ...) and
+``exc`` with the traceback of an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import orjson
+
+#: Attributes every LogRecord has: whatever else a record carries came from ``extra``.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def json_logs() -> bool:
+    return os.environ.get("REFGATE_LOG_FORMAT", "json").strip().lower() != "text"
+
+
+def use_json(_: Any = None) -> None:
+    """Give the root logger's and gunicorn's handlers the JSON format (gunicorn hooks call this
+    in the master and in each worker; gunicorn's access log stays off, it costs every request)."""
+    if not json_logs():
+        return
+    formatter = JsonFormatter()
+    for name in (None, "gunicorn.error"):
+        logger = logging.getLogger(name)
+        if name is None and not logger.handlers:
+            logging.basicConfig(level=logging.INFO)
+        for handler in logger.handlers:
+            handler.setFormatter(formatter)

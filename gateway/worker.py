@@ -1,0 +1,108 @@
+"""refgate's gunicorn worker: the threaded worker, noting how long each request queued and
+shedding at the door when its queue is long.
+
+gunicorn's ``gthread`` worker accepts connections on its main thread and hands each request to a
+thread pool; when every thread is busy, requests wait in the pool's queue, out of sight of the
+application. This worker
+
+- stamps a request when it is queued and tells the admission control (:mod:`gateway.admission`)
+  how long it waited when a thread picks it up, so the application sheds what queued too long
+  (with the busy page, the API first);
+- when the queue is already ``REFGATE_DOOR_QUEUE`` requests long (default 4), answers a
+  request whose bytes have arrived with a canned ``503`` (``Retry-After``) on the main thread,
+  without parsing it or taking a thread; the connection stays open when the request was one
+  whole GET or HEAD (a click), else it is closed. A shed in the application costs nearly what
+  a bare redirect does (HTTP parsing, WSGI); this one costs a read and a write, so a worker
+  can refuse several times its capacity and go on serving what it admits.
+"""
+
+from __future__ import annotations
+
+import selectors
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn.workers.gthread import ThreadWorker
+
+from gateway.admission import RETRY_AFTER, set_queue_wait
+
+SPEC = "gateway.worker.RefgateWorker"
+_BODY = b"busy, try again\n"
+_HEAD = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    + f"Retry-After: {RETRY_AFTER}\r\nCache-Control: no-store\r\n".encode()
+    + f"Content-Length: {len(_BODY)}\r\n".encode()
+)
+#: For one whole GET or HEAD without a body: the connection stays open (no reconnect storm).
+SHED_KEEP = _HEAD + b"\r\n" + _BODY
+#: For anything else: answered and closed.
+SHED_CLOSE = _HEAD + b"Connection: close\r\n\r\n" + _BODY
+
+
+class RefgateWorker(ThreadWorker):  # type: ignore[misc]
+    _door: int | None = None
+
+    def enqueue_req(self, conn: Any) -> None:
+        door = self._door
+        if door is None:
+            services = getattr(self.wsgi, "extensions", {}).get("refgate")
+            door = self._door = services.settings.door_queue if services is not None else 0
+        # The executor's own queue: requests accepted and waiting for a thread.
+        if door and self.tpool._work_queue.qsize() >= door and self._shed(conn):
+            return
+        conn.refgate_queued = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        queued = getattr(conn, "refgate_queued", None)
+        set_queue_wait(0.0 if queued is None else time.monotonic() - queued)
+        return super().handle(conn)
+
+    def _shed(self, conn: Any) -> bool:
+        """Answer 503 and close, if the request has arrived (else the thread pool waits for it:
+        closing a connection before its request arrives would reset it)."""
+        if self.cfg.is_ssl:
+            return False  # TLS bytes cannot be answered unparsed (refgate sits behind a proxy)
+        if conn.parser is not None and conn.parser.unreader.buf.getvalue():
+            return False  # gunicorn read ahead into this request: let it finish parsing
+        try:
+            conn.sock.setblocking(False)
+            data = conn.sock.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        if data:
+            keep = (
+                data.startswith((b"GET ", b"HEAD "))
+                and data.endswith(b"\r\n\r\n")
+                and data.count(b"\r\n\r\n") == 1
+                and b"HTTP/1.1" in data[: data.find(b"\r\n")]
+                and self.alive
+                and self.cfg.keepalive > 0
+            )
+            try:
+                conn.sock.send(SHED_KEEP if keep else SHED_CLOSE)
+            except OSError:
+                keep = False
+            _count_shed(self.wsgi)
+            if keep:
+                # As gunicorn does after a kept-alive response: back to the poller.
+                conn.set_timeout()
+                self.keepalived_conns.append(conn)
+                self.poller.register(
+                    conn.sock,
+                    selectors.EVENT_READ,
+                    partial(self.on_client_socket_readable, conn),
+                )
+                return True
+        self.nr_conns -= 1
+        conn.close()
+        return True
+
+
+def _count_shed(app: Any) -> None:
+    services = getattr(app, "extensions", {}).get("refgate")
+    if services is not None:
+        services.metrics.shed("door")

@@ -1,0 +1,109 @@
+"""The ledger survives its Redis server: restart (or crash) the server holding a campaign and its
+referral tree, reward ledger and flags are all there, exactly as before.
+
+The store runs with the persistence refgate expects (README, "Durability"): AOF on. With
+``appendfsync always`` every acknowledged write survives even ``kill -9``; with ``everysec`` a
+clean stop (SIGTERM, as systemd and Docker send) loses nothing, a crash at most the last second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.flags import FlagCandidate
+from gateway.store.embedded import EmbeddedRedis
+from gateway.store.persistence import persistence_problem
+from tests.conftest import bearer, make_app, services_of
+from tests.redisproc import RedisProcess
+from tests.test_conversions import convert, record_click, setup_campaign
+
+pytestmark = pytest.mark.slow
+
+
+def snapshot(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
+    """What a campaign's money depends on, as the API shows it."""
+    paths = {
+        "campaign": "/api/v1/campaigns/tea",
+        "tree": "/api/v1/campaigns/tea/tree/alice?depth=3",
+        "ancestors": "/api/v1/campaigns/tea/ancestors/carol",
+        "rewards": "/api/v1/rewards?campaign=tea",
+        "flags": "/api/v1/flags?campaign=tea",
+        "stats": "/api/v1/campaigns/tea/stats",
+    }
+    found = {}
+    for name, path in paths.items():
+        response = client.get(path, headers=admin)
+        assert response.status_code == 200, (path, response.json)
+        found[name] = response.json
+    return found
+
+
+@pytest.fixture(
+    params=[("always", True), ("everysec", False)], ids=["always-kill", "everysec-stop"]
+)
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[RedisProcess, bool]]:
+    fsync, crash = request.param
+    process = RedisProcess(tmp_path / "redis", appendfsync=fsync)
+    process.start()
+    yield process, crash
+    process.stop()
+
+
+def test_tree_ledger_and_flags_survive_a_restart(
+    tmp_path: Path, durable: tuple[RedisProcess, bool]
+) -> None:
+    process, crash = durable
+    config = redis.Redis.from_url(process.url).config_get("append*")
+    assert config["appendonly"] == "yes"
+    app: Flask = make_app(tmp_path / "data", process.url)
+    services = services_of(app)
+    client = app.test_client()
+    try:
+        admin = bearer(services.api_keys.create("admin", "admin")[0])
+        conversion_key = services.api_keys.create("landing", "conversion")[0]
+        campaign = setup_campaign(client, admin)
+        for referrer, user in (("alice", "bob"), ("bob", "carol"), ("alice", "dave")):
+            response = convert(
+                client, conversion_key, record_click(services, campaign, referrer), user
+            )
+            assert response.status_code == 201, response.json
+        flag, _ = services.flags.raise_flag(
+            campaign["id"], "tea", FlagCandidate("referrer", "dave", 0.8, ("burst",)), 1.0
+        )
+        before = snapshot(client, admin)
+        assert before["tree"]["subtree_size"] == 3
+        assert len(before["rewards"]["rewards"]) == 3
+        assert [f["id"] for f in before["flags"]["flags"]] == [flag.id]
+
+        process.stop(kill=crash)
+        process.start()
+        services.gateway.breaker.reset()
+
+        assert snapshot(client, admin) == before
+        # The ledger still refuses a second credit for the same conversion.
+        again = convert(client, conversion_key, before["rewards"]["rewards"][0]["click_id"], "bob")
+        assert again.status_code in {200, 409}
+        assert snapshot(client, admin)["rewards"] == before["rewards"]
+    finally:
+        services.close()
+
+
+def test_persistence_is_checked(
+    embedded_server: EmbeddedRedis, durable: tuple[RedisProcess, bool]
+) -> None:
+    process, _ = durable
+    assert persistence_problem(redis.Redis.from_url(process.url)) is None
+    # The embedded store keeps an append-only file too.
+    embedded = redis.Redis.from_url(embedded_server.url())
+    assert embedded.config_get("appendonly")["appendonly"] == "yes"
+    assert persistence_problem(embedded) is None
+    plain = redis.Redis.from_url(process.url)
+    plain.config_set("appendfsync", "no")
+    assert "appendfsync is 'no'" in (persistence_problem(plain) or "")
