@@ -35,6 +35,7 @@ from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
+from gateway.webhooks import WebhookService
 
 EXTENSION = "refgate"
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Services:
     tree: TreeService
     trees: TreeWatch
     models: ModelRegistry
+    webhooks: WebhookService
     closed: bool = False
 
     @classmethod
@@ -105,6 +107,12 @@ class Services:
                 engine.model = models.get(version) if version else None
                 log.info("scoring with model %s", version or "(rules only)")
 
+        webhooks = WebhookService(
+            store.main,
+            campaigns,
+            allow_private=settings.webhook_allow_private,
+            timeout=settings.webhook_timeout,
+        )
         scheduler = Scheduler(
             store.main,
             [
@@ -116,6 +124,7 @@ class Services:
                 Job("flagger", interval=30, run=flagger.run),
                 Job("trees", interval=30, run=trees.run),
                 Job("model", interval=10, run=refresh_model, local=True),
+                Job("webhooks", interval=5, run=webhooks.run),
             ],
         )
         try:
@@ -134,6 +143,7 @@ class Services:
             tree=TreeService(store.main),
             trees=trees,
             models=models,
+            webhooks=webhooks,
             store=store,
             codec=codec,
             campaigns=campaigns,

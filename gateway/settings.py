@@ -49,6 +49,11 @@ class Settings:
     store_timeout: float = 0.25
     #: Where poster fonts are looked for; empty means the system's font directories.
     font_dirs: tuple[Path, ...] = ()
+    #: Whether webhook endpoints may be private, loopback or link-local addresses (off: a key
+    #: holder could otherwise make refgate probe the internal network).
+    webhook_allow_private: bool = False
+    #: Seconds one webhook delivery may take (connect and answer) before it counts as failed.
+    webhook_timeout: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,6 +144,10 @@ class Settings:
                 env, "REFGATE_STORE_TIMEOUT", 0.25, minimum=0.01, maximum=10.0
             ),
             font_dirs=font_dirs,
+            webhook_allow_private=_parse_bool(env, "REFGATE_WEBHOOK_ALLOW_PRIVATE", default=False),
+            webhook_timeout=_parse_float(
+                env, "REFGATE_WEBHOOK_TIMEOUT", 5.0, minimum=0.1, maximum=30.0
+            ),
         )
 
 
