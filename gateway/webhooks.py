@@ -18,6 +18,7 @@ click path and off the API's request path, from a periodic job (``gateway.jobs``
 - Bodies are signed like Stripe's: ``Refgate-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
   "<t>.<body>" under the endpoint's secret>``. Receivers recompute it and refuse old ``t``.
 - Every attempt is logged per endpoint (event, attempt, status code, error, latency, time).
+- Each run trims every outbox to what some endpoint has not handled yet or the last hour.
 
 Private addresses: an endpoint URL must be http(s) without user information; unless
 ``REFGATE_WEBHOOK_ALLOW_PRIVATE`` is set, IP literals must be public and host names are resolved
@@ -82,6 +83,8 @@ SIGNATURE_HEADER = "Refgate-Signature"
 BATCH = 200
 #: Delivery log entries kept per endpoint (approximately; Redis trims whole nodes).
 LOG_LENGTH = 1000
+#: Seconds of outbox kept even when every endpoint has handled it (or there is none).
+OUTBOX_GRACE = 3600.0
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -425,12 +428,32 @@ class WebhookService:
             return bool(lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, hold_ms]))
 
         try:
-            for endpoint in self.endpoints():
+            endpoints = self.endpoints()
+            for endpoint in endpoints:
                 if not endpoint.disabled:
                     delivered += self._run_endpoint(endpoint, slugs, now, renew)
+            self._trim(slugs, endpoints, now)
         finally:
             lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, 0])
         return delivered
+
+    def _trim(self, slugs: dict[int, str], endpoints: list[Endpoint], now: float) -> None:
+        """Drop outbox entries every endpoint has handled and older than OUTBOX_GRACE (a new
+        endpoint starts at the end of the outbox, failed events keep their own copy), so the
+        outbox holds about an hour of events instead of growing with the campaign."""
+        floor = (max(int((now - OUTBOX_GRACE) * 1000), 0), 0)
+        for campaign_id in slugs:
+            minid = floor
+            for endpoint in endpoints:
+                if endpoint.campaign_ids and campaign_id not in endpoint.campaign_ids:
+                    continue
+                wk = keys.webhook_keys(endpoint.id)
+                raw = self._redis.hget(wk.cursors, str(campaign_id)) or b"0-0"
+                ms, _, seq = raw.decode().partition("-")
+                minid = min(minid, (int(ms), int(seq or 0)))
+            if minid > (0, 0):
+                outbox = keys.campaign_keys(campaign_id).outbox
+                self._redis.xtrim(outbox, minid=f"{minid[0]}-{minid[1]}", approximate=False)
 
     def _run_endpoint(
         self, endpoint: Endpoint, slugs: dict[int, str], now: float, renew: Callable[[], bool]

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
+from gateway.store.keys import campaign_keys
 from gateway.webhooks import SIGNATURE_HEADER, check_url, verify
 from tests.conftest import bearer, make_app, services_of
 from tests.test_conversions import record_click
@@ -232,6 +233,8 @@ def test_events_arrive_signed_once_per_endpoint_after_retries(
     count = len(receiver.requests)
     assert services.webhooks.run(time.time() + 10**6) == 0
     assert len(receiver.requests) == count
+    # Handled by every endpoint and old: trimmed from the outbox, up to the cursors.
+    assert services.store.main.xlen(campaign_keys(campaign["id"]).outbox) == 1
 
 
 def test_out_of_attempts_is_failed_and_can_be_redelivered(
