@@ -189,7 +189,11 @@ def check_url(url: str, *, allow_private: bool) -> str | None:
     scheme, sep, _ = url.partition("://")
     if not sep or scheme.lower() not in {"http", "https"}:
         return "must be an absolute http:// or https:// URL"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
     if "@" in parts.netloc:
         return "must not contain user information (user@host)"
     if parts.fragment or url.endswith("#"):
@@ -200,7 +204,7 @@ def check_url(url: str, *, allow_private: bool) -> str | None:
         return "port must be a number between 1 and 65535"
     if port == 0:
         return "port must be a number between 1 and 65535"
-    host = parts.hostname or ""
+    host = hostname or ""
     if not host:
         return "has no host"
     try:
@@ -220,7 +224,7 @@ def _check_name(host: str, *, allow_private: bool) -> str | None:
         return "host must not be percent-encoded"
     try:
         name = idna.encode(host, uts46=True, transitional=False).decode("ascii").rstrip(".")
-    except (idna.IDNAError, UnicodeError):
+    except (idna.IDNAError, ValueError):
         return "host is not a valid domain name"
     labels = name.split(".")
     if any(not _LABEL.match(label) for label in labels):
@@ -566,7 +570,7 @@ class WebhookService:
             status = response.status
             error = "" if 200 <= status < 300 else f"HTTP {status}"
             return Attempt(status, error, (time.perf_counter() - started) * 1000)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
             return Attempt(None, error, (time.perf_counter() - started) * 1000)
 
