@@ -280,7 +280,7 @@ class WebhookService:
             num_pools=MAX_ENDPOINTS,
             maxsize=1,
             retries=False,
-            timeout=urllib3.Timeout(connect=min(timeout, 3.0), read=timeout),
+            timeout=urllib3.Timeout(total=timeout, connect=min(timeout, 3.0)),
             headers={"User-Agent": "refgate-webhooks/1"},
         )
 

@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
-from gateway.store.keys import campaign_keys
+from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
+from gateway.store.scripts import script
 from gateway.webhooks import SIGNATURE_HEADER, check_url, verify
 from tests.conftest import bearer, make_app, services_of
 from tests.test_conversions import record_click
@@ -396,3 +397,27 @@ def test_public_endpoints_are_accepted() -> None:
         "https://例え.jp/",
     ):
         assert check_url(url, allow_private=False) is None, url
+
+
+def test_one_process_delivers_at_a_time(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    register(client, keys["marketing"], receiver, "/one", events=["conversion.created"])
+    click = record_click(services, campaign, "alice")
+    client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": "bob"},
+        headers=bearer(keys["admin"]),
+    )
+    lease = script("lease")
+    # Another worker's run is still going (it outlived its scheduler lock): this one stands by.
+    assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 60_000]) == 1
+    assert services.webhooks.run(time.time()) == 0
+    assert receiver.requests == []
+    assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 0]) == 1
+    assert services.webhooks.run(time.time()) == 1
+    assert [r["type"] for r in receiver.delivered("/one")] == ["conversion.created"]
