@@ -141,9 +141,17 @@ class FlagService:
             **candidate.evidence,
             "sources": sources,
         }
+        raised = {  # the 'flag.raised' webhook event's data
+            "id": flag_id,
+            "kind": candidate.kind,
+            "subject": candidate.subject,
+            "score": round(score, 4),
+            "reasons": reasons,
+            "members": members,
+        }
         new, _status = script("raise_flag")(
             self._redis,
-            [ck.flag(flag_id), ck.flags_all, ck.flags_open],
+            [ck.flag(flag_id), ck.flags_all, ck.flags_open, ck.outbox],
             [
                 flag_id,
                 slug,
@@ -154,6 +162,7 @@ class FlagService:
                 json.dumps(members),
                 json.dumps(evidence, ensure_ascii=False),
                 repr(now),
+                json.dumps(raised, ensure_ascii=False),
             ],
         )
         flag = self.get(flag_id)

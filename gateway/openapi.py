@@ -588,6 +588,9 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    from gateway.openapi_webhooks import add_webhooks
+
+    add_webhooks(schemas, paths)
     return {
         "openapi": "3.1.0",
         "info": {

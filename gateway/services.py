@@ -40,6 +40,7 @@ from gateway.store.persistence import warn_about_persistence
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
 from gateway.users import LoginThrottle, UserService
+from gateway.webhooks import WebhookService
 
 EXTENSION = "refgate"
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Services:
     audit: AuditLog
     metrics: Metrics
     admission: Admission
+    webhooks: WebhookService
     closed: bool = False
 
     @classmethod
@@ -123,6 +125,12 @@ class Services:
                 engine.model = models.get(version) if version else None
                 log.info("scoring with model %s", version or "(rules only)")
 
+        webhooks = WebhookService(
+            store.main,
+            campaigns,
+            allow_private=settings.webhook_allow_private,
+            timeout=settings.webhook_timeout,
+        )
         scheduler = Scheduler(
             store.main,
             [
@@ -134,6 +142,7 @@ class Services:
                 Job("flagger", interval=30, run=flagger.run),
                 Job("trees", interval=30, run=trees.run),
                 Job("model", interval=10, run=refresh_model, local=True),
+                Job("webhooks", interval=5, run=webhooks.run),
             ],
         )
         try:
@@ -156,6 +165,7 @@ class Services:
             admission=Admission(
                 settings.max_in_flight, settings.max_in_flight_other, settings.max_queue_wait
             ),
+            webhooks=webhooks,
             store=store,
             codec=codec,
             campaigns=campaigns,

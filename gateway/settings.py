@@ -66,6 +66,11 @@ class Settings:
     rate_limit_token: int = 600
     #: One JSON log line per click (id, decision, outcome, platform) on logger refgate.clicks.
     click_log: bool = False
+    #: Whether webhook endpoints may be private, loopback or link-local addresses (off: a key
+    #: holder could otherwise make refgate probe the internal network).
+    webhook_allow_private: bool = False
+    #: Seconds one webhook delivery may take (connect and answer) before it counts as failed.
+    webhook_timeout: float = 5.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -178,6 +183,10 @@ class Settings:
                 env, "REFGATE_RATE_LIMIT_TOKEN", 600, minimum=0, maximum=10_000_000
             ),
             click_log=_parse_bool(env, "REFGATE_CLICK_LOG", default=False),
+            webhook_allow_private=_parse_bool(env, "REFGATE_WEBHOOK_ALLOW_PRIVATE", default=False),
+            webhook_timeout=_parse_float(
+                env, "REFGATE_WEBHOOK_TIMEOUT", 5.0, minimum=0.1, maximum=30.0
+            ),
         )
 
 

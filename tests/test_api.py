@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import pytest
@@ -234,6 +236,18 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
     ("GET", "/api/v1/flags", {"admin", "risk"}, None),
     ("GET", f"/api/v1/flags/{FLAG_ID}", {"admin", "risk"}, None),
     ("POST", f"/api/v1/flags/{FLAG_ID}/decision", {"admin", "risk"}, {"decision": "legit"}),
+    # WEBHOOK and EVENT stand for an endpoint and a failed event the test sets up.
+    (
+        "POST",
+        "/api/v1/webhooks",
+        {"admin", "marketing"},
+        {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]},
+    ),
+    ("GET", "/api/v1/webhooks", {"admin", "marketing"}, None),
+    ("GET", "/api/v1/webhooks/WEBHOOK", {"admin", "marketing"}, None),
+    ("GET", "/api/v1/webhooks/WEBHOOK/deliveries", {"admin", "marketing"}, None),
+    ("POST", "/api/v1/webhooks/WEBHOOK/deliveries/EVENT/redeliver", {"admin", "marketing"}, None),
+    ("DELETE", "/api/v1/webhooks/WEBHOOK", {"admin", "marketing"}, None),
     (
         "GET",
         "/api/v1/openapi.json",
@@ -276,10 +290,23 @@ def test_every_endpoint_against_every_role(
     from tests.test_conversions import record_click
 
     campaign = {"id": 1, "slug": "spring-tea"}
+    # A webhook endpoint nothing listens on, whose one event fails at its only attempt.
+    hooks = services.webhooks
+    hooks.allow_private, hooks.max_attempts = True, 1
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    endpoint, _ = hooks.create(
+        {"url": f"http://127.0.0.1:{closed.getsockname()[1]}/", "events": ["conversion.created"]},
+        "test",
+    )
     services.conversions.convert(record_click(services, campaign, "carol"), "erin")
+    hooks.run(time.time())
+    closed.close()
+    (failed,) = hooks.failed(endpoint.id)
     click = record_click(services, campaign, "carol")
     headers = {} if role == "anonymous" else bearer(keys[role])
-    for method, path, allowed, body in ROLE_MATRIX:
+    for method, path_, allowed, body in ROLE_MATRIX:
+        path = path_.replace("WEBHOOK", endpoint.id).replace("EVENT", failed["event_id"])
         if body is not None and body.get("click_id") == "CLICK":
             body = {**body, "click_id": click, "user": f"dan-{role}"}
         response = client.open(path, method=method, json=body, headers=headers)

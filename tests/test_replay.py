@@ -96,6 +96,24 @@ def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
     rewards = read_jsonl(tmp_path / "out" / "rewards.jsonl")
     assert rewards and {r["status"] for r in rewards} == {"credited"}
     assert all(r["click_id"].startswith("h") for r in rewards)  # the log's own ids
+    # One row per conversion in the log, naming the campaign, the click's sharer and the user.
+    referrer_of = {line["id"]: line["referrer"] for line in lines if line["type"] == "click"}
+    converted = {line["user"]: line["click_id"] for line in lines if line["type"] == "conversion"}
+    assert {r["user"] for r in rewards} == set(converted)
+    for row in rewards:
+        assert set(row) == {
+            "campaign",
+            "referrer",
+            "user",
+            "click_id",
+            "status",
+            "amount",
+            "reason",
+        }
+        assert row["campaign"] == "milk-tea" and row["amount"] == 1
+        assert row["click_id"] == converted[row["user"]]
+        assert row["referrer"] == referrer_of[row["click_id"]]
+    assert summary.rewards == len(rewards)
     assert summary.events == len(lines) and summary.events_per_second > 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["clicks"] == len(labels)
 

@@ -370,3 +370,7 @@ def inspect() -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(openapi_document())
+
+
+# Webhook endpoints are routes on this blueprint, kept in their own module.
+from gateway.blueprints import webhooks as _webhooks  # noqa: E402, F401

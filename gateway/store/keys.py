@@ -211,3 +211,32 @@ def login_failures(scope: str, value: str) -> str:
     """Counter of failed console logins for one account (``scope`` "a") or one network prefix
     ("n", a salted hash); expires with the lockout window (gateway.users)."""
     return f"{PREFIX}:login-fail:{scope}:{value}"
+
+
+# -- webhooks (gateway.webhooks) -------------------------------------------------------------------
+
+WEBHOOKS = f"{PREFIX}:webhooks"  # hash endpoint id -> JSON record (url, events, secret...)
+WEBHOOK_LEASE = f"{PREFIX}:webhook-lease"  # string: the process delivering webhooks now
+
+
+class WebhookKeys:
+    """Key names of one webhook endpoint, under the hash tag ``{w<id>}`` (one cluster slot)."""
+
+    __slots__ = ("cursors", "deliveries", "failed", "pending", "retry")
+
+    def __init__(self, endpoint_id: str) -> None:
+        tag = f"{PREFIX}:{{w{endpoint_id}}}"
+        #: hash campaign id -> the last outbox stream id handled for this endpoint
+        self.cursors = f"{tag}:cursors"
+        #: hash event id -> JSON of an event not yet delivered (body, attempts, status)
+        self.pending = f"{tag}:pending"
+        #: sorted set event id -> when its next attempt is due
+        self.retry = f"{tag}:retry"
+        #: sorted set event id -> when it failed for good (the dead letters; payload in pending)
+        self.failed = f"{tag}:failed"
+        #: stream of delivery attempts (the delivery log), capped
+        self.deliveries = f"{tag}:deliveries"
+
+
+def webhook_keys(endpoint_id: str) -> WebhookKeys:
+    return WebhookKeys(endpoint_id)

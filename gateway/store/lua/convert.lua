@@ -16,7 +16,7 @@
 -- KEYS[13]  counters hash (participants, depth:<n>, conversions, refused:<reason>)
 -- KEYS[14]  the click's flag hash      KEYS[15] the referrer's flag hash
 -- KEYS[16]  top sharers sorted set (referrer -> credited referrals)
--- KEYS[17]  outbox stream (webhook events to deliver)
+-- KEYS[17]  outbox stream (webhook events to deliver: conversion.created, reward.<status>)
 -- KEYS[18]  the new participant's own devices set   KEYS[19] their own networks set
 -- KEYS[20..] the hashes of the parent's ancestors, root first (their subtree counts grow)
 -- ARGV[1]   user (new participant id)      ARGV[2] referrer (parent id)
@@ -172,7 +172,6 @@ local answer = cjson.encode({
 redis.call('HSET', KEYS[2], 'answer', answer)
 if idem ~= '' then redis.call('HSET', KEYS[1], idem, answer) end
 redis.call('XADD', KEYS[17], '*', 'event', 'conversion.created', 'data', answer)
-if status == 'credited' then
-  redis.call('XADD', KEYS[17], '*', 'event', 'reward.credited', 'data', answer)
-end
+-- reward.credited, reward.held or reward.denied: the reward's first state.
+redis.call('XADD', KEYS[17], '*', 'event', 'reward.' .. status, 'data', answer)
 return {1, answer}

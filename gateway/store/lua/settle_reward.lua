@@ -43,9 +43,9 @@ local user = redis.call('HGET', KEYS[1], 'user')
 redis.call('XADD', KEYS[4], '*', 'type', new, 'user', user, 'referrer', referrer,
   'click', redis.call('HGET', KEYS[1], 'click'), 'amount', amount, 'reason', ARGV[2],
   'flag', ARGV[4], 'ts', ARGV[3])
-if new == 'credited' then
-  redis.call('XADD', KEYS[6], '*', 'event', 'reward.credited',
-    'data', cjson.encode({participant = user, parent = referrer, reward = {status = new,
-      reason = ARGV[2], amount = amount}}))
-end
+-- Webhook events: reward.credited, reward.held, reward.denied or reward.clawed_back.
+redis.call('XADD', KEYS[6], '*', 'event', 'reward.' .. new,
+  'data', cjson.encode({participant = user, parent = referrer,
+    click_id = redis.call('HGET', KEYS[1], 'click'), flag = ARGV[4],
+    reward = {status = new, reason = ARGV[2], amount = amount}}))
 return new

@@ -1,0 +1,162 @@
+"""The webhook part of the OpenAPI document (gateway.openapi adds it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate
+
+ENDPOINT_ID = {
+    "name": "endpoint_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ROLES = "(marketing, admin)"
+
+
+def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
+    from gateway.openapi import _errors, _json, _ref, _schema
+
+    schemas["WebhookCreate"] = _schema(WebhookCreate)
+    schemas["Webhook"] = {
+        "type": "object",
+        "required": ["id", "url", "events", "campaigns", "created_at", "retrying", "failed"],
+        "properties": {
+            "id": {"type": "string"},
+            "url": {"type": "string"},
+            "events": {"type": "array", "items": {"type": "string", "enum": list(EVENTS)}},
+            "campaigns": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "Campaign slugs; empty: every campaign",
+            },
+            "description": {"type": "string"},
+            "created_at": {"type": "number"},
+            "created_by": {"type": "string"},
+            "disabled": {"type": "boolean"},
+            "retrying": {"type": "integer", "description": "Events waiting for a retry"},
+            "failed": {"type": "integer", "description": "Events out of attempts"},
+            "secret": {
+                "type": "string",
+                "description": "Signing secret, returned only when the endpoint is created",
+            },
+        },
+    }
+    schemas["WebhookDelivery"] = {
+        "type": "object",
+        "required": ["event_id", "event", "attempt", "outcome", "latency_ms", "at"],
+        "properties": {
+            "event_id": {"type": "string"},
+            "event": {"type": "string"},
+            "attempt": {"type": "integer"},
+            "outcome": {"type": "string", "enum": ["delivered", "retrying", "failed"]},
+            "status_code": {"type": ["integer", "null"]},
+            "error": {"type": "string"},
+            "latency_ms": {"type": "number"},
+            "at": {"type": "number"},
+        },
+    }
+    schemas["WebhookFailure"] = {
+        "type": "object",
+        "required": ["event_id", "event", "attempts", "error"],
+        "properties": {
+            "event_id": {"type": "string"},
+            "event": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "error": {"type": "string"},
+            "failed_at": {"type": ["number", "null"]},
+        },
+    }
+    paths["/webhooks"] = {
+        "post": {
+            "operationId": "createWebhook",
+            "summary": f"Register a webhook endpoint {ROLES}. Events are POSTed as JSON "
+            f"`{{id, type, created, campaign, data}}` with `{SIGNATURE_HEADER}: t=<unix time>,"
+            "v1=<hex HMAC-SHA256 of '<t>.<body>' under the secret>` and `Refgate-Event-Id` "
+            "(the same on every attempt: deduplicate by it). Any 2xx is success; other answers "
+            "are retried with exponential backoff, then failed. The URL must be http(s) without "
+            "user information; private addresses only where the deployment allows them.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("WebhookCreate")}},
+            },
+            "responses": {
+                "201": _json(_ref("Webhook"), "Created; `secret` is shown only now"),
+                **_errors(400, 401, 403, 409, 413),
+            },
+        },
+        "get": {
+            "operationId": "listWebhooks",
+            "summary": f"Registered webhook endpoints {ROLES}",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {"webhooks": {"type": "array", "items": _ref("Webhook")}},
+                    }
+                ),
+                **_errors(401, 403),
+            },
+        },
+    }
+    paths["/webhooks/{endpoint_id}"] = {
+        "parameters": [ENDPOINT_ID],
+        "get": {
+            "operationId": "getWebhook",
+            "summary": f"One webhook endpoint {ROLES}",
+            "responses": {"200": _json(_ref("Webhook")), **_errors(401, 403, 404)},
+        },
+        "delete": {
+            "operationId": "deleteWebhook",
+            "summary": f"Remove a webhook endpoint and its delivery state {ROLES}",
+            "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
+        },
+    }
+    paths["/webhooks/{endpoint_id}/deliveries"] = {
+        "parameters": [ENDPOINT_ID],
+        "get": {
+            "operationId": "listWebhookDeliveries",
+            "summary": f"The endpoint's delivery log, newest first, and its failed events {ROLES}",
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                }
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "deliveries": {"type": "array", "items": _ref("WebhookDelivery")},
+                            "failed": {"type": "array", "items": _ref("WebhookFailure")},
+                        },
+                    }
+                ),
+                **_errors(400, 401, 403, 404),
+            },
+        },
+    }
+    paths["/webhooks/{endpoint_id}/deliveries/{event_id}/redeliver"] = {
+        "parameters": [ENDPOINT_ID, EVENT_ID],
+        "post": {
+            "operationId": "redeliverWebhook",
+            "summary": f"Send a failed event again, with fresh attempts, at the next run {ROLES}",
+            "responses": {
+                "202": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "event_id": {"type": "string"},
+                            "queued": {"type": "boolean"},
+                        },
+                    },
+                    "Queued",
+                ),
+                **_errors(401, 403, 404),
+            },
+        },
+    }

@@ -1,0 +1,593 @@
+"""Webhooks for marketing systems: conversions, rewards and flags, signed and retried.
+
+What happens is written to each campaign's outbox stream atomically with the change it reports
+(``convert.lua``, ``settle_reward.lua``, ``raise_flag.lua``); this module delivers it, off the
+click path and off the API's request path, from a periodic job (``gateway.jobs``):
+
+- Each endpoint keeps a cursor per campaign into that campaign's outbox. A run reads what is new
+  after the cursor, POSTs the events the endpoint subscribes to, and moves the cursor once an
+  event is delivered or queued for a retry.
+- A failed attempt (no answer within the timeout, or a status outside 2xx; redirects are not
+  followed) is retried with exponential backoff and full jitter, up to ``max_attempts``; then
+  the event is failed for good (a dead letter) and can be redelivered through the API. After a
+  failure the run leaves that endpoint alone until the next run, so one dead receiver costs one
+  timeout per run and never holds up the others for long.
+- Delivery is at least once: a process dying between a receiver's 2xx and the cursor write sends
+  that event again. Every event carries an id (``Refgate-Event-Id`` and ``id`` in the body) that
+  is the same for every attempt and every endpoint, so receivers drop what they have seen.
+- Bodies are signed like Stripe's: ``Refgate-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+  "<t>.<body>" under the endpoint's secret>``. Receivers recompute it and refuse old ``t``.
+- Every attempt is logged per endpoint (event, attempt, status code, error, latency, time).
+- Each run trims every outbox to what some endpoint has not handled yet or the last hour.
+
+Private addresses: an endpoint URL must be http(s) without user information; unless
+``REFGATE_WEBHOOK_ALLOW_PRIVATE`` is set, IP literals must be public and host names are resolved
+at each delivery and refused when any address is private, loopback, link-local or reserved (so a
+key holder cannot make refgate probe the internal network). The check and urllib3's own lookup
+are separate, so a name re-pointed in between slips through once; deployments that need more
+send webhooks through an egress proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import random
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import idna
+import urllib3
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
+from gateway.errors import ApiError
+from gateway.store import keys
+from gateway.store.scripts import script
+from gateway.validation import Note
+
+log = logging.getLogger(__name__)
+
+EVENTS: tuple[str, ...] = (
+    "conversion.created",
+    "reward.credited",
+    "reward.held",
+    "reward.denied",
+    "reward.clawed_back",
+    "flag.raised",
+)
+EventName = Literal[
+    "conversion.created",
+    "reward.credited",
+    "reward.held",
+    "reward.denied",
+    "reward.clawed_back",
+    "flag.raised",
+]
+ENDPOINT_ID = re.compile(r"^wh_[0-9a-f]{16}$")
+EVENT_ID = re.compile(r"^evt_[0-9a-f]{1,8}_[0-9]{1,20}-[0-9]{1,20}$")
+MAX_URL_LENGTH = 2048
+MAX_ENDPOINTS = 100
+SIGNATURE_HEADER = "Refgate-Signature"
+#: Outbox entries read per campaign and endpoint in one go.
+BATCH = 200
+#: Delivery log entries kept per endpoint (approximately; Redis trims whole nodes).
+LOG_LENGTH = 1000
+#: Seconds of outbox kept even when every endpoint has handled it (or there is none).
+OUTBOX_GRACE = 3600.0
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+
+
+class WebhookCreate(BaseModel):
+    """``POST /api/v1/webhooks``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)]
+    events: Annotated[list[EventName], Field(min_length=1, max_length=len(EVENTS))]
+    campaigns: Annotated[
+        list[Annotated[str, Field(pattern=SLUG_PATTERN)]] | None, Field(max_length=100)
+    ] = None
+    description: Note = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    url: str
+    events: list[str]
+    #: Campaign ids (and slugs, for display); empty: every campaign.
+    campaign_ids: list[int]
+    campaigns: list[str]
+    secret: str
+    description: str
+    created_at: float
+    created_by: str
+    disabled: bool = False
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["secret"], data["campaign_ids"]
+        return data
+
+
+@dataclass
+class Pending:
+    """An event on its way to one endpoint: the body is fixed at the first attempt."""
+
+    event_id: str
+    event: str
+    campaign_id: int
+    body: str
+    attempts: int = 0
+    status: str = "retrying"  # retrying | failed
+    last_error: str = ""
+    failed_at: float | None = None
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def load(cls, raw: bytes | str) -> Pending:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status_code: int | None
+    error: str
+    latency_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Refgate-Signature`` header value for a body sent at ``timestamp``."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={digest.hexdigest()}"
+
+
+def verify(secret: str, header: str, body: bytes, *, now: float, tolerance: float = 300) -> bool:
+    """What a receiver does (tests use it): the signature matches and ``t`` is recent."""
+    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, timestamp, body).rpartition("v1=")[2]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Seconds before attempt ``attempt + 1``: exponential with full jitter (between half and
+    all of ``base * 2**(attempt-1)``, at most ``cap``), so receivers coming back are not hit by
+    every sender at once."""
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def check_url(url: str, *, allow_private: bool) -> str | None:
+    """Why an endpoint URL is refused, or None when it is acceptable."""
+    if len(url) > MAX_URL_LENGTH:
+        return f"longer than {MAX_URL_LENGTH} characters"
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in url):
+        return "contains whitespace, control characters or a backslash"
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in {"http", "https"}:
+        return "must be an absolute http:// or https:// URL"
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        return "is not a valid URL"
+    if "@" in parts.netloc:
+        return "must not contain user information (user@host)"
+    if parts.fragment or url.endswith("#"):
+        return "must not have a fragment"
+    try:
+        port = parts.port
+    except ValueError:
+        return "port must be a number between 1 and 65535"
+    if port == 0:
+        return "port must be a number between 1 and 65535"
+    host = hostname or ""
+    if not host:
+        return "has no host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return _check_name(host, allow_private=allow_private)
+    if not allow_private and not address.is_global:
+        return (
+            "is a private, loopback, link-local or reserved address "
+            "(allowed only with REFGATE_WEBHOOK_ALLOW_PRIVATE)"
+        )
+    return None
+
+
+def _check_name(host: str, *, allow_private: bool) -> str | None:
+    if "%" in host:
+        return "host must not be percent-encoded"
+    try:
+        name = idna.encode(host, uts46=True, transitional=False).decode("ascii").rstrip(".")
+    except (idna.IDNAError, ValueError):
+        return "host is not a valid domain name"
+    labels = name.split(".")
+    if any(not _LABEL.match(label) for label in labels):
+        return "host is not a valid domain name"
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        return "host looks like an IP address in an unusual spelling; write it dotted"
+    if not allow_private and (len(labels) < 2 or labels[-1] in {"localhost", "local", "internal"}):
+        return (
+            "host must be a public, fully qualified domain name "
+            "(local names only with REFGATE_WEBHOOK_ALLOW_PRIVATE)"
+        )
+    return None
+
+
+def _private_address(host: str, port: int) -> str | None:
+    """The first non-public address ``host`` resolves to, or None."""
+    for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+        address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
+        if not address.is_global:
+            return str(address)
+    return None
+
+
+class WebhookService:
+    def __init__(
+        self,
+        store: Any,
+        campaigns: CampaignService,
+        *,
+        allow_private: bool = False,
+        timeout: float = 5.0,
+        max_attempts: int = 8,
+        base_delay: float = 30.0,
+        max_delay: float = 3600.0,
+        run_budget: float = 20.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = store
+        self._campaigns = campaigns
+        self.allow_private = allow_private
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.run_budget = run_budget
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        # urllib3, not raw sockets: pooled connections, TLS verification on by default (certifi
+        # or the system store), timeouts. Retries are ours (backoff across runs), not urllib3's.
+        self._http = urllib3.PoolManager(
+            num_pools=MAX_ENDPOINTS,
+            maxsize=1,
+            retries=False,
+            timeout=urllib3.Timeout(total=timeout, connect=min(timeout, 3.0)),
+            headers={"User-Agent": "refgate-webhooks/1"},
+        )
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def create(self, data: dict[str, Any], actor: str) -> tuple[Endpoint, str]:
+        """Register an endpoint; returns it and its signing secret (shown only this once)."""
+        request = validate(WebhookCreate, data, "invalid webhook")
+        url = request.url.strip()
+        problem = check_url(url, allow_private=self.allow_private)
+        if problem is not None:
+            raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
+        ids: list[int] = []
+        slugs = sorted(set(request.campaigns or ()))
+        for slug in slugs:
+            campaign = self._campaigns.get(slug)
+            if campaign is None:
+                raise ApiError(
+                    400,
+                    "validation_failed",
+                    "invalid webhook",
+                    fields={"campaigns": f"no campaign {slug!r}"},
+                )
+            ids.append(campaign.id)
+        if self._redis.hlen(keys.WEBHOOKS) >= MAX_ENDPOINTS:
+            raise ApiError(409, "too_many_webhooks", f"at most {MAX_ENDPOINTS} endpoints")
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        endpoint = Endpoint(
+            id="wh_" + secrets.token_hex(8),
+            url=url,
+            events=sorted(set(request.events), key=EVENTS.index),
+            campaign_ids=ids,
+            campaigns=slugs,
+            secret=secret,
+            description=request.description,
+            created_at=self._clock(),
+            created_by=actor,
+        )
+        # Start after what is in the outboxes now: an endpoint gets what happens from now on.
+        wk = keys.webhook_keys(endpoint.id)
+        for campaign_id in ids or list(self._campaigns.iter_ids()):
+            last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
+            self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
+        self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
+        return endpoint, secret
+
+    def endpoints(self) -> list[Endpoint]:
+        endpoints = [_load(raw) for raw in self._redis.hvals(keys.WEBHOOKS)]
+        return sorted(endpoints, key=lambda e: (e.created_at, e.id))
+
+    def get(self, endpoint_id: str) -> Endpoint | None:
+        if not ENDPOINT_ID.match(endpoint_id):
+            return None
+        raw = self._redis.hget(keys.WEBHOOKS, endpoint_id)
+        return None if raw is None else _load(raw)
+
+    def require(self, endpoint_id: str) -> Endpoint:
+        endpoint = self.get(endpoint_id)
+        if endpoint is None:
+            raise ApiError(404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}")
+        return endpoint
+
+    def delete(self, endpoint_id: str) -> None:
+        endpoint = self.require(endpoint_id)
+        self._redis.hdel(keys.WEBHOOKS, endpoint.id)
+        wk = keys.webhook_keys(endpoint.id)
+        for key in (wk.cursors, wk.pending, wk.retry, wk.failed, wk.deliveries):
+            self._redis.delete(key)
+
+    def summary(self, endpoint: Endpoint) -> dict[str, Any]:
+        wk = keys.webhook_keys(endpoint.id)
+        return {
+            **endpoint.public(),
+            "retrying": int(self._redis.zcard(wk.retry)),
+            "failed": int(self._redis.zcard(wk.failed)),
+        }
+
+    # -- the delivery log and dead letters ---------------------------------------------------
+
+    def deliveries(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest attempts, newest first."""
+        wk = keys.webhook_keys(self.require(endpoint_id).id)
+        rows = []
+        for _, raw in self._redis.xrevrange(wk.deliveries, count=limit):
+            data = {k.decode(): v.decode() for k, v in raw.items()}
+            rows.append(
+                {
+                    "event_id": data["event_id"],
+                    "event": data["event"],
+                    "attempt": int(data["attempt"]),
+                    "outcome": data["outcome"],
+                    "status_code": int(data["status_code"]) if data["status_code"] else None,
+                    "error": data["error"],
+                    "latency_ms": float(data["latency_ms"]),
+                    "at": float(data["at"]),
+                }
+            )
+        return rows
+
+    def failed(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Events that ran out of attempts, newest first."""
+        wk = keys.webhook_keys(self.require(endpoint_id).id)
+        ids = [i.decode() for i in self._redis.zrevrange(wk.failed, 0, limit - 1)]
+        rows = []
+        for raw in self._redis.hmget(wk.pending, ids) if ids else []:
+            if raw is None:
+                continue
+            item = Pending.load(raw)
+            rows.append(
+                {
+                    "event_id": item.event_id,
+                    "event": item.event,
+                    "attempts": item.attempts,
+                    "error": item.last_error,
+                    "failed_at": item.failed_at,
+                }
+            )
+        return rows
+
+    def redeliver(self, endpoint_id: str, event_id: str, now: float | None = None) -> None:
+        """Put a failed event back in line: tried at the next run, with fresh attempts."""
+        wk = keys.webhook_keys(self.require(endpoint_id).id)
+        raw = self._redis.hget(wk.pending, event_id) if EVENT_ID.match(event_id) else None
+        item = Pending.load(raw) if raw is not None else None
+        if item is None or item.status != "failed":
+            raise ApiError(
+                404, "delivery_not_found", f"no failed delivery of {event_id!r} to this endpoint"
+            )
+        item.status, item.attempts, item.failed_at = "retrying", 0, None
+        self._redis.hset(wk.pending, event_id, item.dump())
+        self._redis.zadd(wk.retry, {event_id: self._clock() if now is None else now})
+        self._redis.zrem(wk.failed, event_id)
+
+    # -- delivery (the job) ------------------------------------------------------------------
+
+    def run(self, now: float) -> int:
+        """Deliver what is due to every endpoint; returns how many events were delivered."""
+        lease = script("lease")
+        hold_ms = int((self.timeout + 5) * 1000)
+        if not lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, hold_ms]):
+            return 0  # another process is delivering (a run outlived its scheduler lock)
+        started = time.monotonic()
+        delivered = 0
+        slugs = {c.id: c.slug for c in self._campaigns.list()}
+
+        def renew() -> bool:
+            if time.monotonic() - started > self.run_budget:
+                return False
+            return bool(lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, hold_ms]))
+
+        try:
+            endpoints = self.endpoints()
+            for endpoint in endpoints:
+                if not endpoint.disabled:
+                    delivered += self._run_endpoint(endpoint, slugs, now, renew)
+            self._trim(slugs, endpoints, now)
+        finally:
+            lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, 0])
+        return delivered
+
+    def _trim(self, slugs: dict[int, str], endpoints: list[Endpoint], now: float) -> None:
+        """Drop outbox entries every endpoint has handled and older than OUTBOX_GRACE (a new
+        endpoint starts at the end of the outbox, failed events keep their own copy), so the
+        outbox holds about an hour of events instead of growing with the campaign."""
+        floor = (max(int((now - OUTBOX_GRACE) * 1000), 0), 0)
+        for campaign_id in slugs:
+            minid = floor
+            for endpoint in endpoints:
+                if endpoint.campaign_ids and campaign_id not in endpoint.campaign_ids:
+                    continue
+                wk = keys.webhook_keys(endpoint.id)
+                raw = self._redis.hget(wk.cursors, str(campaign_id)) or b"0-0"
+                ms, _, seq = raw.decode().partition("-")
+                minid = min(minid, (int(ms), int(seq or 0)))
+            if minid > (0, 0):
+                outbox = keys.campaign_keys(campaign_id).outbox
+                self._redis.xtrim(outbox, minid=f"{minid[0]}-{minid[1]}", approximate=False)
+
+    def _run_endpoint(
+        self, endpoint: Endpoint, slugs: dict[int, str], now: float, renew: Callable[[], bool]
+    ) -> int:
+        wk = keys.webhook_keys(endpoint.id)
+        delivered = 0
+        # Retries that are due first, oldest due first.
+        for raw_id in self._redis.zrangebyscore(wk.retry, "-inf", now, start=0, num=BATCH):
+            raw = self._redis.hget(wk.pending, raw_id)
+            if raw is None:
+                self._redis.zrem(wk.retry, raw_id)
+                continue
+            if not renew():
+                return delivered
+            if not self._attempt(endpoint, wk, Pending.load(raw), now):
+                return delivered  # the endpoint is failing: leave it until the next run
+            delivered += 1
+        # Then what is new in each campaign's outbox.
+        campaign_ids = endpoint.campaign_ids or sorted(slugs)
+        for campaign_id in campaign_ids:
+            slug = slugs.get(campaign_id)
+            if slug is None:
+                continue
+            outbox = keys.campaign_keys(campaign_id).outbox
+            cursor = (self._redis.hget(wk.cursors, str(campaign_id)) or b"0-0").decode()
+            for stream_id, fields in self._redis.xrange(outbox, min=f"({cursor}", count=BATCH):
+                event = fields[b"event"].decode()
+                ok = True
+                if event in endpoint.events:
+                    if not renew():
+                        return delivered
+                    item = _pending(campaign_id, slug, stream_id.decode(), event, fields)
+                    ok = self._attempt(endpoint, wk, item, now)
+                    delivered += ok
+                self._redis.hset(wk.cursors, str(campaign_id), stream_id)
+                if not ok:
+                    return delivered
+        return delivered
+
+    def _attempt(self, endpoint: Endpoint, wk: keys.WebhookKeys, item: Pending, now: float) -> bool:
+        item.attempts += 1
+        result = self._post(endpoint, item)
+        if result.ok:
+            outcome = "delivered"
+        elif item.attempts >= self.max_attempts:
+            outcome = "failed"
+        else:
+            outcome = "retrying"
+        self._redis.xadd(
+            wk.deliveries,
+            {
+                "event_id": item.event_id,
+                "event": item.event,
+                "attempt": item.attempts,
+                "outcome": outcome,
+                "status_code": result.status_code or "",
+                "error": result.error,
+                "latency_ms": round(result.latency_ms, 2),
+                "at": repr(now),
+            },
+            maxlen=LOG_LENGTH,
+            approximate=True,
+        )
+        if outcome == "delivered":
+            self._redis.hdel(wk.pending, item.event_id)
+            self._redis.zrem(wk.retry, item.event_id)
+            return True
+        item.last_error = result.error or f"HTTP {result.status_code}"
+        if outcome == "failed":
+            item.status, item.failed_at = "failed", now
+            self._redis.hset(wk.pending, item.event_id, item.dump())
+            self._redis.zadd(wk.failed, {item.event_id: now})
+            self._redis.zrem(wk.retry, item.event_id)
+            log.warning("webhook %s: %s failed for good", endpoint.id, item.event_id)
+        else:
+            due = now + backoff(item.attempts, self.base_delay, self.max_delay, self._rng)
+            self._redis.hset(wk.pending, item.event_id, item.dump())
+            self._redis.zadd(wk.retry, {item.event_id: due})
+        return False
+
+    def _post(self, endpoint: Endpoint, item: Pending) -> Attempt:
+        body = item.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(endpoint.secret, int(self._clock()), body),
+            "Refgate-Event-Id": item.event_id,
+            "Refgate-Event-Type": item.event,
+            "Refgate-Delivery-Attempt": str(item.attempts),
+        }
+        started = time.perf_counter()
+        try:
+            if not self.allow_private:
+                parts = urlsplit(endpoint.url)
+                default = 443 if parts.scheme == "https" else 80
+                private = _private_address(parts.hostname or "", parts.port or default)
+                if private is not None:
+                    return Attempt(None, f"refused: the host resolves to {private}", 0.0)
+            response = self._http.request(
+                "POST",
+                endpoint.url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                response.read(4096, decode_content=False)  # a little of the answer, never all
+            finally:
+                response.close()
+            status = response.status
+            error = "" if 200 <= status < 300 else f"HTTP {status}"
+            return Attempt(status, error, (time.perf_counter() - started) * 1000)
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            return Attempt(None, error, (time.perf_counter() - started) * 1000)
+
+
+def _pending(
+    campaign_id: int, slug: str, stream_id: str, event: str, fields: dict[bytes, bytes]
+) -> Pending:
+    event_id = f"evt_{campaign_id:x}_{stream_id}"
+    data = json.loads(fields[b"data"])
+    created = int(stream_id.partition("-")[0]) / 1000
+    body = json.dumps(
+        {"id": event_id, "type": event, "created": created, "campaign": slug, "data": data},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return Pending(event_id=event_id, event=event, campaign_id=campaign_id, body=body)
+
+
+def _load(raw: bytes | str) -> Endpoint:
+    return Endpoint(**json.loads(raw))

@@ -1,0 +1,423 @@
+"""Webhooks: registration, signed delivery to a real local HTTP receiver, retries with backoff,
+dead letters and redelivery, the delivery log, roles and bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.flags import FlagCandidate
+from gateway.services import Services
+from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
+from gateway.store.scripts import script
+from gateway.webhooks import SIGNATURE_HEADER, check_url, verify
+from tests.conftest import bearer, make_app, services_of
+from tests.test_conversions import record_click
+
+ALL_EVENTS = [
+    "conversion.created",
+    "reward.credited",
+    "reward.held",
+    "reward.denied",
+    "reward.clawed_back",
+    "flag.raised",
+]
+
+
+class Receiver:
+    """A marketing system's webhook receiver: checks every signature, answers 500 to the first
+    attempt of each event on paths in ``fail_first`` and to everything on ``always_fail``."""
+
+    def __init__(self) -> None:
+        self.secrets: dict[str, str] = {}
+        self.fail_first: set[str] = set()
+        self.always_fail: set[str] = set()
+        self.requests: list[dict[str, Any]] = []
+        self._failed_once: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.answer(self, body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        path = handler.path
+        event_id = handler.headers["Refgate-Event-Id"]
+        secret = self.secrets.get(path, "")
+        valid = verify(secret, handler.headers[SIGNATURE_HEADER] or "", body, now=time.time())
+        payload = json.loads(body)
+        with self._lock:
+            if not valid or payload["id"] != event_id:
+                status = 400
+            elif path in self.always_fail:
+                status = 500
+            elif path in self.fail_first and (path, event_id) not in self._failed_once:
+                self._failed_once.add((path, event_id))
+                status = 500
+            else:
+                status = 200
+            self.requests.append(
+                {
+                    "path": path,
+                    "event_id": event_id,
+                    "type": handler.headers["Refgate-Event-Type"],
+                    "attempt": int(handler.headers["Refgate-Delivery-Attempt"]),
+                    "status": status,
+                    "valid": valid,
+                    "payload": payload,
+                }
+            )
+        handler.send_response(status)
+        handler.send_header("Content-Length", "2")
+        handler.end_headers()
+        handler.wfile.write(b"ok")
+
+    def delivered(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path and r["status"] == 200]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def app(tmp_path: Path, store_url: str) -> Iterator[Flask]:
+    # Loopback receivers: private addresses allowed, as a deployment may choose.
+    app = make_app(
+        tmp_path / "data",
+        store_url,
+        REFGATE_WEBHOOK_ALLOW_PRIVATE="1",
+        REFGATE_WEBHOOK_TIMEOUT="2",
+    )
+    yield app
+    services_of(app).close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.close()
+
+
+def register(
+    client: FlaskClient, key: str, receiver: Receiver, path: str, **body: Any
+) -> dict[str, Any]:
+    response = client.post(
+        "/api/v1/webhooks",
+        json={"url": receiver.url(path), "events": ALL_EVENTS, **body},
+        headers=bearer(key),
+    )
+    assert response.status_code == 201, response.json
+    data: dict[str, Any] = response.json
+    receiver.secrets[path] = data["secret"]
+    return data
+
+
+def run_until_idle(services: Services, start: float, runs: int = 30) -> float:
+    """Run the delivery job with a clock far enough ahead each time that every retry is due."""
+    now = start
+    for _ in range(runs):
+        services.webhooks.run(now)
+        now += 10_000
+        pending = [services.webhooks.summary(e)["retrying"] for e in services.webhooks.endpoints()]
+        if not any(pending) and services.webhooks.run(now) == 0:
+            return now
+    raise AssertionError("webhooks still pending")
+
+
+def test_events_arrive_signed_once_per_endpoint_after_retries(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    receiver.fail_first.add("/all")
+    everything = register(client, keys["marketing"], receiver, "/all")
+    assert everything["secret"].startswith("whsec_") and everything["events"] == ALL_EVENTS
+    flags_only = register(
+        client, keys["admin"], receiver, "/flags", events=["flag.raised"], campaigns=["milk-tea"]
+    )
+    assert flags_only["campaigns"] == ["milk-tea"]
+
+    # A conversion (credited), a flag on the sharer (holds it), a fraud decision (denies it).
+    click = record_click(services, campaign, "alice")
+    conversion = client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": "bob"},
+        headers=bearer(keys["admin"]),
+    )
+    assert conversion.status_code == 201
+    flag, new = services.flags.raise_flag(
+        campaign["id"],
+        "milk-tea",
+        FlagCandidate(kind="referrer", subject="alice", score=0.9, reasons=("ring",)),
+        time.time(),
+    )
+    assert new
+    # Raised again with more evidence: still one flag, one event.
+    services.flags.raise_flag(
+        campaign["id"],
+        "milk-tea",
+        FlagCandidate(kind="referrer", subject="alice", score=0.95, reasons=("more",)),
+        time.time(),
+    )
+    services.flags.decide(flag.id, "fraud", "a ring", "test")
+
+    # The scheduler runs the job (one process, under its store lock); then retries fall due.
+    assert "webhooks" in services.scheduler.tick()
+    run_until_idle(services, time.time())
+
+    assert all(r["valid"] for r in receiver.requests)
+    delivered = receiver.delivered("/all")
+    assert Counter(r["type"] for r in delivered) == {
+        "conversion.created": 1,
+        "reward.credited": 1,
+        "flag.raised": 1,
+        "reward.held": 1,
+        "reward.denied": 1,
+    }
+    ids = [r["event_id"] for r in delivered]
+    assert len(set(ids)) == len(ids), "an event was delivered twice"
+    # Every event failed once and succeeded on its second attempt.
+    assert {r["attempt"] for r in delivered} == {2}
+    first = next(r["payload"] for r in delivered if r["type"] == "conversion.created")
+    assert first["campaign"] == "milk-tea" and first["data"]["participant"] == "bob"
+    assert first["data"]["reward"] == {"status": "credited", "reason": "", "amount": 1}
+    raised = next(r["payload"] for r in delivered if r["type"] == "flag.raised")
+    assert raised["data"]["subject"] == "alice" and raised["data"]["kind"] == "referrer"
+
+    only_flags = receiver.delivered("/flags")
+    assert [r["type"] for r in only_flags] == ["flag.raised"]
+    assert only_flags[0]["event_id"] == raised["id"]  # one event, one id, every endpoint
+    assert all(r["attempt"] == 1 for r in receiver.requests if r["path"] == "/flags")
+
+    # The delivery log: a 500 then a 200 per event, with latencies, newest first.
+    log = client.get(
+        f"/api/v1/webhooks/{everything['id']}/deliveries", headers=bearer(keys["marketing"])
+    ).json
+    assert log["failed"] == []
+    attempts = log["deliveries"]
+    assert len(attempts) == 10
+    assert {(a["attempt"], a["status_code"], a["outcome"]) for a in attempts} == {
+        (1, 500, "retrying"),
+        (2, 200, "delivered"),
+    }
+    assert all(a["latency_ms"] > 0 and a["at"] > 0 for a in attempts)
+    assert next(a for a in attempts if a["status_code"] == 500)["error"] == "HTTP 500"
+    assert attempts[0]["at"] >= attempts[-1]["at"]
+
+    # Nothing new: nothing sent.
+    count = len(receiver.requests)
+    assert services.webhooks.run(time.time() + 10**6) == 0
+    assert len(receiver.requests) == count
+    # Handled by every endpoint and old: trimmed from the outbox, up to the cursors.
+    assert services.store.main.xlen(campaign_keys(campaign["id"]).outbox) == 1
+
+
+def test_out_of_attempts_is_failed_and_can_be_redelivered(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    services.webhooks.max_attempts = 3
+    receiver.always_fail.add("/down")
+    endpoint = register(client, keys["marketing"], receiver, "/down", events=["conversion.created"])
+    record = record_click(services, campaign, "alice")
+    client.post(
+        "/api/v1/conversions",
+        json={"click_id": record, "user": "bob"},
+        headers=bearer(keys["admin"]),
+    )
+    now = time.time()
+    assert services.webhooks.run(now) == 0
+    summary = client.get(f"/api/v1/webhooks/{endpoint['id']}", headers=bearer(keys["admin"])).json
+    assert summary["retrying"] == 1 and "secret" not in summary
+    # Not due yet: backoff (30 s or more) means no attempt a second later.
+    services.webhooks.run(now + 1)
+    assert len(receiver.requests) == 1
+    for step in (2, 3, 4):
+        services.webhooks.run(now + step * 10_000)
+    assert [r["attempt"] for r in receiver.requests] == [1, 2, 3]
+    path = f"/api/v1/webhooks/{endpoint['id']}/deliveries"
+    log = client.get(path, headers=bearer(keys["marketing"])).json
+    assert [a["outcome"] for a in log["deliveries"]] == ["failed", "retrying", "retrying"]
+    (failed,) = log["failed"]
+    assert failed["event"] == "conversion.created" and failed["attempts"] == 3
+    assert failed["error"] == "HTTP 500"
+
+    # The receiver is fixed; marketing sends the event again.
+    receiver.always_fail.clear()
+    redeliver = f"{path}/{failed['event_id']}/redeliver"
+    assert client.post(redeliver, headers=bearer(keys["marketing"])).status_code == 202
+    assert client.post(redeliver, headers=bearer(keys["marketing"])).status_code == 404
+    assert services.webhooks.run(now + 10**6) == 1
+    assert receiver.delivered("/down")[0]["event_id"] == failed["event_id"]
+    assert client.get(path, headers=bearer(keys["marketing"])).json["failed"] == []
+    unknown = client.post(f"{path}/evt_1_1-0/redeliver", headers=bearer(keys["marketing"]))
+    assert unknown.status_code == 404 and unknown.json["error"] == "delivery_not_found"
+
+
+def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    port = receiver.server.server_address[1]
+    response = client.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://localhost:{port}/x", "events": ["conversion.created"]},
+        headers=bearer(keys["admin"]),
+    )
+    assert response.status_code == 201
+    services.webhooks.allow_private = False  # the policy of a deployment that does not allow it
+    click = record_click(services, campaign, "alice")
+    client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": "bob"},
+        headers=bearer(keys["admin"]),
+    )
+    services.webhooks.run(time.time())
+    assert receiver.requests == []
+    (attempt,) = client.get(
+        f"/api/v1/webhooks/{response.json['id']}/deliveries", headers=bearer(keys["admin"])
+    ).json["deliveries"]
+    assert attempt["status_code"] is None and "resolves to 127.0.0.1" in attempt["error"]
+
+
+def test_registration_checks_its_input(
+    client: FlaskClient, keys: dict[str, str], campaign: dict[str, Any]
+) -> None:
+    admin = bearer(keys["admin"])
+    good = {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]}
+    cases = [
+        ({**good, "url": "ftp://hooks.example.com/"}, "url"),
+        ({**good, "url": "https://user:pw@hooks.example.com/"}, "url"),
+        ({**good, "url": "https://hooks.example.com/#x"}, "url"),
+        ({**good, "url": "https://hooks.example.com:99999/"}, "url"),
+        ({**good, "url": "https:///nohost"}, "url"),
+        ({**good, "url": "http://[::1/"}, "url"),
+        ({**good, "url": "http://exa mple.com/"}, "url"),
+        ({**good, "url": "http://" + "a" * 70 + ".example.com/"}, "url"),
+        ({**good, "url": 7}, "url"),
+        ({**good, "events": []}, "events"),
+        ({**good, "events": ["reward.spent"]}, "events.0"),
+        ({**good, "campaigns": ["no-such-campaign"]}, "campaigns"),
+        ({**good, "campaigns": ["Bad Slug"]}, "campaigns.0"),
+        ({**good, "secret": "mine"}, "secret"),
+        ({"events": ["flag.raised"]}, "url"),
+    ]
+    for body, field in cases:
+        response = client.post("/api/v1/webhooks", json=body, headers=admin)
+        assert response.status_code == 400, (body, response.json)
+        assert field in response.json["fields"], (body, response.json)
+    assert client.post("/api/v1/webhooks", data="[", headers=admin).status_code == 400
+    # Nothing was registered by any of that.
+    assert client.get("/api/v1/webhooks", headers=admin).json == {"webhooks": []}
+    created = client.post("/api/v1/webhooks", json=good, headers=admin)
+    assert created.status_code == 201
+    assert client.get("/api/v1/webhooks/wh_nope", headers=admin).status_code == 404
+    endpoint = created.json["id"]
+    bad_limit = client.get(f"/api/v1/webhooks/{endpoint}/deliveries?limit=0", headers=admin)
+    assert bad_limit.status_code == 400 and "limit" in bad_limit.json["fields"]
+    assert client.delete(f"/api/v1/webhooks/{endpoint}", headers=admin).status_code == 204
+    assert client.delete(f"/api/v1/webhooks/{endpoint}", headers=admin).status_code == 404
+
+
+def test_only_marketing_and_admin_manage_webhooks(
+    client: FlaskClient, keys: dict[str, str], campaign: dict[str, Any]
+) -> None:
+    body = {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]}
+    for role in ("risk", "conversion"):
+        headers = bearer(keys[role])
+        assert client.post("/api/v1/webhooks", json=body, headers=headers).status_code == 403
+        assert client.get("/api/v1/webhooks", headers=headers).status_code == 403
+    assert client.get("/api/v1/webhooks").status_code == 401
+    created = client.post("/api/v1/webhooks", json=body, headers=bearer(keys["marketing"]))
+    assert created.status_code == 201
+    endpoint = created.json["id"]
+    risk = bearer(keys["risk"])
+    assert client.delete(f"/api/v1/webhooks/{endpoint}", headers=risk).status_code == 403
+    assert client.get(f"/api/v1/webhooks/{endpoint}/deliveries", headers=risk).status_code == 403
+    listed = client.get("/api/v1/webhooks", headers=bearer(keys["admin"])).json["webhooks"]
+    assert [w["id"] for w in listed] == [endpoint] and "secret" not in listed[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+        "http://printer.local/hook",
+        "http://2130706433/hook",
+    ],
+)
+def test_private_addresses_are_refused_unless_allowed(url: str) -> None:
+    problem = check_url(url, allow_private=False)
+    assert problem is not None
+    if "2130706433" not in url:
+        assert check_url(url, allow_private=True) is None
+
+
+def test_public_endpoints_are_accepted() -> None:
+    for url in (
+        "https://hooks.example.com/refgate?x=1",
+        "http://8.8.8.8:8080/h",
+        "https://例え.jp/",
+    ):
+        assert check_url(url, allow_private=False) is None, url
+
+
+def test_one_process_delivers_at_a_time(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    register(client, keys["marketing"], receiver, "/one", events=["conversion.created"])
+    click = record_click(services, campaign, "alice")
+    client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": "bob"},
+        headers=bearer(keys["admin"]),
+    )
+    lease = script("lease")
+    # Another worker's run is still going (it outlived its scheduler lock): this one stands by.
+    assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 60_000]) == 1
+    assert services.webhooks.run(time.time()) == 0
+    assert receiver.requests == []
+    assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 0]) == 1
+    assert services.webhooks.run(time.time()) == 1
+    assert [r["type"] for r in receiver.delivered("/one")] == ["conversion.created"]
