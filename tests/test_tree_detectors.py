@@ -67,8 +67,10 @@ class World:
         self.campaign_id: int = response.json["id"]  # type: ignore[index]
         self.tokens: dict[str, str] = {}
         self.rng = random.Random(7)
-        # Clicks start 50 minutes ago and arrive like people do (exponential gaps, ~15 s).
-        self.clock = time.time() - 3000
+        # Clicks start at the beginning of the last full hour and arrive like people do
+        # (exponential gaps, ~16 s); joins stamped from this clock stay within that hour, so
+        # hourly indexes (prefix clusters) never depend on when the test runs.
+        self.clock = (int(time.time()) // 3600 - 1) * 3600 + 60.0
 
     def token(self, referrer: str) -> str:
         if referrer not in self.tokens:
@@ -272,7 +274,10 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     children = [f"kid{n}" for n in range(20)]
     for n, user in enumerate(children):
         if source == "two networks":  # many iPhones (cookies cleared) on two networks
-            world.join(user, "hub", ip=f"198.51.{100 + n % 2}.{n + 1}", ua=IOS_WECHAT)
+            # Stamped half a minute after each click (not by the wall clock of this loop): the
+            # prefix index is hourly, and the burst must be caught without clockwork.
+            ip = f"198.51.{100 + n % 2}.{n + 1}"
+            world.join(user, "hub", ip=ip, ua=IOS_WECHAT, delay=30.0)
         else:  # one phone, a fresh account each time, cookies cleared
             world.join(user, "hub", ip="203.0.113.99", ua=android("M2102K1C"))
     assert all(world.reward(u) == "credited" for u in children)
@@ -280,6 +285,15 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     assert "hub" in referrer_flags(flags)
     bursts = of(flags, "cluster", "burst:hub")
     assert len(bursts) == 1 and set(bursts[0].members) == set(children)
+    if source == "two networks":
+        assert "2 network(s)" in bursts[0].reasons[0]
+        # Each /24 filled with joins under the hub: a prefix cluster each.
+        prefixes = {f.subject: set(f.members) for f in of(flags, "cluster", "prefix:")}
+        assert prefixes == {
+            f"prefix:198.51.{100 + k}.0/24:hub": set(children[k::2]) for k in (0, 1)
+        }
+    else:
+        assert "1 device(s)" in bursts[0].reasons[0]
     assert all(world.reward(u) == "held" for u in children)
 
 
@@ -337,3 +351,4 @@ def test_three_participants_from_one_browser(world: World) -> None:
     assert set(clusters[0].members) == {"p0", "p1", "p2"}
     assert referrer_flags(flags) == set()
     assert all(world.reward(f"p{n}") == "held" for n in range(3))
+    assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
