@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from detectors.base import ClickInput, History, Signal
 from detectors.conversion import conversion_time_signal
@@ -523,3 +524,21 @@ def test_viral_sharer_and_family_are_not_flagged() -> None:
             ["self_referral: same phone model and address as the sharer, on a shared network"],
         )
     assert nat.self_clicks == 0 and referrer_finding(nat) is None
+
+
+# -- through the click path -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ua", [r["user_agent"] for r in INAPP if is_crawler(r["user_agent"])], ids=lambda ua: ua[-20:]
+)
+def test_the_click_path_serves_people_in_app_browsers_the_crawler_list_names(
+    client: FlaskClient, link: dict[str, Any], ua: str
+) -> None:
+    response = client.get(
+        f"/s/{link['token']}",
+        headers={"User-Agent": ua, "Accept-Language": "en-US,en;q=0.9"},
+        environ_base={"REMOTE_ADDR": "203.0.113.77"},
+    )
+    assert response.status_code in (200, 302), response.status_code
+    assert "rg_click=" in (response.headers.get("Location", "") + response.get_data(as_text=True))
