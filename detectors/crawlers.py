@@ -74,6 +74,9 @@ class CrawlerDetector:
     reads = frozenset({"ua"})
 
     def score(self, click: ClickInput, history: History) -> Signal:
-        if is_crawler(click.ua):
+        # The crawler list also matches some people's in-app browsers (Meta's "MetaIAB", an app
+        # token its unfurler shares); gateway.platforms recognises those apps before consulting
+        # the list, and a click it calls an in-app browser is a person, never a crawler.
+        if is_crawler(click.ua) and not click.in_app:
             return Signal(1.0, "user agent is a known crawler or automation tool", "automation")
         return NOTHING

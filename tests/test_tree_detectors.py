@@ -1,0 +1,354 @@
+"""Tree-level detectors (gateway.trees.TreeWatch) through the real API and click path.
+
+Each case mints links, sends clicks through the click path (ClickGateway.handle, the handler
+/s/<token> runs) with chosen addresses, agents and cookies, converts through
+POST /api/v1/conversions, runs ``services.trees.run`` and checks the flags raised, their members
+and the rewards they hold. Clicks carry explicit times a few minutes before their conversion
+(a person reads the landing page), so the click-level rules see no clockwork and conversions are
+not "too fast": a reward is held because of a tree flag, not because of the test's own speed.
+
+Honest look-alikes (a family on one Wi-Fi, a viral sharer with a carrier NAT among their
+networks, a child on a parent's phone, a fast chain of friends) raise no referrer flag.
+"""
+
+from __future__ import annotations
+
+import html
+import random
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Response
+
+from gateway.flags import Flag
+from gateway.services import Services
+from tests.conftest import FIXTURES, bearer
+
+_ROWS = [
+    line.split("\t")
+    for line in (FIXTURES / "inapp_user_agents.tsv").read_text(encoding="utf-8").splitlines()
+    if line and not line.startswith("#")
+]
+#: iOS WeChat: every iPhone on one iOS and WeChat version sends exactly this.
+IOS_WECHAT = next(r[2] for r in _ROWS if r[0] == "wechat" and "iPhone" in r[2])
+#: Android WeChat: names the phone's model and build (``23127PN0CC Build/``).
+_ANDROID_WECHAT = next(r[2] for r in _ROWS if r[0] == "wechat" and "23127PN0CC Build/" in r[2])
+
+
+def android(model: str) -> str:
+    """An Android WeChat agent on another phone model (a distinct device)."""
+    return _ANDROID_WECHAT.replace("23127PN0CC", model)
+
+
+class World:
+    """One campaign, its sharers' links, and a clock for the clicks."""
+
+    def __init__(self, client: FlaskClient, services: Services, keys: dict[str, str]) -> None:
+        self.client = client
+        self.services = services
+        self.admin = bearer(keys["admin"])
+        self.conversion = bearer(keys["conversion"])
+        response = client.post(
+            "/api/v1/campaigns",
+            json={
+                "slug": "tea",
+                "name": "Tea",
+                "destination_url": "https://shop.example.com/",
+                "reward": {"amount": 1, "budget_total": 10_000},
+            },
+            headers=self.admin,
+        )
+        assert response.status_code == 201, response.json
+        self.campaign_id: int = response.json["id"]  # type: ignore[index]
+        self.tokens: dict[str, str] = {}
+        self.rng = random.Random(7)
+        # Clicks start at the beginning of the last full hour and arrive like people do
+        # (exponential gaps, ~16 s); joins stamped from this clock stay within that hour, so
+        # hourly indexes (prefix clusters) never depend on when the test runs.
+        self.clock = (int(time.time()) // 3600 - 1) * 3600 + 60.0
+
+    def token(self, referrer: str) -> str:
+        if referrer not in self.tokens:
+            response = self.client.post(
+                "/api/v1/campaigns/tea/links", json={"referrer": referrer}, headers=self.admin
+            )
+            assert response.status_code == 201, response.json
+            self.tokens[referrer] = response.json["token"]  # type: ignore[index]
+        return self.tokens[referrer]
+
+    def click(
+        self, referrer: str, *, ip: str, ua: str, visitor: str | None = None
+    ) -> tuple[str, str]:
+        """A click on the referrer's link; returns (click id, the browser's visitor id)."""
+        self.clock += 1 + self.rng.expovariate(1 / 15)
+        token = self.token(referrer)
+        headers = {"User-Agent": ua, "Accept-Language": "zh-CN,zh;q=0.9"}
+        if visitor is not None:
+            headers["Cookie"] = f"rg_vid={visitor}"
+        environ = EnvironBuilder(
+            path=f"/s/{token}", headers=headers, environ_base={"REMOTE_ADDR": ip}
+        ).get_environ()
+        answer = self.services.gateway.handle(token, environ, now=self.clock)
+        response = Response.from_app(answer, environ, buffered=True)
+        self.services.recorder.flush()
+        if response.status_code == 302:
+            location = response.headers["Location"]
+        else:  # WeChat and other in-app browsers get the fallback page with the link to go on
+            assert response.status_code == 200, response.status_code
+            found = re.search(r'href="([^"]*rg_click=[^"]*)"', response.get_data(as_text=True))
+            assert found is not None
+            location = html.unescape(found.group(1))
+        click_id = parse_qs(urlsplit(location).query)["rg_click"][0]
+        cookie = response.headers.get("Set-Cookie", "")
+        if cookie.startswith("rg_vid="):
+            visitor = cookie.split(";")[0].removeprefix("rg_vid=")
+        assert visitor is not None
+        return click_id, visitor
+
+    def join(
+        self,
+        user: str,
+        referrer: str,
+        *,
+        ip: str,
+        ua: str,
+        visitor: str | None = None,
+        delay: float | None = None,
+    ) -> str:
+        """``user`` clicks ``referrer``'s link and signs up; returns the visitor id used.
+
+        Conversions go through POST /api/v1/conversions, which stamps the wall clock. With
+        ``delay`` the join is stamped ``delay`` seconds after the click instead (the service
+        the endpoint calls, with its ``now``): for cases whose outcome depends on the rhythm of
+        the joins, which the wall clock of a test loop would make machine-regular.
+        """
+        click_id, visitor = self.click(referrer, ip=ip, ua=ua, visitor=visitor)
+        if delay is None:
+            response = self.client.post(
+                "/api/v1/conversions",
+                json={"click_id": click_id, "user": user},
+                headers=self.conversion,
+            )
+            assert response.status_code == 201, response.json
+            answer: dict[str, Any] = response.json  # type: ignore[assignment]
+        else:
+            outcome = self.services.conversions.convert(click_id, user, now=self.clock + delay)
+            assert outcome.new
+            answer = outcome.answer
+        assert answer["parent"] == referrer
+        return visitor
+
+    def examine(self) -> list[Flag]:
+        self.services.trees.run(time.time())
+        flags, _ = self.services.flags.find([self.campaign_id])
+        return flags
+
+    def reward(self, user: str) -> str:
+        row = self.services.rewards.get(self.campaign_id, user)
+        assert row is not None, user
+        status: str = row["status"]
+        return status
+
+
+@pytest.fixture
+def world(client: FlaskClient, services: Services, keys: dict[str, str]) -> World:
+    return World(client, services, keys)
+
+
+def referrer_flags(flags: list[Flag]) -> set[str]:
+    return {f.subject for f in flags if f.kind == "referrer"}
+
+
+def of(flags: list[Flag], kind: str, prefix: str = "") -> list[Flag]:
+    return [f for f in flags if f.kind == kind and f.subject.startswith(prefix)]
+
+
+# -- honest look-alikes -------------------------------------------------------------------------
+
+
+def test_a_family_of_iphones_inviting_each_other_is_not_flagged(world: World) -> None:
+    home = "203.0.113.24"
+    # Mum joined through a friend; dad through mum; the child through dad. Three iPhones on the
+    # same iOS and WeChat version behind one home address: identical agents, own cookies.
+    world.join("mum", "friend", ip=home, ua=IOS_WECHAT)
+    world.join("dad", "mum", ip=home, ua=IOS_WECHAT)
+    world.join("kid", "dad", ip=home, ua=IOS_WECHAT)
+    assert [w for w in ("mum", "dad", "kid") if world.reward(w) != "credited"] == []
+    flags = world.examine()
+    assert flags == []
+    assert all(world.reward(w) == "credited" for w in ("mum", "dad", "kid"))
+
+
+def test_a_viral_sharer_with_a_carrier_nat_among_their_networks_is_not_flagged(
+    world: World,
+) -> None:
+    world.join("star", "agency", ip="198.51.100.7", ua=android("Pixel 8"))
+    # 100 joins under the star within the hour: 40 from one carrier /24 (four NAT addresses,
+    # identical iOS agents, own cookies), 60 from 60 other networks, interleaved as they
+    # arrive; each person signs up half a minute to a few minutes after their click.
+    carrier = iter(range(40))
+    others = iter(range(60))
+    reading = random.Random(11)
+    for n in range(100):
+        delay = reading.uniform(20, 240)
+        if n % 5 in (0, 2):
+            k = next(carrier)
+            ip, ua, user = f"100.64.9.{k % 4 + 1}", IOS_WECHAT, f"c{k}"
+        else:
+            k = next(others)
+            ip, ua, user = f"203.{k + 1}.77.9", android(f"M{k}X"), f"o{k}"
+        world.join(user, "star", ip=ip, ua=ua, delay=delay)
+    credited = sum(world.reward(f"c{k}") == "credited" for k in range(40))
+    assert credited == 40
+    flags = world.examine()
+    assert referrer_flags(flags) == set()
+    assert of(flags, "cluster") == []
+    assert world.reward("c7") == "credited" and world.reward("o7") == "credited"
+
+
+def test_a_child_signing_up_on_a_parents_phone_holds_that_join_only(world: World) -> None:
+    home, phone = "203.0.113.50", android("SM-A546E")
+    world.join("parent", "friend", ip=home, ua=phone)
+    world.join("child", "parent", ip=home, ua=phone)  # on the parent's phone: one extra account
+    world.join("aunt", "parent", ip="198.51.100.80", ua=android("2201123C"))
+    flags = world.examine()
+    assert [(f.kind, f.subject) for f in flags] == [("participant", "child")]
+    assert "parent's own browser or device" in flags[0].reasons[0]
+    assert "parent" not in referrer_flags(flags)
+    assert world.reward("child") != "credited"  # denied at the click already, or held
+    assert world.reward("aunt") == "credited"
+
+
+def test_a_fast_honest_chain_from_five_phones_on_two_networks_is_not_flagged(
+    world: World,
+) -> None:
+    models = ["Pixel 8", "SM-S9180", "23127PN0CC", "V2309A", "PJZ110"]
+    parent = "origin"
+    for n, model in enumerate(models):
+        user = f"friend{n}"
+        world.join(user, parent, ip=f"100.64.{n % 2}.{n + 10}", ua=android(model))
+        parent = user
+    flags = world.examine()
+    assert referrer_flags(flags) == set()
+    assert of(flags, "cluster", "chain:") == []
+    assert all(world.reward(f"friend{n}") == "credited" for n in range(5))
+
+
+# -- must-catch ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("phones", [1, 2])
+def test_a_chain_of_ten_joins_from_one_or_two_phones(world: World, phones: int) -> None:
+    devices = [("198.51.100.9", android("Pixel 7")), ("203.0.113.9", android("SM-G9910"))]
+    parent = "seed"
+    names = []
+    for n in range(10):
+        ip, ua = devices[n % phones]
+        user = f"link{n}"
+        world.join(user, parent, ip=ip, ua=ua)
+        names.append(user)
+        parent = user
+    flags = world.examine()
+    chains = of(flags, "cluster", "chain:")
+    assert chains, [(f.kind, f.subject) for f in flags]
+    longest = max(chains, key=lambda f: len(f.members))
+    assert set(names) <= set(longest.members)
+    assert f"{phones} phone(s)" in longest.reasons[0]
+    # Every sharer in the chain is flagged; their rewards, credited or not before, are not paid.
+    assert set(names[:-1]) <= referrer_flags(flags)
+    assert all(world.reward(u) in ("held", "denied") for u in names[1:])
+    if phones == 2:  # no join here came from its own sharer's phone: held by the flag alone
+        assert all(world.reward(u) == "held" for u in names[1:])
+
+
+@pytest.mark.parametrize("source", ["two networks", "one phone"])
+def test_twenty_children_in_minutes_from_few_networks_or_one_device(
+    world: World, source: str
+) -> None:
+    world.join("hub", "boss", ip="192.0.2.200", ua=android("Pixel 6"))
+    children = [f"kid{n}" for n in range(20)]
+    for n, user in enumerate(children):
+        if source == "two networks":  # many iPhones (cookies cleared) on two networks
+            # Stamped half a minute after each click (not by the wall clock of this loop): the
+            # prefix index is hourly, and the burst must be caught without clockwork.
+            ip = f"198.51.{100 + n % 2}.{n + 1}"
+            world.join(user, "hub", ip=ip, ua=IOS_WECHAT, delay=30.0)
+        else:  # one phone, a fresh account each time, cookies cleared
+            world.join(user, "hub", ip="203.0.113.99", ua=android("M2102K1C"))
+    assert all(world.reward(u) == "credited" for u in children)
+    flags = world.examine()
+    assert "hub" in referrer_flags(flags)
+    bursts = of(flags, "cluster", "burst:hub")
+    assert len(bursts) == 1 and set(bursts[0].members) == set(children)
+    if source == "two networks":
+        assert "2 network(s)" in bursts[0].reasons[0]
+        # Each /24 filled with joins under the hub: a prefix cluster each.
+        prefixes = {f.subject: set(f.members) for f in of(flags, "cluster", "prefix:")}
+        assert prefixes == {
+            f"prefix:198.51.{100 + k}.0/24:hub": set(children[k::2]) for k in (0, 1)
+        }
+    else:
+        assert "1 device(s)" in bursts[0].reasons[0]
+    assert all(world.reward(u) == "held" for u in children)
+
+
+def test_two_alternate_accounts_on_the_sharers_own_android_phone(world: World) -> None:
+    phone, home = android("22081212C"), "203.0.113.140"
+    world.join("sharer", "someone", ip=home, ua=phone)
+    world.join("alt1", "sharer", ip=home, ua=phone)
+    first = world.examine()
+    assert [(f.kind, f.subject) for f in first] == [("participant", "alt1")]
+    world.join("alt2", "sharer", ip=home, ua=phone)
+    world.join("honest", "sharer", ip="198.51.100.33", ua=android("CPH2557"))
+    flags = world.examine()
+    assert {(f.kind, f.subject) for f in flags} == {
+        ("participant", "alt1"),
+        ("participant", "alt2"),
+        ("referrer", "sharer"),
+    }
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "2 accounts (alt1, alt2)" in sharer.reasons[0]
+    assert world.reward("alt1") != "credited" and world.reward("alt2") != "credited"
+    assert world.reward("honest") == "held"  # the flagged sharer's other rewards wait too
+
+
+def test_a_ring_of_sharers_converting_each_others_links(world: World) -> None:
+    phones = {
+        "ann": ("198.51.100.61", android("V2227A")),
+        "ben": ("198.51.100.62", android("PHB110")),
+        "cat": ("198.51.100.63", android("RMX3700")),
+    }
+    for name, (ip, ua) in phones.items():
+        world.join(name, "organiser", ip=ip, ua=ua)
+    # Each sharer's own phone converts, as a new account, on the next one's link.
+    for name, target in (("ann", "ben"), ("ben", "cat"), ("cat", "ann")):
+        ip, ua = phones[name]
+        world.join(f"{name}-alt", target, ip=ip, ua=ua)
+    assert all(world.reward(f"{n}-alt") == "credited" for n in phones)
+    flags = world.examine()
+    rings = of(flags, "cluster", "ring:")
+    assert len(rings) == 1 and set(rings[0].members) == set(phones)
+    assert set(phones) <= referrer_flags(flags)
+    assert "organiser" not in referrer_flags(flags)
+    assert all(world.reward(f"{n}-alt") == "held" for n in phones)
+
+
+def test_three_participants_from_one_browser(world: World) -> None:
+    browser: str | None = None
+    for n, sharer in enumerate(("s1", "s2", "s3")):
+        browser = world.join(
+            f"p{n}", sharer, ip=f"198.51.100.{n + 90}", ua=IOS_WECHAT, visitor=browser
+        )
+    world.join("other", "s1", ip="203.0.113.7", ua=IOS_WECHAT)
+    flags = world.examine()
+    clusters = of(flags, "cluster", "browser:")
+    assert len(clusters) == 1
+    assert set(clusters[0].members) == {"p0", "p1", "p2"}
+    assert referrer_flags(flags) == set()
+    assert all(world.reward(f"p{n}") == "held" for n in range(3))
+    assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
