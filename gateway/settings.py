@@ -32,6 +32,13 @@ class SettingsError(ValueError):
         self.problem = problem
 
 
+#: Admission defaults. A staff page loads its stylesheet, script and images at once (four
+#: requests from one browser): at rest they must all be admitted, so "other" requests get four;
+#: clicks two more, so that the API and console are shed first under load.
+DEFAULT_MAX_IN_FLIGHT = 6
+DEFAULT_MAX_IN_FLIGHT_OTHER = 4
+
+
 @dataclass(frozen=True)
 class Settings:
     secret_keys: tuple[bytes, ...]
@@ -52,8 +59,8 @@ class Settings:
     #: Admission control, per worker process: requests handled at once. Clicks are admitted
     #: while fewer than ``max_in_flight`` requests are in flight, everything else (API, console,
     #: media) while fewer than ``max_in_flight_other``: those are shed first. Beyond: 503 at once.
-    max_in_flight: int = 4
-    max_in_flight_other: int = 2
+    max_in_flight: int = 6
+    max_in_flight_other: int = 4
     #: Seconds a click may have waited in the worker's queue (gunicorn's threaded worker) and
     #: still be served; other requests get half. Longer waits are shed with 503 at once.
     max_queue_wait: float = 0.03
@@ -148,9 +155,15 @@ class Settings:
         missing = [str(d) for d in font_dirs if not d.is_dir()]
         if missing:
             raise SettingsError("REFGATE_FONT_DIRS", f"not a directory: {missing[0]}")
-        max_in_flight = _parse_int(env, "REFGATE_MAX_IN_FLIGHT", 4, minimum=1, maximum=1024)
+        max_in_flight = _parse_int(
+            env, "REFGATE_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT, minimum=1, maximum=1024
+        )
         max_other = _parse_int(
-            env, "REFGATE_MAX_IN_FLIGHT_OTHER", min(2, max_in_flight), minimum=1, maximum=1024
+            env,
+            "REFGATE_MAX_IN_FLIGHT_OTHER",
+            min(DEFAULT_MAX_IN_FLIGHT_OTHER, max_in_flight),
+            minimum=1,
+            maximum=1024,
         )
         if max_other > max_in_flight:
             raise SettingsError(

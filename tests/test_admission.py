@@ -55,7 +55,7 @@ def test_bad_overload_settings_name_the_variable(
 
 def test_overload_settings_defaults_and_values(tmp_path: Path) -> None:
     settings = Settings.from_env({"REFGATE_DATA_DIR": str(tmp_path)})
-    assert (settings.max_in_flight, settings.max_in_flight_other) == (4, 2)
+    assert (settings.max_in_flight, settings.max_in_flight_other) == (6, 4)
     assert settings.max_queue_wait == 0.03
     settings = Settings.from_env(
         {
@@ -79,9 +79,9 @@ def test_overload_sheds_api_before_clicks_and_never_probes(
     app: Flask, client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
 ) -> None:
     admission = services_of(app).admission
-    assert (admission.click_limit, admission.other_limit) == (4, 2)
+    assert (admission.click_limit, admission.other_limit) == (6, 4)
     token = link["token"]
-    admission.in_flight = admission.other_limit  # as if two requests were being served
+    admission.in_flight = admission.other_limit  # as if four requests were being served
     try:
         assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
         api = client.get("/api/v1/campaigns", headers=admin)
