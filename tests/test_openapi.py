@@ -54,6 +54,13 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 def test_api_conforms_and_never_fails(case: Any, keys: dict[str, str]) -> None:
     # Every check runs except "schema-valid data must be accepted": destinations and windows have
     # rules (no IP hosts, ends after starts, unique slugs) that JSON Schema cannot state.
+    # A query parameter generated as an empty array (or null) vanishes when the URL is encoded,
+    # so a "negative" case built on it would really send a valid request: send it as an empty
+    # value, which is what a client can actually send.
+    if case.query:
+        for name, value in list(case.query.items()):
+            if value is None or value == []:
+                case.query[name] = ""
     case.call_and_validate(
         headers=bearer(keys["admin"]),
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
