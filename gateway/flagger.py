@@ -17,6 +17,7 @@ from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
 from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import FlagCandidate, FlagService
 from gateway.store import keys
+from gateway.store.follow import follow
 
 BATCH = 5000
 
@@ -33,14 +34,14 @@ class Flagger:
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
-        raised = 0
-        while True:
-            cursor = (self._redis.hget(ck.counters, "flagger_cursor") or b"0-0").decode()
-            entries = self._redis.xrange(ck.events, min=f"({cursor}", max="+", count=BATCH)
-            if not entries:
-                return raised
-            raised += self._process(campaign, entries, now)
-            self._redis.hset(ck.counters, "flagger_cursor", entries[-1][0])
+        return follow(
+            self._redis,
+            ck.events,
+            ck.counters,
+            "flagger_cursor",
+            lambda entries: self._process(campaign, entries, now),
+            BATCH,
+        )
 
     def _process(self, campaign: Campaign, entries: list[Any], now: float) -> int:
         ck = keys.campaign_keys(campaign.id)

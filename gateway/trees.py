@@ -28,6 +28,7 @@ from typing import Any
 from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import FlagCandidate, FlagService
 from gateway.store import keys
+from gateway.store.follow import follow
 
 BATCH = 2000
 #: Chains: links joined within this many seconds of their parent, at least this long, from at
@@ -74,18 +75,17 @@ class TreeWatch:
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
-        raised = 0
-        while True:
-            cursor = (self._redis.hget(ck.counters, "trees_cursor") or b"0-0").decode()
-            entries = self._redis.xrange(ck.conversions, min=f"({cursor}", max="+", count=BATCH)
-            if not entries:
-                return raised
+
+        def examine(entries: list[Any]) -> int:
+            raised = 0
             for _, fields in entries:
                 if fields.get(b"status") == b"accepted":
                     join = self._join(ck, fields[b"user"].decode())
                     if join is not None:
                         raised += self._examine(campaign, ck, join, now)
-            self._redis.hset(ck.counters, "trees_cursor", entries[-1][0])
+            return raised
+
+        return follow(self._redis, ck.conversions, ck.counters, "trees_cursor", examine, BATCH)
 
     # -- reading a join ---------------------------------------------------------------------------
 

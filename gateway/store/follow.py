@@ -1,0 +1,30 @@
+"""Following a campaign stream from a cursor kept in the store: the jobs' one reading loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def follow(
+    redis: Any,
+    stream: str,
+    cursors: str,
+    cursor_field: str,
+    handle: Callable[[list[Any]], int],
+    batch: int,
+) -> int:
+    """Hand ``handle`` the entries of ``stream`` after the cursor in hash ``cursors``, batch by
+    batch, moving the cursor after each batch; returns the sum of what ``handle`` returned.
+
+    At least once: a process that dies between handling a batch and moving the cursor hands the
+    batch again to the next run, so handlers must be idempotent (raising a flag is).
+    """
+    total = 0
+    while True:
+        cursor = (redis.hget(cursors, cursor_field) or b"0-0").decode()
+        entries = redis.xrange(stream, min=f"({cursor}", max="+", count=batch)
+        if not entries:
+            return total
+        total += handle(entries)
+        redis.hset(cursors, cursor_field, entries[-1][0])
