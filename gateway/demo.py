@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.apikeys import Role
 from gateway.errors import ApiError
 from gateway.services import Services
+from gateway.users import UserError
 
 DEMO_SLUG = "milk-tea"
 DEMO_KEY_FILE = "demo-api-key"
+DEMO_STAFF_EMAIL = "admin@demo.refgate.example"
+DEMO_PASSWORD_FILE = "demo-console-password"  # noqa: S105 - a file name, not a password
 
 
 @dataclass
@@ -18,6 +23,7 @@ class DemoData:
     public_url: str
     api_key: str
     slug: str
+    console_password: str
     links: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -27,6 +33,8 @@ class DemoData:
             "refgate demo",
             f"  admin API key:  {self.api_key}",
             f"  campaign:       {self.slug}",
+            f"  staff console:  {self.public_url}/console/login",
+            f"                  {DEMO_STAFF_EMAIL} / {self.console_password} (admin)",
         ]
         lines += [f"  link of {name + ':':<8} {url}" for name, url in self.links.items()]
         lines += [
@@ -60,7 +68,32 @@ def seed(services: Services) -> DemoData:
         except ApiError:  # created concurrently by another process
             campaign = services.campaigns.require(DEMO_SLUG)
     links = {name: services.links.mint(campaign, name).url for name in ("alice", "bob")}
-    return DemoData(services.settings.public_url, api_key, campaign.slug, links)
+    password = _demo_staff(services)
+    return DemoData(services.settings.public_url, api_key, campaign.slug, password, links)
+
+
+def _demo_staff(services: Services) -> str:
+    """An admin account for the console, its password kept beside the demo API key."""
+    path = services.settings.data_dir / DEMO_PASSWORD_FILE
+    saved = path.read_text().strip() if path.exists() else ""
+    if saved and services.users.verify(DEMO_STAFF_EMAIL, saved) is not None:
+        return saved
+    password = secrets.token_urlsafe(12)
+    if services.users.get(DEMO_STAFF_EMAIL) is None:
+        try:
+            services.users.add(DEMO_STAFF_EMAIL, "admin", password)
+        except UserError:  # added concurrently by another process: take over its password
+            services.users.reset_password(DEMO_STAFF_EMAIL, password)
+    else:
+        services.users.reset_password(DEMO_STAFF_EMAIL, password)
+    _write_private(path, password)
+    return password
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def _demo_key(services: Services) -> str:
@@ -70,7 +103,5 @@ def _demo_key(services: Services) -> str:
         if services.api_keys.authenticate(saved) is not None:
             return saved
     plaintext, _ = services.api_keys.create("demo", Role.ADMIN)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(plaintext)
+    _write_private(path, plaintext)
     return plaintext

@@ -6,7 +6,7 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from gateway.cli import cli
-from tests.conftest import bearer
+from tests.conftest import bearer, services_of
 
 
 def test_apikey_create_prints_only_the_key(runner: FlaskCliRunner, app: Flask) -> None:
@@ -59,3 +59,15 @@ def test_demo_seeds_a_working_link(runner: FlaskCliRunner, app: Flask) -> None:
     key = next(line.split()[-1] for line in again.stdout.splitlines() if "admin API key" in line)
     campaigns = client.get("/api/v1/campaigns", headers=bearer(key)).json["campaigns"]
     assert [c["slug"] for c in campaigns] == ["milk-tea"]
+    # The console account it prints signs in, and a second run keeps its password.
+    logins = [
+        line.split()
+        for out in (result.stdout, again.stdout)
+        for line in out.splitlines()
+        if "@demo.refgate.example" in line
+    ]
+    assert len(logins) == 2 and logins[0] == logins[1]
+    email, _, password, _ = logins[0]
+    services = services_of(app)
+    assert services.users.verify(email, password) is not None
+    assert services.users.require(email).role == "admin"
