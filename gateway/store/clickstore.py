@@ -55,8 +55,13 @@ class ClickStore:
     def _connection(self) -> Any:
         local = self._local
         if getattr(local, "pid", 0) != os.getpid():
-            assert self._pool is not None
-            local.connection = self._pool.make_connection()
+            pool = self._pool
+            assert pool is not None
+            # Built from the pool's settings but not counted by it: the pool caps what it has
+            # made (100) and never forgets, while servers that start a thread per request
+            # (werkzeug's) would pass that cap and then fail every click. A thread's connection
+            # is closed when the thread ends and its thread-local goes.
+            local.connection = pool.connection_class(**pool.connection_kwargs)
             local.pid = os.getpid()
         return local.connection
 
