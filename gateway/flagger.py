@@ -14,24 +14,16 @@ from typing import Any
 import orjson
 
 from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
-from gateway.campaigns import Campaign, CampaignService
-from gateway.flags import FlagCandidate, FlagService
+from gateway.campaigns import Campaign
+from gateway.flags import FlagCandidate
+from gateway.jobs import FlaggingJob
 from gateway.store import keys
 from gateway.store.follow import follow
 
 BATCH = 5000
 
 
-class Flagger:
-    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
-        self._redis = store
-        self._campaigns = campaigns
-        self._flags = flags
-
-    def run(self, now: float) -> int:
-        """Process new events of every campaign; returns how many flags were newly raised."""
-        return sum(self.run_campaign(campaign, now) for campaign in self._campaigns.list())
-
+class Flagger(FlaggingJob):
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
         return follow(

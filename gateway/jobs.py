@@ -12,13 +12,18 @@ import logging
 import os
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from gateway.store import keys
+
+if TYPE_CHECKING:
+    from gateway.campaigns import Campaign, CampaignService
+    from gateway.flags import FlagService
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,24 @@ class Job:
     run: Callable[[float], object]
     #: Per process (every worker runs it, e.g. picking up a new model), not once per deployment.
     local: bool = False
+
+
+class FlaggingJob(ABC):
+    """A job that examines every campaign in turn and raises flags (the flagger, the tree
+    watch): ``run`` is what the scheduler calls, ``run_campaign`` what each job defines."""
+
+    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
+        self._redis = store
+        self._campaigns = campaigns
+        self._flags = flags
+
+    def run(self, now: float) -> int:
+        """Examine what is new in every campaign; returns how many flags were newly raised."""
+        return sum(self.run_campaign(campaign, now) for campaign in self._campaigns.list())
+
+    @abstractmethod
+    def run_campaign(self, campaign: Campaign, now: float) -> int:
+        """Examine what is new in one campaign; returns how many flags were newly raised."""
 
 
 class Scheduler:

@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.campaigns import Campaign, CampaignService
-from gateway.flags import FlagCandidate, FlagService
+from gateway.campaigns import Campaign
+from gateway.flags import FlagCandidate
+from gateway.jobs import FlaggingJob
 from gateway.store import keys
 from gateway.store.follow import follow
 
@@ -64,15 +65,7 @@ class Join:
     path: tuple[str, ...]
 
 
-class TreeWatch:
-    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
-        self._redis = store
-        self._campaigns = campaigns
-        self._flags = flags
-
-    def run(self, now: float) -> int:
-        return sum(self.run_campaign(campaign, now) for campaign in self._campaigns.list())
-
+class TreeWatch(FlaggingJob):
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
 
