@@ -292,7 +292,7 @@ class ClickGateway:
         campaign_id = signals.campaign_id
         if not self.breaker.closed:
             return History(available=False), None
-        carried = self._recorder.take(campaign_id)
+        carried = self._recorder.carry(campaign_id)
         recorder = self._recorder
         call_keys, args = click_call(
             campaign_id, signals, carried, recorder.click_ttl, recorder.stream_minid()

@@ -146,6 +146,7 @@ class EventRecorder:
         click_ttl: int = 30 * 86400,
         retention_seconds: int = 90 * 86400,
         flush_after: float = 0.05,
+        carry_min: int = 8,
         drain_interval: float = 2.0,
         metrics: Metrics | None = None,
     ) -> None:
@@ -155,6 +156,7 @@ class EventRecorder:
         self.click_ttl = click_ttl
         self._retention_ms = retention_seconds * 1000
         self._flush_after = flush_after
+        self.carry_min = carry_min
         self._drain_interval = drain_interval
         self._pending: dict[int, collections.deque[ClickEvent]] = {}
         self._stopping = threading.Event()
@@ -187,6 +189,15 @@ class EventRecorder:
             except IndexError:  # the flusher emptied it meanwhile
                 break
         return taken
+
+    def carry(self, campaign_id: int) -> list[ClickEvent]:
+        """Waiting events for a click's round trip, once enough wait to share the script's
+        writes (each counter once per batch, not once per event); until then they wait for a
+        later click or for the flusher, which writes whatever waited ``flush_after``."""
+        queue = self._pending.get(campaign_id)
+        if queue is None or len(queue) < self.carry_min:
+            return []
+        return self.take(campaign_id)
 
     def put_back(self, events: Sequence[ClickEvent]) -> None:
         """Events a failed round trip carried: the flusher spools them (or retries)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -94,6 +95,62 @@ def test_recording_the_same_event_twice_counts_once(
     assert services.recorder.write([replay]) == 0
     assert stats(client, admin, services)["clicks"] == 1
     assert len(events(services, campaign["id"])) == 1
+
+
+def test_clicks_carry_waiting_events_once_enough_wait(
+    client: FlaskClient,
+    link: dict[str, Any],
+    campaign: dict[str, Any],
+    services: Services,
+    monkeypatch: Any,
+) -> None:
+    from gateway.recorder import EventRecorder
+
+    recorder = services.recorder
+    monkeypatch.setattr(recorder, "carry_min", 3)
+    monkeypatch.setattr(recorder, "flush", lambda: 0)  # the background flusher stands still
+    stream = keys.campaign_keys(campaign["id"]).events
+    for _ in range(3):
+        client.get(f"/s/{link['token']}", headers=BROWSER)
+    # Fewer than carry_min were waiting at each click: nothing written yet.
+    assert services.store.main.xlen(stream) == 0 and recorder.pending() == 3
+    client.get(f"/s/{link['token']}", headers=BROWSER)
+    # The fourth click's round trip carried the three, its own event waits.
+    assert services.store.main.xlen(stream) == 3 and recorder.pending() == 1
+    EventRecorder.flush(recorder)
+    assert services.store.main.xlen(stream) == 4 and recorder.pending() == 0
+
+
+def test_a_batch_counts_each_new_event_once_per_field(
+    client: FlaskClient,
+    link: dict[str, Any],
+    campaign: dict[str, Any],
+    services: Services,
+    admin: dict[str, str],
+) -> None:
+    from gateway.events import ClickEvent
+
+    for _ in range(3):
+        client.delete_cookie("rg_vid")
+        client.get(f"/s/{link['token']}", headers=BROWSER)
+    recorded = [
+        ClickEvent(**{k: v for k, v in event.items() if k != "referrer"})
+        for event in events(services, campaign["id"])
+    ]
+    fresh = [
+        dataclasses.replace(
+            recorded[0], id=f"{recorded[0].id}-{n}", visitor_id=f"v-batch-{n % 2}", scan=n == 0
+        )
+        for n in range(4)
+    ]
+    # Three already recorded (skipped) and four new, two of them from one browser.
+    assert services.recorder.write([*recorded, *fresh]) == 4
+    counted = stats(client, admin, services)
+    assert counted["clicks"] == 7
+    assert counted["scan_clicks"] == 1 and counted["link_clicks"] == 6
+    assert counted["unique_visitors"] == 5
+    assert len(events(services, campaign["id"])) == 7
+    assert all(event["referrer"] == "alice" for event in events(services, campaign["id"]))
 
 
 def test_unique_visitors_follow_the_cookie(

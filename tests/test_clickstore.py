@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from gateway.clickcall import click_call
@@ -31,3 +32,49 @@ def test_a_thread_per_request_server_never_runs_out_of_connections() -> None:
         thread.join()
     assert errors == []
     assert len(replies) == threads and replies[0][:3] == [0, 0, 0]
+
+
+def test_the_click_path_names_history_keys_as_the_key_module_does() -> None:
+    """history_keys builds the names by hand for speed; they must stay the ones keys.py defines
+    (the tree watch and the sharer's join write some of them)."""
+    from detectors.base import ClickInput
+    from gateway.clickcall import history_keys
+    from gateway.store import keys
+
+    ck = keys.campaign_keys(7)
+    ts = 1_770_552_000.5
+    click = ClickInput(
+        ts=ts,
+        campaign_id=7,
+        referrer_id=42,
+        ip_hash="ab" * 10,
+        prefix="203.0.113.0/24",
+        ua="x",
+        accept_language="zh-CN",
+        referer="",
+        visitor_id="v" * 22,
+        new_visitor=False,
+    )
+    minute, hour, day = int(ts) // 60, int(ts) // 3600, int(ts) // 86400
+    assert history_keys(ck, click) == [
+        ck.velocity("v", "v" * 22, f"m{minute}"),
+        ck.velocity("v", "v" * 22, f"h{hour}"),
+        ck.velocity("i", "ab" * 10, f"m{minute}"),
+        ck.velocity("i", "ab" * 10, f"h{hour}"),
+        ck.velocity("p", "203.0.113.0/24", f"m{minute}"),
+        ck.velocity("p", "203.0.113.0/24", f"h{hour}"),
+        ck.velocity("r", 42, f"m{minute}"),
+        ck.velocity("r", 42, f"h{hour}"),
+        ck.velocity("rn", 42, f"h{hour}"),
+        ck.velocity("rn", 42, f"d{day}"),
+        ck.velocity("iv", "ab" * 10, f"h{hour}"),
+        ck.sharer_devices(42),
+        ck.sharer_networks(42),
+        ck.referrer_times(42),
+        ck.velocity("r", 42, f"h{hour - 1}"),
+    ]
+    anonymous = dataclasses.replace(click, visitor_id=None)
+    assert history_keys(ck, anonymous)[:2] == [
+        ck.velocity("v", "-", f"m{minute}"),
+        ck.velocity("v", "-", f"h{hour}"),
+    ]

@@ -31,6 +31,7 @@ class CampaignKeys:
         "config",
         "counters",
         "events",
+        "history_prefix",
         "logo",
         "referrer_external",
         "referrer_generation",
@@ -66,6 +67,9 @@ class CampaignKeys:
         self.logo = f"{tag}:logo"
         #: prefix of per-click records (``<prefix><click id>``), kept for the attribution window
         self.click_prefix = f"{tag}:click:"
+        #: prefix of the click-history counters (:meth:`velocity`), for the click path to build
+        #: fifteen names per click without fifteen calls
+        self.history_prefix = f"{tag}:h:"
 
     def click(self, click_id: str) -> str:
         return self.click_prefix + click_id
@@ -182,7 +186,7 @@ class CampaignKeys:
         """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
         r(eferrer), rn (referrer networks), iv (visitors behind an IP); ``bucket`` m<minute>,
         h<hour> or d<day>. They expire a bucket after their window."""
-        return f"{self.tag}:h:{dimension}:{value}:{bucket}"
+        return f"{self.history_prefix}{dimension}:{value}:{bucket}"
 
     def sharer_devices(self, referrer_id: int) -> str:
         """Set of the referrer's own visitor ids and IP hashes (from their own join)."""

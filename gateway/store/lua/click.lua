@@ -42,7 +42,9 @@
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
 -- self device, self prefix, referrer the hour before, campaign clicks this hour, then the
 -- referrer's latest click times as strings, newest first}.
--- An event whose click record exists already is skipped: redelivery is harmless.
+-- An event whose click record exists already is skipped: redelivery is harmless. The counters
+-- of the events recorded are summed first and written once per field: the recorder sends events
+-- in batches (a click carries them once several wait), and most share their fields.
 local reply = {0, 0, 0}
 local key_base, arg_base = 8, 4
 
@@ -72,8 +74,9 @@ if ARGV[1] ~= '' then
     visitor_1m, visitor_1h = count(KEYS[8], 120), count(KEYS[9], 7200)
   end
   local own = redis.call('SMISMEMBER', KEYS[19], visitor, device)
-  redis.call('LPUSH', KEYS[21], now)
-  redis.call('LTRIM', KEYS[21], 0, 7)
+  if redis.call('LPUSH', KEYS[21], now) > 8 then
+    redis.call('LTRIM', KEYS[21], 0, 7)
+  end
   redis.call('EXPIRE', KEYS[21], 86400)
   local extra = {
     visitor_1m, visitor_1h,
@@ -96,6 +99,9 @@ end
 
 local recorded = 0
 local ttl = tonumber(ARGV[2])
+-- Counts of the recorded events, summed here and written once per distinct field: a call
+-- carries a batch of events (the recorder waits for a few), which mostly share their fields.
+local totals, hourly, visitors, externals = {}, {}, {}, {}
 for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   local base = arg_base + i * 5
   local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
@@ -103,16 +109,30 @@ for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
   if redis.call('SET', KEYS[key_base + i], event, 'EX', ttl, 'NX') then
     recorded = recorded + 1
-    local referrer = redis.call('HGET', KEYS[6], referrer_id) or ''
+    local referrer = externals[referrer_id]
+    if referrer == nil then
+      referrer = redis.call('HGET', KEYS[6], referrer_id) or ''
+      externals[referrer_id] = referrer
+    end
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event, 'r', referrer)
     for field in string.gmatch(counters, '[^,]+') do
-      redis.call('HINCRBY', KEYS[4], field, 1)
-      redis.call('HINCRBY', KEYS[7], hour .. '|' .. field, 1)
+      totals[field] = (totals[field] or 0) + 1
+      local at = hour .. '|' .. field
+      hourly[at] = (hourly[at] or 0) + 1
     end
     if visitor ~= '' then
-      redis.call('PFADD', KEYS[5], visitor)
+      visitors[#visitors + 1] = visitor
     end
   end
+end
+for field, n in pairs(totals) do
+  redis.call('HINCRBY', KEYS[4], field, n)
+end
+for field, n in pairs(hourly) do
+  redis.call('HINCRBY', KEYS[7], field, n)
+end
+if #visitors > 0 then
+  redis.call('PFADD', KEYS[5], unpack(visitors))
 end
 reply[3] = recorded
 return reply
