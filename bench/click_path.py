@@ -3,12 +3,21 @@
 Runs both servers alternately (several rounds, so drift affects both), prints throughput, p50/p99
 and the ratio gateway / bare, then the in-process cost of the click handler in microseconds.
 
-    .venv/bin/python bench/click_path.py [--seconds 10] [--rounds 3] [--connections 64]
+Two layouts, each with its own baseline:
+
+* ``shared``: gunicorn, wrk and the Redis server on all the machine's cores, competing (the
+  store's CPU counts against the gateway: a one-box install);
+* ``store-apart``: the Redis server pinned to the last core, gunicorn and wrk to the others (the
+  store on a machine of its own, as in production, where the gateway tier scales by adding
+  workers and Redis runs elsewhere). The bare app gets exactly the same cores.
+
+    .venv/bin/python bench/click_path.py [--seconds 10] [--rounds 3] [--layouts shared,store-apart]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import time
@@ -16,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BROWSER_UA, environment, gunicorn, median, seed, wrk
+from bench.common import BROWSER_UA, environment, gunicorn, median, pin_store, seed, wrk
 from gateway.cli import default_workers
 
 
@@ -74,35 +83,68 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--iterations", type=int, default=3000)
     parser.add_argument(
+        "--layouts",
+        default="shared,store-apart",
+        help="where the store runs: shared (all cores) and/or store-apart (a core of its own)",
+    )
+    parser.add_argument(
         "--links", type=int, default=2000, help="distinct share links requested in turn"
     )
     args = parser.parse_args()
 
     with environment() as env:
         paths = seed(env, links=args.links)
-        results: dict[str, list] = {"bare": [], "gateway": []}
-        for round_number in range(args.rounds):
-            for name, spec in (("bare", "bench.bare_app:app"), ("gateway", "gateway:create_app()")):
-                with gunicorn(spec, env.env(), args.workers) as base:
-                    wrk(base, paths, seconds=2, connections=args.connections)  # warm-up
-                    result = wrk(base, paths, seconds=args.seconds, connections=args.connections)
-                results[name].append(result)
-                print(
-                    f"round {round_number + 1} {name:8s} {result.requests_per_second:9.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
-                    f"non-3xx {result.non_2xx_3xx}  socket errors {result.errors}",
-                    flush=True,
-                )
-        bare = median([r.requests_per_second for r in results["bare"]])
-        gateway = median([r.requests_per_second for r in results["gateway"]])
-        print()
-        print(
-            f"gunicorn sync, {args.workers} workers, {args.connections} connections, "
-            f"{args.links} links in turn, wrk on loopback"
-        )
-        print(f"bare Flask 302      {bare:9.0f} req/s (median of {args.rounds})")
-        print(f"gateway GET /s/     {gateway:9.0f} req/s (median of {args.rounds})")
-        print(f"ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)")
+        all_cpus = os.sched_getaffinity(0)
+        for layout in args.layouts.split(","):
+            if layout == "store-apart":
+                if len(all_cpus) < 2:
+                    print("store-apart needs two cores or more; skipped")
+                    continue
+                store_cpu = max(all_cpus)
+                serving: set[int] | None = all_cpus - {store_cpu}
+                pin_store(env.redis_url, {store_cpu})
+                where = f"Redis on CPU {store_cpu}, gunicorn and wrk on CPUs {sorted(serving)}"
+            elif layout == "shared":
+                serving = None
+                pin_store(env.redis_url, all_cpus)
+                where = f"gunicorn, wrk and Redis sharing CPUs {sorted(all_cpus)}"
+            else:
+                parser.error(f"unknown layout {layout!r}: shared or store-apart")
+            print(f"-- layout {layout}: {where}", flush=True)
+            results: dict[str, list] = {"bare": [], "gateway": []}
+            for round_number in range(args.rounds):
+                for name, spec in (
+                    ("bare", "bench.bare_app:app"),
+                    ("gateway", "gateway:create_app()"),
+                ):
+                    with gunicorn(spec, env.env(), args.workers, cpus=serving) as base:
+                        wrk(base, paths, seconds=2, connections=args.connections, cpus=serving)
+                        result = wrk(
+                            base,
+                            paths,
+                            seconds=args.seconds,
+                            connections=args.connections,
+                            cpus=serving,
+                        )
+                    results[name].append(result)
+                    print(
+                        f"round {round_number + 1} {name:8s} "
+                        f"{result.requests_per_second:9.0f} req/s  "
+                        f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
+                        f"non-3xx {result.non_2xx_3xx}  socket errors {result.errors}  "
+                        f"load {os.getloadavg()[0]:.2f}",
+                        flush=True,
+                    )
+            bare = median([r.requests_per_second for r in results["bare"]])
+            gateway = median([r.requests_per_second for r in results["gateway"]])
+            print(
+                f"layout {layout}: gunicorn sync, {args.workers} workers, "
+                f"{args.connections} connections, {args.links} links in turn, wrk on loopback"
+            )
+            print(f"  bare Flask 302      {bare:9.0f} req/s (median of {args.rounds})")
+            print(f"  gateway GET /s/     {gateway:9.0f} req/s (median of {args.rounds})")
+            print(f"  ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)", flush=True)
+        pin_store(env.redis_url, all_cpus)
         cost = in_process_cost(args.iterations)
         print(
             f"in-process click handler {cost['handler_us']:7.1f} us/click wall, "

@@ -71,6 +71,18 @@ def environment() -> Iterator[Environment]:
                 embedded.stop(force=True)
 
 
+def pin_store(redis_url: str, cpus: set[int]) -> int:
+    """Run the (local) Redis server on ``cpus`` only, as a store on a machine of its own would
+    be; returns its pid."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    pid = int(client.info("server")["process_id"])
+    client.close()
+    os.sched_setaffinity(pid, cpus)
+    return pid
+
+
 def seed(env: Environment, links: int = 1) -> list[str]:
     """Create a campaign and share links of ``links`` sharers; returns the links' paths."""
     os.environ.update({k: v for k, v in env.env().items() if k.startswith(("REFGATE_", "REDIS_"))})
@@ -94,8 +106,15 @@ def seed(env: Environment, links: int = 1) -> list[str]:
 
 @contextmanager
 def gunicorn(
-    app_spec: str, env: dict[str, str], workers: int, worker_class: str = "sync", threads: int = 1
+    app_spec: str,
+    env: dict[str, str],
+    workers: int,
+    worker_class: str = "sync",
+    threads: int = 1,
+    cpus: set[int] | None = None,
 ) -> Iterator[str]:
+    """gunicorn serving ``app_spec``; with ``cpus``, the master and its workers (forked after
+    the affinity is set) run on those CPUs only."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -109,6 +128,7 @@ def gunicorn(
             "--no-control-socket",
         ],
         env=env, cwd=str(ROOT),
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -138,7 +158,13 @@ class WrkResult:
 
 
 def wrk(
-    base: str, paths: list[str], *, seconds: int, connections: int, threads: int = 2
+    base: str,
+    paths: list[str],
+    *,
+    seconds: int,
+    connections: int,
+    threads: int = 2,
+    cpus: set[int] | None = None,
 ) -> WrkResult:
     """wrk against ``base``, each request taking the next of ``paths`` (as shares spread)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
@@ -170,6 +196,7 @@ def wrk(
             base,
         ],
         capture_output=True, text=True, check=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     ).stdout  # fmt: skip
     os.unlink(script.name)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
