@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate
+from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate, WebhookRotate
 
 ENDPOINT_ID = {
     "name": "endpoint_id",
@@ -20,6 +20,7 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
     from gateway.openapi import _errors, _json, _ref, _schema
 
     schemas["WebhookCreate"] = _schema(WebhookCreate)
+    schemas["WebhookRotate"] = _schema(WebhookRotate)
     schemas["Webhook"] = {
         "type": "object",
         "required": ["id", "url", "events", "campaigns", "created_at", "retrying", "failed"],
@@ -36,11 +37,18 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "created_at": {"type": "number"},
             "created_by": {"type": "string"},
             "disabled": {"type": "boolean"},
+            "previous_until": {
+                "type": "number",
+                "description": "Until when (unix time) the secret a rotation replaced still "
+                "signs beside the current one; 0 when none does",
+            },
+            "rotated_at": {"type": ["number", "null"]},
             "retrying": {"type": "integer", "description": "Events waiting for a retry"},
             "failed": {"type": "integer", "description": "Events out of attempts"},
             "secret": {
                 "type": "string",
-                "description": "Signing secret, returned only when the endpoint is created",
+                "description": "Signing secret, returned only when the endpoint is created "
+                "or its secret rotated",
             },
         },
     }
@@ -112,6 +120,24 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "operationId": "deleteWebhook",
             "summary": f"Remove a webhook endpoint and its delivery state {ROLES}",
             "responses": {"204": {"description": "Deleted"}, **_errors(401, 403, 404)},
+        },
+    }
+    paths["/webhooks/{endpoint_id}/rotate-secret"] = {
+        "parameters": [ENDPOINT_ID],
+        "post": {
+            "operationId": "rotateWebhookSecret",
+            "summary": f"A new signing secret {ROLES}. The previous one keeps signing beside "
+            "it (a second `v1` in the signature header) for `expire_previous_after` seconds "
+            "(default a day, 0 to stop at once), so the receiver can switch without a gap. "
+            "The body may be empty.",
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": _ref("WebhookRotate")}},
+            },
+            "responses": {
+                "200": _json(_ref("Webhook"), "Rotated; `secret` is shown only now"),
+                **_errors(400, 401, 403, 404, 413),
+            },
         },
     }
     paths["/webhooks/{endpoint_id}/deliveries"] = {

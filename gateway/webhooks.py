@@ -17,6 +17,10 @@ click path and off the API's request path, from a periodic job (``gateway.jobs``
   is the same for every attempt and every endpoint, so receivers drop what they have seen.
 - Bodies are signed like Stripe's: ``Refgate-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
   "<t>.<body>" under the endpoint's secret>``. Receivers recompute it and refuse old ``t``.
+- Secrets rotate without a gap: a rotation issues a new secret and keeps the previous one for an
+  overlap (a day by default) during which every body carries two ``v1`` signatures, the new
+  secret's first; a receiver accepts any ``v1`` that matches, so it can switch to the new secret
+  whenever it likes within the overlap.
 - Every attempt is logged per endpoint (event, attempt, status code, error, latency, time).
 - Each run trims every outbox to what some endpoint has not handled yet or the last hour.
 
@@ -41,14 +45,15 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import idna
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import WatchError
 
 from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
 from gateway.errors import ApiError
@@ -101,6 +106,20 @@ class WebhookCreate(BaseModel):
     description: Note = ""
 
 
+#: How long a rotated-out secret still signs, by default and at most (seconds).
+ROTATION_OVERLAP = 86400
+MAX_ROTATION_OVERLAP = 7 * 86400
+
+
+class WebhookRotate(BaseModel):
+    """``POST /api/v1/webhooks/<id>/rotate-secret``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    #: Seconds the previous secret keeps signing beside the new one (0: stop at once).
+    expire_previous_after: Annotated[int, Field(ge=0, le=MAX_ROTATION_OVERLAP)] = ROTATION_OVERLAP
+
+
 @dataclass(frozen=True)
 class Endpoint:
     id: str
@@ -114,11 +133,21 @@ class Endpoint:
     created_at: float
     created_by: str
     disabled: bool = False
+    #: The secret a rotation replaced, still signing until ``previous_until`` (unix time).
+    previous_secret: str = ""
+    previous_until: float = 0.0
+    rotated_at: float | None = None
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["secret"], data["campaign_ids"]
+        del data["secret"], data["campaign_ids"], data["previous_secret"]
         return data
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets a body sent at ``now`` is signed with, the current one first."""
+        if self.previous_secret and now < self.previous_until:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
 
 @dataclass
@@ -153,23 +182,32 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``Refgate-Signature`` header value for a body sent at ``timestamp``."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+def sign(secret: str | Sequence[str], timestamp: int, body: bytes) -> str:
+    """The ``Refgate-Signature`` header value for a body sent at ``timestamp``: one ``v1`` per
+    secret (two while a rotation overlaps), in the order given."""
+    secrets_ = [secret] if isinstance(secret, str) else list(secret)
+    signed = f"{timestamp}.".encode() + body
+    v1 = ",".join(
+        "v1=" + hmac.new(s.encode(), signed, hashlib.sha256).hexdigest() for s in secrets_
+    )
+    return f"t={timestamp},{v1}"
 
 
 def verify(secret: str, header: str, body: bytes, *, now: float, tolerance: float = 300) -> bool:
-    """What a receiver does (tests use it): the signature matches and ``t`` is recent."""
-    parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
+    """What a receiver does (tests use it): some ``v1`` matches under its secret and ``t`` is
+    recent."""
+    items = [item.split("=", 1) for item in header.split(",") if "=" in item]
+    stamps = [value for name, value in items if name == "t"]
     try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
+        timestamp = int(stamps[0])
+    except (IndexError, ValueError):
         return False
-    if abs(now - timestamp) > tolerance:
+    if len(stamps) != 1 or abs(now - timestamp) > tolerance:
         return False
     expected = sign(secret, timestamp, body).rpartition("v1=")[2]
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    # Every candidate is compared (no early exit): timing tells nothing about which matched.
+    matches = [hmac.compare_digest(expected, value) for name, value in items if name == "v1"]
+    return any(matches)
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -325,6 +363,44 @@ class WebhookService:
             last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
             self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
         self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
+        return endpoint, secret
+
+    def rotate_secret(
+        self, endpoint_id: str, data: dict[str, Any], actor: str
+    ) -> tuple[Endpoint, str]:
+        """A new signing secret (returned only now); the previous one keeps signing beside it
+        for ``expire_previous_after`` seconds so receivers can switch without a gap."""
+        request = validate(WebhookRotate, data, "invalid rotation")
+        wk = keys.WEBHOOKS
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        # WATCH: two rotations at once must not both keep the first secret as "previous".
+        with self._redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(wk)
+                    raw = pipe.hget(wk, endpoint_id) if ENDPOINT_ID.match(endpoint_id) else None
+                    if raw is None:
+                        pipe.unwatch()
+                        raise ApiError(
+                            404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}"
+                        )
+                    current = _load(raw)
+                    now = self._clock()
+                    overlap = request.expire_previous_after
+                    endpoint = replace(
+                        current,
+                        secret=secret,
+                        previous_secret=current.secret if overlap else "",
+                        previous_until=now + overlap if overlap else 0.0,
+                        rotated_at=now,
+                    )
+                    pipe.multi()
+                    pipe.hset(wk, endpoint.id, json.dumps(asdict(endpoint)))
+                    pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        log.info("webhook %s: secret rotated by %s", endpoint.id, actor)
         return endpoint, secret
 
     def endpoints(self) -> list[Endpoint]:
@@ -540,9 +616,10 @@ class WebhookService:
 
     def _post(self, endpoint: Endpoint, item: Pending) -> Attempt:
         body = item.body.encode()
+        now = self._clock()
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(endpoint.secret, int(self._clock()), body),
+            SIGNATURE_HEADER: sign(endpoint.signing_secrets(now), int(now), body),
             "Refgate-Event-Id": item.event_id,
             "Refgate-Event-Type": item.event,
             "Refgate-Delivery-Attempt": str(item.attempts),

@@ -421,3 +421,100 @@ def test_one_process_delivers_at_a_time(
     assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 0]) == 1
     assert services.webhooks.run(time.time()) == 1
     assert [r["type"] for r in receiver.delivered("/one")] == ["conversion.created"]
+
+
+def convert(
+    client: FlaskClient, keys: dict[str, str], services: Services, campaign: Any, user: str
+) -> None:
+    click = record_click(services, campaign, "alice")
+    response = client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": user},
+        headers=bearer(keys["admin"]),
+    )
+    assert response.status_code == 201
+
+
+def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    endpoint = register(client, keys["marketing"], receiver, "/old", events=["conversion.created"])
+    old_secret = receiver.secrets["/old"]
+    path = f"/api/v1/webhooks/{endpoint['id']}/rotate-secret"
+    before = time.time()
+    rotated = client.post(path, headers=bearer(keys["marketing"]))  # no body: the default
+    assert rotated.status_code == 200, rotated.json
+    new_secret = rotated.json["secret"]
+    assert new_secret.startswith("whsec_") and new_secret != old_secret
+    assert before + 86400 <= rotated.json["previous_until"] <= time.time() + 86400
+    assert rotated.json["rotated_at"] >= before
+    shown = client.get(f"/api/v1/webhooks/{endpoint['id']}", headers=bearer(keys["admin"])).json
+    assert "secret" not in shown and "previous_secret" not in shown
+
+    # During the overlap a receiver still on the old secret and one on the new both verify.
+    convert(client, keys, services, campaign, "bob")
+    assert services.webhooks.run(time.time()) == 1
+    first = receiver.requests[-1]
+    assert first["valid"] and first["status"] == 200
+    receiver.secrets["/old"] = new_secret
+    convert(client, keys, services, campaign, "carol")
+    assert services.webhooks.run(time.time()) == 1
+    assert receiver.requests[-1]["valid"]
+
+    # Rotating again with no overlap: only the newest secret signs from now on.
+    again = client.post(path, json={"expire_previous_after": 0}, headers=bearer(keys["admin"])).json
+    assert again["previous_until"] == 0
+    convert(client, keys, services, campaign, "dave")
+    services.webhooks.run(time.time())
+    assert not receiver.requests[-1]["valid"]  # the receiver still holds the previous secret
+    receiver.secrets["/old"] = again["secret"]
+    services.webhooks.run(time.time() + 10_000)  # the retry, now verified
+    assert receiver.requests[-1]["valid"] and receiver.requests[-1]["status"] == 200
+
+
+def test_rotation_refuses_bad_input_unknown_endpoints_and_other_roles(
+    client: FlaskClient, keys: dict[str, str], services: Services, campaign: dict[str, Any]
+) -> None:
+    body = {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]}
+    created = client.post("/api/v1/webhooks", json=body, headers=bearer(keys["marketing"]))
+    endpoint = created.json["id"]
+    path = f"/api/v1/webhooks/{endpoint}/rotate-secret"
+    admin = bearer(keys["admin"])
+    stored = services.webhooks.require(endpoint)
+    for bad in (
+        {"expire_previous_after": -1},
+        {"expire_previous_after": 8 * 86400},
+        {"expire_previous_after": "60"},
+        {"overlap": 60},
+    ):
+        response = client.post(path, json=bad, headers=admin)
+        assert response.status_code == 400, bad
+        assert response.json["error"] == "validation_failed"
+    not_json = client.post(path, data="[1]", headers={**admin, "Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    assert services.webhooks.require(endpoint) == stored  # nothing changed
+    missing = client.post("/api/v1/webhooks/wh_0000000000000000/rotate-secret", headers=admin)
+    assert missing.status_code == 404 and missing.json["error"] == "webhook_not_found"
+    for role in ("risk", "conversion"):
+        assert client.post(path, headers=bearer(keys[role])).status_code == 403
+    assert client.post(path).status_code == 401
+    assert services.webhooks.require(endpoint) == stored
+
+
+def test_a_receiver_accepts_any_matching_v1_and_refuses_odd_headers() -> None:
+    from gateway.webhooks import sign
+
+    body, now = b'{"id": "evt"}', time.time()
+    header = sign(["whsec_new", "whsec_old"], int(now), body)
+    assert header.count("v1=") == 2
+    assert verify("whsec_new", header, body, now=now)
+    assert verify("whsec_old", header, body, now=now)
+    assert not verify("whsec_other", header, body, now=now)
+    assert not verify("whsec_new", header, body + b" ", now=now)
+    assert not verify("whsec_new", header, body, now=now + 301)  # too old
+    assert not verify("whsec_new", f"t=1,{header}", body, now=now)  # two timestamps
+    assert not verify("whsec_new", header.split(",", 1)[1], body, now=now)  # none

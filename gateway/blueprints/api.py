@@ -80,7 +80,11 @@ def actor() -> str:
     return key.actor
 
 
-def json_body() -> dict[str, Any]:
+def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
+    """The request's JSON object; with ``allow_empty``, no body at all means ``{}`` (every
+    field has a default), while a body that is not a JSON object is still refused."""
+    if allow_empty and not request.get_data(cache=True):
+        return {}
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")

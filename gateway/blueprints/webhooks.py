@@ -43,6 +43,16 @@ def delete_webhook(endpoint_id: str) -> tuple[str, int]:
     return "", 204
 
 
+@bp.post("/webhooks/<endpoint_id>/rotate-secret")
+@roles(*MANAGERS)
+def rotate_webhook_secret(endpoint_id: str) -> Response:
+    found = services()
+    endpoint, secret = found.webhooks.rotate_secret(
+        endpoint_id, json_body(allow_empty=True), actor()
+    )
+    return jsonify({**found.webhooks.summary(endpoint), "secret": secret})
+
+
 @bp.get("/webhooks/<endpoint_id>/deliveries")
 @roles(*MANAGERS)
 def webhook_deliveries(endpoint_id: str) -> Response:
