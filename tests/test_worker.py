@@ -1,0 +1,161 @@
+"""refgate's gunicorn worker refuses at the door: with its queue full, a request that has arrived
+is answered 503 + Retry-After on the main thread, the connection kept for a whole GET (no
+reconnect storm) and closed otherwise; admitted requests are served normally."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from gateway.admission import RETRY_AFTER
+from tests.test_serve import free_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def worker(threads: int) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "tests.slow_wsgi:app",
+            "--bind", f"127.0.0.1:{port}",
+            "--worker-class", "gateway.worker.RefgateWorker",
+            "--workers", "1",
+            "--threads", str(threads),
+            "--keep-alive", "5",
+            "--no-control-socket",
+        ],
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("gunicorn did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        assert process.returncode == 0, process.stderr.read() if process.stderr else ""
+
+
+def exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send one request and read one whole response (headers and Content-Length body)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def occupy(port: int) -> list[socket.socket]:
+    """One slow request in the worker's only thread and two queued: the door (2) is reached.
+    Sent apart, so the thread has taken the first before the others queue."""
+    busy = []
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(get("/?1.5"))
+        busy.append(sock)
+        time.sleep(0.3)
+    return busy
+
+
+def get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: refgate.test\r\n\r\n".encode()
+
+
+def test_a_full_queue_is_refused_at_the_door_and_admitted_requests_are_served() -> None:
+    with worker(threads=1) as port:
+        # One request in the thread and two queued (the door is at 2) keep the worker busy.
+        busy = occupy(port)
+        answers: list[bytes] = []
+        shed_socket: socket.socket | None = None
+        lock = threading.Lock()
+
+        def knock() -> None:
+            nonlocal shed_socket
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            answer = exchange(sock, get("/"))
+            with lock:
+                answers.append(answer)
+                if answer.startswith(b"HTTP/1.1 503") and shed_socket is None:
+                    shed_socket = sock
+                    return
+            sock.close()
+
+        knockers = [threading.Thread(target=knock) for _ in range(8)]
+        for thread in knockers:
+            thread.start()
+        for thread in knockers:
+            thread.join(timeout=20)
+        shed = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert len(answers) == 8
+        assert shed, "nothing was refused at the door while the queue was full"
+        assert all(a.startswith((b"HTTP/1.1 503", b"HTTP/1.1 200")) for a in answers)
+        first = shed[0]
+        assert f"Retry-After: {RETRY_AFTER}".encode() in first
+        assert b"Connection: close" not in first and first.endswith(b"busy, try again\n")
+        # The refused click's connection stays open: once the worker is free it is served.
+        for sock in busy:
+            assert exchange(sock, b"").startswith(b"HTTP/1.1 200")
+            sock.close()
+        assert shed_socket is not None
+        time.sleep(0.3)  # the closed connections above are the worker's last work items
+        assert exchange(shed_socket, get("/")).startswith(b"HTTP/1.1 200")
+        shed_socket.close()
+
+
+def test_a_refused_request_with_a_body_is_answered_and_closed() -> None:
+    with worker(threads=1) as port:
+        busy = occupy(port)
+        posted = b""
+        for _ in range(10):  # until one arrives before the worker takes it off the listen queue
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            posted = exchange(
+                sock,
+                b"POST /api/v1/conversions HTTP/1.1\r\nHost: refgate.test\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+            )
+            if posted.startswith(b"HTTP/1.1 503"):
+                assert sock.recv(1) == b""  # closed by the worker
+                sock.close()
+                break
+            sock.close()
+        assert posted.startswith(b"HTTP/1.1 503") and b"Connection: close" in posted
+        for sock in busy:
+            assert exchange(sock, b"").startswith(b"HTTP/1.1 200")
+            sock.close()
