@@ -107,3 +107,37 @@ def test_persistence_is_checked(
     plain = redis.Redis.from_url(process.url)
     plain.config_set("appendfsync", "no")
     assert "appendfsync is 'no'" in (persistence_problem(plain) or "")
+
+
+def test_persistence_is_checked_on_every_primary_of_a_cluster() -> None:
+    """The test cluster keeps no file (CI starts it so): every primary is named. With the
+    append-only file on everywhere, nothing is reported."""
+    from redis.cluster import RedisCluster
+
+    from tests.conftest import CLUSTER_URL
+
+    client = RedisCluster.from_url(CLUSTER_URL.replace("redis+cluster://", "redis://"))
+    primaries = sorted(f"{n.host}:{n.port}" for n in client.get_primaries())
+    before = client.config_get("appendonly", target_nodes=RedisCluster.PRIMARIES)
+    try:
+        client.config_set("appendonly", "no", target_nodes=RedisCluster.PRIMARIES)
+        problem = persistence_problem(client) or ""
+        assert [part.split(": ", 1)[0] for part in problem.split("; ")] == primaries
+        assert all("appendonly is off" in part for part in problem.split("; "))
+        client.config_set("appendonly", "yes", target_nodes=RedisCluster.PRIMARIES)
+        assert persistence_problem(client) is None
+        # One primary left behind is named alone.
+        first = client.get_node(
+            host=primaries[0].split(":")[0], port=int(primaries[0].split(":")[1])
+        )
+        client.config_set("appendonly", "no", target_nodes=first)
+        assert persistence_problem(client) == f"{primaries[0]}: " + (
+            "appendonly is off: a restart loses every write since the last RDB snapshot"
+        )
+    finally:
+        for node, config in before.items():
+            host, port = node.rsplit(":", 1)
+            client.config_set(
+                "appendonly", config["appendonly"], target_nodes=client.get_node(host, int(port))
+            )
+        client.close()

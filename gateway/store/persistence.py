@@ -21,13 +21,27 @@ GOOD_FSYNC = frozenset({"everysec", "always"})
 
 def persistence_problem(client: Any) -> str | None:
     """What is wrong with the server's persistence, or None (also when it cannot be read:
-    managed services often disable CONFIG)."""
+    managed services often disable CONFIG). On a cluster every primary is asked, and each one
+    that keeps no append-only file is named."""
     try:
-        config = client.config_get("append*")
+        if hasattr(client, "get_primaries"):  # redis-py's cluster client
+            per_node = client.config_get("append*", target_nodes=client.PRIMARIES)
+            if not isinstance(per_node, dict):
+                return None
+            problems = [
+                f"{node}: {problem}"
+                for node, config in sorted(per_node.items())
+                if (problem := _problem(config)) is not None
+            ]
+            return "; ".join(problems) or None
+        return _problem(client.config_get("append*"))
     except (RedisError, AttributeError):
         return None
+
+
+def _problem(config: Any) -> str | None:
     if not isinstance(config, dict) or "appendonly" not in config:
-        return None  # a cluster client answers per node; checked by tools, not here
+        return None
     if config.get("appendonly") != "yes":
         return "appendonly is off: a restart loses every write since the last RDB snapshot"
     if config.get("appendfsync") not in GOOD_FSYNC:
