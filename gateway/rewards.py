@@ -121,11 +121,14 @@ class RewardService:
         if flag.kind == "participant":
             return [flag.subject]
         if flag.kind == "cluster":
+            # One pipelined read for every member: clusters are raised again at every detector
+            # run as they grow, and a read per member made replays crawl.
             users = set(flag.members)
+            pipe = self._redis.pipeline(transaction=False)
             for member in flag.members:
-                users.update(
-                    u.decode() for u in self._redis.zrange(ck.referrer_reward_index(member), 0, -1)
-                )
+                pipe.zrange(ck.referrer_reward_index(member), 0, -1)
+            for found in pipe.execute() if flag.members else []:
+                users.update(u.decode() for u in found)
             return sorted(users)
         # A click: the conversion that came from it, found among its referrer's rewards.
         referrer = flag.evidence.get("referrer")
