@@ -53,7 +53,6 @@ from urllib.parse import urlsplit
 import idna
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
-from redis.exceptions import WatchError
 
 from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
 from gateway.errors import ApiError
@@ -371,35 +370,26 @@ class WebhookService:
         """A new signing secret (returned only now); the previous one keeps signing beside it
         for ``expire_previous_after`` seconds so receivers can switch without a gap."""
         request = validate(WebhookRotate, data, "invalid rotation")
-        wk = keys.WEBHOOKS
         secret = "whsec_" + secrets.token_urlsafe(32)
-        # WATCH: two rotations at once must not both keep the first secret as "previous".
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(wk)
-                    raw = pipe.hget(wk, endpoint_id) if ENDPOINT_ID.match(endpoint_id) else None
-                    if raw is None:
-                        pipe.unwatch()
-                        raise ApiError(
-                            404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}"
-                        )
-                    current = _load(raw)
-                    now = self._clock()
-                    overlap = request.expire_previous_after
-                    endpoint = replace(
-                        current,
-                        secret=secret,
-                        previous_secret=current.secret if overlap else "",
-                        previous_until=now + overlap if overlap else 0.0,
-                        rotated_at=now,
-                    )
-                    pipe.multi()
-                    pipe.hset(wk, endpoint.id, json.dumps(asdict(endpoint)))
-                    pipe.execute()
-                    break
-                except WatchError:
-                    continue
+        swap = script("swap_field")
+        # Compare and set: two rotations at once must not both keep the first secret.
+        while True:
+            valid = ENDPOINT_ID.match(endpoint_id)
+            raw = self._redis.hget(keys.WEBHOOKS, endpoint_id) if valid else None
+            if raw is None:
+                raise ApiError(404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}")
+            current = _load(raw)
+            now = self._clock()
+            overlap = request.expire_previous_after
+            endpoint = replace(
+                current,
+                secret=secret,
+                previous_secret=current.secret if overlap else "",
+                previous_until=now + overlap if overlap else 0.0,
+                rotated_at=now,
+            )
+            if swap(self._redis, [keys.WEBHOOKS], [endpoint.id, raw, json.dumps(asdict(endpoint))]):
+                break
         log.info("webhook %s: secret rotated by %s", endpoint.id, actor)
         return endpoint, secret
 

@@ -14,6 +14,7 @@ from gateway.errors import ApiError
 from gateway.events import ClickEvent
 from gateway.flags import FlagCandidate
 from gateway.services import Services
+from gateway.store import keys
 from tests.conftest import bearer
 
 
@@ -146,6 +147,27 @@ def test_idempotency_and_first_touch(
     later = convert(client, conversion_key, record_click(services, campaign, "dave"), "bob")
     assert later.status_code == 200 and later.json == first.json
     assert services.rewards.budget(services.campaigns.require("tea"))["spent"] == 1
+
+
+def test_a_retry_after_review_still_gets_the_first_answer_from_a_compact_node(
+    client: FlaskClient, admin: dict[str, str], services: Services, conversion_key: str
+) -> None:
+    campaign = setup_campaign(client, admin)
+    services.flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("referrer", "alice", 0.9, ("test",)), time.time()
+    )
+    first = convert(client, conversion_key, record_click(services, campaign, "alice"), "bob")
+    assert first.status_code == 201 and first.json["reward"]["status"] == "held"
+    flag = services.flags.find([campaign["id"]], status="open")[0][0]
+    services.flags.decide(flag.id, "legit", "checked", "risk@example.com")
+    assert services.rewards.get(campaign["id"], "bob")["status"] == "credited"  # type: ignore[index]
+    # The reward moved on; the answer to a retry is still the one the join gave.
+    retry = convert(client, conversion_key, record_click(services, campaign, "dave"), "bob")
+    assert retry.status_code == 200 and retry.json == first.json
+    # No copy of the answer in the node: small values keep Redis's compact hash encoding.
+    node = keys.campaign_keys(campaign["id"]).participant("bob")
+    assert services.store.main.hget(node, "answer") is None
+    assert services.store.main.object("encoding", node) in (b"listpack", b"ziplist")
 
 
 def test_refusals_are_clear_and_recorded(

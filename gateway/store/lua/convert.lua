@@ -45,7 +45,22 @@ if idem ~= '' then
   local seen = redis.call('HGET', KEYS[1], idem)
   if seen then return {0, seen} end
 end
-local existing = redis.call('HGET', KEYS[2], 'answer')
+-- The answer a join gave, rebuilt from the participant's hash: kept there as short fields (the
+-- first reward outcome in 'first'), the hash stays in Redis's compact encoding (a JSON copy
+-- made it three times bigger at a million participants).
+local function answer_of(node)
+  local parent, depth, click, first, stored = unpack(
+    redis.call('HMGET', node, 'parent', 'depth', 'click', 'first', 'answer'))
+  if stored then return stored end  -- written before 'first' existed
+  if not first then return nil end
+  local status, reason, amount = string.match(first, '^([^|]*)|([^|]*)|(.*)$')
+  return cjson.encode({
+    participant = user, parent = parent, depth = tonumber(depth), click_id = click,
+    reward = {status = status, reason = reason, amount = tonumber(amount)},
+  })
+end
+
+local existing = answer_of(KEYS[2])
 if existing then
   return {0, existing}  -- first touch wins: the user joined already, here is that answer
 end
@@ -169,7 +184,7 @@ local answer = cjson.encode({
   participant = user, parent = referrer, depth = depth, click_id = click_id,
   reward = {status = status, reason = reason, amount = credited_amount},
 })
-redis.call('HSET', KEYS[2], 'answer', answer)
+redis.call('HSET', KEYS[2], 'first', status .. '|' .. reason .. '|' .. credited_amount)
 if idem ~= '' then redis.call('HSET', KEYS[1], idem, answer) end
 redis.call('XADD', KEYS[17], '*', 'event', 'conversion.created', 'data', answer)
 -- reward.credited, reward.held or reward.denied: the reward's first state.
