@@ -17,6 +17,10 @@ The machine's load average is printed with each figure: on shared cores, compare
 the same run only.
 
     .venv/bin/python bench/load.py [--seconds 10] [--rounds 2] [--surge 0.5,1,2,3,4,2,1,0.5]
+                                   [--layout shared|store-apart]
+
+``--layout store-apart`` pins Redis to a core of its own and everything else to the others, as a
+production store runs on its own machine; the default shares every core.
 """
 
 from __future__ import annotations
@@ -36,7 +40,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BROWSER_UA, WrkResult, environment, gunicorn, median, seed, wrk
+from bench.common import (
+    BROWSER_UA,
+    WrkResult,
+    environment,
+    gunicorn,
+    median,
+    pin_store,
+    seed,
+    wrk,
+)
 from gateway.cli import default_workers
 from gateway.server import worker_threads
 from gateway.settings import Settings
@@ -373,6 +386,14 @@ def main() -> None:
     parser.add_argument("--surge-connections", type=int, default=512)
     parser.add_argument("--probe", type=float, default=100.0, help="probe requests/s")
     parser.add_argument("--iterations", type=int, default=2000, help="in-process clicks")
+    parser.add_argument(
+        "--layout",
+        choices=("shared", "store-apart"),
+        default="shared",
+        help="shared: Redis, gunicorn and the load generators on every core; store-apart: Redis "
+        "pinned to the last core and everything else to the others (a store on a machine of "
+        "its own, as in production)",
+    )
     args = parser.parse_args()
     multipliers = [float(m) for m in args.surge.split(",") if m.strip()]
 
@@ -389,6 +410,15 @@ def main() -> None:
     try:
         with environment() as env:
             paths = seed(env, links=args.links)
+            if args.layout == "store-apart":
+                cpus = os.sched_getaffinity(0)
+                if len(cpus) < 2:
+                    parser.error("--layout store-apart needs two cores or more")
+                pin_store(env.redis_url, {max(cpus)})
+                # This process, the probe in it, and every gunicorn and wrk it starts.
+                os.sched_setaffinity(0, cpus - {max(cpus)})
+                print(f"layout store-apart: Redis on CPU {max(cpus)}, the rest on "
+                      f"{sorted(cpus - {max(cpus)})}", flush=True)  # fmt: skip
             results: dict[str, list[WrkResult]] = {"bare": [], "gateway": []}
             # Capacity: admission control relaxed (every thread admits, no queue limit), so the
             # figure is what the click path serves, not how fast it sheds.
