@@ -1,0 +1,173 @@
+"""The amount-at-stake index: kept by the scripts that raise and decide flags and move rewards."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from gateway.flags import Flag, FlagCandidate
+from gateway.services import Services
+from tests.test_conversions import record_click
+
+AMOUNT = 3
+
+
+def make_campaign(services: Services, slug: str = "tea", amount: int = AMOUNT) -> dict[str, Any]:
+    campaign = services.campaigns.create(
+        {
+            "slug": slug,
+            "name": slug.title(),
+            "destination_url": "https://shop.example.com/",
+            "reward": {"amount": amount, "budget_total": 10_000},
+        },
+        "test",
+    )
+    return {"id": campaign.id, "slug": slug}
+
+
+def convert(services: Services, doc: dict[str, Any], referrer: str, user: str) -> str:
+    click_id = record_click(services, doc, referrer)
+    services.conversions.convert(click_id, user)
+    return click_id
+
+
+def raise_(
+    services: Services,
+    doc: dict[str, Any],
+    kind: str,
+    subject: str,
+    score: float = 0.7,
+    members: tuple[str, ...] = (),
+) -> Flag:
+    flag, _ = services.flags.raise_flag(
+        doc["id"], doc["slug"], FlagCandidate(kind, subject, score, ("test",), members), 1.0
+    )
+    return flag
+
+
+def ledger_stake(services: Services, flag_id: str) -> int:
+    """The amount at stake as the ledger has it: the credited and held rewards the flag's
+    decision would move (RewardService.affected), read without the index."""
+    flag = services.flags.get(flag_id)
+    assert flag is not None
+    campaign_id = int(flag.id.partition("-")[0], 16)
+    rows = (
+        services.rewards.get(campaign_id, u) for u in services.rewards.affected(campaign_id, flag)
+    )
+    return sum(r["amount"] for r in rows if r and r["status"] in ("credited", "held"))
+
+
+def indexed(services: Services, flag: Flag) -> int:
+    return services.flags.stakes([flag])[flag.id]
+
+
+def statuses(services: Services, doc: dict[str, Any], *users: str) -> list[str]:
+    return [services.rewards.get(doc["id"], u)["status"] for u in users]  # type: ignore[index]
+
+
+def test_the_index_follows_hold_credit_and_clawback(services: Services) -> None:
+    doc = make_campaign(services)
+    convert(services, doc, "farmer", "p1")
+    convert(services, doc, "farmer", "p2")
+    flag = raise_(services, doc, "referrer", "farmer")  # holds both
+    assert statuses(services, doc, "p1", "p2") == ["held", "held"]
+    assert indexed(services, flag) == 2 * AMOUNT == ledger_stake(services, flag.id)
+    convert(services, doc, "farmer", "p3")  # held: the sharer is flagged
+    assert indexed(services, flag) == 3 * AMOUNT
+    services.flags.decide(flag.id, "legit", "a fan", "t")  # released: credited, still at stake
+    assert statuses(services, doc, "p1", "p2", "p3") == ["credited"] * 3
+    assert indexed(services, flag) == 3 * AMOUNT == ledger_stake(services, flag.id)
+    page, total, _ = services.flags.by_stake([doc["id"]], status="open", limit=10, offset=0)
+    assert (page, total) == ([], 0)  # decided: out of the open index
+    services.flags.decide(flag.id, "fraud", "it was a farm after all", "t")  # clawed back
+    assert statuses(services, doc, "p1", "p2", "p3") == ["clawed_back"] * 3
+    assert indexed(services, flag) == 0 == ledger_stake(services, flag.id)
+    page, total, stake = services.flags.by_stake([doc["id"]], status="fraud", limit=10, offset=0)
+    assert [f.id for f in page] == [flag.id] and total == 1 and stake == {flag.id: 0}
+
+
+def test_click_flags_are_worth_their_conversion(services: Services) -> None:
+    doc = make_campaign(services)
+    # Flagged after the conversion: the raise finds it (and holds it).
+    after = convert(services, doc, "alice", "p1")
+    late = raise_(services, doc, "click", after)
+    assert statuses(services, doc, "p1") == ["held"]
+    assert indexed(services, late) == AMOUNT == ledger_stake(services, late.id)
+    # Flagged before the conversion: the conversion adds to it (held because of the flag).
+    before = record_click(services, doc, "alice")
+    early = raise_(services, doc, "click", before)
+    assert indexed(services, early) == 0
+    services.conversions.convert(before, "p2")
+    assert statuses(services, doc, "p2") == ["held"]
+    assert indexed(services, early) == AMOUNT == ledger_stake(services, early.id)
+    # A click without a conversion has nothing at stake; a fraud decision takes it out.
+    idle = raise_(services, doc, "click", record_click(services, doc, "alice"))
+    assert indexed(services, idle) == 0
+    services.flags.decide(early.id, "fraud", "", "t")
+    assert statuses(services, doc, "p2") == ["denied"] and indexed(services, early) == 0
+    # The referrer's flag counts both clicks' rewards; the denied one no more.
+    sharer = raise_(services, doc, "referrer", "alice")
+    assert indexed(services, sharer) == AMOUNT == ledger_stake(services, sharer.id)
+
+
+def test_participant_and_cluster_flags_count_each_reward_once(services: Services) -> None:
+    doc = make_campaign(services)
+    convert(services, doc, "boss", "m1")  # m1's own reward: at stake in the cluster
+    convert(services, doc, "m1", "m2")  # referred by a member and a member: once
+    convert(services, doc, "m2", "x1")
+    convert(services, doc, "outsider", "x2")
+    person = raise_(services, doc, "participant", "x2")
+    assert indexed(services, person) == AMOUNT == ledger_stake(services, person.id)
+    cluster = raise_(services, doc, "cluster", "browser:b1", members=("m1", "m2"))
+    assert indexed(services, cluster) == 3 * AMOUNT == ledger_stake(services, cluster.id)
+    convert(services, doc, "m1", "x3")  # a member's new referral joins the cluster's stake
+    assert indexed(services, cluster) == 4 * AMOUNT == ledger_stake(services, cluster.id)
+    # The cluster grows: the new member's referrals count from now on.
+    convert(services, doc, "m3", "x4")
+    raise_(services, doc, "cluster", "browser:b1", members=("m3",))
+    assert indexed(services, cluster) == 5 * AMOUNT == ledger_stake(services, cluster.id)
+    services.flags.decide(cluster.id, "fraud", "", "t")
+    assert indexed(services, cluster) == 0 == ledger_stake(services, cluster.id)
+    assert indexed(services, person) == AMOUNT  # not in the cluster: untouched
+
+
+def test_the_index_agrees_with_the_ledger_after_random_work(services: Services) -> None:
+    rng = random.Random(11)
+    doc = make_campaign(services, amount=2)
+    people = [f"u{n}" for n in range(24)]
+    joined: list[str] = []
+    clicks: list[str] = []
+    flags: list[Flag] = []
+    for step in range(90):
+        action = rng.random()
+        if action < 0.45:
+            referrer = rng.choice(joined[-8:] or ["root"])
+            fresh = [p for p in people if p not in joined and p != referrer]
+            if fresh:
+                user = rng.choice(fresh)
+                clicks.append(convert(services, doc, referrer, user))
+                joined.append(user)
+        elif action < 0.55:
+            clicks.append(record_click(services, doc, rng.choice(joined or ["root"])))
+        elif action < 0.85:
+            kind = rng.choice(["click", "referrer", "participant", "cluster"])
+            if kind == "click" and clicks:
+                flags.append(raise_(services, doc, kind, rng.choice(clicks), rng.random()))
+            elif kind == "cluster" and joined:
+                members = tuple(rng.sample(joined, min(len(joined), 3)))
+                flags.append(
+                    raise_(services, doc, kind, f"c{step % 4}", rng.random(), members=members)
+                )
+            elif joined:
+                flags.append(raise_(services, doc, kind, rng.choice(joined), rng.random()))
+        elif flags:
+            services.flags.decide(rng.choice(flags).id, rng.choice(["fraud", "legit"]), "", "t")
+    assert len(flags) > 15
+    every, total, stake = services.flags.by_stake([doc["id"]], limit=1000, offset=0)
+    assert total == len({f.id for f in flags}) == len(every)
+    assert stake == {f.id: ledger_stake(services, f.id) for f in every}
+    assert sum(stake.values()) > 0
+    order = [(stake[f.id], f.score) for f in every]
+    assert order == sorted(order, reverse=True)
+    for flag in every:
+        assert flag == services.flags.get(flag.id)
