@@ -1,14 +1,23 @@
-"""The amount-at-stake index: kept by the scripts that raise and decide flags and move rewards."""
+"""The amount-at-stake index: kept by the scripts that raise and decide flags and move rewards,
+read by the review queue sorted by amount, rebuilt by ``refgate flags reindex``."""
 
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskCliRunner
 
 from gateway.flags import Flag, FlagCandidate
 from gateway.services import Services
+from gateway.store import keys
+from tests.console_helpers import add_staff, login
 from tests.test_conversions import record_click
 
+EN = {"Accept-Language": "en"}
 AMOUNT = 3
 
 
@@ -171,3 +180,120 @@ def test_the_index_agrees_with_the_ledger_after_random_work(services: Services) 
     assert order == sorted(order, reverse=True)
     for flag in every:
         assert flag == services.flags.get(flag.id)
+
+
+@pytest.fixture
+def risk(app: Flask, services: Services) -> Any:
+    add_staff(services)
+    client = app.test_client()
+    assert login(client, "risk").status_code == 302
+    return client
+
+
+def rows(html: str) -> list[tuple[str, str, int]]:
+    """(flag id, kind, amount at stake) of each row of the review queue, in order."""
+    found = re.findall(
+        r'<a href="/console/flags/([0-9a-f]+-[0-9a-f]{10})">.*?</td>\s*<td>[^<]*</td><td>(\w+)</td>'
+        r'<td>[^<]*</td>\s*<td class="num">[0-9.]+</td><td class="num">(\d+)</td>',
+        html,
+        re.S,
+    )
+    return [(flag_id, kind, int(amount)) for flag_id, kind, amount in found]
+
+
+def seeded_queue(services: Services) -> dict[str, Flag]:
+    """Two campaigns' flags of every kind with different amounts at stake and scores."""
+    tea, coffee = make_campaign(services), make_campaign(services, "coffee", amount=5)
+    for n in range(4):
+        convert(services, tea, "big", f"b{n}")  # 4 x 3
+    convert(services, tea, "small", "s0")  # 3
+    click = convert(services, coffee, "bean", "k0")  # 5
+    convert(services, coffee, "bean", "k1")
+    return {
+        "big": raise_(services, tea, "referrer", "big", 0.55),
+        "small": raise_(services, tea, "referrer", "small", 0.95),
+        "nobody": raise_(services, tea, "referrer", "nobody", 0.99),
+        "s0": raise_(services, tea, "participant", "s0", 0.6),  # 3, below "small" by score
+        "click": raise_(services, coffee, "click", click, 0.8),  # 5
+        "bean": raise_(services, coffee, "referrer", "bean", 0.4),  # 10
+        "ring": raise_(services, coffee, "cluster", "ring:1", 0.7, members=("k0", "k1")),  # 10
+    }
+
+
+def test_the_queue_sorts_by_amount_with_every_filter(risk: Any, services: Services) -> None:
+    flags = seeded_queue(services)
+    ids = {flag.id: name for name, flag in flags.items()}
+
+    def queue(query: str = "") -> list[tuple[str, str, int]]:
+        page = risk.get(f"/console/flags?sort=amount{query}", headers=EN)
+        assert page.status_code == 200, page.text
+        return [(ids[flag_id], kind, amount) for flag_id, kind, amount in rows(page.text)]
+
+    assert queue() == [
+        ("big", "referrer", 12),
+        ("ring", "cluster", 10),  # 10 and 10: by score
+        ("bean", "referrer", 10),
+        ("click", "click", 5),
+        ("small", "referrer", 3),
+        ("s0", "participant", 3),
+        ("nobody", "referrer", 0),
+    ]
+    assert [name for name, *_ in queue("&campaign=coffee")] == ["ring", "bean", "click"]
+    assert queue("&kind=click") == [("click", "click", 5)]
+    assert [name for name, *_ in queue("&min_score=0.6")] == [
+        "ring", "click", "small", "s0", "nobody"
+    ]  # fmt: skip
+    services.flags.decide(flags["big"].id, "fraud", "", "t")
+    services.flags.decide(flags["small"].id, "legit", "", "t")
+    assert [name for name, *_ in queue()] == ["ring", "bean", "click", "s0", "nobody"]
+    assert queue("&status=fraud") == [("big", "referrer", 0)]
+    assert queue("&status=legit&kind=referrer") == [("small", "referrer", 3)]
+    everything = queue("&status=")
+    assert [name for name, *_ in everything][:3] == ["ring", "bean", "click"]
+    assert len(everything) == 7 and ("big", "referrer", 0) in everything
+    # Other sorts show the same amounts, from the index.
+    by_score = risk.get("/console/flags?kind=click", headers=EN).text
+    assert [amount for *_, amount in rows(by_score)] == [5]
+
+
+def test_the_queue_pages_by_amount_across_campaigns(risk: Any, services: Services) -> None:
+    tea, coffee = make_campaign(services, amount=1), make_campaign(services, "coffee", amount=1)
+    for n in range(60):
+        doc = tea if n % 2 else coffee
+        if n % 3 == 0:
+            convert(services, doc, f"r{n}", f"p{n}")
+        raise_(services, doc, "referrer", f"r{n}", (n % 4) / 4)  # ties on amount and score
+    first = rows(risk.get("/console/flags?sort=amount", headers=EN).text)
+    second_page = risk.get("/console/flags?sort=amount&page=2", headers=EN).text
+    second = rows(second_page)
+    assert "60 flags" in second_page and (len(first), len(second)) == (50, 10)
+    shown = [flag_id for flag_id, *_ in first + second]
+    assert len(set(shown)) == 60
+    scores = [services.flags.get(flag_id).score for flag_id in shown]  # type: ignore[union-attr]
+    order = [(amount, score) for (_, _, amount), score in zip(first + second, scores, strict=True)]
+    assert order == sorted(order, reverse=True) and order[0][0] == 1 and order[-1][0] == 0
+
+
+def test_reindex_builds_the_index_of_older_flags(
+    risk: Any, services: Services, runner: FlaskCliRunner
+) -> None:
+    flags = seeded_queue(services)
+    redis = services.store.main
+    expected = rows(risk.get("/console/flags?sort=amount", headers=EN).text)
+    # As a campaign created before the index: no index, no click conversions, no mark.
+    for campaign_id in {int(f.id.partition("-")[0], 16) for f in flags.values()}:
+        ck = keys.campaign_keys(campaign_id)
+        redis.delete(ck.flags_stake, ck.flags_stake_open, ck.cluster_index, ck.click_conversions)
+        redis.hdel(ck.counters, keys.STAKE_INDEXED)
+    legacy = rows(risk.get("/console/flags?sort=amount", headers=EN).text)
+    assert {flag_id for flag_id, *_ in legacy} == {flag_id for flag_id, *_ in expected}
+    assert {i: a for i, _, a in legacy}[flags["click"].id] == 0  # what it could not see
+    result = runner.invoke(args=["flags", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "tea: 4 flags indexed" in result.output and "coffee: 3 flags" in result.output
+    assert rows(risk.get("/console/flags?sort=amount", headers=EN).text) == expected
+    again = runner.invoke(args=["flags", "reindex", "--campaign", "tea"])
+    assert again.exit_code == 0 and "coffee" not in again.output
+    assert rows(risk.get("/console/flags?sort=amount", headers=EN).text) == expected
+    bad = runner.invoke(args=["flags", "reindex", "--campaign", "nope"])
+    assert bad.exit_code == 2 and "no campaign 'nope'" in bad.output
