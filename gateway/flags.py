@@ -263,7 +263,7 @@ class FlagService:
                         kind is None or flag.kind == kind
                     ):
                         flags.append(flag)
-        flags.sort(key=lambda f: (-f.score, f.id))
+        flags.sort(key=lambda f: (f.score, f.id), reverse=True)  # as open_page (ZREVRANGE)
         return flags[offset : offset + limit], len(flags)
 
     def open_page(
@@ -280,8 +280,10 @@ class FlagService:
             top = self._redis.zrevrangebyscore(
                 index, "+inf", min_score, start=0, num=offset + limit, withscores=True
             )
-            candidates += [(-score, flag_id.decode(), campaign_id) for flag_id, score in top]
-        candidates.sort()
+            candidates += [(score, flag_id.decode(), campaign_id) for flag_id, score in top]
+        # ZREVRANGE's order (score, then flag id, both descending): each campaign's first
+        # offset + limit are then exactly its part of the merged order, ties included.
+        candidates.sort(reverse=True)
         shown = candidates[offset : offset + limit]
         pipe = self._redis.pipeline(transaction=False)
         for _, flag_id, campaign_id in shown:

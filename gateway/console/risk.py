@@ -146,7 +146,7 @@ def flags() -> Page:
         elif filters["sort"] == "newest":
             matching.sort(key=lambda f: (-f.updated_at, f.id))
         else:
-            matching.sort(key=lambda f: (-f.score, f.id))
+            matching.sort(key=lambda f: (f.score, f.id), reverse=True)  # as open_page
         page_flags = (found.flags.get(f.id) for f in matching[start : start + PAGE_SIZE])
         shown, total = [f for f in page_flags if f is not None], len(matching)
     if stake is None:
