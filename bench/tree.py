@@ -308,6 +308,7 @@ class Bench:
             ("conversions stream", ck.conversions),
             ("outbox stream (webhooks)", ck.outbox),
             ("rewards sorted set", ck.rewards),
+            ("click conversions (click flags' rewards)", ck.click_conversions),
         ):
             out[name] = usage(key) / total
         numbers_total = sum(
