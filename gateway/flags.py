@@ -110,8 +110,6 @@ class FlagSummary:
 #: The codes packed into the amount-at-stake index's scores (lua/_stake.lua), in code order.
 _STAKE_STATUSES = ("open", "fraud", "legit")
 _STAKE_KINDS = ("click", "referrer", "participant", "cluster")
-#: Packed scores per reward unit at stake: 10001 flag scores x 3 statuses x 4 kinds.
-STAKE_UNIT = 10001 * 3 * 4
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
-from gateway.flags import Flag, FlagCandidate
+from gateway.flags import Flag, FlagCandidate, flag_id_for
 from gateway.services import Services
 from gateway.store import keys
+from gateway.store.scripts import script
 from tests.console_helpers import add_staff, login
 from tests.test_conversions import record_click
 
@@ -117,6 +118,26 @@ def test_click_flags_are_worth_their_conversion(services: Services) -> None:
     # The referrer's flag counts both clicks' rewards; the denied one no more.
     sharer = raise_(services, doc, "referrer", "alice")
     assert indexed(services, sharer) == AMOUNT == ledger_stake(services, sharer.id)
+
+
+def test_a_click_converting_while_it_is_flagged_is_not_lost(services: Services) -> None:
+    """raise_flag.lua is given the click's conversions as the caller read them; when one came
+    in meanwhile it writes nothing and asks again (FlagService.raise_flag retries)."""
+    doc = make_campaign(services)
+    click = record_click(services, doc, "alice")
+    flag_id = flag_id_for(doc["id"], "click", click)
+    ck = keys.campaign_keys(doc["id"])
+    services.conversions.convert(click, "p1")  # after the caller read '' (no conversion)
+    reply = script("raise_flag")(
+        services.store.main,
+        [ck.flag(flag_id), ck.flags_all, ck.flags_open, ck.outbox, ck.flags_stake,
+         ck.flags_stake_open, ck.cluster_index, ck.click_conversions],
+        [flag_id, doc["slug"], "click", click, "0.9", "[]", "[]", "{}", "1.0", "{}", 0, ""],
+    )  # fmt: skip
+    assert reply == [0, b"retry"] and services.flags.get(flag_id) is None
+    assert services.store.main.zscore(ck.flags_stake, flag_id) is None
+    flag = raise_(services, doc, "click", click)
+    assert flag.id == flag_id and indexed(services, flag) == AMOUNT
 
 
 def test_participant_and_cluster_flags_count_each_reward_once(services: Services) -> None:
