@@ -175,6 +175,10 @@ def main() -> None:
             "review queue (open, by score)": "/console/flags",
             "review queue page 100": "/console/flags?page=100",
             "review queue by amount": "/console/flags?sort=amount",
+            "review queue by amount, page 100": "/console/flags?sort=amount&page=100",
+            "by amount, referrers scoring 0.5+": (
+                "/console/flags?sort=amount&kind=referrer&min_score=0.5"
+            ),
             "a flag": f"/console/flags/{flag_id}",
             "tree: top sharers": "/console/campaigns/big/tree",
             f"tree: {top} (20 children)": f"/console/campaigns/big/tree?node={top}",

@@ -47,7 +47,7 @@ from bench.common import SECRET, free_port
 from gateway.clickcall import device_key
 from gateway.conversions import creditable
 from gateway.events import ClickEvent
-from gateway.flags import flag_id_for
+from gateway.flags import flag_id_for, stake_flag_ids
 from gateway.store import keys
 from gateway.store.scripts import script
 
@@ -228,7 +228,9 @@ class Bench:
                         ck.flag(flag_id_for(campaign.id, "click", click_id)),
                         ck.flag(flag_id_for(campaign.id, "referrer", parent)),
                         ck.top_sharers, ck.outbox, ck.sharer_devices(number),
-                        ck.sharer_networks(number), *(ck.participant(a) for a in ancestors),
+                        ck.sharer_networks(number), ck.flags_stake, ck.flags_stake_open,
+                        ck.cluster_index, ck.click_conversions,
+                        *(ck.participant(a) for a in ancestors),
                     ],
                     [
                         user, parent, parent_path, click_id, "", repr(now), reward.amount,
@@ -237,6 +239,7 @@ class Bench:
                         secrets.token_hex(8),
                         device_key(secrets.token_hex(10), "Mozilla/5.0 (iPhone) Safari"),
                         f"203.0.{self.rng.randrange(256)}.0/24", number,
+                        *stake_flag_ids(campaign.id, user, parent, click_id),
                     ],
                 )  # fmt: skip
                 self.paths[user] = self._path_of(user, parent)
@@ -305,6 +308,7 @@ class Bench:
             ("conversions stream", ck.conversions),
             ("outbox stream (webhooks)", ck.outbox),
             ("rewards sorted set", ck.rewards),
+            ("click conversions (click flags' rewards)", ck.click_conversions),
         ):
             out[name] = usage(key) / total
         numbers_total = sum(

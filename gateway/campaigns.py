@@ -408,6 +408,8 @@ class CampaignService:
         # a lost race on the slug removes the unpublished document again.
         if logo is not None:
             self._redis.set(ck.logo, logo.data)
+        # A new campaign's flags are indexed by amount at stake from the first one on.
+        self._redis.hset(ck.counters, keys.STAKE_INDEXED, 1)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
             self._redis.delete(ck.config, ck.logo)

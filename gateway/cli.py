@@ -130,6 +130,33 @@ def apikey_disable(key_id: str) -> None:
     click.echo(f"disabled {key.id} ({key.name})")
 
 
+# -- flags ---------------------------------------------------------------------------------
+
+
+@cli.group()
+def flags() -> None:
+    """Maintain the review queue's flags."""
+
+
+@flags.command("reindex")
+@click.option("--campaign", "slug", default=None, help="Only this campaign (default: every one).")
+@with_appcontext
+def flags_reindex(slug: str | None) -> None:
+    """Build the amount-at-stake index of campaigns created before it existed (their review
+    queue sorts by amount from the ledger, slowly, until then); safe to run again and while
+    refgate serves."""
+    from gateway.errors import ApiError
+
+    found = _services()
+    try:
+        campaigns = [found.campaigns.require(slug)] if slug else found.campaigns.list()
+    except ApiError:
+        raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
+    for campaign in campaigns:
+        count = found.flags.reindex(campaign.id)
+        click.echo(f"{campaign.slug}: {count} flags indexed by amount at stake")
+
+
 # -- simulate ------------------------------------------------------------------------------
 
 

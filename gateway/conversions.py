@@ -23,7 +23,7 @@ from detectors.conversion import conversion_time_signal
 from gateway.campaigns import Campaign, CampaignService
 from gateway.clickcall import device_key
 from gateway.errors import ApiError
-from gateway.flags import flag_id_for
+from gateway.flags import flag_id_for, stake_flag_ids
 from gateway.sharelinks import REFERRER_PATTERN, referrer_number
 from gateway.store import keys
 from gateway.store.scripts import script
@@ -149,6 +149,10 @@ class ConversionService:
                     ck.outbox,
                     ck.sharer_devices(own_number),
                     ck.sharer_networks(own_number),
+                    ck.flags_stake,
+                    ck.flags_stake_open,
+                    ck.cluster_index,
+                    ck.click_conversions,
                     *(ck.participant(a) for a in ancestors),
                 ],
                 [
@@ -168,6 +172,7 @@ class ConversionService:
                     device_key(event.get("ip_hash", ""), event.get("ua", "")),
                     event.get("prefix", ""),
                     own_number,
+                    *stake_flag_ids(campaign.id, user, referrer, event["id"]),
                 ],
             )
             answer = json.loads(answer_json)

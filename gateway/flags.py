@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.errors import ApiError
 from gateway.store import keys
-from gateway.store.scripts import hmget_many, script
+from gateway.store.scripts import execute_with_scripts, hmget_many, script
 from gateway.validation import LongNote
 
 FlagKind = Literal["click", "referrer", "participant", "cluster"]
@@ -107,6 +107,40 @@ class FlagSummary:
     updated_at: float
 
 
+#: The codes packed into the amount-at-stake index's scores (lua/_stake.lua), in code order.
+_STAKE_STATUSES = ("open", "fraud", "legit")
+_STAKE_KINDS = ("click", "referrer", "participant", "cluster")
+
+
+@dataclass(frozen=True)
+class StakeEntry:
+    """A flag in the amount-at-stake index (``flags_stake``): its amount at stake (the reward
+    units its decision would move), score, status and kind, packed in the sorted set's score."""
+
+    flag_id: str
+    campaign_id: int
+    packed: float
+    stake: int
+    score: float
+    status: str
+    kind: str
+
+    @classmethod
+    def unpack(cls, flag_id: str, campaign_id: int, packed: float) -> StakeEntry:
+        rest, kind = divmod(int(packed), 4)
+        rest, status = divmod(rest, 3)
+        stake, score = divmod(rest, 10001)
+        return cls(
+            flag_id,
+            campaign_id,
+            packed,
+            stake,
+            score / 10000,
+            _STAKE_STATUSES[status],
+            _STAKE_KINDS[kind],
+        )
+
+
 #: Called with (campaign id, flag, decision) after a decision is stored (the reward ledger).
 DecisionListener = Callable[[int, Flag, str], object]
 #: Called with (campaign id, flag) after a flag is raised or updated while open.
@@ -149,22 +183,43 @@ class FlagService:
             "reasons": reasons,
             "members": members,
         }
-        new, _status = script("raise_flag")(
-            self._redis,
-            [ck.flag(flag_id), ck.flags_all, ck.flags_open, ck.outbox],
-            [
-                flag_id,
-                slug,
-                candidate.kind,
-                candidate.subject,
-                repr(round(score, 4)),
-                json.dumps(reasons, ensure_ascii=False),
-                json.dumps(members),
-                json.dumps(evidence, ensure_ascii=False),
-                repr(now),
-                json.dumps(raised, ensure_ascii=False),
-            ],
-        )
+        for _attempt in range(5):
+            totals, rewards, converted = self._stake_sources(
+                ck, candidate.kind, candidate.subject, members
+            )
+            new, status = script("raise_flag")(
+                self._redis,
+                [
+                    ck.flag(flag_id),
+                    ck.flags_all,
+                    ck.flags_open,
+                    ck.outbox,
+                    ck.flags_stake,
+                    ck.flags_stake_open,
+                    ck.cluster_index,
+                    ck.click_conversions,
+                    *totals,
+                    *rewards,
+                ],
+                [
+                    flag_id,
+                    slug,
+                    candidate.kind,
+                    candidate.subject,
+                    repr(round(score, 4)),
+                    json.dumps(reasons, ensure_ascii=False),
+                    json.dumps(members),
+                    json.dumps(evidence, ensure_ascii=False),
+                    repr(now),
+                    json.dumps(raised, ensure_ascii=False),
+                    len(totals),
+                    converted,
+                ],
+            )
+            if status != b"retry":
+                break
+        else:  # pragma: no cover - a click converts a handful of times at most
+            raise RuntimeError(f"the conversions of click {candidate.subject!r} kept changing")
         flag = self.get(flag_id)
         assert flag is not None
         if flag.status == "open":
@@ -206,7 +261,7 @@ class FlagService:
                         kind is None or flag.kind == kind
                     ):
                         flags.append(flag)
-        flags.sort(key=lambda f: (-f.score, f.id))
+        flags.sort(key=lambda f: (f.score, f.id), reverse=True)  # as open_page (ZREVRANGE)
         return flags[offset : offset + limit], len(flags)
 
     def open_page(
@@ -223,8 +278,10 @@ class FlagService:
             top = self._redis.zrevrangebyscore(
                 index, "+inf", min_score, start=0, num=offset + limit, withscores=True
             )
-            candidates += [(-score, flag_id.decode(), campaign_id) for flag_id, score in top]
-        candidates.sort()
+            candidates += [(score, flag_id.decode(), campaign_id) for flag_id, score in top]
+        # ZREVRANGE's order (score, then flag id, both descending): each campaign's first
+        # offset + limit are then exactly its part of the merged order, ties included.
+        candidates.sort(reverse=True)
         shown = candidates[offset : offset + limit]
         pipe = self._redis.pipeline(transaction=False)
         for _, flag_id, campaign_id in shown:
@@ -273,6 +330,167 @@ class FlagService:
                     )
         return out
 
+    # -- the amount-at-stake index --------------------------------------------------------------
+
+    def _stake_sources(
+        self, ck: keys.CampaignKeys, kind: str, subject: str, members: Sequence[str]
+    ) -> tuple[list[str], list[str], str]:
+        """What a flag's amount at stake is read from (lua/_stake.lua): referrers' reward totals
+        hashes, reward hashes, and a click's conversions as read now (the script checks them)."""
+        if kind == "referrer":
+            return [ck.referrer_rewards(subject)], [], ""
+        if kind == "participant":
+            return [], [ck.reward(subject)], ""
+        if kind == "cluster":
+            return [ck.referrer_rewards(m) for m in members], [ck.reward(m) for m in members], ""
+        converted = (self._redis.hget(ck.click_conversions, subject) or b"").decode()
+        users = dict.fromkeys(u for u in converted.split(",") if u)
+        return [], [ck.reward(u) for u in users], converted
+
+    def stake_indexed(self, campaign_ids: Iterable[int]) -> bool:
+        """Whether every flag of these campaigns is in the amount-at-stake index: campaigns
+        created before it existed are not until ``refgate flags reindex`` ran."""
+        return all(
+            self._redis.hget(keys.campaign_keys(c).counters, keys.STAKE_INDEXED)
+            for c in campaign_ids
+        )
+
+    def by_stake(
+        self,
+        campaign_ids: Iterable[int],
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        min_score: float = 0.0,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Flag], int, dict[str, int]]:
+        """Flags by amount at stake (then score), highest first, one page, from the amount-at-
+        stake index: (flags, how many match, amount at stake of each shown).
+
+        Open flags come from the open index, others from the index of every flag. Without a
+        filter beyond that, a page reads ``offset + limit`` entries per campaign; with a kind,
+        a minimum score or a decided status, each campaign's whole index (ids and scores only:
+        the filters are packed in the scores), never the flags themselves but those shown."""
+        filtered = kind is not None or min_score > 0 or status not in (None, "open")
+        status_code = _STAKE_STATUSES.index(status) if status else -1
+        kind_code = _STAKE_KINDS.index(kind) if kind else -1
+        # (packed, flag id, campaign): unpacked only for the page shown, so a filter over a
+        # campaign's ten thousand flags costs integer arithmetic, not objects.
+        entries: list[tuple[float, str, int]] = []
+        total = 0
+        for campaign_id in campaign_ids:
+            ck = keys.campaign_keys(campaign_id)
+            index = ck.flags_stake_open if status == "open" else ck.flags_stake
+            end = -1 if filtered else offset + limit - 1
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zcard(index)
+            pipe.zrevrange(index, 0, end, withscores=True)
+            count, top = pipe.execute()
+            if filtered:
+                top = [
+                    (flag_id, packed)
+                    for flag_id, packed in top
+                    if (kind_code < 0 or int(packed) % 4 == kind_code)
+                    and (status_code < 0 or int(packed) // 4 % 3 == status_code)
+                    and int(packed) // 12 % 10001 / 10000 >= min_score
+                ]
+                count = len(top)
+            total += int(count)
+            entries += [(packed, flag_id.decode(), campaign_id) for flag_id, packed in top]
+        entries.sort(reverse=True)  # ZREVRANGE's order: packed score, then flag id
+        shown = [
+            StakeEntry.unpack(i, c, packed) for packed, i, c in entries[offset : offset + limit]
+        ]
+        pipe = self._redis.pipeline(transaction=False)
+        for entry in shown:
+            pipe.hgetall(keys.campaign_keys(entry.campaign_id).flag(entry.flag_id))
+        flags = [Flag.from_hash(raw) for raw in pipe.execute() if raw]
+        return flags, total, {entry.flag_id: entry.stake for entry in shown}
+
+    def stakes(self, flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
+        """The amount at stake of each flag, from the index (one call per campaign); flags not
+        in it (not reindexed yet) are left out."""
+        by_campaign: dict[int, list[str]] = {}
+        for flag in flags:
+            campaign_id = _campaign_of(flag.id)
+            if campaign_id is not None:
+                by_campaign.setdefault(campaign_id, []).append(flag.id)
+        out: dict[str, int] = {}
+        for campaign_id, ids in by_campaign.items():
+            packed = self._redis.zmscore(keys.campaign_keys(campaign_id).flags_stake, ids)
+            for flag_id, value in zip(ids, packed, strict=True):
+                if value is not None:
+                    out[flag_id] = StakeEntry.unpack(flag_id, campaign_id, value).stake
+        return out
+
+    def reindex(self, campaign_id: int, chunk: int = 1000) -> int:
+        """Build the campaign's amount-at-stake index from the ledger: the click conversions
+        hash from every reward (conversions recorded before it existed), then every flag. Safe
+        while the service runs (each flag is indexed atomically, as raising it would); marks
+        the campaign indexed. Returns how many flags were indexed."""
+        ck = keys.campaign_keys(campaign_id)
+        converted: dict[str, list[str]] = {}
+        total = int(self._redis.zcard(ck.rewards))
+        for start in range(0, total, chunk * 5):
+            users = [
+                u.decode() for u in self._redis.zrange(ck.rewards, start, start + chunk * 5 - 1)
+            ]
+            rows = hmget_many(self._redis, [ck.reward(u) for u in users], ("click",))
+            for user, (made_on,) in zip(users, rows, strict=True):
+                if made_on:
+                    converted.setdefault(made_on.decode(), []).append(user)
+        # Conversions since the upgrade are recorded by convert.lua already: keep those.
+        items = list(converted.items())
+        for start in range(0, len(items), chunk):
+            pipe = self._redis.pipeline(transaction=False)
+            for click, users in items[start : start + chunk]:
+                pipe.hsetnx(ck.click_conversions, click, ",".join(users))
+            pipe.execute()
+        ids = [i.decode() for i in self._redis.zrange(ck.flags_all, 0, -1)]
+        for start in range(0, len(ids), chunk):
+            pending = ids[start : start + chunk]
+            for _attempt in range(5):
+                pending = self._index_stakes(ck, pending)
+                if not pending:
+                    break
+            else:  # pragma: no cover - a click converts a handful of times at most
+                raise RuntimeError(f"the conversions of the clicks of {pending} kept changing")
+        self._redis.hset(ck.counters, keys.STAKE_INDEXED, 1)
+        return len(ids)
+
+    def _index_stakes(self, ck: keys.CampaignKeys, ids: list[str]) -> list[str]:
+        """Index these flags (flag_stake.lua); returns the ids to try again."""
+        rows = hmget_many(self._redis, [ck.flag(i) for i in ids], ("kind", "subject", "members"))
+        jobs = []
+        for flag_id, (kind, subject, members) in zip(ids, rows, strict=True):
+            if kind is None or subject is None:
+                continue
+            totals, rewards, converted = self._stake_sources(
+                ck, kind.decode(), subject.decode(), json.loads(members or b"[]")
+            )
+            jobs.append((flag_id, totals, rewards, converted))
+        stake = script("flag_stake")
+
+        def build(pipe: Any) -> None:
+            for flag_id, totals, rewards, converted in jobs:
+                stake.queue(
+                    pipe,
+                    [
+                        ck.flag(flag_id),
+                        ck.flags_stake,
+                        ck.flags_stake_open,
+                        ck.cluster_index,
+                        ck.click_conversions,
+                        *totals,
+                        *rewards,
+                    ],
+                    [len(totals), converted],
+                )
+
+        results = execute_with_scripts(self._redis, build, [stake])
+        return [job[0] for job, result in zip(jobs, results, strict=True) if result == b"retry"]
+
     def status_of(self, campaign_id: int, kind: str, subject: str) -> str | None:
         """The status of the subject's flag (open, fraud, legit), None when it has none."""
         ck = keys.campaign_keys(campaign_id)
@@ -307,7 +525,7 @@ class FlagService:
         }
         script("decide_flag")(
             self._redis,
-            [ck.flag(flag_id), ck.flags_open, ck.decisions],
+            [ck.flag(flag_id), ck.flags_open, ck.decisions, ck.flags_stake, ck.flags_stake_open],
             [flag_id, decision, note, actor, repr(when), json.dumps(label, ensure_ascii=False)],
         )
         decided = self.get(flag_id)
@@ -326,6 +544,16 @@ def flag_id_for(campaign_id: int, kind: str, subject: str) -> str:
     """Flag ids derive from the subject: the same subject always has the same flag."""
     digest = hashlib.sha256(f"{kind}:{subject}".encode()).hexdigest()[:10]
     return f"{campaign_id:x}-{digest}"
+
+
+def stake_flag_ids(campaign_id: int, participant: str, referrer: str, click: str) -> list[str]:
+    """The ids of the flags a conversion's reward is at stake in, raised or not (the scripts
+    moving rewards update those that are): the participant's, the referrer's, the click's."""
+    return [
+        flag_id_for(campaign_id, "participant", participant),
+        flag_id_for(campaign_id, "referrer", referrer),
+        flag_id_for(campaign_id, "click", click) if click else "",
+    ]
 
 
 def _campaign_of(flag_id: str) -> int | None:

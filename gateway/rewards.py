@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.campaigns import Campaign
 from gateway.errors import ApiError
-from gateway.flags import Flag
+from gateway.flags import Flag, stake_flag_ids
 from gateway.store import keys
 from gateway.store.scripts import execute_with_scripts, script
 
@@ -130,7 +130,11 @@ class RewardService:
             for found in pipe.execute() if flag.members else []:
                 users.update(u.decode() for u in found)
             return sorted(users)
-        # A click: the conversion that came from it, found among its referrer's rewards.
+        # A click: the conversions made on it (recorded by convert.lua), or for conversions older
+        # than that record, found among its referrer's rewards.
+        converted = self._redis.hget(ck.click_conversions, flag.subject)
+        if converted:
+            return list(dict.fromkeys(converted.decode().split(",")))
         referrer = flag.evidence.get("referrer")
         if not referrer:
             return []
@@ -156,11 +160,11 @@ class RewardService:
             return 0
         pipe = self._redis.pipeline(transaction=False)
         for user in users:
-            pipe.hmget(ck.reward(user), "referrer", "status")
+            pipe.hmget(ck.reward(user), "referrer", "status", "click")
         movable = _MOVABLE[action]
         chosen = [
-            (user, referrer.decode())
-            for user, (referrer, status) in zip(users, pipe.execute(), strict=True)
+            (user, referrer.decode(), (click or b"").decode())
+            for user, (referrer, status, click) in zip(users, pipe.execute(), strict=True)
             if referrer is not None and status is not None and status.decode() in movable
         ]
         if not chosen:
@@ -169,7 +173,7 @@ class RewardService:
         settle = script("settle_reward")
 
         def build(batch: Any) -> None:
-            for user, referrer in chosen:
+            for user, referrer, click in chosen:
                 settle.queue(
                     batch,
                     [
@@ -179,8 +183,17 @@ class RewardService:
                         ck.ledger,
                         ck.top_sharers,
                         ck.outbox,
+                        ck.flags_stake,
+                        ck.flags_stake_open,
+                        ck.cluster_index,
                     ],
-                    [action, reason, now, flag.id],
+                    [
+                        action,
+                        reason,
+                        now,
+                        flag.id,
+                        *stake_flag_ids(campaign_id, user, referrer, click),
+                    ],
                 )
 
         # Idempotent on a rerun after NOSCRIPT: a reward already moved is in no movable state.

@@ -150,3 +150,24 @@ def test_review_api_bad_input(
             ).status_code
             == 404
         )
+
+
+def test_pages_of_tied_scores_show_every_flag_once(
+    services: Services, campaign: dict[str, Any]
+) -> None:
+    """Each campaign's index is read up to offset + limit, so the merged order must be the
+    index's own (score, then flag id, descending) or pages past the first repeat flags."""
+    other = services.campaigns.create(
+        {"slug": "b", "name": "B", "destination_url": "https://shop.example.com/"}, "t"
+    )
+    for n in range(130):
+        campaign_id, slug = (campaign["id"], "milk-tea") if n % 13 else (other.id, "b")
+        score = 0.75 if n % 5 == 0 else 0.5
+        services.flags.raise_flag(
+            campaign_id, slug, FlagCandidate("referrer", f"r{n}", score, ("x",)), 1.0
+        )
+    ids = [campaign["id"], other.id]
+    expected, total = services.flags.find(ids, status="open", limit=1000)
+    pages = [services.flags.open_page(ids, limit=50, offset=o)[0] for o in (0, 50, 100)]
+    shown = [flag for page in pages for flag in page]
+    assert total == 130 and shown == expected and len({f.id for f in shown}) == 130

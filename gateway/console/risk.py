@@ -3,6 +3,7 @@ FlagService.decide (the reward listeners release or claw back), and the referral
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from gateway.store import keys
 from gateway.store.scripts import hmget_many
 
 Page = Response | tuple[str, int] | str
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
 #: Children shown collapsed under each child on a tree page.
@@ -69,9 +71,11 @@ def _filters() -> dict[str, Any]:
 
 
 def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
-    """Reward units a flag's decision would move: a participant's reward, or the credited and
-    held totals of a referrer (or a cluster's members, the first 50). Click flags count 0 here
-    (one conversion at most, found only by scanning the referrer's rewards)."""
+    """Reward units a flag's decision would move, read from the ledger for campaigns whose flags
+    are not in the amount-at-stake index yet (created before it; `refgate flags reindex`): a
+    participant's reward, or the credited and held totals of a referrer (or a cluster's
+    members, the first 50). Click flags count 0 here (their conversions are found only by
+    scanning the referrer's rewards)."""
     redis = services().store.main
     out = {flag.id: 0 for flag in flags}
     by_campaign: dict[int, list[Flag | FlagSummary]] = {}
@@ -107,8 +111,19 @@ def flags() -> Page:
     slug = filters["campaign"]
     campaign_ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
     start = (filters["page"] - 1) * PAGE_SIZE
-    stake: dict[str, int] = {}
-    if filters["_status"] == "open" and filters["_kind"] is None and filters["sort"] == "score":
+    stake: dict[str, int] | None = None
+    indexed = found.flags.stake_indexed(campaign_ids)
+    if filters["sort"] == "amount" and indexed:
+        # By amount at stake: one page from the amount-at-stake index, whatever the filters.
+        shown, total, stake = found.flags.by_stake(
+            campaign_ids,
+            status=filters["_status"],
+            kind=filters["_kind"],
+            min_score=filters["_min_score"],
+            limit=PAGE_SIZE,
+            offset=start,
+        )
+    elif filters["_status"] == "open" and filters["_kind"] is None and filters["sort"] == "score":
         # The usual view (open flags by score): one page from the open index.
         shown, total = found.flags.open_page(
             campaign_ids, min_score=filters["_min_score"], limit=PAGE_SIZE, offset=start
@@ -122,16 +137,20 @@ def flags() -> Page:
             min_score=filters["_min_score"],
         )
         if filters["sort"] == "amount":
-            stake = _at_stake(matching)
-            matching.sort(key=lambda f: (-stake[f.id], -f.score, f.id))
+            log.warning(
+                "review queue by amount read from the ledger: a campaign has no amount-at-stake "
+                "index yet (run `refgate flags reindex`)"
+            )
+            amounts = stake = _at_stake(matching)
+            matching.sort(key=lambda f: (-amounts[f.id], -f.score, f.id))
         elif filters["sort"] == "newest":
             matching.sort(key=lambda f: (-f.updated_at, f.id))
         else:
-            matching.sort(key=lambda f: (-f.score, f.id))
+            matching.sort(key=lambda f: (f.score, f.id), reverse=True)  # as open_page
         page_flags = (found.flags.get(f.id) for f in matching[start : start + PAGE_SIZE])
         shown, total = [f for f in page_flags if f is not None], len(matching)
-    if not stake:
-        stake = _at_stake(shown)
+    if stake is None:
+        stake = found.flags.stakes(shown) if indexed else _at_stake(shown)
     query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
     return render_template(
         "console/flags.html",

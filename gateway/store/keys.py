@@ -21,6 +21,11 @@ STAFF_USERS = f"{PREFIX}:staff-users"  # hash email -> JSON record (gateway.user
 AUDIT_LOG = f"{PREFIX}:audit"  # stream of staff actions (gateway.audit)
 
 
+#: Field of a campaign's counters hash, set once every flag of the campaign is in the amount-at-
+#: stake index (at creation; for older campaigns by ``refgate flags reindex``).
+STAKE_INDEXED = "stake_indexed"
+
+
 class CampaignKeys:
     """Key names of one campaign, built once per id and cached (the click path uses them)."""
 
@@ -87,6 +92,30 @@ class CampaignKeys:
     def flags_open(self) -> str:
         """Sorted set of the campaign's open flags by score."""
         return f"{self.tag}:flags-open"
+
+    @property
+    def flags_stake(self) -> str:
+        """Sorted set of the campaign's flags by amount at stake (every flag): the score packs
+        the amount, the flag's score, status and kind (gateway.flags.StakeEntry; kept by the
+        scripts that change amounts, through ``lua/_stake.lua``)."""
+        return f"{self.tag}:flags-stake"
+
+    @property
+    def flags_stake_open(self) -> str:
+        """Sorted set of the campaign's open flags by amount at stake (packed as flags_stake)."""
+        return f"{self.tag}:flags-stake-open"
+
+    @property
+    def cluster_index(self) -> str:
+        """Hash participant -> comma-separated ids of the cluster flags listing them as a
+        member (whose amount at stake their rewards change)."""
+        return f"{self.tag}:cluster-index"
+
+    @property
+    def click_conversions(self) -> str:
+        """Hash click id -> comma-separated participants who converted on that click (the
+        rewards a click flag is about)."""
+        return f"{self.tag}:click-conversions"
 
     @property
     def decisions(self) -> str:

@@ -1,5 +1,9 @@
 """Lua scripts, loaded from ``lua/*.lua``; each file documents its KEYS and ARGV at the top.
 
+A line ``-- include: <file>.lua`` is replaced by that file (a library of local functions, named
+with a leading underscore, e.g. ``_stake.lua``): Redis has no module system, and several scripts
+must keep one index the same way, atomically with their own writes.
+
 Scripts run by SHA (EVALSHA). A restarted or failed-over server forgets its script cache, so a
 NOSCRIPT reply loads the script and retries once. Pipelines queue EVALSHA directly instead of using
 redis-py's pipeline script registry, which would add a SCRIPT EXISTS round trip to every batch.
@@ -8,6 +12,7 @@ redis-py's pipeline script registry, which would add a SCRIPT EXISTS round trip 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -42,9 +47,16 @@ class LuaScript:
         pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
+_INCLUDE = re.compile(r"^-- include: (_[a-z_]+\.lua)$", re.MULTILINE)
+
+
+def _source(file: str) -> str:
+    return resources.files("gateway.store").joinpath("lua", file).read_text()
+
+
 @cache
 def script(name: str) -> LuaScript:
-    source = resources.files("gateway.store").joinpath("lua", f"{name}.lua").read_text()
+    source = _INCLUDE.sub(lambda found: _source(found[1]).rstrip("\n"), _source(f"{name}.lua"))
     return LuaScript(name, source)
 
 

@@ -18,7 +18,10 @@
 -- KEYS[16]  top sharers sorted set (referrer -> credited referrals)
 -- KEYS[17]  outbox stream (webhook events to deliver: conversion.created, reward.<status>)
 -- KEYS[18]  the new participant's own devices set   KEYS[19] their own networks set
--- KEYS[20..] the hashes of the parent's ancestors, root first (their subtree counts grow)
+-- KEYS[20]  flags by amount at stake   KEYS[21] open flags by amount at stake (_stake.lua)
+-- KEYS[22]  cluster index hash (member -> cluster flag ids)
+-- KEYS[23]  click conversions hash (click id -> participants who converted on it)
+-- KEYS[24..] the hashes of the parent's ancestors, root first (their subtree counts grow)
 -- ARGV[1]   user (new participant id)      ARGV[2] referrer (parent id)
 -- ARGV[3]   the parent's path as read ('a/b/c', '' for a root or a new root); the script
 --           refuses with 'retry' if it changed meanwhile (a parent's path never changes once set)
@@ -29,8 +32,11 @@
 -- ARGV[13]  visitor id of the click ('' if none)   ARGV[14] device (ip hash|agent hash)
 -- ARGV[15]  prefix
 -- ARGV[16]  the new participant's referrer numeric id (for their own links' self checks)
+-- ARGV[17..19] the ids of the flags a reward of this conversion is at stake in, whether raised
+--           or not: the new participant's own, the referrer's and the click's
 -- Returns {1, answer JSON} for a new conversion, {0, answer JSON} when it repeats an earlier
 -- one (a retry, or the same user again: the first answer), {0, {error=...}} when refused.
+-- include: _stake.lua
 local user, referrer, parent_path = ARGV[1], ARGV[2], ARGV[3]
 local click_id, idem, now = ARGV[4], ARGV[5], ARGV[6]
 
@@ -111,9 +117,9 @@ local function grow(key, distance)
   end
 end
 grow(KEYS[3], 1)
-local ancestors = #KEYS - 19
+local ancestors = #KEYS - 23
 for i = ancestors, 1, -1 do
-  grow(KEYS[19 + i], ancestors - i + 2)
+  grow(KEYS[23 + i], ancestors - i + 2)
 end
 -- The new participant's own devices and networks, for self-referral checks on their links.
 if ARGV[13] ~= '' then redis.call('SADD', KEYS[18], ARGV[13]) end
@@ -179,6 +185,11 @@ redis.call('XADD', KEYS[11], '*', 'type', status, 'user', user, 'referrer', refe
   'click', click_id, 'amount', credited_amount, 'reason', reason, 'ts', now)
 redis.call('XADD', KEYS[12], '*', 'status', 'accepted', 'user', user, 'referrer', referrer,
   'click', click_id, 'ts', now)
+-- What a click flag is about, and what this reward adds to the amounts at stake.
+local converted = redis.call('HGET', KEYS[23], click_id)
+redis.call('HSET', KEYS[23], click_id, converted and (converted .. ',' .. user) or user)
+_stake_move(KEYS[20], KEYS[21], KEYS[22], {ARGV[17], ARGV[18], ARGV[19]}, {user, referrer},
+  credited_amount)
 
 local answer = cjson.encode({
   participant = user, parent = referrer, depth = depth, click_id = click_id,

@@ -4,8 +4,15 @@
 -- move appends to the ledger, and amounts move between the budget's spent and held.
 -- KEYS[1]  the reward hash   KEYS[2] budget hash   KEYS[3] the referrer's reward totals hash
 -- KEYS[4]  ledger stream     KEYS[5] top sharers sorted set   KEYS[6] outbox stream
+-- KEYS[7]  flags by amount at stake   KEYS[8] open flags by amount at stake
+-- KEYS[9]  cluster index hash (member -> cluster flag ids)
 -- ARGV[1]  hold | release | fraud   ARGV[2] reason   ARGV[3] now   ARGV[4] flag id
+-- ARGV[5..7] the ids of the flags this reward is at stake in, whether raised or not: the
+--          participant's own, the referrer's and the click's (and, from KEYS[9], clusters)
 -- Returns the new status, or '' when the reward was in no state this action moves.
+-- Holding and releasing keep the amount at stake (credited and held both are); a fraud review
+-- takes it out of every flag's amount (_stake.lua).
+-- include: _stake.lua
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
 local amount = tonumber(redis.call('HGET', KEYS[1], 'amount') or '0')
@@ -40,6 +47,9 @@ else
 end
 redis.call('HSET', KEYS[1], 'status', new, 'reason', ARGV[2], 'settled_at', ARGV[3])
 local user = redis.call('HGET', KEYS[1], 'user')
+if action == 'fraud' then
+  _stake_move(KEYS[7], KEYS[8], KEYS[9], {ARGV[5], ARGV[6], ARGV[7]}, {user, referrer}, -amount)
+end
 redis.call('XADD', KEYS[4], '*', 'type', new, 'user', user, 'referrer', referrer,
   'click', redis.call('HGET', KEYS[1], 'click'), 'amount', amount, 'reason', ARGV[2],
   'flag', ARGV[4], 'ts', ARGV[3])
