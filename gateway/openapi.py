@@ -506,7 +506,8 @@ def openapi_document() -> dict[str, Any]:
         "/flags": {
             "get": {
                 "operationId": "listFlags",
-                "summary": "The review queue, highest score first (risk, admin)",
+                "summary": "The review queue, highest score first, or highest amount at stake "
+                "first with sort=amount (risk, admin)",
                 "parameters": [
                     {"name": "campaign", "in": "query", "schema": {"type": "string"}},
                     {
@@ -520,6 +521,11 @@ def openapi_document() -> dict[str, Any]:
                         "schema": {"type": "string", "enum": list(FLAG_KINDS)},
                     },
                     {
+                        "name": "sort",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": ["score", "amount"]},
+                    },
+                    {
                         "name": "limit",
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -531,14 +537,32 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "type": "object",
                             "properties": {
-                                "flags": {"type": "array", "items": _ref("Flag")},
+                                "flags": {
+                                    "type": "array",
+                                    "items": {
+                                        "allOf": [
+                                            _ref("Flag"),
+                                            {
+                                                "type": "object",
+                                                "properties": {
+                                                    "amount_at_stake": {
+                                                        "type": ["integer", "null"],
+                                                        "description": "Credited and held "
+                                                        "rewards a decision would move (null "
+                                                        "before `refgate flags reindex`)",
+                                                    }
+                                                },
+                                            },
+                                        ]
+                                    },
+                                },
                                 "total": {"type": "integer"},
                                 "limit": {"type": "integer"},
                                 "offset": {"type": "integer"},
                             },
                         }
                     ),
-                    **_errors(400, *AUTH_ERRORS, 404),
+                    **_errors(400, *AUTH_ERRORS, 404, 409),
                 },
             },
         },

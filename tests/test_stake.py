@@ -318,3 +318,32 @@ def test_reindex_builds_the_index_of_older_flags(
     assert rows(risk.get("/console/flags?sort=amount", headers=EN).text) == expected
     bad = runner.invoke(args=["flags", "reindex", "--campaign", "nope"])
     assert bad.exit_code == 2 and "no campaign 'nope'" in bad.output
+
+
+def test_the_api_lists_flags_by_amount_at_stake(
+    client: Any, admin: dict[str, str], services: Services
+) -> None:
+    tea = make_campaign(services, amount=2)
+    for n in range(6):
+        for m in range(n % 3):  # referrer r<n> has n % 3 referrals: 0, 2 or 4 at stake
+            convert(services, tea, f"r{n}", f"p{n}-{m}")
+        raise_(services, tea, "referrer", f"r{n}", score=0.5 + n / 100)
+    by_amount = client.get("/api/v1/flags?campaign=tea&sort=amount&limit=4", headers=admin)
+    assert by_amount.status_code == 200, by_amount.json
+    shown = [(f["subject"], f["amount_at_stake"]) for f in by_amount.json["flags"]]
+    # Highest amount first, then highest score: r5 and r2 hold 4, r4 and r1 hold 2.
+    assert shown == [("r5", 4), ("r2", 4), ("r4", 2), ("r1", 2)]
+    assert by_amount.json["total"] == 6
+    rest = client.get("/api/v1/flags?campaign=tea&sort=amount&offset=4", headers=admin).json
+    assert [(f["subject"], f["amount_at_stake"]) for f in rest["flags"]] == [("r3", 0), ("r0", 0)]
+    by_score = client.get("/api/v1/flags?campaign=tea", headers=admin).json["flags"]
+    assert [f["subject"] for f in by_score] == ["r5", "r4", "r3", "r2", "r1", "r0"]
+    assert {f["subject"]: f["amount_at_stake"] for f in by_score}["r4"] == 2
+    bad = client.get("/api/v1/flags?sort=size", headers=admin)
+    assert bad.status_code == 400 and bad.json["error"] == "invalid_sort"
+    # A campaign from before the index: sorting by amount asks for the reindex.
+    services.store.main.hdel(keys.campaign_keys(tea["id"]).counters, keys.STAKE_INDEXED)
+    missing = client.get("/api/v1/flags?campaign=tea&sort=amount", headers=admin)
+    assert missing.status_code == 409 and missing.json["error"] == "stake_index_missing"
+    unindexed = client.get("/api/v1/flags?campaign=tea", headers=admin).json["flags"]
+    assert {f["amount_at_stake"] for f in unindexed} == {None}

@@ -327,16 +327,37 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 @roles(*RISK)
 def list_flags() -> Response:
     found = services()
-    _only_args("campaign", "status", "kind", "limit", "offset")
+    _only_args("campaign", "status", "kind", "sort", "limit", "offset")
     status = request.args.get("status")
     kind = request.args.get("kind")
     check_filters(status, kind)
+    sort = request.args.get("sort", "score")
+    if sort not in ("score", "amount"):
+        raise ApiError(400, "invalid_sort", "sort must be score or amount")
     slug = request.args.get("campaign")
     ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
     limit = _int_arg("limit", 100, 1, 1000)
     offset = _int_arg("offset", 0, 0, 10**9)
-    flags, total = found.flags.find(ids, status=status, kind=kind, limit=limit, offset=offset)
-    return jsonify(flags=[f.public() for f in flags], total=total, limit=limit, offset=offset)
+    indexed = found.flags.stake_indexed(ids)
+    if sort == "amount":
+        if not indexed:
+            raise ApiError(
+                409,
+                "stake_index_missing",
+                "a campaign predates the amount-at-stake index: run `refgate flags reindex`",
+            )
+        flags, total, stake = found.flags.by_stake(
+            ids, status=status, kind=kind, limit=limit, offset=offset
+        )
+    else:
+        flags, total = found.flags.find(ids, status=status, kind=kind, limit=limit, offset=offset)
+        stake = found.flags.stakes(flags) if indexed else {}
+    return jsonify(
+        flags=[{**f.public(), "amount_at_stake": stake.get(f.id)} for f in flags],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @bp.get("/flags/<flag_id>")
