@@ -148,6 +148,18 @@ def run_until_idle(services: Services, start: float, runs: int = 30) -> float:
     raise AssertionError("webhooks still pending")
 
 
+def convert(
+    client: FlaskClient, keys: dict[str, str], services: Services, campaign: Any, user: str
+) -> None:
+    click = record_click(services, campaign, "alice")
+    response = client.post(
+        "/api/v1/conversions",
+        json={"click_id": click, "user": user},
+        headers=bearer(keys["admin"]),
+    )
+    assert response.status_code == 201
+
+
 def test_events_arrive_signed_once_per_endpoint_after_retries(
     client: FlaskClient,
     keys: dict[str, str],
@@ -164,13 +176,7 @@ def test_events_arrive_signed_once_per_endpoint_after_retries(
     assert flags_only["campaigns"] == ["milk-tea"]
 
     # A conversion (credited), a flag on the sharer (holds it), a fraud decision (denies it).
-    click = record_click(services, campaign, "alice")
-    conversion = client.post(
-        "/api/v1/conversions",
-        json={"click_id": click, "user": "bob"},
-        headers=bearer(keys["admin"]),
-    )
-    assert conversion.status_code == 201
+    convert(client, keys, services, campaign, "bob")
     flag, new = services.flags.raise_flag(
         campaign["id"],
         "milk-tea",
@@ -248,12 +254,7 @@ def test_out_of_attempts_is_failed_and_can_be_redelivered(
     services.webhooks.max_attempts = 3
     receiver.always_fail.add("/down")
     endpoint = register(client, keys["marketing"], receiver, "/down", events=["conversion.created"])
-    record = record_click(services, campaign, "alice")
-    client.post(
-        "/api/v1/conversions",
-        json={"click_id": record, "user": "bob"},
-        headers=bearer(keys["admin"]),
-    )
+    convert(client, keys, services, campaign, "bob")
     now = time.time()
     assert services.webhooks.run(now) == 0
     summary = client.get(f"/api/v1/webhooks/{endpoint['id']}", headers=bearer(keys["admin"])).json
@@ -298,12 +299,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
     )
     assert response.status_code == 201
     services.webhooks.allow_private = False  # the policy of a deployment that does not allow it
-    click = record_click(services, campaign, "alice")
-    client.post(
-        "/api/v1/conversions",
-        json={"click_id": click, "user": "bob"},
-        headers=bearer(keys["admin"]),
-    )
+    convert(client, keys, services, campaign, "bob")
     services.webhooks.run(time.time())
     assert receiver.requests == []
     (attempt,) = client.get(
@@ -407,12 +403,7 @@ def test_one_process_delivers_at_a_time(
     receiver: Receiver,
 ) -> None:
     register(client, keys["marketing"], receiver, "/one", events=["conversion.created"])
-    click = record_click(services, campaign, "alice")
-    client.post(
-        "/api/v1/conversions",
-        json={"click_id": click, "user": "bob"},
-        headers=bearer(keys["admin"]),
-    )
+    convert(client, keys, services, campaign, "bob")
     lease = script("lease")
     # Another worker's run is still going (it outlived its scheduler lock): this one stands by.
     assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 60_000]) == 1
@@ -421,18 +412,6 @@ def test_one_process_delivers_at_a_time(
     assert lease(services.store.main, [WEBHOOK_LEASE], ["other-worker", 0]) == 1
     assert services.webhooks.run(time.time()) == 1
     assert [r["type"] for r in receiver.delivered("/one")] == ["conversion.created"]
-
-
-def convert(
-    client: FlaskClient, keys: dict[str, str], services: Services, campaign: Any, user: str
-) -> None:
-    click = record_click(services, campaign, "alice")
-    response = client.post(
-        "/api/v1/conversions",
-        json={"click_id": click, "user": user},
-        headers=bearer(keys["admin"]),
-    )
-    assert response.status_code == 201
 
 
 def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap(
