@@ -313,6 +313,44 @@ def surge_phase(
     return tally, probe
 
 
+def click_histogram(base: str) -> dict[float, float]:
+    """The click latency histogram from the gateway's /metrics: upper bound (s) -> count, added
+    up over the workers."""
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("refgate_click_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            counts[float(bound)] = counts.get(float(bound), 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def histogram_delta(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
+    return {bound: count - before.get(bound, 0.0) for bound, count in after.items()}
+
+
+def histogram_quantile(cumulative: dict[float, float], q: float) -> float:
+    """Milliseconds at quantile ``q`` of a cumulative histogram, interpolated in its bucket (as
+    Prometheus's histogram_quantile does)."""
+    bounds = sorted(cumulative)
+    total = cumulative[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return float("nan")
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower * 1000
+            share = (rank - below) / (count - below) if count > below else 1.0
+            return (lower + (bound - lower) * share) * 1000
+        lower, below = bound, count
+    return lower * 1000
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -460,12 +498,13 @@ def main() -> None:
             print(
                 f"{'phase':>6s} {'offered':>8s} {'answered':>8s} {'served':>7s} {'shed503':>7s} "
                 f"{'429':>5s} {'failed':>6s} {'adm p50':>8s} {'adm p99':>8s} {'shed p99':>8s} "
-                f"{'all p99':>8s}  load"
+                f"{'all p99':>8s} {'srv p50':>8s} {'srv p99':>8s}  load"
             )
             with gunicorn(GATEWAY, env.env(), args.workers, WORKER, threads) as base:
                 asyncio.run(open_loop(base, paths, scored * 0.3, 2, args.surge_connections))
                 for multiple in multipliers:
                     rate = scored * multiple
+                    before = click_histogram(base)
                     if use_wrk:
                         tally, probe = surge_phase(
                             base, paths, rate, args.phase_seconds, args.probe
@@ -482,16 +521,22 @@ def main() -> None:
                         n for s, n in tally.statuses.items() if s >= 500 and s != 503
                     )
                     served = sum(n for s, n in tally.statuses.items() if s < 500 and s != 429)
+                    server = histogram_delta(before, click_histogram(base))
                     print(
                         f"{multiple:5.1f}x {rate:8.0f} {tally.total:8d} {served:7d} {shed:7d} "
                         f"{limited:5d} {failed:6d} {percentile(probe.admitted_ms, 0.5):8.1f} "
                         f"{percentile(probe.admitted_ms, 0.99):8.1f} "
-                        f"{percentile(probe.shed_ms, 0.99):8.1f} {all_p99:8.1f}  {loadavg()}",
+                        f"{percentile(probe.shed_ms, 0.99):8.1f} {all_p99:8.1f} "
+                        f"{histogram_quantile(server, 0.5):8.1f} "
+                        f"{histogram_quantile(server, 0.99):8.1f}  {loadavg()}",
                         flush=True,
                     )
             print(
                 "(latencies in ms; served = answered without shedding: 302 and pages; "
-                "failed = 5xx other than 503, socket errors and timeouts)\n"
+                "failed = 5xx other than 503, socket errors and timeouts; adm = admitted "
+                "requests of the probe, as a client sees them, its own waits for a core "
+                "included; srv = admitted clicks in the server, from the worker taking the "
+                "connection to the answer, from refgate_click_seconds)\n"
             )
 
             from bench.click_path import in_process_cost

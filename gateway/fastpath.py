@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from flask import Flask, render_template
 
-from gateway.admission import RETRY_AFTER, Admission
+from gateway.admission import RETRY_AFTER, Admission, queue_wait
 from gateway.clickpath import Answer, ClickGateway, Environ, StartResponse
 from gateway.metrics import Metrics
 
@@ -61,7 +61,7 @@ class ClickPathMiddleware:
                     answer = serve_click(self._gateway, token, environ)
                 finally:
                     admission.leave()
-                self._metrics.latency.observe(time.perf_counter() - started)
+                self._metrics.latency.observe(time.perf_counter() - started + queue_wait())
                 return answer(environ, start_response)
         if path in UNSHED:
             found: Iterable[bytes] = self._next(environ, start_response)

@@ -120,6 +120,9 @@ def test_requests_that_queued_too_long_are_shed(
     try:
         set_queue_wait(0.02)  # over the API's 15 ms, under the click path's 30 ms
         assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+        # Its latency counts the wait in the worker's queue: not under 20 ms.
+        assert metric(client, 'refgate_click_seconds_bucket{le="0.015"}') == 0
+        assert metric(client, 'refgate_click_seconds_bucket{le="+Inf"}') == 1
         assert client.get("/api/v1/campaigns", headers=admin).status_code == 503
         set_queue_wait(0.035)
         shed = client.get(f"/s/{token}", headers=BROWSER)
