@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
     i18n.init_app(app)
+    # Process-wide, like the worker it serves in (each gunicorn worker builds its own app).
+    sys.setswitchinterval(settings.gil_switch_interval)
     # Periodic jobs run in served workers; tests drive them directly with their own clock.
     services = Services.open(settings, FlaskPageRenderer(app), run_jobs=not app.testing)
     services.install(app)

@@ -67,6 +67,10 @@ class Settings:
     #: Requests waiting for a thread in a worker beyond which it refuses new ones at the door,
     #: unparsed (gateway/worker.py); 0 turns that off.
     door_queue: int = 4
+    #: Seconds a Python thread runs before another thread of the worker may take the GIL
+    #: (sys.setswitchinterval; Python's own default is 5 ms). A click whose store answer has
+    #: arrived waits that long behind a busy thread, so under load a shorter one trims the tail.
+    gil_switch_interval: float = 0.005
     #: Flood limits, clicks per minute per campaign: from one network prefix (/24, /48) and on
     #: one sharer's link. Counted by click.lua in the click's own round trip; 0 turns one off.
     rate_limit_prefix: int = 1200
@@ -187,6 +191,10 @@ class Settings:
             max_in_flight=max_in_flight,
             max_in_flight_other=max_other,
             door_queue=_parse_int(env, "REFGATE_DOOR_QUEUE", 4, minimum=0, maximum=100_000),
+            gil_switch_interval=_parse_int(
+                env, "REFGATE_GIL_SWITCH_US", 5000, minimum=100, maximum=100_000
+            )
+            / 1e6,
             max_queue_wait=_parse_int(env, "REFGATE_MAX_QUEUE_MS", 30, minimum=1, maximum=60_000)
             / 1000,
             rate_limit_prefix=_parse_int(

@@ -43,6 +43,8 @@ def test_admission_counts_and_refuses_without_waiting() -> None:
         ({"REFGATE_RATE_LIMIT_TOKEN": "1.5"}, "REFGATE_RATE_LIMIT_TOKEN"),
         ({"REFGATE_CLICK_LOG": "perhaps"}, "REFGATE_CLICK_LOG"),
         ({"REFGATE_MAX_QUEUE_MS": "0"}, "REFGATE_MAX_QUEUE_MS"),
+        ({"REFGATE_GIL_SWITCH_US": "50"}, "REFGATE_GIL_SWITCH_US"),
+        ({"REFGATE_GIL_SWITCH_US": "1ms"}, "REFGATE_GIL_SWITCH_US"),
     ],
 )
 def test_bad_overload_settings_name_the_variable(
@@ -63,8 +65,10 @@ def test_overload_settings_defaults_and_values(tmp_path: Path) -> None:
             "REFGATE_MAX_IN_FLIGHT": "2",
             "REFGATE_RATE_LIMIT_PREFIX": "0",
             "REFGATE_RATE_LIMIT_TOKEN": "50",
+            "REFGATE_GIL_SWITCH_US": "1000",
         }
     )
+    assert settings.gil_switch_interval == 0.001
     assert (settings.max_in_flight, settings.max_in_flight_other) == (2, 2)
     assert (settings.rate_limit_prefix, settings.rate_limit_token) == (0, 50)
 
