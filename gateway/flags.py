@@ -165,8 +165,17 @@ class FlagService:
         ck = keys.campaign_keys(campaign_id)
         flag_id = flag_id_for(campaign_id, candidate.kind, candidate.subject)
         existing = self.get(flag_id)
+        entry = {"score": candidate.score, "reasons": list(candidate.reasons)}
+        if existing is not None and candidate.kind != "cluster" and _adds_nothing(
+            existing, candidate, entry
+        ):
+            # Detectors raise the same finding at every run: nothing to write, nothing to hold
+            # (later rewards of a flagged referrer or click are held by convert.lua itself, and
+            # the amount-at-stake index follows conversions). Clusters go on: their members'
+            # new rewards are held only here.
+            return existing, False
         sources: dict[str, Any] = dict(existing.evidence.get("sources", {})) if existing else {}
-        sources[candidate.source] = {"score": candidate.score, "reasons": list(candidate.reasons)}
+        sources[candidate.source] = entry
         score = max(entry["score"] for entry in sources.values())
         reasons = [reason for entry in sources.values() for reason in entry["reasons"]]
         members = sorted({*(existing.members if existing else ()), *candidate.members})
@@ -538,6 +547,16 @@ class FlagService:
         """Every decision taken in the campaign, oldest first (labels for training)."""
         entries = self._redis.xrange(keys.campaign_keys(campaign_id).decisions)
         return [json.loads(fields[b"d"]) for _, fields in entries]
+
+
+def _adds_nothing(existing: Flag, candidate: FlagCandidate, entry: dict[str, Any]) -> bool:
+    """Whether raising ``candidate`` again would leave ``existing`` as it is."""
+    evidence = existing.evidence
+    return (
+        evidence.get("sources", {}).get(candidate.source) == entry
+        and set(candidate.members) <= set(existing.members)
+        and all(evidence.get(key) == value for key, value in candidate.evidence.items())
+    )
 
 
 def flag_id_for(campaign_id: int, kind: str, subject: str) -> str:

@@ -73,6 +73,32 @@ def test_one_open_flag_per_subject_and_decisions_stand(
     assert not new and after.status == "legit" and after.score == 0.8
 
 
+def test_raising_the_same_finding_again_writes_nothing_but_clusters_still_settle(
+    services: Services, campaign: dict[str, Any]
+) -> None:
+    raise_ = services.flags.raise_flag
+    calls: list[str] = []
+    services.flags.raise_listeners.append(lambda _campaign, flag: calls.append(flag.id))
+    finding = FlagCandidate("referrer", "x", 0.6, ("a",), evidence={"hour": 5})
+    first, _ = raise_(campaign["id"], "milk-tea", finding, 1.0)
+    same, new = raise_(campaign["id"], "milk-tea", finding, 2.0)
+    assert not new and same == first and same.updated_at == 1.0 and calls == [first.id]
+    # New evidence from the same source, or another source: written, listeners told.
+    changed, _ = raise_(
+        campaign["id"], "milk-tea", FlagCandidate("referrer", "x", 0.7, ("a",)), 3.0
+    )
+    assert changed.score == 0.7 and changed.updated_at == 3.0 and len(calls) == 2
+    other, _ = raise_(
+        campaign["id"], "milk-tea", FlagCandidate("referrer", "x", 0.7, ("t",), source="tree"), 4.0
+    )
+    assert other.reasons == ["a", "t"] and len(calls) == 3
+    # A cluster is settled at every raise: its members' new rewards are held only then.
+    cluster = FlagCandidate("cluster", "c1", 0.9, ("chain",), members=("p1", "p2"))
+    raise_(campaign["id"], "milk-tea", cluster, 5.0)
+    raise_(campaign["id"], "milk-tea", cluster, 6.0)
+    assert len(calls) == 5
+
+
 def test_review_api(
     client: FlaskClient, keys: dict[str, str], campaign: dict[str, Any], services: Services
 ) -> None:
