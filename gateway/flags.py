@@ -166,13 +166,15 @@ class FlagService:
         flag_id = flag_id_for(campaign_id, candidate.kind, candidate.subject)
         existing = self.get(flag_id)
         entry = {"score": candidate.score, "reasons": list(candidate.reasons)}
-        if existing is not None and candidate.kind != "cluster" and _adds_nothing(
-            existing, candidate, entry
+        if (
+            existing is not None
+            and _adds_nothing(existing, candidate, entry)
+            and (candidate.kind != "cluster" or self.stake_indexed([campaign_id]))
         ):
-            # Detectors raise the same finding at every run: nothing to write, nothing to hold
-            # (later rewards of a flagged referrer or click are held by convert.lua itself, and
-            # the amount-at-stake index follows conversions). Clusters go on: their members'
-            # new rewards are held only here.
+            # Detectors raise the same finding at every run: nothing to write, nothing to hold.
+            # Later rewards under a flagged referrer, click or cluster member are held (or
+            # denied) by convert.lua itself, and the amount-at-stake index follows conversions;
+            # only a campaign from before the index needs a cluster settled at every raise.
             return existing, False
         sources: dict[str, Any] = dict(existing.evidence.get("sources", {})) if existing else {}
         sources[candidate.source] = entry

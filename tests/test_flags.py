@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
+from gateway.store import keys
 from tests.conftest import BROWSER, bearer
 
 SCRIPT = {"User-Agent": BROWSER["User-Agent"]}  # no Accept-Language: a script's habit
@@ -92,10 +93,14 @@ def test_raising_the_same_finding_again_writes_nothing_but_clusters_still_settle
         campaign["id"], "milk-tea", FlagCandidate("referrer", "x", 0.7, ("t",), source="tree"), 4.0
     )
     assert other.reasons == ["a", "t"] and len(calls) == 3
-    # A cluster is settled at every raise: its members' new rewards are held only then.
+    # The same for a cluster, unless its campaign predates the amount-at-stake index (whose
+    # cluster index lets convert.lua hold its members' new rewards): then it is settled again.
     cluster = FlagCandidate("cluster", "c1", 0.9, ("chain",), members=("p1", "p2"))
     raise_(campaign["id"], "milk-tea", cluster, 5.0)
     raise_(campaign["id"], "milk-tea", cluster, 6.0)
+    assert len(calls) == 4
+    services.store.main.hdel(keys.campaign_keys(campaign["id"]).counters, keys.STAKE_INDEXED)
+    raise_(campaign["id"], "milk-tea", cluster, 7.0)
     assert len(calls) == 5
 
 
