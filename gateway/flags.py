@@ -143,8 +143,9 @@ class StakeEntry:
 
 #: Called with (campaign id, flag, decision) after a decision is stored (the reward ledger).
 DecisionListener = Callable[[int, Flag, str], object]
-#: Called with (campaign id, flag) after a flag is raised or updated while open.
-RaiseListener = Callable[[int, Flag], object]
+#: Called with (campaign id, flag, the flag as it was before or None) after a flag is raised
+#: or updated while open.
+RaiseListener = Callable[[int, Flag, "Flag | None"], object]
 
 
 class FlagService:
@@ -235,7 +236,7 @@ class FlagService:
         assert flag is not None
         if flag.status == "open":
             for listener in self.raise_listeners:
-                listener(campaign_id, flag)
+                listener(campaign_id, flag, existing)
         return flag, bool(new)
 
     # -- reading -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from gateway.campaigns import Campaign
@@ -100,9 +101,25 @@ class RewardService:
 
     # -- what flags and reviews do -------------------------------------------------------------
 
-    def on_flag_raised(self, campaign_id: int, flag: Flag) -> int:
-        """Hold the credited rewards a new flag touches; returns how many moved."""
-        return self._settle(campaign_id, flag, "hold", "flagged")
+    def on_flag_raised(self, campaign_id: int, flag: Flag, before: Flag | None = None) -> int:
+        """Hold the credited rewards a flag touches; returns how many moved.
+
+        A flag raised again (more evidence) touches nothing new: what was credited when it was
+        first raised is held since, and later conversions under a flagged referrer, click or
+        cluster member are held by convert.lua itself. Only a cluster's new members bring
+        rewards of their own (and every member, in a campaign from before the cluster index).
+        """
+        if before is None or before.status != "open":
+            return self._settle(campaign_id, flag, "hold", "flagged")
+        if flag.kind != "cluster":
+            return 0
+        ck = keys.campaign_keys(campaign_id)
+        if not self._redis.hget(ck.counters, keys.STAKE_INDEXED):
+            return self._settle(campaign_id, flag, "hold", "flagged")
+        joined = sorted(set(flag.members) - set(before.members))
+        if not joined:
+            return 0
+        return self._settle(campaign_id, replace(flag, members=joined), "hold", "flagged")
 
     def on_decision(self, campaign_id: int, flag: Flag, decision: str) -> int:
         """Release (legit) or claw back and deny (fraud) the rewards a decided flag touches."""

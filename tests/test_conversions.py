@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -333,6 +334,28 @@ def test_rewards_under_a_cluster_member_are_held_at_once_and_denied_after_fraud(
     } == {"denied"}
     after = convert_(record_click(services, campaign, "m1"), "m4").answer["reward"]
     assert (after["status"], after["reason"]) == ("denied", "cluster_fraud")
+
+
+def test_a_growing_cluster_holds_its_new_members_rewards(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    convert_ = services.conversions.convert
+    convert_(record_click(services, campaign, "m1"), "m2")
+    convert_(record_click(services, campaign, "n1"), "n2")  # n1 is not in the cluster yet
+    flags = services.flags
+    chain = FlagCandidate("cluster", "chain:m1", 0.9, ("3 joins",), members=("m1", "m2"))
+    flags.raise_flag(campaign["id"], "tea", chain, 1.0)
+    ledger = len(services.rewards.ledger(campaign["id"]))
+    # More evidence, same members: nothing moves (no ledger entry).
+    flags.raise_flag(campaign["id"], "tea", dataclasses.replace(chain, reasons=("4 joins",)), 2.0)
+    assert len(services.rewards.ledger(campaign["id"])) == ledger
+    assert services.rewards.get(campaign["id"], "n2")["status"] == "credited"  # type: ignore[index]
+    # A new member: their referral's reward is held now.
+    grown = dataclasses.replace(chain, reasons=("5 joins",), members=("m1", "m2", "n1"))
+    flags.raise_flag(campaign["id"], "tea", grown, 3.0)
+    assert services.rewards.get(campaign["id"], "n2")["status"] == "held"  # type: ignore[index]
+    assert len(services.rewards.ledger(campaign["id"])) == ledger + 1
 
 
 def test_a_clawback_of_credited_rewards(

@@ -79,7 +79,7 @@ def test_raising_the_same_finding_again_writes_nothing_but_clusters_still_settle
 ) -> None:
     raise_ = services.flags.raise_flag
     calls: list[str] = []
-    services.flags.raise_listeners.append(lambda _campaign, flag: calls.append(flag.id))
+    services.flags.raise_listeners.append(lambda _campaign, flag, _before: calls.append(flag.id))
     finding = FlagCandidate("referrer", "x", 0.6, ("a",), evidence={"hour": 5})
     first, _ = raise_(campaign["id"], "milk-tea", finding, 1.0)
     same, new = raise_(campaign["id"], "milk-tea", finding, 2.0)
