@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.campaigns import Campaign
-from gateway.flags import FlagCandidate
+from gateway.campaigns import Campaign, CampaignService
+from gateway.flags import FlagCandidate, FlagService
 from gateway.jobs import FlaggingJob
 from gateway.store import keys
 from gateway.store.follow import follow
@@ -53,6 +53,25 @@ INDEX_TTL = 7 * 86400
 SELF_REFERRAL_MIN = 2
 
 
+#: Joins kept per process for the detectors' rereads (about 300 bytes each).
+JOIN_CACHE = 200_000
+
+
+def _parse_join(user: str, raw: dict[bytes, bytes]) -> Join | None:
+    if not raw or not raw.get(b"parent"):
+        return None
+    data = {k.decode(): v.decode() for k, v in raw.items()}
+    return Join(
+        user=user,
+        parent=data["parent"],
+        ts=float(data["joined"]),
+        visitor=data.get("visitor", ""),
+        device=data.get("device", ""),
+        prefix=data.get("prefix", ""),
+        path=tuple(p for p in data.get("path", "").split("/") if p),
+    )
+
+
 @dataclass(frozen=True)
 class Join:
     user: str
@@ -66,6 +85,11 @@ class Join:
 
 
 class TreeWatch(FlaggingJob):
+    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
+        super().__init__(store, campaigns, flags)
+        #: Campaign id -> participant -> their join (see _joins).
+        self._join_cache: dict[int, dict[str, Join]] = {}
+
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
 
@@ -83,19 +107,31 @@ class TreeWatch(FlaggingJob):
     # -- reading a join ---------------------------------------------------------------------------
 
     def _join(self, ck: keys.CampaignKeys, user: str) -> Join | None:
-        raw = self._redis.hgetall(ck.participant(user))
-        if not raw or not raw.get(b"parent"):
-            return None
-        data = {k.decode(): v.decode() for k, v in raw.items()}
-        return Join(
-            user=user,
-            parent=data["parent"],
-            ts=float(data["joined"]),
-            visitor=data.get("visitor", ""),
-            device=data.get("device", ""),
-            prefix=data.get("prefix", ""),
-            path=tuple(p for p in data.get("path", "").split("/") if p),
-        )
+        return self._joins(ck, [user])[0]
+
+    def _joins(self, ck: keys.CampaignKeys, users: list[str]) -> list[Join | None]:
+        """The joins of ``users`` (None for a root or an unknown id), in one pipelined read for
+        those not seen before. A join never changes once made, so they are kept (up to
+        JOIN_CACHE per process): the chain and burst detectors reread the same ancestors and
+        siblings at every join."""
+        cache = self._join_cache.setdefault(ck.campaign_id, {})
+        missing = [user for user in dict.fromkeys(users) if user not in cache]
+        if missing:
+            pipe = self._redis.pipeline(transaction=False)
+            for user in missing:
+                pipe.hgetall(ck.participant(user))
+            for user, raw in zip(missing, pipe.execute(), strict=True):
+                join = _parse_join(user, raw)
+                if join is not None:  # roots and unknown ids may change: not kept
+                    if len(cache) >= JOIN_CACHE:
+                        cache.pop(next(iter(cache)))
+                    cache[user] = join
+                else:
+                    cache.pop(user, None)
+            found = {user: cache.get(user) for user in missing}
+        else:
+            found = {}
+        return [cache.get(user, found.get(user)) for user in users]
 
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
         found = [
@@ -155,10 +191,10 @@ class TreeWatch(FlaggingJob):
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         # Walk up from the new participant while each link joined soon after its parent.
         chain = [join]
-        for ancestor in reversed(join.path):
+        ancestors = list(reversed(join.path))[:41]
+        for ancestor, above in zip(ancestors, self._joins(ck, ancestors), strict=True):
             if len(chain) > 40:
                 break
-            above = self._join(ck, ancestor)
             if above is None or chain[-1].ts - above.ts > CHAIN_GAP:
                 if above is None:
                     # A root: include it when the chain below it was fast.
@@ -203,7 +239,7 @@ class TreeWatch(FlaggingJob):
         ]
         if len(recent) < BURST_MIN:
             return []
-        children = [c for c in (self._join(ck, name) for name in recent) if c is not None]
+        children = [c for c in self._joins(ck, recent) if c is not None]
         networks = {c.prefix for c in children}
         devices = _phones(children)
         visitors = [c.visitor for c in children if c.visitor]
