@@ -475,3 +475,60 @@ def test_five_hundred_parallel_conversions_never_overspend(
     }
     ledger = services.rewards.ledger(campaign["id"])
     assert sum(int(e["amount"]) for e in ledger if e["type"] == "credited") == 100
+
+
+def test_subtree_pages_levels_within_the_node_budget(
+    client: FlaskClient,
+    admin: dict[str, str],
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    campaign = setup_campaign(client, admin)
+    convert_ = services.conversions.convert
+    # alice: 7 children c0..c6; child ci has i children ci-0..; c6-0 has 3 children.
+    for i in range(7):
+        convert_(record_click(services, campaign, "alice"), f"c{i}")
+        for j in range(i):
+            convert_(record_click(services, campaign, f"c{i}"), f"c{i}-{j}")
+    for k in range(3):
+        convert_(record_click(services, campaign, "c6-0"), f"c6-0-{k}")
+
+    def get(query: str) -> dict[str, Any]:
+        response = client.get(f"/api/v1/campaigns/tea/tree/alice?{query}", headers=admin)
+        assert response.status_code == 200, response.json
+        data: dict[str, Any] = response.json
+        return data
+
+    def count(page: dict[str, Any]) -> int:
+        return sum(
+            1 + count(n["children_page"]) if "children_page" in n else 1 for n in page["nodes"]
+        )
+
+    tree = get("depth=2&limit=4")
+    page = tree["children_page"]
+    assert [n["id"] for n in page["nodes"]] == ["c0", "c1", "c2", "c3"]
+    assert (page["total"], page["next_cursor"]) == (7, 4)
+    for node in page["nodes"]:
+        below = node.get("children_page")
+        expected = int(node["id"][1:])
+        if expected == 0:
+            assert below is None  # no children, no page
+        else:
+            assert below["total"] == expected and len(below["nodes"]) == min(4, expected)
+            assert "children_page" not in below["nodes"][0]  # depth 2 ends here
+    assert not tree["truncated"]
+    rest = get("depth=1&limit=4&cursor=4")["children_page"]
+    assert [n["id"] for n in rest["nodes"]] == ["c4", "c5", "c6"] and rest["next_cursor"] is None
+    deep = get("depth=3&limit=10&cursor=6")["children_page"]["nodes"][0]
+    assert deep["id"] == "c6"
+    c60 = deep["children_page"]["nodes"][0]
+    assert c60["id"] == "c6-0" and len(c60["children_page"]["nodes"]) == 3
+    # A budget of 6 nodes (the root and 5 more): spent in order, the first pages first.
+    monkeypatch.setattr("gateway.tree.MAX_NODES", 6)
+    small = get("depth=2&limit=3")
+    assert small["truncated"] and 1 + count(small["children_page"]) == 6
+    first = small["children_page"]["nodes"]
+    assert [n["id"] for n in first] == ["c0", "c1", "c2"]
+    assert len(first[1]["children_page"]["nodes"]) == 1
+    cut = first[2]["children_page"]
+    assert len(cut["nodes"]) == 1 and (cut["total"], cut["next_cursor"]) == (2, 1)
