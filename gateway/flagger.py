@@ -29,10 +29,11 @@ class Flagger(FlaggingJob):
         return follow(
             self._redis,
             ck.events,
-            ck.counters,
+            ck.job_cursors,
             "flagger_cursor",
             lambda entries: self._process(campaign, entries, now),
             BATCH,
+            legacy=ck.counters,
         )
 
     def _process(self, campaign: Campaign, entries: list[Any], now: float) -> int:

@@ -16,12 +16,18 @@ GROUPS = {
 }
 
 
+def counter_values(raw: dict[bytes, bytes]) -> dict[str, int]:
+    """The integer fields of a counters hash; anything else (a marker, a cursor an earlier
+    version kept there) is not a count and is left out rather than failing the page."""
+    return {k.decode(): int(v) for k, v in raw.items() if v.lstrip(b"-").isdigit()}
+
+
 def campaign_stats(store: Any, campaign: Campaign) -> dict[str, Any]:
     ck = keys.campaign_keys(campaign.id)
     # Two calls, not a pipeline: redis-py refuses PFCOUNT in cluster pipelines.
     raw = store.hgetall(ck.counters)
     visitors = store.pfcount(ck.visitors)
-    counters = {k.decode(): int(v) for k, v in raw.items()}
+    counters = counter_values(raw)
     grouped: dict[str, dict[str, int]] = {section: {} for section in GROUPS.values()}
     for name, value in counters.items():
         group, _, member = name.partition(":")

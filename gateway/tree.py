@@ -12,6 +12,7 @@ from typing import Any
 from gateway.campaigns import Campaign
 from gateway.errors import ApiError
 from gateway.flags import flag_id_for
+from gateway.stats import counter_values
 from gateway.store import keys
 
 MAX_NODES = 1000
@@ -162,7 +163,7 @@ class TreeService:
 
     def stats(self, campaign: Campaign, top: int = 10) -> dict[str, Any]:
         ck = keys.campaign_keys(campaign.id)
-        counters = {k.decode(): int(v) for k, v in self._redis.hgetall(ck.counters).items()}
+        counters = counter_values(self._redis.hgetall(ck.counters))
         depths = {
             int(name.split(":", 1)[1]): value
             for name, value in counters.items()

@@ -102,7 +102,15 @@ class TreeWatch(FlaggingJob):
                         raised += self._examine(campaign, ck, join, now)
             return raised
 
-        return follow(self._redis, ck.conversions, ck.counters, "trees_cursor", examine, BATCH)
+        return follow(
+            self._redis,
+            ck.conversions,
+            ck.job_cursors,
+            "trees_cursor",
+            examine,
+            BATCH,
+            legacy=ck.counters,
+        )
 
     # -- reading a join ---------------------------------------------------------------------------
 

@@ -532,3 +532,26 @@ def test_subtree_pages_levels_within_the_node_budget(
     assert len(first[1]["children_page"]["nodes"]) == 1
     cut = first[2]["children_page"]
     assert len(cut["nodes"]) == 1 and (cut["total"], cut["next_cursor"]) == (2, 1)
+
+
+def test_stats_answer_after_the_flagging_jobs_ran_and_cursors_move_out_of_the_counters(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    services.conversions.convert(record_click(services, campaign, "alice"), "bob")
+    services.recorder.flush()
+    ck = keys.campaign_keys(campaign["id"])
+    redis = services.store.main
+    # A data dir from before: the tree watch's cursor in the counters hash.
+    redis.hset(ck.counters, "trees_cursor", "0-0")
+    services.flagger.run(time.time())
+    services.trees.run(time.time())
+    cursors = redis.hgetall(ck.job_cursors)
+    assert set(cursors) == {b"flagger_cursor", b"trees_cursor"}
+    assert redis.hget(ck.counters, "trees_cursor") is None
+    stats = client.get("/api/v1/campaigns/tea/stats", headers=admin)
+    assert stats.status_code == 200, stats.json
+    assert stats.json["clicks"] == 1 and stats.json["tree"]["participants"] == 2
+    # A stray non-count in the counters (a marker, an old cursor) never fails the page.
+    redis.hset(ck.counters, "flagger_cursor", "1795946214235-0")
+    assert client.get("/api/v1/campaigns/tea/stats", headers=admin).status_code == 200

@@ -13,18 +13,27 @@ def follow(
     cursor_field: str,
     handle: Callable[[list[Any]], int],
     batch: int,
+    *,
+    legacy: str | None = None,
 ) -> int:
     """Hand ``handle`` the entries of ``stream`` after the cursor in hash ``cursors``, batch by
     batch, moving the cursor after each batch; returns the sum of what ``handle`` returned.
+    ``legacy``: a hash where earlier versions kept the cursor (the campaign's counters), read
+    when ``cursors`` has none yet and cleared once the cursor has moved.
 
     At least once: a process that dies between handling a batch and moving the cursor hands the
     batch again to the next run, so handlers must be idempotent (raising a flag is).
     """
     total = 0
     while True:
-        cursor = (redis.hget(cursors, cursor_field) or b"0-0").decode()
+        found = redis.hget(cursors, cursor_field)
+        if found is None and legacy is not None:
+            found = redis.hget(legacy, cursor_field)
+        cursor = (found or b"0-0").decode()
         entries = redis.xrange(stream, min=f"({cursor}", max="+", count=batch)
         if not entries:
             return total
         total += handle(entries)
         redis.hset(cursors, cursor_field, entries[-1][0])
+        if legacy is not None:
+            redis.hdel(legacy, cursor_field)

@@ -184,6 +184,12 @@ class CampaignKeys:
         return f"{self.tag}:top-sharers"
 
     @property
+    def job_cursors(self) -> str:
+        """Hash job -> stream id: how far each flagging job (the flagger, the tree watch) has
+        read the campaign's streams (gateway.store.follow)."""
+        return f"{self.tag}:job-cursors"
+
+    @property
     def outbox(self) -> str:
         """Stream of events for webhooks, written atomically with what they report."""
         return f"{self.tag}:outbox"
