@@ -177,6 +177,10 @@ def test_refusals_are_clear_and_recorded(
     campaign = setup_campaign(client, admin)
     own = convert(client, conversion_key, record_click(services, campaign, "alice"), "alice")
     assert own.status_code == 422 and own.json["error"] == "self_referral"
+    # Refused before anything is written: a retry is refused alike, alice is in no tree.
+    again = convert(client, conversion_key, record_click(services, campaign, "alice"), "alice")
+    assert again.status_code == 422 and again.json["error"] == "self_referral"
+    assert services.tree.stats(services.campaigns.require("tea"))["participants"] == 0
     convert(client, conversion_key, record_click(services, campaign, "alice"), "bob")
     # bob's link converting alice (bob's parent) would make a cycle
     cycle = convert(client, conversion_key, record_click(services, campaign, "bob"), "alice")
@@ -199,13 +203,13 @@ def test_refusals_are_clear_and_recorded(
         response = client.post("/api/v1/conversions", json=body, headers=bearer(conversion_key))
         assert response.status_code == 400 and field in response.json["fields"]
     stats = client.get("/api/v1/campaigns/tea/stats", headers=admin).json["tree"]
-    assert stats["refused"] == {"self_referral": 1, "already_participant": 1, "unknown_click": 1}
+    assert stats["refused"] == {"self_referral": 2, "already_participant": 1, "unknown_click": 1}
     refused = [
         f
         for _, f in services.store.main.xrange(f"rg:{{c{campaign['id']}}}:conversions")
         if f[b"status"] == b"refused"
     ]
-    assert len(refused) == 3
+    assert len(refused) == 4
 
 
 def test_a_cycle_through_a_root_is_refused(

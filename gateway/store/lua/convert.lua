@@ -70,6 +70,8 @@ local existing = answer_of(KEYS[2])
 if existing then
   return {0, existing}  -- first touch wins: the user joined already, here is that answer
 end
+-- A sharer on their own link, refused before anything is written (not even their root node).
+if user == referrer then return refuse('self_referral') end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   -- A sharer the campaign started with (a root) who never joined through a link.
   return refuse('already_participant')
@@ -89,7 +91,6 @@ elseif stored_path ~= parent_path then
   return {0, cjson.encode({error = 'retry'})}
 end
 -- Cycles: the user may not be an ancestor of their own parent.
-if user == referrer then return refuse('self_referral') end
 for ancestor in string.gmatch(parent_path, '[^/]+') do
   if ancestor == user then return refuse('cycle') end
 end
