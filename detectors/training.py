@@ -65,6 +65,26 @@ class TrainingReport:
             )
         return out
 
+    def unfit(self) -> str | None:
+        """Why this model must not score clicks, or None: judged on the held-out referrers, a
+        model that ranks fraud no better than chance, or whose scores run backwards, would deny
+        honest people credit (too little or too narrow data does that)."""
+        m = self.metrics
+        if not m["test_fraud"] or m["test_fraud"] >= m["test_clicks"]:
+            return "the held-out referrers are all of one class: nothing to judge the model by"
+        if self.model.calibration_a <= 0:
+            return "its calibrated scores run backwards (a negative slope)"
+        if not m["roc_auc"] >= MIN_ROC_AUC:
+            return (
+                f"held-out ROC-AUC {m['roc_auc']:.2f} is under {MIN_ROC_AUC}: it ranks fraud "
+                "little better than chance"
+            )
+        return None
+
+
+#: The least held-out ROC-AUC a model must reach to be saved without --force.
+MIN_ROC_AUC = 0.6
+
 
 def train(data: LabelledClicks, *, seed: int = 0, test_size: float = 0.2) -> TrainingReport:
     from sklearn.ensemble import GradientBoostingClassifier

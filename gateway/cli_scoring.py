@@ -142,9 +142,19 @@ def export_command(slug: str, since: str | None, out: Path) -> None:
     "--activate", is_flag=True, help="Make the new version the one every worker scores with."
 )
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Save (and with --activate, activate) a model that fails the held-out quality check.",
+)
 @with_appcontext
 def train_command(
-    simulations: tuple[Path, ...], decisions: bool, out: Path | None, activate: bool, seed: int
+    simulations: tuple[Path, ...],
+    decisions: bool,
+    out: Path | None,
+    activate: bool,
+    seed: int,
+    force: bool,
 ) -> None:
     """Train the click model from `refgate simulate` directories and/or review decisions."""
     from detectors.training import LabelledClicks, train
@@ -168,6 +178,14 @@ def train_command(
         raise click.ClickException(str(exc)) from None
     for line in report.lines():
         click.echo(line)
+    unfit = report.unfit()
+    if unfit is not None:
+        if not force:
+            raise click.ClickException(
+                f"not saved: {unfit}. Train on more data (more referrers, more kinds of "
+                "attack), or save it anyway with --force."
+            )
+        click.echo(f"warning: {unfit}; saved because of --force", err=True)
     found.models.save(report.model)
     click.echo(f"saved model version {report.model.version} (sha256 {report.model.sha256[:12]})")
     if out is not None:

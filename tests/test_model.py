@@ -108,6 +108,17 @@ def test_training_reports_held_out_quality() -> None:
         train(LabelledClicks(x[:10].tolist(), y[:10].tolist(), groups[:10], [""] * 10))
 
 
+def test_a_model_that_ranks_no_better_than_chance_is_unfit() -> None:
+    x, y = synthetic(n=4000, seed=4)
+    groups = [f"r{i % 200}" for i in range(len(y))]
+    assert train(LabelledClicks(x.tolist(), y.tolist(), groups, [""] * len(y))).unfit() is None
+    # Labels that have nothing to do with the features: what too little data amounts to.
+    noise = np.random.default_rng(9).integers(0, 2, size=len(y))
+    report = train(LabelledClicks(x.tolist(), noise.tolist(), groups, [""] * len(y)))
+    problem = report.unfit() or ""
+    assert "ROC-AUC" in problem or "backwards" in problem
+
+
 def test_registry_versions_and_hot_switch(services: Services) -> None:
     x, y = synthetic(seed=5)
     first = export(*fitted(x, y), version="m1")

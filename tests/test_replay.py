@@ -266,7 +266,10 @@ def test_train_cli_from_a_simulation_directory(
         )
     )
     model_file = tmp_path / "model.json"
-    result = runner.invoke(args=["train", str(simulation), "--out", str(model_file), "--activate"])
+    # --seed 1: a split whose held-out referrers include farmers (the quality check needs both).
+    result = runner.invoke(
+        args=["train", str(simulation), "--out", str(model_file), "--activate", "--seed", "1"]
+    )
     assert result.exit_code == 0, result.output
     assert "average precision" in result.output and "activated" in result.output
     services = app.extensions["refgate"]
@@ -275,6 +278,23 @@ def test_train_cli_from_a_simulation_directory(
     assert listed.output.startswith("* ")
     assert runner.invoke(args=["model", "activate", "nope"]).exit_code == 1
     assert runner.invoke(args=["train"]).exit_code == 2
+    # Labels at random: a model no better than chance is refused unless forced.
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    write_log(noisy / "clicks.jsonl", lines)
+    coin = random.Random(4)
+    (noisy / "labels.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "type": "click", "fraud": coin.random() < 0.3, "kind": "x"}) + "\n"
+            for i in labels
+        )
+    )
+    refused = runner.invoke(args=["train", str(noisy), "--activate", "--seed", "1"])
+    assert refused.exit_code == 1 and "not saved" in refused.output, refused.output
+    assert len(services.models.list()) == 1
+    forced = runner.invoke(args=["train", str(noisy), "--force", "--seed", "1"])
+    assert forced.exit_code == 0 and "saved because of --force" in forced.output
+    assert len(services.models.list()) == 2
     assert runner.invoke(args=["model", "import", str(model_file)]).exit_code == 0
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
