@@ -15,8 +15,10 @@ Input, one JSON object per line, sorted by ``ts``:
 Exported logs carry ``ip_hash``, ``prefix`` and ``network`` instead of ``ip`` (accepted too).
 
 Output in DIR: clicks.jsonl (id, score, decision, reasons, outcome[, features]),
-flags.jsonl (kind, campaign, subject, score, reasons, members), rewards.jsonl (campaign,
-referrer, user, click_id, status, amount, reason) and summary.json.
+conversions.jsonl (id, and the outcome: campaign, referrer, user, click_id, status, amount,
+reason; or status "refused" and the reason), flags.jsonl (kind, campaign, subject, score,
+reasons, members), rewards.jsonl (campaign, referrer, user, click_id, status, amount, reason) and
+summary.json. Click ids are the log's throughout (a click flag's subject too).
 """
 
 from __future__ import annotations
@@ -102,6 +104,8 @@ class Replayer:
         self._tokens: dict[tuple[str, str], str] = {}
         self._campaigns: dict[str, int] = {}
         self._click_ids: dict[str, str] = {}
+        #: refgate's click id -> the log's: every output file speaks of the log's ids.
+        self._log_ids: dict[str, str] = {}
         self._captured: list[ClickEvent] = []
         self._next_flag_run = 0.0
         self._last_ts = float("-inf")
@@ -143,6 +147,7 @@ class Replayer:
                 "status": answer.status,
             }
         self._click_ids[line["id"]] = event.id
+        self._log_ids[event.id] = line["id"]
         out: dict[str, Any] = {
             "id": line["id"],
             "score": event.score,
@@ -169,12 +174,11 @@ class Replayer:
             )
         except ApiError as exc:
             return {"id": line["id"], "status": "refused", "reason": exc.code}
-        return {"id": line["id"], **outcome.replay_row()}
+        row = outcome.replay_row()
+        return {"id": line["id"], **row, "click_id": self.log_click_id(row["click_id"])}
 
     def log_click_id(self, ours: str) -> str:
         """The log's id of a click refgate recorded under ``ours``."""
-        if not hasattr(self, "_log_ids"):
-            self._log_ids = {v: k for k, v in self._click_ids.items()}
         return self._log_ids.get(ours, ours)
 
     def tick(self, ts: float, force: bool = False) -> None:
@@ -366,7 +370,7 @@ def replay(
                         progress(number)
                 replayer.tick(last_ts, force=True)
             summary.seconds = time.perf_counter() - started
-            summary.flags = _write_flags(services, out / "flags.jsonl")
+            summary.flags = _write_flags(services, out / "flags.jsonl", replayer.log_click_id)
             summary.rewards = _write_rewards(services, out / "rewards.jsonl", replayer.log_click_id)
             (out / "summary.json").write_text(json.dumps(summary.public(), indent=2) + "\n")
         finally:
@@ -375,14 +379,19 @@ def replay(
     return summary
 
 
-def _write_flags(services: Services, path: Path) -> int:
+def _write_flags(services: Services, path: Path, log_click_id: Callable[[str], str]) -> int:
+    """Flags, a click flag's subject as the log's click id."""
     flags, _ = services.flags.find(list(services.campaigns.iter_ids()), limit=10**9)
+    rows = []
+    for flag in flags:
+        subject = log_click_id(flag.subject) if flag.kind == "click" else flag.subject
+        rows.append((flag, subject))
     with open(path, "wb") as fh:
-        for flag in sorted(flags, key=lambda f: (f.campaign, f.kind, f.subject)):
+        for flag, subject in sorted(rows, key=lambda r: (r[0].campaign, r[0].kind, r[1])):
             row = {
                 "kind": flag.kind,
                 "campaign": flag.campaign,
-                "subject": flag.subject,
+                "subject": subject,
                 "score": flag.score,
                 "reasons": flag.reasons,
             }

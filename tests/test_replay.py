@@ -82,6 +82,18 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
     lines, labels = honest_and_farm_log()
+    # A person who joined opens their own new link from the same browser: a click flag.
+    joined = next(
+        (line, click)
+        for line in lines
+        if line["type"] == "conversion"
+        for click in lines
+        if click["id"] == line["click_id"] and click["visitor_id"]
+    )
+    conversion, click = joined
+    own = {**click, "id": "own1", "ts": conversion["ts"] + 60, "referrer": conversion["user"]}
+    lines = sorted([*lines, own], key=lambda line: line["ts"])
+    labels = {**labels, "own1": True}
     summary = replay(write_log(tmp_path / "log.jsonl", lines), tmp_path / "out")
     clicks = {row["id"]: row for row in read_jsonl(tmp_path / "out" / "clicks.jsonl")}
     assert set(clicks) == set(labels)
@@ -114,6 +126,11 @@ def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
         assert row["click_id"] == converted[row["user"]]
         assert row["referrer"] == referrer_of[row["click_id"]]
     assert summary.rewards == len(rewards)
+    # Every file speaks of the log's click ids: click flags and conversions too.
+    click_flags = [f for f in flags if f["kind"] == "click"]
+    assert click_flags and all(f["subject"] in labels for f in click_flags)
+    conversions = read_jsonl(tmp_path / "out" / "conversions.jsonl")
+    assert {c["click_id"] for c in conversions} == set(converted.values())
     assert summary.events == len(lines) and summary.events_per_second > 0
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["clicks"] == len(labels)
 
