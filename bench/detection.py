@@ -9,7 +9,7 @@ on the first, replays the second through the same engine with that model, and pr
 - money: reward leakage (share of the credited amount that went to fraudulent conversions) and
   honest withholding (share of honest conversions not credited).
 
-    .venv/bin/python bench/detection.py [--scale 600] [--train-seed 1] [--eval-seed 2]
+    .venv/bin/python bench/detection.py [--scale 600] [--train-seeds 1,3] [--eval-seed 2]
 """
 
 from __future__ import annotations

@@ -58,7 +58,8 @@ class Verdict:
     score: float
     decision: Decision
     reasons: tuple[str, ...] = field(default=())
-    #: The feature vector scored (kept for replay and training; not stored with events).
+    #: The feature vector scored: recorded with the click event (rounded), so recorded traffic
+    #: can be replayed, and decided flags used as training labels (gateway.training_data).
     features: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
 

@@ -40,8 +40,11 @@ def _errors(*codes: int) -> dict[str, Any]:
         409: "Conflict with the current state",
         413: "Request body larger than 2 MiB",
         422: "Refused",
+        503: "The store is unreachable (`store_unavailable`: nothing was changed; money fails "
+        "closed) or the worker is shedding load (`overloaded`); retry after `Retry-After`",
     }
-    return {str(code): _json(_ref("Error"), text[code]) for code in codes}
+    # Any call can meet an outage or an overload: every operation lists 503.
+    return {str(code): _json(_ref("Error"), text[code]) for code in (*codes, 503)}
 
 
 SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
