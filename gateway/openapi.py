@@ -417,7 +417,7 @@ def openapi_document() -> dict[str, Any]:
                     "201": _json(_ref("Conversion"), "Joined"),
                     "200": _json(_ref("Conversion"), "Joined earlier: the first answer"),
                     **_errors(400, *AUTH_ERRORS, 404, 409, 413),
-                    "422": _json(_ref("Error"), "Refused: self-referral or a cycle"),
+                    "422": _json(_ref("Error"), "Refused: the sharer's own link (`self_referral`)"),
                 },
             },
         },

@@ -90,7 +90,9 @@ if stored_path == false then
 elseif stored_path ~= parent_path then
   return {0, cjson.encode({error = 'retry'})}
 end
--- Cycles: the user may not be an ancestor of their own parent.
+-- Cycles: the user may not be an ancestor of their own parent. An ancestor is a participant
+-- already, so the checks above refuse such a join first ('already_participant', 409): this one
+-- is a guard should a participant ever exist without that record.
 for ancestor in string.gmatch(parent_path, '[^/]+') do
   if ancestor == user then return refuse('cycle') end
 end
