@@ -196,6 +196,13 @@ class CampaignKeys:
         """List of the times of the referrer's latest clicks, newest first."""
         return f"{self.tag}:referrer-times:{referrer_id}"
 
+    @property
+    def referrer_risk(self) -> str:
+        """Hash numeric referrer id -> what review and off-path analysis concluded about the
+        sharer, ``<state>|<score>|<source>`` (gateway.referrer_risk): written by the flagging
+        jobs and by decisions, read by the click path (one HGET in click.lua)."""
+        return f"{self.tag}:referrer-risk"
+
 
 @lru_cache(maxsize=4096)
 def campaign_keys(campaign_id: int) -> CampaignKeys:
