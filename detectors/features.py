@@ -48,6 +48,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "referrer_share",
     "referrer_steadiness",
     "log_referrer_prev_1h",
+    "referrer_review",
+    "referrer_review_tree",
 )
 
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
@@ -107,7 +109,19 @@ def features(click: ClickInput, history: History) -> list[float]:
         history.referrer_1h / max(history.campaign_1h, history.referrer_1h, 1),
         steadiness(history, click.ts),
         _log(history.referrer_prev_1h),
+        # Fed back from off the path (detectors.review): the score of the finding the sharer is
+        # under review for (1 once a reviewer decided they cheated), and whether it came from the
+        # referral tree (rings, chains, bursts, alternate accounts: the clicks may look clean)
+        # rather than from suspicious clicks.
+        review_score(history),
+        1.0 if history.referrer_review_source.startswith("tree:") else 0.0,
     ]
+
+
+def review_score(history: History) -> float:
+    if history.referrer_review == "fraud":
+        return 1.0
+    return history.referrer_review_score if history.referrer_review else 0.0
 
 
 def local_hour(ts: float) -> int:

@@ -1,0 +1,70 @@
+"""Referrer review: what off-path analysis and reviewers already concluded about the sharer.
+
+The flagger and the tree watch run off the click path and find referrers worth a reviewer's time
+(rings, alternate accounts, sybil chains, bursts, links drawing mostly suspicious clicks);
+reviewers decide. Their conclusions reach the click path in the click's own round trip
+(``History.referrer_review``, kept by gateway.referrer_risk), so a later click on such a sharer's
+link earns no credit while the question is open, and none at all once a reviewer has decided the
+sharer was cheating. The visitor is served as usual: they are not the one under review.
+"""
+
+from __future__ import annotations
+
+from detectors.base import NOTHING, ClickInput, History, Signal
+
+#: The score a click on the link of a referrer under review gets at least: enough to deny
+#: credit (Policy.deny_credit_at), never a challenge or a block on its own.
+UNDER_REVIEW = 0.6
+#: ... and of a referrer a reviewer decided was fraudulent.
+DECIDED_FRAUD = 0.8
+#: Why a referrer is under review, by the finding's source (gateway.flags sources), for people.
+SOURCES = {
+    "clicks": "most clicks on their links looked suspicious",
+    "tree:self": "accounts joined under them from their own device",
+    "tree:chain": "a fast chain of joins from few phones or networks",
+    "tree:burst": "a burst of joins from few devices or networks",
+    "tree:ring": "sharers converting each other's links",
+    "tree:prefix": "a network filled with joins under them",
+    "tree:fast": "sign-ups seconds after the click",
+}
+
+
+#: How the engine prefixes this rule's reasons ("<detector name>: <reason>").
+REASON_PREFIX = "referrer_review: "
+UNDER_REVIEW_REASON = REASON_PREFIX + "the sharer is under review"
+
+
+def describe(source: str) -> str:
+    return SOURCES.get(source, source or "an open finding")
+
+
+class ReferrerReviewDetector:
+    name = "referrer_review"
+    cost = 1
+    reads = frozenset({"history"})
+
+    def score(self, click: ClickInput, history: History) -> Signal:
+        state = history.referrer_review
+        if not state or not history.available:
+            return NOTHING
+        if state == "fraud":
+            return Signal(DECIDED_FRAUD, "the sharer was found cheating by a reviewer", "referrer")
+        return Signal(
+            UNDER_REVIEW,
+            f"the sharer is under review for {describe(history.referrer_review_source)}",
+            "referrer",
+        )
+
+
+def fed_back(reasons: list[str] | tuple[str, ...]) -> bool:
+    """Whether a click's reasons include this rule: its score owes something to a finding
+    already made about the sharer, so it is no new evidence about them."""
+    return any(reason.startswith(REASON_PREFIX) for reason in reasons)
+
+
+def only_under_review(reasons: list[str] | tuple[str, ...]) -> bool:
+    """A click denied credit for nothing but its sharer being under review (no other rule, and
+    the model alone would have allowed it): its conversion waits for the review instead."""
+    return any(reason.startswith(UNDER_REVIEW_REASON) for reason in reasons) and all(
+        reason.startswith(REASON_PREFIX) for reason in reasons
+    )
