@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from detectors.review import REASON_PREFIX, fed_back
+
 #: A click at or above this score counts as suspicious in a referrer's tally.
 SUSPICIOUS = 0.5
 #: A referrer is flagged with at least this many suspicious clicks making up this share.
@@ -34,7 +36,7 @@ class ReferrerTally:
 
     def add(self, score: float, decision: str, reasons: list[str]) -> None:
         self.clicks += 1
-        if score >= SUSPICIOUS:
+        if score >= SUSPICIOUS and not _owed_to_review(reasons):
             self.suspicious += 1
             for reason in reasons:
                 self.detectors[reason.partition(":")[0]] += 1
@@ -45,6 +47,14 @@ class ReferrerTally:
             for reason in reasons
         ):
             self.self_clicks += 1
+
+
+def _owed_to_review(reasons: list[str]) -> bool:
+    """A click whose suspicion may come from the sharer being under review already (the model
+    reads that too): no new evidence against them unless another rule fired as well."""
+    return fed_back(reasons) and all(
+        reason.startswith((REASON_PREFIX, "model:")) for reason in reasons
+    )
 
 
 @dataclass(frozen=True)

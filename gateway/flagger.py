@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
+from detectors.review import fed_back
 from gateway.campaigns import Campaign
 from gateway.flags import FlagCandidate
 from gateway.jobs import FlaggingJob
@@ -45,7 +46,12 @@ class Flagger(FlaggingJob):
             if event["outcome"] not in ("redirect", "fallback", "challenge", "blocked"):
                 continue
             batch[referrer].add(event["score"], event["decision"], event["reasons"])
-            if event["score"] >= CLICK_FLAG_SCORE and event["decision"] != "block":
+            if (
+                event["score"] >= CLICK_FLAG_SCORE
+                and event["decision"] != "block"
+                # its sharer is under review already: that flag covers the click
+                and not fed_back(event["reasons"])
+            ):
                 lone.append((referrer, event))
         pipe = self._redis.pipeline(transaction=False)
         for referrer, tally in batch.items():
