@@ -11,7 +11,8 @@ is examined once, in order, with O(depth) reads:
   clockwork rhythm;
 - rings: sharers whose own devices converted on each other's links, in a cycle;
 - clusters: participants sharing one browser, or a network prefix filled with joins under one
-  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not).
+  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not);
+- a scripted pace: most of a sharer's sign-ups arriving seconds after their clicks.
 
 Findings become ``referrer``, ``participant`` and ``cluster`` flags (with members); raising a
 flag holds the rewards it touches (gateway.rewards).
@@ -25,6 +26,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from detectors.conversion import QUICK_JOIN, QUICK_MIN, QUICK_SHARE
 from gateway.campaigns import Campaign
 from gateway.flags import FlagCandidate
 from gateway.jobs import FlaggingJob
@@ -39,6 +43,11 @@ CHAIN_MIN = 5
 #: A fast chain from few networks but many devices is flagged only from this length on.
 CHAIN_LONG = 9
 CHAIN_MAX_SOURCES = 2
+#: Slow chains: links joined within this many seconds of their parent (an operator pausing like
+#: a person between accounts). Judged on sources alone, with more links needed from few
+#: networks (friends of friends in one town may share a carrier's NAT for a few generations).
+SLOW_CHAIN_GAP = 3 * 3600
+SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
 BURST_MIN = 8
@@ -63,6 +72,8 @@ class Join:
     device: str
     prefix: str
     path: tuple[str, ...]
+    #: The click the participant joined through.
+    click: str = ""
 
 
 class TreeWatch(FlaggingJob):
@@ -95,6 +106,7 @@ class TreeWatch(FlaggingJob):
             device=data.get("device", ""),
             prefix=data.get("prefix", ""),
             path=tuple(p for p in data.get("path", "").split("/") if p),
+            click=data.get("click", ""),
         )
 
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
@@ -105,6 +117,7 @@ class TreeWatch(FlaggingJob):
             *self._ring(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
+            *self._pace(ck, join),
         ]
         self._remember(ck, join)
         raised = 0
@@ -153,20 +166,35 @@ class TreeWatch(FlaggingJob):
         return found
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # Walk up from the new participant while each link joined soon after its parent.
+        chain = self._walk(ck, join, CHAIN_GAP)
+        found = self._judge_chain(chain, CHAIN_LONG)
+        if not found and len(chain) == len(join.path) + 1:
+            return []  # the fast walk reached the root: a slow walk finds nothing longer
+        if not found:
+            # The same few phones or networks behind a deep chain grown at a person's pace.
+            slow = self._walk(ck, join, SLOW_CHAIN_GAP)
+            if len(slow) > len(chain):
+                found = self._judge_chain(slow, SLOW_CHAIN_LONG)
+        return found
+
+    def _walk(self, ck: keys.CampaignKeys, join: Join, gap: float) -> list[Join]:
+        """Up from the new participant while each link joined within ``gap`` of its parent."""
         chain = [join]
         for ancestor in reversed(join.path):
             if len(chain) > 40:
                 break
             above = self._join(ck, ancestor)
-            if above is None or chain[-1].ts - above.ts > CHAIN_GAP:
+            if above is None or chain[-1].ts - above.ts > gap:
                 if above is None:
-                    # A root: include it when the chain below it was fast.
+                    # A root: include it when the chain below it was quick enough.
                     root = self._redis.hget(ck.participant(ancestor), "joined")
-                    if root is not None and chain[-1].ts - float(root) <= CHAIN_GAP:
+                    if root is not None and chain[-1].ts - float(root) <= gap:
                         chain.append(Join(ancestor, "", float(root), "", "", "", ()))
                 break
             chain.append(above)
+        return chain
+
+    def _judge_chain(self, chain: list[Join], long: int) -> list[FlagCandidate]:
         if len(chain) < CHAIN_MIN:
             return []
         members = [link for link in chain if link.prefix or link.device or link.visitor]
@@ -174,7 +202,7 @@ class TreeWatch(FlaggingJob):
         phones = _phones(members)
         few_devices = phones <= CHAIN_MAX_SOURCES
         # Few networks alone is what carrier NAT does to honest friends: only a long chain counts.
-        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= CHAIN_LONG
+        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= long
         if not (few_devices or few_networks):
             return []
         names = tuple(link.user for link in reversed(chain))
@@ -323,6 +351,22 @@ class TreeWatch(FlaggingJob):
             ),
             FlagCandidate("referrer", parent, 0.75, (why,), source="tree:prefix"),
         ]
+
+    def _pace(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        raw = self._redis.get(ck.click(join.click)) if join.click else None
+        if raw is None:
+            return []  # the click's record is gone (or the join was imported): no pace to read
+        delay = join.ts - float(orjson.loads(raw)["ts"])
+        key = ck.join_pace(join.parent)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hincrby(key, "joins", 1)
+        pipe.hincrby(key, "quick", 1 if 0 <= delay < QUICK_JOIN else 0)
+        pipe.expire(key, INDEX_TTL)
+        joins, quick, _ = pipe.execute()
+        if joins < QUICK_MIN or quick < joins * QUICK_SHARE:
+            return []
+        why = f"{quick} of {joins} sign-ups under them came within {QUICK_JOIN:.0f} s of the click"
+        return [FlagCandidate("referrer", join.parent, 0.8, (why,), source="tree:fast")]
 
     # -- indexes --------------------------------------------------------------------------------
 

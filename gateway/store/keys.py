@@ -178,6 +178,11 @@ class CampaignKeys:
         """Hash participant -> parent of the joins from one network prefix in one hour."""
         return f"{self.tag}:prefix-joins:{prefix}:{hour}"
 
+    def join_pace(self, participant: str) -> str:
+        """Hash of the sign-ups under a sharer: ``joins``, and ``quick`` ones (seconds after the
+        click)."""
+        return f"{self.tag}:join-pace:{participant}"
+
     def velocity(self, dimension: str, value: object, bucket: str) -> str:
         """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
         r(eferrer), rn (referrer networks), iv (visitors behind an IP); ``bucket`` m<minute>,
