@@ -352,3 +352,44 @@ def test_three_participants_from_one_browser(world: World) -> None:
     assert referrer_flags(flags) == set()
     assert all(world.reward(f"p{n}") == "held" for n in range(3))
     assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
+
+
+# -- slow chains and a scripted pace ------------------------------------------------------------
+
+
+def test_a_slow_chain_from_one_phone_is_flagged_and_honest_slow_chains_are_not(
+    world: World,
+) -> None:
+    # An operator growing a chain at a person's pace (40 minutes between accounts) on one phone.
+    phone = ("198.51.100.9", android("Pixel 7"))
+    # Friends of friends at the same pace, each on their own phone, all behind one carrier NAT.
+    parent, honest_parent = "seed", "origin"
+    for n in range(7):
+        world.clock += 40 * 60
+        world.join(f"slow{n}", parent, ip=phone[0], ua=phone[1], delay=60.0)
+        parent = f"slow{n}"
+        world.join(
+            f"friend{n}", honest_parent, ip=f"100.64.{n % 2}.{n + 10}", ua=android(f"F{n}X"),
+            delay=90.0,
+        )  # fmt: skip
+        honest_parent = f"friend{n}"
+    flags = world.examine()
+    chains = of(flags, "cluster", "chain:")
+    assert len(chains) == 1 and {f"slow{n}" for n in range(7)} <= set(chains[0].members)
+    assert "1 phone(s)" in chains[0].reasons[0]
+    assert not any(member.startswith("friend") for member in chains[0].members)
+    assert not {f"friend{n}" for n in range(7)} & referrer_flags(flags)
+
+
+def test_a_sharer_whose_sign_ups_come_seconds_after_the_click_is_flagged(world: World) -> None:
+    for n in range(6):  # a script signing up accounts 8 s after each click
+        world.join(f"bot{n}", "customer", ip=f"198.18.{n}.9", ua=android(f"B{n}"), delay=8.0)
+    for n in range(6):  # people read the page first; one of them is quick
+        delay = 12.0 if n == 0 else 45.0 + 20 * n
+        world.join(f"p{n}", "honest", ip=f"203.0.{n}.9", ua=android(f"P{n}"), delay=delay)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"customer"}
+    flag = next(f for f in flags if f.subject == "customer")
+    assert "6 of 6 sign-ups under them came within 15 s of the click" in flag.reasons
+    assert all(world.reward(f"bot{n}") in ("held", "denied") for n in range(6))
+    assert all(world.reward(f"p{n}") == "credited" for n in range(6))
