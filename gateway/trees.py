@@ -23,12 +23,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from detectors.conversion import QUICK_JOIN, QUICK_MIN, QUICK_SHARE
+from detectors.selfreferral import SMALL_NETWORK
 from gateway.campaigns import Campaign
 from gateway.flags import FlagCandidate
 from gateway.jobs import FlaggingJob
@@ -60,6 +61,8 @@ PREFIX_SHARE_OF_SHARER = 0.5
 INDEX_TTL = 7 * 86400
 #: Accounts joined from the sharer's own device before the sharer is flagged.
 SELF_REFERRAL_MIN = 2
+#: Sharers a ring closed by a home's address (not a device) must have.
+HOME_RING_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,13 @@ class Join:
     device: str
     prefix: str
     path: tuple[str, ...]
-    #: The click the participant joined through.
+    #: The click the participant joined through, and from its record: when it was made, the
+    #: address (salted hash) and whether that address is a home's (a few browsers behind it
+    #: that hour, not a carrier NAT); filled when the join is examined.
     click: str = ""
+    clicked: float | None = None
+    ip: str = ""
+    home: bool = False
 
 
 class TreeWatch(FlaggingJob):
@@ -109,7 +117,20 @@ class TreeWatch(FlaggingJob):
             click=data.get("click", ""),
         )
 
+    def _with_click(self, ck: keys.CampaignKeys, join: Join) -> Join:
+        raw = self._redis.get(ck.click(join.click)) if join.click else None
+        if raw is None:
+            return join  # the click's record is gone (or the join was imported)
+        event = orjson.loads(raw)
+        ip, clicked = event.get("ip_hash") or "", float(event["ts"])
+        home = False
+        if ip:
+            behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
+            home = 1 <= behind <= SMALL_NETWORK
+        return replace(join, clicked=clicked, ip=ip, home=home)
+
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
+        join = self._with_click(ck, join)
         found = [
             *self._self_referral(ck, join),
             *self._chain(ck, join),
@@ -256,14 +277,20 @@ class TreeWatch(FlaggingJob):
         ]
 
     def _ring(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # An edge X -> P: sharer X's own device converted on P's link.
+        # An edge X -> P: sharer X's own device converted on P's link, or (weaker) a device at
+        # X's home did: a spare phone behind the address X joined from, a home's and not a
+        # carrier NAT's.
         owners = self._owners(ck, join) - {join.user, join.parent}
+        home = self._home_owner(ck, join)
+        home_only = {home} - owners - {join.user, join.parent, ""}
         found: list[FlagCandidate] = []
-        for owner in owners:
+        for owner in owners | home_only:
             self._redis.sadd(ck.ring_edges(owner), join.parent)
             self._redis.expire(ck.ring_edges(owner), INDEX_TTL)
             cycle = self._cycle(ck, start=join.parent, target=owner)
-            if cycle:
+            # Two households signing up on each other's links once is what friends do: a home
+            # edge closes a ring only of three sharers or more.
+            if cycle and (owner not in home_only or len({owner, *cycle}) >= HOME_RING_MIN):
                 members = tuple(sorted({owner, *cycle}))
                 why = (
                     f"sharers converting each other's links: {' -> '.join([owner, *cycle, owner])}"
@@ -353,10 +380,9 @@ class TreeWatch(FlaggingJob):
         ]
 
     def _pace(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        raw = self._redis.get(ck.click(join.click)) if join.click else None
-        if raw is None:
-            return []  # the click's record is gone (or the join was imported): no pace to read
-        delay = join.ts - float(orjson.loads(raw)["ts"])
+        if join.clicked is None:
+            return []
+        delay = join.ts - join.clicked
         key = ck.join_pace(join.parent)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hincrby(key, "joins", 1)
@@ -377,9 +403,17 @@ class TreeWatch(FlaggingJob):
             return set()
         return {o.decode() for o in self._redis.hmget(ck.device_owners, ids) if o is not None}
 
+    def _home_owner(self, ck: keys.CampaignKeys, join: Join) -> str:
+        """The participant who first joined from this join's address, when it is a home's."""
+        if not join.home:
+            return ""
+        owner = self._redis.hget(ck.device_owners, "ip:" + join.ip)
+        return owner.decode() if owner is not None else ""
+
     def _remember(self, ck: keys.CampaignKeys, join: Join) -> None:
-        """The new participant owns their browser and device (first owner wins)."""
-        for device in (join.visitor, join.device):
+        """The new participant owns their browser and device, and their home's address (first
+        owner wins)."""
+        for device in (join.visitor, join.device, "ip:" + join.ip if join.home else ""):
             if device:
                 self._redis.hsetnx(ck.device_owners, device, join.user)
 
