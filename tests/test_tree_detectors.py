@@ -393,3 +393,29 @@ def test_a_sharer_whose_sign_ups_come_seconds_after_the_click_is_flagged(world: 
     assert "6 of 6 sign-ups under them came within 15 s of the click" in flag.reasons
     assert all(world.reward(f"bot{n}") in ("held", "denied") for n in range(6))
     assert all(world.reward(f"p{n}") == "credited" for n in range(6))
+
+
+def test_a_ring_signing_up_on_spare_phones_at_home_is_flagged(world: World) -> None:
+    homes = {"ann": "198.51.100.71", "ben": "198.51.100.72", "cat": "198.51.100.73"}
+    for name, ip in homes.items():
+        world.join(name, "organiser", ip=ip, ua=android(f"{name.upper()}-1"))
+    # Each sharer's spare phone (another model, fresh browser) at home signs up on the next
+    # one's link: no device of theirs is involved, only their home's address.
+    for name, target in (("ann", "ben"), ("ben", "cat"), ("cat", "ann")):
+        world.join(f"{name}-alt", target, ip=homes[name], ua=android(f"{name.upper()}-SPARE"))
+    flags = world.examine()
+    rings = of(flags, "cluster", "ring:")
+    assert len(rings) == 1 and set(rings[0].members) == set(homes)
+    assert set(homes) <= referrer_flags(flags)
+
+
+def test_two_households_signing_up_on_each_others_links_are_not_a_ring(world: World) -> None:
+    # The Lis and the Wangs are friends: a Li joins through a Wang's link, a Wang through a
+    # Li's, and the second Li through a Wang's, all from their homes' Wi-Fi.
+    li, wang = "198.51.100.81", "198.51.100.82"
+    world.join("li1", "someone", ip=li, ua=android("LI-1"))
+    world.join("wang1", "li1", ip=wang, ua=android("WANG-1"))
+    world.join("li2", "wang1", ip=li, ua=android("LI-2"))
+    world.join("wang2", "li1", ip=wang, ua=android("WANG-2"))
+    flags = world.examine()
+    assert of(flags, "cluster", "ring:") == [] and referrer_flags(flags) == set()
