@@ -70,7 +70,8 @@ class History:
     #: Times of the referrer's latest clicks, newest first (this click included).
     recent_times: tuple[float, ...] = ()
     #: What review and off-path analysis (flagger, tree watch) concluded about the referrer so
-    #: far: "" (nothing), "open" (under review: their own flag, or membership of a flagged
+    #: far: "" (nothing), "suspect" (a suspicion that raised no flag, e.g. their link is posted
+    #: on public pages), "open" (under review: their own flag, or membership of a flagged
     #: chain, ring or burst), "fraud" (decided by a reviewer); the finding's score and source
     #: (e.g. "tree:ring"). A "legit" decision clears it.
     referrer_review: str = ""

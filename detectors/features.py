@@ -50,6 +50,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_referrer_prev_1h",
     "referrer_review",
     "referrer_review_tree",
+    "referrer_suspicion",
 )
 
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
@@ -115,13 +116,15 @@ def features(click: ClickInput, history: History) -> list[float]:
         # rather than from suspicious clicks.
         review_score(history),
         1.0 if history.referrer_review_source.startswith("tree:") else 0.0,
+        # ... or the score of a suspicion that raised no flag (a link posted on public pages).
+        history.referrer_review_score if history.referrer_review == "suspect" else 0.0,
     ]
 
 
 def review_score(history: History) -> float:
     if history.referrer_review == "fraud":
         return 1.0
-    return history.referrer_review_score if history.referrer_review else 0.0
+    return history.referrer_review_score if history.referrer_review == "open" else 0.0
 
 
 def local_hour(ts: float) -> int:

@@ -24,6 +24,12 @@ MIN_SHARE = 0.3
 MIN_SELF = 3
 #: A lone click this suspicious is flagged on its own (when its referrer is not flagged).
 CLICK_FLAG_SCORE = 0.9
+#: Clicks arriving from public web pages (an external Referer: a forum, a deal site) before a
+#: sharer's link counts as posted publicly, and their least share of the sharer's clicks. Friends
+#: open links in chat apps; a link on a public page reaches strangers far beyond the sharer's
+#: reach. No flag: the sharer may be the one who posted it or someone whose link was scraped.
+POSTED_MIN = 10
+POSTED_SHARE = 0.1
 
 
 @dataclass
@@ -33,9 +39,14 @@ class ReferrerTally:
     blocked: int = 0
     self_clicks: int = 0
     detectors: Counter[str] = field(default_factory=Counter)
+    #: Clicks that came from a public web page (an external Referer).
+    external: int = 0
 
-    def add(self, score: float, decision: str, reasons: list[str]) -> None:
+    def add(
+        self, score: float, decision: str, reasons: list[str], *, external: bool = False
+    ) -> None:
         self.clicks += 1
+        self.external += external
         if score >= SUSPICIOUS and not _owed_to_review(reasons):
             self.suspicious += 1
             for reason in reasons:
@@ -55,6 +66,14 @@ def _owed_to_review(reasons: list[str]) -> bool:
     return fed_back(reasons) and all(
         reason.startswith((REASON_PREFIX, "model:")) for reason in reasons
     )
+
+
+def posted_share(tally: ReferrerTally) -> float | None:
+    """The share of a sharer's clicks from public web pages when their link looks posted
+    publicly, else None."""
+    if tally.external < POSTED_MIN or tally.external < tally.clicks * POSTED_SHARE:
+        return None
+    return round(tally.external / tally.clicks, 4)
 
 
 @dataclass(frozen=True)

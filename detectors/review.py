@@ -26,7 +26,11 @@ SOURCES = {
     "tree:ring": "sharers converting each other's links",
     "tree:prefix": "a network filled with joins under them",
     "tree:fast": "sign-ups seconds after the click",
+    "clicks:posted": "their link is opened from public web pages",
 }
+#: What a suspicion (no flag) scores on its own: below deny_credit_at, so it counts only together
+#: with other evidence (the sharer may be the victim of someone posting their link).
+SUSPECTED = 0.45
 
 
 #: How the engine prefixes this rule's reasons ("<detector name>: <reason>").
@@ -49,6 +53,11 @@ class ReferrerReviewDetector:
             return NOTHING
         if state == "fraud":
             return Signal(DECIDED_FRAUD, "the sharer was found cheating by a reviewer", "referrer")
+        if state == "suspect":
+            return Signal(
+                min(SUSPECTED, history.referrer_review_score),
+                describe(history.referrer_review_source),
+            )
         return Signal(
             UNDER_REVIEW,
             f"the sharer is under review for {describe(history.referrer_review_source)}",

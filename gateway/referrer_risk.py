@@ -12,6 +12,9 @@ names it for people (detectors.review). States:
   burst (a cluster of accounts found together); the score is the finding's;
 - ``fraud``: a reviewer decided the referrer (or a cluster, or an account, they are part of) was
   fraudulent: it stays until a reviewer says otherwise;
+- ``suspect``: a suspicion about the sharer's links that is no accusation and raises no flag
+  (their link is opened from public web pages: posted on a forum, by them or by someone who
+  scraped it); the model weighs it, nothing is denied for it alone;
 - a ``legit`` decision on the referrer clears the entry, and later findings from the same flag
   cannot bring it back (a decided flag is not raised again).
 
@@ -108,6 +111,11 @@ class ReferrerRisk:
         return changed
 
     # -- writing ---------------------------------------------------------------------------------
+
+    def suspect(self, campaign_id: int, referrer: str, score: float, source: str) -> int:
+        """A suspicion below a flag: kept unless something stronger is (an open flag, a
+        decision)."""
+        return self._write(campaign_id, referrer, "suspect", score, source)
 
     def _open(self, campaign_id: int, referrer: str, score: float, source: str) -> int:
         return self._write(campaign_id, referrer, "open", score, source)

@@ -121,6 +121,7 @@ class Services:
         referrer_risk = ReferrerRisk(store.main, flags)
         flags.raise_listeners.append(referrer_risk.on_flag_raised)
         flags.listeners.append(referrer_risk.on_decision)
+        flagger.risk = referrer_risk
         trees = TreeWatch(store.main, campaigns, flags)
         models = ModelRegistry(store.main)
         engine = gateway.engine
