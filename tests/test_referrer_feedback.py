@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from detectors.base import History
 from detectors.engine import Decision, Engine
@@ -28,10 +29,11 @@ from gateway.referrer_risk import parse_risk
 from gateway.replay import replay
 from gateway.services import Services
 from gateway.store import keys
-from tests.test_tree_detectors import World, android
+from tests.test_tree_detectors import IOS_WECHAT, World, android
 
 REVIEW = FEATURE_NAMES.index("referrer_review")
 REVIEW_TREE = FEATURE_NAMES.index("referrer_review_tree")
+SUSPICION = FEATURE_NAMES.index("referrer_suspicion")
 
 
 @pytest.fixture
@@ -160,6 +162,54 @@ def test_the_tip_of_a_flagged_chain_is_under_review_before_its_own_link_is_click
     world.services.flags.decide(chain.id, "legit", "friends", "risk@example.com")
     assert stranger_click(world, "link9", 31)["decision"] == "allow"
     assert world.services.referrer_risk.get(world.campaign_id, "link5") == ("", 0.0, "")
+
+
+def forum_click(world: World, referrer: str, n: int, referer: str) -> dict[str, Any]:
+    """A stranger opening the link from a web page (a forum post) in their system browser,
+    or (no ``referer``) in WeChat; returns the recorded event."""
+    world.clock += 1 + world.rng.expovariate(1 / 60)  # people, not clockwork
+    token = world.token(referrer)
+    safari = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+    )
+    ua = safari if referer else IOS_WECHAT  # WeChat readers of the post send no Referer
+    headers = {"User-Agent": ua, "Accept-Language": "zh-CN,zh;q=0.9"}
+    if referer:
+        headers["Referer"] = referer
+    environ = EnvironBuilder(
+        path=f"/s/{token}", headers=headers, environ_base={"REMOTE_ADDR": f"198.18.{n}.{n + 1}"}
+    ).get_environ()
+    world.services.gateway.handle(token, environ, now=world.clock)
+    world.services.recorder.flush()
+    ck = keys.campaign_keys(world.campaign_id)
+    last = world.services.store.main.xrevrange(ck.events, count=1)[0][1]
+    event: dict[str, Any] = orjson.loads(last[b"e"])
+    return event
+
+
+def test_a_link_opened_from_public_pages_is_suspected_not_flagged(world: World) -> None:
+    forum = "https://tieba.baidu.com/p/8812345678"
+    for n in range(12):
+        forum_click(world, "poster", n, forum)
+    for n in range(12, 20):
+        stranger_click(world, "quiet", n)
+    world.services.flagger.run(world.clock)
+    risk = world.services.referrer_risk
+    state, share, source = risk.get(world.campaign_id, "poster")
+    assert (state, source) == ("suspect", "clicks:posted") and share == 1.0
+    assert risk.get(world.campaign_id, "quiet") == ("", 0.0, "")
+    # No accusation: no flag, and the suspicion alone neither denies credit nor challenges.
+    assert world.services.flags.find([world.campaign_id], kind="referrer")[0] == []
+    event = forum_click(world, "poster", 30, "")  # a WeChat reader of the same post, no Referer
+    assert event["features"][SUSPICION] == 1.0 and event["features"][REVIEW] == 0.0
+    assert "referrer_review: their link is opened from public web pages" in event["reasons"]
+    assert event["decision"] == "allow"
+    # A flag outranks a suspicion, and a suspicion does not soften a flag.
+    raise_referrer(world, "poster")
+    risk.suspect(world.campaign_id, "poster", 1.0, "clicks:posted")
+    assert risk.get(world.campaign_id, "poster")[0] == "open"
+    assert stranger_click(world, "poster", 31)["decision"] == "deny_credit"
 
 
 def test_clicks_scored_for_the_review_alone_are_no_new_evidence() -> None:
