@@ -63,6 +63,10 @@ INDEX_TTL = 7 * 86400
 SELF_REFERRAL_MIN = 2
 #: Sharers a ring closed by a home's address (not a device) must have.
 HOME_RING_MIN = 3
+#: Accounts joined under one sharer from one phone that is not known as the sharer's (a sharer
+#: who never joined through a link has no known devices) before the sharer is flagged: two is
+#: a parent and a child signing up on one phone.
+ONE_PHONE_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class TreeWatch(FlaggingJob):
         join = self._with_click(ck, join)
         found = [
             *self._self_referral(ck, join),
+            *self._one_phone(ck, join),
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
@@ -185,6 +190,22 @@ class TreeWatch(FlaggingJob):
                 )
             )
         return found
+
+    def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        # A browser is one phone anywhere; an address-and-agent only at a home's address (behind
+        # a carrier NAT, strangers with one phone model and app version look alike).
+        phones = [join.visitor, join.device if join.home else ""]
+        most: list[str] = []
+        for phone in filter(None, phones):
+            key = ck.phone_joins(join.parent, phone)
+            self._redis.sadd(key, join.user)
+            self._redis.expire(key, INDEX_TTL)
+            members = sorted(m.decode() for m in self._redis.smembers(key))
+            most = max(most, members, key=len)
+        if len(most) < ONE_PHONE_MIN:
+            return []
+        why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
+        return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         chain = self._walk(ck, join, CHAIN_GAP)

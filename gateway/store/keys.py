@@ -166,6 +166,11 @@ class CampaignKeys:
         """Set of participants who joined under this one from this one's own browser or device."""
         return f"{self.tag}:own-device-joins:{participant}"
 
+    def phone_joins(self, participant: str, phone: str) -> str:
+        """Set of participants who joined under this one from one phone (browser id, or
+        address|agent at a home's address)."""
+        return f"{self.tag}:phone-joins:{participant}:{phone}"
+
     def ring_edges(self, participant: str) -> str:
         """Set of sharers on whose links this participant's own devices converted."""
         return f"{self.tag}:ring-edges:{participant}"
