@@ -419,3 +419,19 @@ def test_two_households_signing_up_on_each_others_links_are_not_a_ring(world: Wo
     world.join("wang2", "li1", ip=wang, ua=android("WANG-2"))
     flags = world.examine()
     assert of(flags, "cluster", "ring:") == [] and referrer_flags(flags) == set()
+
+
+def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: World) -> None:
+    # The sharer never joined through a link (no known device): their alternate accounts all
+    # come from one Android phone at home.
+    phone, home = android("2211133C"), "203.0.113.150"
+    for n in range(3):
+        world.join(f"alt{n}", "seedsharer", ip=home, ua=phone)
+    # A parent and a child on one phone under another sharer: two accounts, not flagged.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.151", ua=family)
+    world.join("kid", "aunt", ip="203.0.113.151", ua=family)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"seedsharer"}
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
