@@ -308,10 +308,11 @@ class TreeWatch(FlaggingJob):
         for owner in owners | home_only:
             self._redis.sadd(ck.ring_edges(owner), join.parent)
             self._redis.expire(ck.ring_edges(owner), INDEX_TTL)
-            cycle = self._cycle(ck, start=join.parent, target=owner)
-            # Two households signing up on each other's links once is what friends do: a home
-            # edge closes a ring only of three sharers or more.
-            if cycle and (owner not in home_only or len({owner, *cycle}) >= HOME_RING_MIN):
+            # Two households signing up on each other's links is what friends do: a home edge
+            # closes a ring only of three sharers or more.
+            shortest = 1 if owner not in home_only else HOME_RING_MIN - 1
+            cycle = self._cycle(ck, start=join.parent, target=owner, shortest=shortest)
+            if cycle:
                 members = tuple(sorted({owner, *cycle}))
                 why = (
                     f"sharers converting each other's links: {' -> '.join([owner, *cycle, owner])}"
@@ -331,15 +332,18 @@ class TreeWatch(FlaggingJob):
                 ]
         return found
 
-    def _cycle(self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5) -> list[str]:
-        """A path start -> ... -> target along ring edges (length <= limit), or []."""
+    def _cycle(
+        self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1
+    ) -> list[str]:
+        """A path start -> ... -> target along ring edges of at least ``shortest`` and at most
+        ``limit`` sharers before the target, or []."""
         frontier: list[list[str]] = [[start]]
-        seen = {start}
+        seen = {start, target}
         for _ in range(limit):
             following: list[list[str]] = []
             for path in frontier:
                 for nxt in (n.decode() for n in self._redis.smembers(ck.ring_edges(path[-1]))):
-                    if nxt == target:
+                    if nxt == target and len(path) >= shortest:
                         return path
                     if nxt not in seen and len(seen) < 200:
                         seen.add(nxt)

@@ -399,10 +399,13 @@ def test_a_ring_signing_up_on_spare_phones_at_home_is_flagged(world: World) -> N
     homes = {"ann": "198.51.100.71", "ben": "198.51.100.72", "cat": "198.51.100.73"}
     for name, ip in homes.items():
         world.join(name, "organiser", ip=ip, ua=android(f"{name.upper()}-1"))
-    # Each sharer's spare phone (another model, fresh browser) at home signs up on the next
-    # one's link: no device of theirs is involved, only their home's address.
-    for name, target in (("ann", "ben"), ("ben", "cat"), ("cat", "ann")):
-        world.join(f"{name}-alt", target, ip=homes[name], ua=android(f"{name.upper()}-SPARE"))
+    # Each sharer's spare phone (another model, fresh browser) at home signs up on another
+    # one's link: no device of theirs is involved, only their home's address. Ann and Ben on
+    # each other's first (two households: not yet a ring), then Cat joins in.
+    for n, (name, target) in enumerate((("ann", "ben"), ("ben", "ann"), ("ben", "cat"))):
+        world.join(f"{name}-alt{n}", target, ip=homes[name], ua=android(f"{name.upper()}-S"))
+    assert of(world.examine(), "cluster", "ring:") == []
+    world.join("cat-alt", "ann", ip=homes["cat"], ua=android("CAT-S"))
     flags = world.examine()
     rings = of(flags, "cluster", "ring:")
     assert len(rings) == 1 and set(rings[0].members) == set(homes)
