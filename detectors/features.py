@@ -49,9 +49,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "referrer_steadiness",
     "log_referrer_prev_1h",
     "referrer_review",
-    "referrer_review_tree",
+    "referrer_review_conduct",
     "referrer_suspicion",
 )
+
+#: Sources of findings about a sharer's own conduct (gateway.trees; "review": a reviewer's fraud
+#: decision), as against the crowd their link draws (detectors.review).
+CONDUCT = frozenset({"tree:self", "tree:chain", "tree:ring", "tree:fast", "review"})
 
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
 _APP_REFERERS = (
@@ -111,11 +115,13 @@ def features(click: ClickInput, history: History) -> list[float]:
         steadiness(history, click.ts),
         _log(history.referrer_prev_1h),
         # Fed back from off the path (detectors.review): the score of the finding the sharer is
-        # under review for (1 once a reviewer decided they cheated), and whether it came from the
-        # referral tree (rings, chains, bursts, alternate accounts: the clicks may look clean)
-        # rather than from suspicious clicks.
+        # under review for (1 once a reviewer decided they cheated), and whether it is about
+        # their own conduct (alternate accounts, rings, chains: their clicks may look clean)
+        # rather than about the crowd their link draws.
         review_score(history),
-        1.0 if history.referrer_review_source.startswith("tree:") else 0.0,
+        1.0
+        if history.referrer_review != "suspect" and history.referrer_review_source in CONDUCT
+        else 0.0,
         # ... or the score of a suspicion that raised no flag (a link posted on public pages).
         history.referrer_review_score if history.referrer_review == "suspect" else 0.0,
     ]

@@ -3,20 +3,34 @@
 The flagger and the tree watch run off the click path and find referrers worth a reviewer's time
 (rings, alternate accounts, sybil chains, bursts, links drawing mostly suspicious clicks);
 reviewers decide. Their conclusions reach the click path in the click's own round trip
-(``History.referrer_review``, kept by gateway.referrer_risk), so a later click on such a sharer's
-link earns no credit while the question is open, and none at all once a reviewer has decided the
-sharer was cheating. The visitor is served as usual: they are not the one under review.
+(``History.referrer_review``, kept by gateway.referrer_risk). The visitor is served as usual
+whatever it says: they are not the one under review. What a later click on the sharer's link
+gets depends on what the finding is about:
+
+- the sharer's own conduct (alternate accounts on their phones or at home, a ring, a sybil chain
+  they belong to, sign-ups at a script's pace) or a reviewer's fraud decision: no credit
+  (deny_credit); such clicks may look clean one by one (a spare phone is a phone);
+- the crowd their link draws (a burst, a network filled with joins, mostly suspicious clicks):
+  the model weighs it with the click's own features, and the reason is shown; an honest viral
+  sharer or the victim of someone spamming their link draws such crowds too;
+- a suspicion raised by no flag (the link is opened from public web pages): the model weighs it;
+  a click that itself comes from a public page gets no credit (the sharer did not reach that
+  stranger, whoever posted the link).
 """
 
 from __future__ import annotations
 
 from detectors.base import NOTHING, ClickInput, History, Signal
+from detectors.features import CONDUCT, external_referer
 
-#: The score a click on the link of a referrer under review gets at least: enough to deny
-#: credit (Policy.deny_credit_at), never a challenge or a block on its own.
+#: The score a click on the link of a referrer under review for their conduct gets at least:
+#: enough to deny credit (Policy.deny_credit_at), never a challenge or a block on its own.
 UNDER_REVIEW = 0.6
 #: ... and of a referrer a reviewer decided was fraudulent.
 DECIDED_FRAUD = 0.8
+#: What a finding about the crowd, or a suspicion, scores as a rule (the model reads the
+#: features): below deny_credit_at, so it counts only together with other evidence.
+SOFT = 0.3
 #: Why a referrer is under review, by the finding's source (gateway.flags sources), for people.
 SOURCES = {
     "clicks": "most clicks on their links looked suspicious",
@@ -28,11 +42,6 @@ SOURCES = {
     "tree:fast": "sign-ups seconds after the click",
     "clicks:posted": "their link is opened from public web pages",
 }
-#: What a suspicion (no flag) scores on its own: below deny_credit_at, so it counts only together
-#: with other evidence (the sharer may be the victim of someone posting their link).
-SUSPECTED = 0.45
-
-
 #: How the engine prefixes this rule's reasons ("<detector name>: <reason>").
 REASON_PREFIX = "referrer_review: "
 UNDER_REVIEW_REASON = REASON_PREFIX + "the sharer is under review"
@@ -51,18 +60,21 @@ class ReferrerReviewDetector:
         state = history.referrer_review
         if not state or not history.available:
             return NOTHING
+        source = history.referrer_review_source
         if state == "fraud":
             return Signal(DECIDED_FRAUD, "the sharer was found cheating by a reviewer", "referrer")
         if state == "suspect":
-            return Signal(
-                min(SUSPECTED, history.referrer_review_score),
-                describe(history.referrer_review_source),
-            )
-        return Signal(
-            UNDER_REVIEW,
-            f"the sharer is under review for {describe(history.referrer_review_source)}",
-            "referrer",
-        )
+            if source == "clicks:posted" and external_referer(click.referer):
+                return Signal(
+                    UNDER_REVIEW,
+                    "opened from a public web page: the sharer's link is posted publicly",
+                    "referrer",
+                )
+            return Signal(SOFT, describe(source))
+        why = f"the sharer is under review for {describe(source)}"
+        if source in CONDUCT:
+            return Signal(UNDER_REVIEW, why, "referrer")
+        return Signal(SOFT, why)
 
 
 def fed_back(reasons: list[str] | tuple[str, ...]) -> bool:
