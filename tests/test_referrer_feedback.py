@@ -32,7 +32,7 @@ from gateway.store import keys
 from tests.test_tree_detectors import IOS_WECHAT, World, android
 
 REVIEW = FEATURE_NAMES.index("referrer_review")
-REVIEW_TREE = FEATURE_NAMES.index("referrer_review_tree")
+REVIEW_CONDUCT = FEATURE_NAMES.index("referrer_review_conduct")
 SUSPICION = FEATURE_NAMES.index("referrer_suspicion")
 
 
@@ -76,7 +76,9 @@ def test_a_flagged_then_decided_referrer_is_known_to_the_click_path(world: World
     assert under_review["outcome"] == "fallback"  # the visitor is served as usual
     assert under_review["decision"] == "deny_credit"
     assert under_review["score"] >= UNDER_REVIEW
-    assert under_review["features"][REVIEW] == 0.85 and under_review["features"][REVIEW_TREE] == 1
+    assert (
+        under_review["features"][REVIEW] == 0.85 and under_review["features"][REVIEW_CONDUCT] == 1
+    )
     assert (
         "referrer_review: the sharer is under review for sharers converting each other's links"
         in under_review["reasons"]
@@ -205,11 +207,15 @@ def test_a_link_opened_from_public_pages_is_suspected_not_flagged(world: World) 
     assert event["features"][SUSPICION] == 1.0 and event["features"][REVIEW] == 0.0
     assert "referrer_review: their link is opened from public web pages" in event["reasons"]
     assert event["decision"] == "allow"
+    # A stranger arriving from the public page earns the sharer nothing (whoever posted it).
+    event = forum_click(world, "poster", 31, forum)
+    assert event["decision"] == "deny_credit" and event["outcome"] == "redirect"
+    assert any("the sharer's link is posted publicly" in r for r in event["reasons"])
     # A flag outranks a suspicion, and a suspicion does not soften a flag.
     raise_referrer(world, "poster")
     risk.suspect(world.campaign_id, "poster", 1.0, "clicks:posted")
     assert risk.get(world.campaign_id, "poster")[0] == "open"
-    assert stranger_click(world, "poster", 31)["decision"] == "deny_credit"
+    assert stranger_click(world, "poster", 32)["decision"] == "deny_credit"
 
 
 def test_clicks_scored_for_the_review_alone_are_no_new_evidence() -> None:
@@ -225,10 +231,25 @@ def test_clicks_scored_for_the_review_alone_are_no_new_evidence() -> None:
 def test_the_engine_reads_the_review_from_history() -> None:
     from detectors.base import ClickInput
 
-    click = ClickInput(1_790_000_000.0, 1, 7, "ip", "203.0.113.0/24", "Mozilla/5.0 (iPhone)")
-    open_ = History(referrer_review="open", referrer_review_score=0.75, referrer_review_source="x")
+    click = ClickInput(
+        1_790_000_000.0, 1, 7, "ip", "203.0.113.0/24", "Mozilla/5.0 (iPhone)", "zh-CN,zh;q=0.9"
+    )
+    open_ = History(
+        referrer_review="open", referrer_review_score=0.75, referrer_review_source="tree:self"
+    )
     verdict = Engine().score(click, open_)
     assert verdict.decision is Decision.DENY_CREDIT  # never a challenge or block on its own
+    # A finding about the crowd the link draws is the model's to weigh, not a denial.
+    crowd = History(
+        referrer_review="open", referrer_review_score=0.75, referrer_review_source="tree:prefix"
+    )
+    verdict = Engine().score(click, crowd)
+    assert verdict.decision is Decision.ALLOW
+    assert (
+        "referrer_review: the sharer is under review for a network filled with joins under them"
+        in verdict.reasons
+    )
+    assert features(click, crowd)[REVIEW] == 0.75 and features(click, crowd)[REVIEW_CONDUCT] == 0
     assert features(click, open_)[REVIEW] == 0.75
     assert features(click, History())[REVIEW] == 0.0
     assert parse_risk(b"open|0.75|tree:ring") == ("open", 0.75, "tree:ring")
@@ -289,6 +310,6 @@ def test_replay_feeds_findings_back_on_the_logs_clock(tmp_path: Path) -> None:
     assert rows["just-after"]["decision"] == "allow"
     assert rows["just-after"]["features"][REVIEW] == 0.0
     assert rows["later"]["decision"] == "deny_credit"
-    assert rows["later"]["features"][REVIEW] > 0 and rows["later"]["features"][REVIEW_TREE] == 1
+    assert rows["later"]["features"][REVIEW] > 0 and rows["later"]["features"][REVIEW_CONDUCT] == 1
     assert any("converting each other's links" in r for r in rows["later"]["reasons"])
     assert rows["elsewhere"]["decision"] == "allow"
