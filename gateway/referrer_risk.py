@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from detectors.features import CONDUCT
 from gateway.flags import flag_id_for
 from gateway.sharelinks import referrer_number
 from gateway.store import keys
@@ -126,7 +127,7 @@ class ReferrerRisk:
         changed: int = script("referrer_risk")(
             self._redis,
             [keys.campaign_keys(campaign_id).referrer_risk],
-            [number, mode, value, repr(round(score, 4))],
+            [number, mode, value, repr(round(score, 4)), ",".join(sorted(CONDUCT))],
         )
         return int(changed)
 
@@ -141,8 +142,12 @@ def _structure(flag: Flag) -> str:
 
 
 def _source(flag: Flag) -> str:
-    """The source of the flag's strongest finding ("clicks", "tree:ring"...)."""
+    """The source of the flag's strongest finding ("clicks", "tree:ring"...), one about the
+    sharer's own conduct first."""
     sources: dict[str, Any] = flag.evidence.get("sources") or {}
     if not sources:
         return "clicks"
-    return max(sources.items(), key=lambda item: (float(item[1].get("score", 0.0)), item[0]))[0]
+    return max(
+        sources.items(),
+        key=lambda item: (item[0] in CONDUCT, float(item[1].get("score", 0.0)), item[0]),
+    )[0]
