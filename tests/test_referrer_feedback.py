@@ -218,6 +218,22 @@ def test_a_link_opened_from_public_pages_is_suspected_not_flagged(world: World) 
     assert stranger_click(world, "poster", 32)["decision"] == "deny_credit"
 
 
+def test_a_finding_about_the_sharers_conduct_outranks_one_about_their_crowd(
+    world: World,
+) -> None:
+    risk = world.services.referrer_risk
+    crowd = FlagCandidate("referrer", "hub", 0.9, ("a burst",), source="tree:burst")
+    world.services.flags.raise_flag(world.campaign_id, "tea", crowd, world.clock)
+    assert risk.get(world.campaign_id, "hub") == ("open", 0.9, "tree:burst")
+    assert stranger_click(world, "hub", 40)["decision"] == "allow"  # weighed, not denied
+    own = FlagCandidate("referrer", "hub", 0.85, ("two alternates",), source="tree:self")
+    world.services.flags.raise_flag(world.campaign_id, "tea", own, world.clock)
+    assert risk.get(world.campaign_id, "hub")[2] == "tree:self"
+    world.services.flags.raise_flag(world.campaign_id, "tea", crowd, world.clock)
+    assert risk.get(world.campaign_id, "hub")[2] == "tree:self"
+    assert stranger_click(world, "hub", 41)["decision"] == "deny_credit"
+
+
 def test_clicks_scored_for_the_review_alone_are_no_new_evidence() -> None:
     tally = ReferrerTally()
     review = "referrer_review: the sharer is under review for x"
