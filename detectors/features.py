@@ -49,7 +49,6 @@ FEATURE_NAMES: tuple[str, ...] = (
     "referrer_steadiness",
     "log_referrer_prev_1h",
     "referrer_review",
-    "referrer_review_conduct",
     "referrer_suspicion",
 )
 
@@ -114,14 +113,12 @@ def features(click: ClickInput, history: History) -> list[float]:
         history.referrer_1h / max(history.campaign_1h, history.referrer_1h, 1),
         steadiness(history, click.ts),
         _log(history.referrer_prev_1h),
-        # Fed back from off the path (detectors.review): the score of the finding the sharer is
-        # under review for (1 once a reviewer decided they cheated), and whether it is about
-        # their own conduct (alternate accounts, rings, chains: their clicks may look clean)
-        # rather than about the crowd their link draws.
+        # Fed back from off the path (detectors.review): the score of a finding about the
+        # sharer's own conduct they are under review for (alternate accounts, rings, chains:
+        # their clicks may look clean), 1 once a reviewer decided they cheated. Findings about
+        # the crowd their link draws are not fed back: the model scores those clicks directly,
+        # and honest viral sharers and victims of spam draw such crowds too.
         review_score(history),
-        1.0
-        if history.referrer_review != "suspect" and history.referrer_review_source in CONDUCT
-        else 0.0,
         # ... or the score of a suspicion that raised no flag (a link posted on public pages).
         history.referrer_review_score if history.referrer_review == "suspect" else 0.0,
     ]
@@ -130,7 +127,9 @@ def features(click: ClickInput, history: History) -> list[float]:
 def review_score(history: History) -> float:
     if history.referrer_review == "fraud":
         return 1.0
-    return history.referrer_review_score if history.referrer_review == "open" else 0.0
+    if history.referrer_review == "open" and history.referrer_review_source in CONDUCT:
+        return history.referrer_review_score
+    return 0.0
 
 
 def local_hour(ts: float) -> int:

@@ -32,7 +32,6 @@ from gateway.store import keys
 from tests.test_tree_detectors import IOS_WECHAT, World, android
 
 REVIEW = FEATURE_NAMES.index("referrer_review")
-REVIEW_CONDUCT = FEATURE_NAMES.index("referrer_review_conduct")
 SUSPICION = FEATURE_NAMES.index("referrer_suspicion")
 
 
@@ -76,9 +75,7 @@ def test_a_flagged_then_decided_referrer_is_known_to_the_click_path(world: World
     assert under_review["outcome"] == "fallback"  # the visitor is served as usual
     assert under_review["decision"] == "deny_credit"
     assert under_review["score"] >= UNDER_REVIEW
-    assert (
-        under_review["features"][REVIEW] == 0.85 and under_review["features"][REVIEW_CONDUCT] == 1
-    )
+    assert under_review["features"][REVIEW] == 0.85
     assert (
         "referrer_review: the sharer is under review for sharers converting each other's links"
         in under_review["reasons"]
@@ -265,7 +262,7 @@ def test_the_engine_reads_the_review_from_history() -> None:
         "referrer_review: the sharer is under review for a network filled with joins under them"
         in verdict.reasons
     )
-    assert features(click, crowd)[REVIEW] == 0.75 and features(click, crowd)[REVIEW_CONDUCT] == 0
+    assert features(click, crowd)[REVIEW] == 0.0  # the model scores the crowd itself
     assert features(click, open_)[REVIEW] == 0.75
     assert features(click, History())[REVIEW] == 0.0
     assert parse_risk(b"open|0.75|tree:ring") == ("open", 0.75, "tree:ring")
@@ -326,6 +323,6 @@ def test_replay_feeds_findings_back_on_the_logs_clock(tmp_path: Path) -> None:
     assert rows["just-after"]["decision"] == "allow"
     assert rows["just-after"]["features"][REVIEW] == 0.0
     assert rows["later"]["decision"] == "deny_credit"
-    assert rows["later"]["features"][REVIEW] > 0 and rows["later"]["features"][REVIEW_CONDUCT] == 1
+    assert rows["later"]["features"][REVIEW] > 0
     assert any("converting each other's links" in r for r in rows["later"]["reasons"])
     assert rows["elsewhere"]["decision"] == "allow"
