@@ -45,9 +45,11 @@ CHAIN_MIN = 5
 CHAIN_LONG = 9
 CHAIN_MAX_SOURCES = 2
 #: Slow chains: links joined within this many seconds of their parent (an operator pausing like
-#: a person between accounts). Judged on sources alone, with more links needed from few
-#: networks (friends of friends in one town may share a carrier's NAT for a few generations).
+#: a person between accounts). Judged on sources alone, with more links needed: a household
+#: passes one or two phones down a few generations over an evening, and friends of friends in
+#: one town may share a carrier's NAT for a few more.
 SLOW_CHAIN_GAP = 3 * 3600
+SLOW_CHAIN_MIN = 8
 SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
@@ -209,14 +211,14 @@ class TreeWatch(FlaggingJob):
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         chain = self._walk(ck, join, CHAIN_GAP)
-        found = self._judge_chain(chain, CHAIN_LONG)
+        found = self._judge_chain(chain, CHAIN_MIN, CHAIN_LONG)
         if not found and len(chain) == len(join.path) + 1:
             return []  # the fast walk reached the root: a slow walk finds nothing longer
         if not found:
             # The same few phones or networks behind a deep chain grown at a person's pace.
             slow = self._walk(ck, join, SLOW_CHAIN_GAP)
             if len(slow) > len(chain):
-                found = self._judge_chain(slow, SLOW_CHAIN_LONG)
+                found = self._judge_chain(slow, SLOW_CHAIN_MIN, SLOW_CHAIN_LONG)
         return found
 
     def _walk(self, ck: keys.CampaignKeys, join: Join, gap: float) -> list[Join]:
@@ -236,8 +238,8 @@ class TreeWatch(FlaggingJob):
             chain.append(above)
         return chain
 
-    def _judge_chain(self, chain: list[Join], long: int) -> list[FlagCandidate]:
-        if len(chain) < CHAIN_MIN:
+    def _judge_chain(self, chain: list[Join], shortest: int, long: int) -> list[FlagCandidate]:
+        if len(chain) < shortest:
             return []
         members = [link for link in chain if link.prefix or link.device or link.visitor]
         networks = {link.prefix for link in members if link.prefix}
