@@ -35,8 +35,8 @@ SOFT = 0.3
 #: Why a referrer is under review, by the finding's source (gateway.flags sources), for people.
 SOURCES = {
     "clicks": "most clicks on their links looked suspicious",
-    "tree:self": "accounts joined under them from their own device",
-    "tree:chain": "a fast chain of joins from few phones or networks",
+    "tree:self": "accounts joined under them from their own device or one phone",
+    "tree:chain": "a chain of joins from few phones or networks",
     "tree:burst": "a burst of joins from few devices or networks",
     "tree:ring": "sharers converting each other's links",
     "tree:prefix": "a network filled with joins under them",

@@ -5,8 +5,9 @@ The flagger and the tree watch find referrers worth a reviewer's time off the cl
 replay, on the log's clock); reviewers decide. Their conclusions are kept in one hash per
 campaign (``keys.CampaignKeys.referrer_risk``: numeric referrer id -> ``<state>|<score>|<source>``)
 that ``click.lua`` reads with one HGET in the click's own round trip, so a later click on the
-sharer's link knows it (``History.referrer_review``): the model scores it as a feature and a rule
-names it for people (detectors.review). States:
+sharer's link knows it (``History.referrer_review``): detectors.review decides what that does
+(no credit for findings about the sharer's own conduct, features for the model, a reason for
+people). States:
 
 - ``open``: under review: the referrer's own flag, or membership of a flagged chain, ring or
   burst (a cluster of accounts found together); the score is the finding's;
@@ -14,7 +15,8 @@ names it for people (detectors.review). States:
   fraudulent: it stays until a reviewer says otherwise;
 - ``suspect``: a suspicion about the sharer's links that is no accusation and raises no flag
   (their link is opened from public web pages: posted on a forum, by them or by someone who
-  scraped it); the model weighs it, nothing is denied for it alone;
+  scraped it); the model weighs it, and only clicks that themselves come from a public page
+  earn nothing;
 - a ``legit`` decision on the referrer clears the entry, and later findings from the same flag
   cannot bring it back (a decided flag is not raised again).
 

@@ -149,7 +149,7 @@ def test_the_tip_of_a_flagged_chain_is_under_review_before_its_own_link_is_click
     assert world.services.flags.status_of(world.campaign_id, "referrer", "link9") is None
     event = stranger_click(world, "link9", 30)
     assert event["decision"] == "deny_credit"
-    assert any("a fast chain of joins" in r for r in event["reasons"])
+    assert any("a chain of joins from few phones" in r for r in event["reasons"])
     # Deciding the chain legit clears its members (none has an open flag of its own left).
     chain = next(
         f for f in world.services.flags.find([world.campaign_id])[0] if f.subject[:6] == "chain:"
