@@ -438,37 +438,3 @@ def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: W
     assert referrer_flags(flags) == {"seedsharer"}
     sharer = next(f for f in flags if f.kind == "referrer")
     assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
-
-
-def test_one_home_signing_up_under_a_group_who_invited_each_other_is_a_ring(
-    world: World,
-) -> None:
-    # Ann invited Ben, Ben invited Cat (each on their own phone and network); then spare phones
-    # in one flat sign up accounts on their links, in turns, an evening apart (one at a time
-    # the flat is a home: a few browsers an hour, not a carrier NAT's crowd).
-    parent = "organiser"
-    for n, name in enumerate(("ann", "ben", "cat")):
-        world.join(name, parent, ip=f"100.64.{n}.{n + 20}", ua=android(f"{name.upper()}-1"))
-        parent = name
-    flat = "203.0.113.160"
-    for n, name in enumerate(("ann", "ben", "cat", "ann", "cat")):
-        world.clock += 2 * 3600
-        world.join(f"spare{n}", name, ip=flat, ua=android(f"SPARE-{n}"), delay=60.0)
-    # A household of five joining under four friends who do not know each other is not one,
-    # nor a family of four joining under three friends who do (a circle of friends).
-    home = "203.0.113.161"
-    for n, friend in enumerate(("wu", "xu", "yan", "zhou", "xu")):
-        world.join(f"resident{n}", friend, ip=home, ua=android(f"HOME-{n}"))
-    world.join("dan", "zhou", ip="100.64.9.9", ua=android("DAN-1"))
-    world.join("eve", "dan", ip="100.64.9.10", ua=android("EVE-1"))
-    family = "203.0.113.162"
-    for n, friend in enumerate(("zhou", "zhou", "dan", "eve")):
-        world.join(f"family{n}", friend, ip=family, ua=android(f"FAMILY-{n}"))
-    flags = world.examine()
-    rings = of(flags, "cluster", "ring:home:")
-    assert len(rings) == 1 and set(rings[0].members) == {"ann", "ben", "cat"}
-    assert (
-        "4 accounts from one home joined under 3 sharers who invited each other"
-        in (rings[0].reasons[0])
-    )
-    assert referrer_flags(flags) == {"ann", "ben", "cat"}
