@@ -9,8 +9,7 @@ is examined once, in order, with O(depth) reads:
   networks;
 - star bursts: many children under one sharer within minutes, sharing devices, networks or a
   clockwork rhythm;
-- rings: sharers whose own devices (or homes) converted on each other's links, in a cycle; and
-  one home signing up accounts under several outside sharers who invited each other;
+- rings: sharers whose own devices converted on each other's links, in a cycle;
 - clusters: participants sharing one browser, or a network prefix filled with joins under one
   sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not);
 - a scripted pace: most of a sharer's sign-ups arriving seconds after their clicks.
@@ -66,11 +65,6 @@ INDEX_TTL = 7 * 86400
 SELF_REFERRAL_MIN = 2
 #: Sharers a ring closed by a home's address (not a device) must have.
 HOME_RING_MIN = 3
-#: Outside sharers (who did not join from the home themselves), related to each other by
-#: invitation, under whom one home's address signed up accounts before they are a ring, and
-#: the accounts it signed up besides the first (whoever lives there): more than a family.
-HOME_GROUP_MIN = 3
-HOME_GROUP_ACCOUNTS = 4
 #: Accounts joined under one sharer from one phone that is not known as the sharer's (a sharer
 #: who never joined through a link has no known devices) before the sharer is flagged: two is
 #: a parent and a child signing up on one phone.
@@ -149,7 +143,6 @@ class TreeWatch(FlaggingJob):
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
-            *self._home_group(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
             *self._pace(ck, join),
@@ -340,59 +333,6 @@ class TreeWatch(FlaggingJob):
                     FlagCandidate("referrer", m, 0.85, (why,), source="tree:ring") for m in members
                 ]
         return found
-
-    def _home_group(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        """One home (not a carrier NAT) signing up accounts under several sharers from outside it
-        who all invited one another: a group taking turns on each other's links from spare phones.
-        A family inviting each other at home, or joining under unrelated friends, is neither."""
-        if not join.home or not join.ip:
-            return []
-        key = ck.home_joins(join.ip)
-        # The first participant from the home (whoever lives there) is not counted: their own
-        # invitation is no sign of anything.
-        if not self._redis.exists(key):
-            self._redis.hset(key, "", join.user)
-        self._redis.hset(key, join.user, join.parent)
-        self._redis.expire(key, INDEX_TTL)
-        joins = {k.decode(): v.decode() for k, v in self._redis.hgetall(key).items()}
-        first = joins.pop("", "")
-        joins.pop(first, None)
-        outside = sorted(set(joins.values()) - set(joins) - {first})
-        if len(joins) < HOME_GROUP_ACCOUNTS or len(outside) < HOME_GROUP_MIN:
-            return []
-        pipe = self._redis.pipeline(transaction=False)
-        for sharer in outside:
-            pipe.hget(ck.participant(sharer), "path")
-        lineage = {
-            sharer: set((path or b"").decode().split("/")) - {""}
-            for sharer, path in zip(outside, pipe.execute(), strict=True)
-        }
-        related = all(
-            any(
-                other in lineage[sharer] or sharer in lineage[other]
-                for other in outside
-                if other != sharer
-            )
-            for sharer in outside
-        )
-        if not related:
-            return []
-        members = tuple(outside)
-        why = (
-            f"{len(joins)} accounts from one home joined under {len(members)} sharers who invited "
-            f"each other ({', '.join(members[:5])})"
-        )
-        return [
-            FlagCandidate(
-                "cluster",
-                f"ring:home:{join.ip[:12]}",
-                0.85,
-                (why,),
-                members=members,
-                source="tree:ring",
-            ),
-            *(FlagCandidate("referrer", m, 0.85, (why,), source="tree:ring") for m in members),
-        ]
 
     def _cycle(
         self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1

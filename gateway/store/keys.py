@@ -171,10 +171,6 @@ class CampaignKeys:
         address|agent at a home's address)."""
         return f"{self.tag}:phone-joins:{participant}:{phone}"
 
-    def home_joins(self, address: str) -> str:
-        """Hash participant -> parent of the joins from one home's address (salted hash)."""
-        return f"{self.tag}:home-joins:{address}"
-
     def ring_edges(self, participant: str) -> str:
         """Set of sharers on whose links this participant's own devices converted."""
         return f"{self.tag}:ring-edges:{participant}"
