@@ -69,6 +69,14 @@ class History:
     campaign_1h: int = 0
     #: Times of the referrer's latest clicks, newest first (this click included).
     recent_times: tuple[float, ...] = ()
+    #: What review and off-path analysis (flagger, tree watch) concluded about the referrer so
+    #: far: "" (nothing), "suspect" (a suspicion that raised no flag, e.g. their link is posted
+    #: on public pages), "open" (under review: their own flag, or membership of a flagged
+    #: chain, ring or burst), "fraud" (decided by a reviewer); the finding's score and source
+    #: (e.g. "tree:ring"). A "legit" decision clears it.
+    referrer_review: str = ""
+    referrer_review_score: float = 0.0
+    referrer_review_source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

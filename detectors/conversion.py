@@ -11,6 +11,13 @@ from detectors.base import NOTHING, Signal
 #: Seconds from click to conversion below which no person signs up.
 TOO_FAST = 3.0
 SUSPICIOUSLY_FAST = 8.0
+#: A sign-up this soon after its click is quick for a person (read the page, type a phone number,
+#: wait for the code); one now and then is a practised person, most of a sharer's sign-ups being
+#: this quick is a script working their link (gateway.trees).
+QUICK_JOIN = 15.0
+#: Sign-ups under one sharer before their pace means anything, and the quick share that flags.
+QUICK_MIN = 5
+QUICK_SHARE = 0.6
 
 
 def conversion_time_signal(delay: float) -> Signal:

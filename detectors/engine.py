@@ -8,7 +8,8 @@ the model thinks. Reasons list every rule that fired and the model's strongest f
 Decisions, cheapest harm first:
 - ``allow``: redirect, the referrer may be credited.
 - ``deny_credit``: redirect as usual, no credit. Used for self-referral (a person, but their own
-  link) and moderately suspicious clicks. Nothing tells a fraudster they were caught.
+  link), clicks on the link of a sharer under review or found cheating (detectors.review), and
+  moderately suspicious clicks. Nothing tells a fraudster they were caught.
 - ``challenge``: an interstitial a person passes with one tap; conversions from it are held for
   review rather than credited.
 - ``block``: a 403 page; only for clear abuse (automation, floods, datacenter floods).
@@ -27,12 +28,14 @@ from detectors.features import features
 from detectors.headers import HeaderConsistencyDetector
 from detectors.model import ExportedModel
 from detectors.network import NetworkDetector
+from detectors.review import ReferrerReviewDetector
 from detectors.selfreferral import SelfReferralDetector
 from detectors.timing import TimingRegularityDetector
 from detectors.velocity import VelocityDetector
 
-#: Signal kinds that put a floor under the score whatever the model says.
-HARD_KINDS = frozenset({"automation", "flood", "self", "spoofing"})
+#: Signal kinds that put a floor under the score whatever the model says ("referrer": the
+#: sharer is under review or was found cheating; detectors.review).
+HARD_KINDS = frozenset({"automation", "flood", "self", "spoofing", "referrer"})
 #: Signal kinds that may lead to a block (clear abuse, not a person).
 BLOCKABLE_KINDS = frozenset({"automation", "flood"})
 
@@ -129,6 +132,7 @@ def decide(
 def default_detectors() -> list[Detector]:
     return [
         CrawlerDetector(),
+        ReferrerReviewDetector(),
         NetworkDetector(),
         HeaderConsistencyDetector(),
         SelfReferralDetector(),

@@ -48,7 +48,13 @@ FEATURE_NAMES: tuple[str, ...] = (
     "referrer_share",
     "referrer_steadiness",
     "log_referrer_prev_1h",
+    "referrer_review",
+    "referrer_suspicion",
 )
+
+#: Sources of findings about a sharer's own conduct (gateway.trees; "review": a reviewer's fraud
+#: decision), as against the crowd their link draws (detectors.review).
+CONDUCT = frozenset({"tree:self", "tree:chain", "tree:ring", "tree:fast", "review"})
 
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
 _APP_REFERERS = (
@@ -107,7 +113,23 @@ def features(click: ClickInput, history: History) -> list[float]:
         history.referrer_1h / max(history.campaign_1h, history.referrer_1h, 1),
         steadiness(history, click.ts),
         _log(history.referrer_prev_1h),
+        # Fed back from off the path (detectors.review): the score of a finding about the
+        # sharer's own conduct they are under review for (alternate accounts, rings, chains:
+        # their clicks may look clean), 1 once a reviewer decided they cheated. Findings about
+        # the crowd their link draws are not fed back: the model scores those clicks directly,
+        # and honest viral sharers and victims of spam draw such crowds too.
+        review_score(history),
+        # ... or the score of a suspicion that raised no flag (a link posted on public pages).
+        history.referrer_review_score if history.referrer_review == "suspect" else 0.0,
     ]
+
+
+def review_score(history: History) -> float:
+    if history.referrer_review == "fraud":
+        return 1.0
+    if history.referrer_review == "open" and history.referrer_review_source in CONDUCT:
+        return history.referrer_review_score
+    return 0.0
 
 
 def local_hour(ts: float) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from detectors.review import REASON_PREFIX, fed_back
+
 #: A click at or above this score counts as suspicious in a referrer's tally.
 SUSPICIOUS = 0.5
 #: A referrer is flagged with at least this many suspicious clicks making up this share.
@@ -22,6 +24,12 @@ MIN_SHARE = 0.3
 MIN_SELF = 3
 #: A lone click this suspicious is flagged on its own (when its referrer is not flagged).
 CLICK_FLAG_SCORE = 0.9
+#: Clicks arriving from public web pages (an external Referer: a forum, a deal site) before a
+#: sharer's link counts as posted publicly, and their least share of the sharer's clicks. Friends
+#: open links in chat apps; a link on a public page reaches strangers far beyond the sharer's
+#: reach. No flag: the sharer may be the one who posted it or someone whose link was scraped.
+POSTED_MIN = 10
+POSTED_SHARE = 0.1
 
 
 @dataclass
@@ -31,10 +39,15 @@ class ReferrerTally:
     blocked: int = 0
     self_clicks: int = 0
     detectors: Counter[str] = field(default_factory=Counter)
+    #: Clicks that came from a public web page (an external Referer).
+    external: int = 0
 
-    def add(self, score: float, decision: str, reasons: list[str]) -> None:
+    def add(
+        self, score: float, decision: str, reasons: list[str], *, external: bool = False
+    ) -> None:
         self.clicks += 1
-        if score >= SUSPICIOUS:
+        self.external += external
+        if score >= SUSPICIOUS and not _owed_to_review(reasons):
             self.suspicious += 1
             for reason in reasons:
                 self.detectors[reason.partition(":")[0]] += 1
@@ -45,6 +58,22 @@ class ReferrerTally:
             for reason in reasons
         ):
             self.self_clicks += 1
+
+
+def _owed_to_review(reasons: list[str]) -> bool:
+    """A click whose suspicion may come from the sharer being under review already (the model
+    reads that too): no new evidence against them unless another rule fired as well."""
+    return fed_back(reasons) and all(
+        reason.startswith((REASON_PREFIX, "model:")) for reason in reasons
+    )
+
+
+def posted_share(tally: ReferrerTally) -> float | None:
+    """The share of a sharer's clicks from public web pages when their link looks posted
+    publicly, else None."""
+    if tally.external < POSTED_MIN or tally.external < tally.clicks * POSTED_SHARE:
+        return None
+    return round(tally.external / tally.clicks, 4)
 
 
 @dataclass(frozen=True)

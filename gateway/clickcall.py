@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from detectors.base import ClickInput, History
 from gateway.events import ClickEvent
+from gateway.referrer_risk import parse_risk
 from gateway.store import keys
 
 Arg = str | bytes | int
@@ -79,6 +80,7 @@ def history_keys(ck: keys.CampaignKeys, click: ClickInput) -> list[str]:
         ck.sharer_networks(referrer_id),
         ck.referrer_times(referrer_id),
         f"{referrer}h{ts // 3600 - 1}",
+        ck.referrer_risk,
     ]
 
 
@@ -107,7 +109,8 @@ def device_key(ip_hash: str, ua: str) -> str:
 def parse_history(reply: Sequence[object]) -> History:
     """The history part of a ``click.lua`` reply (after version, generation, recorded)."""
     n = [int(value) for value in reply[3:19]]  # type: ignore[call-overload]
-    times = tuple(float(value) for value in reply[19:])  # type: ignore[arg-type]
+    review, review_score, review_source = parse_risk(reply[19])  # type: ignore[arg-type]
+    times = tuple(float(value) for value in reply[20:])  # type: ignore[arg-type]
     return History(
         available=True,
         visitor_1m=n[0],
@@ -127,4 +130,7 @@ def parse_history(reply: Sequence[object]) -> History:
         referrer_prev_1h=n[14],
         campaign_1h=n[15],
         recent_times=times,
+        referrer_review=review,
+        referrer_review_score=review_score,
+        referrer_review_source=review_source,
     )

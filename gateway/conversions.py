@@ -20,6 +20,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from detectors.conversion import conversion_time_signal
+from detectors.review import only_under_review
 from gateway.campaigns import Campaign, CampaignService
 from gateway.clickcall import device_key
 from gateway.errors import ApiError
@@ -69,6 +70,10 @@ def creditable(event: dict[str, Any], now: float) -> str:
     """Whether the click may earn its sharer credit: 'credit', 'hold:<why>' or 'deny:<why>'."""
     if event.get("outcome") not in ("redirect", "fallback", "challenge"):
         return f"deny:click_{event.get('outcome', 'unknown')}"
+    if event.get("decision") == "deny_credit" and only_under_review(event.get("reasons") or ()):
+        # Denied for nothing but the sharer being under review: the review settles it (a legit
+        # decision releases it, a fraud decision denies it).
+        return "hold:referrer_under_review"
     if event.get("decision") in ("deny_credit", "block"):
         return "deny:click_denied"
     if not event.get("scored", True):

@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 
-from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
+from detectors.features import external_referer
+from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, posted_share, referrer_finding
+from detectors.review import fed_back
 from gateway.campaigns import Campaign
 from gateway.flags import FlagCandidate
 from gateway.jobs import FlaggingJob
+from gateway.referrer_risk import ReferrerRisk
 from gateway.store import keys
 from gateway.store.follow import follow
 
@@ -24,6 +27,9 @@ BATCH = 5000
 
 
 class Flagger(FlaggingJob):
+    #: Where suspicions that raise no flag go (a link posted on public pages), for the click path.
+    risk: ReferrerRisk | None = None
+
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
         return follow(
@@ -45,8 +51,18 @@ class Flagger(FlaggingJob):
             referrer = fields[b"r"].decode()
             if event["outcome"] not in ("redirect", "fallback", "challenge", "blocked"):
                 continue
-            batch[referrer].add(event["score"], event["decision"], event["reasons"])
-            if event["score"] >= CLICK_FLAG_SCORE and event["decision"] != "block":
+            batch[referrer].add(
+                event["score"],
+                event["decision"],
+                event["reasons"],
+                external=external_referer(event.get("referer") or ""),
+            )
+            if (
+                event["score"] >= CLICK_FLAG_SCORE
+                and event["decision"] != "block"
+                # its sharer is under review already: that flag covers the click
+                and not fed_back(event["reasons"])
+            ):
                 lone.append((referrer, event))
         pipe = self._redis.pipeline(transaction=False)
         for referrer, tally in batch.items():
@@ -55,6 +71,7 @@ class Flagger(FlaggingJob):
             pipe.hincrby(key, "suspicious", tally.suspicious)
             pipe.hincrby(key, "blocked", tally.blocked)
             pipe.hincrby(key, "self", tally.self_clicks)
+            pipe.hincrby(key, "external", tally.external)
             for name, count in tally.detectors.items():
                 pipe.hincrby(key, f"d:{name}", count)
         pipe.execute()
@@ -62,6 +79,9 @@ class Flagger(FlaggingJob):
         flagged_referrers = set()
         for referrer in batch:
             tally = self._tally(ck, referrer)
+            share = posted_share(tally)
+            if share is not None and self.risk is not None:
+                self.risk.suspect(campaign.id, referrer, share, "clicks:posted")
             finding = referrer_finding(tally)
             if finding is None:
                 continue
@@ -115,5 +135,6 @@ class Flagger(FlaggingJob):
             suspicious=raw.get("suspicious", 0),
             blocked=raw.get("blocked", 0),
             self_clicks=raw.get("self", 0),
+            external=raw.get("external", 0),
             detectors=Counter({k[2:]: v for k, v in raw.items() if k.startswith("d:")}),
         )

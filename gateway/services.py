@@ -30,6 +30,7 @@ from gateway.models import ModelRegistry
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
+from gateway.referrer_risk import ReferrerRisk
 from gateway.rewards import RewardService
 from gateway.settings import Settings
 from gateway.sharelinks import ShareLinkService
@@ -73,6 +74,8 @@ class Services:
     metrics: Metrics
     admission: Admission
     webhooks: WebhookService
+    #: Flags and decisions fed back to the click path (gateway.referrer_risk).
+    referrer_risk: ReferrerRisk
     closed: bool = False
 
     @classmethod
@@ -114,6 +117,11 @@ class Services:
         rewards = RewardService(store.main)
         flags.raise_listeners.append(rewards.on_flag_raised)
         flags.listeners.append(rewards.on_decision)
+        # What flags and decisions say about a sharer reaches the click path (click.lua reads it).
+        referrer_risk = ReferrerRisk(store.main, flags)
+        flags.raise_listeners.append(referrer_risk.on_flag_raised)
+        flags.listeners.append(referrer_risk.on_decision)
+        flagger.risk = referrer_risk
         trees = TreeWatch(store.main, campaigns, flags)
         models = ModelRegistry(store.main)
         engine = gateway.engine
@@ -166,6 +174,7 @@ class Services:
                 settings.max_in_flight, settings.max_in_flight_other, settings.max_queue_wait
             ),
             webhooks=webhooks,
+            referrer_risk=referrer_risk,
             store=store,
             codec=codec,
             campaigns=campaigns,

@@ -11,7 +11,8 @@ is examined once, in order, with O(depth) reads:
   clockwork rhythm;
 - rings: sharers whose own devices converted on each other's links, in a cycle;
 - clusters: participants sharing one browser, or a network prefix filled with joins under one
-  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not).
+  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not);
+- a scripted pace: most of a sharer's sign-ups arriving seconds after their clicks.
 
 Findings become ``referrer``, ``participant`` and ``cluster`` flags (with members); raising a
 flag holds the rewards it touches (gateway.rewards).
@@ -22,9 +23,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import orjson
+
+from detectors.conversion import QUICK_JOIN, QUICK_MIN, QUICK_SHARE
+from detectors.selfreferral import SMALL_NETWORK
 from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import FlagCandidate, FlagService
 from gateway.jobs import FlaggingJob
@@ -39,6 +44,13 @@ CHAIN_MIN = 5
 #: A fast chain from few networks but many devices is flagged only from this length on.
 CHAIN_LONG = 9
 CHAIN_MAX_SOURCES = 2
+#: Slow chains: links joined within this many seconds of their parent (an operator pausing like
+#: a person between accounts). Judged on sources alone, with more links needed: a household
+#: passes one or two phones down a few generations over an evening, and friends of friends in
+#: one town may share a carrier's NAT for a few more.
+SLOW_CHAIN_GAP = 3 * 3600
+SLOW_CHAIN_MIN = 8
+SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
 BURST_MIN = 8
@@ -51,6 +63,12 @@ PREFIX_SHARE_OF_SHARER = 0.5
 INDEX_TTL = 7 * 86400
 #: Accounts joined from the sharer's own device before the sharer is flagged.
 SELF_REFERRAL_MIN = 2
+#: Sharers a ring closed by a home's address (not a device) must have.
+HOME_RING_MIN = 3
+#: Accounts joined under one sharer from one phone that is not known as the sharer's (a sharer
+#: who never joined through a link has no known devices) before the sharer is flagged: two is
+#: a parent and a child signing up on one phone.
+ONE_PHONE_MIN = 3
 
 
 #: Joins kept per process for the detectors' rereads (about 300 bytes each).
@@ -69,6 +87,7 @@ def _parse_join(user: str, raw: dict[bytes, bytes]) -> Join | None:
         device=data.get("device", ""),
         prefix=data.get("prefix", ""),
         path=tuple(p for p in data.get("path", "").split("/") if p),
+        click=data.get("click", ""),
     )
 
 
@@ -82,6 +101,13 @@ class Join:
     device: str
     prefix: str
     path: tuple[str, ...]
+    #: The click the participant joined through, and from its record: when it was made, the
+    #: address (salted hash) and whether that address is a home's (a few browsers behind it
+    #: that hour, not a carrier NAT); filled when the join is examined.
+    click: str = ""
+    clicked: float | None = None
+    ip: str = ""
+    home: bool = False
 
 
 class TreeWatch(FlaggingJob):
@@ -141,14 +167,29 @@ class TreeWatch(FlaggingJob):
             found = {}
         return [cache.get(user, found.get(user)) for user in users]
 
+    def _with_click(self, ck: keys.CampaignKeys, join: Join) -> Join:
+        raw = self._redis.get(ck.click(join.click)) if join.click else None
+        if raw is None:
+            return join  # the click's record is gone (or the join was imported)
+        event = orjson.loads(raw)
+        ip, clicked = event.get("ip_hash") or "", float(event["ts"])
+        home = False
+        if ip:
+            behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
+            home = 1 <= behind <= SMALL_NETWORK
+        return replace(join, clicked=clicked, ip=ip, home=home)
+
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
+        join = self._with_click(ck, join)
         found = [
             *self._self_referral(ck, join),
+            *self._one_phone(ck, join),
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
+            *self._pace(ck, join),
         ]
         self._remember(ck, join)
         raised = 0
@@ -196,29 +237,60 @@ class TreeWatch(FlaggingJob):
             )
         return found
 
+    def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        # A browser is one phone anywhere; an address-and-agent only at a home's address (behind
+        # a carrier NAT, strangers with one phone model and app version look alike).
+        phones = [join.visitor, join.device if join.home else ""]
+        most: list[str] = []
+        for phone in filter(None, phones):
+            key = ck.phone_joins(join.parent, phone)
+            self._redis.sadd(key, join.user)
+            self._redis.expire(key, INDEX_TTL)
+            members = sorted(m.decode() for m in self._redis.smembers(key))
+            most = max(most, members, key=len)
+        if len(most) < ONE_PHONE_MIN:
+            return []
+        why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
+        return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
+
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # Walk up from the new participant while each link joined soon after its parent.
+        chain = self._walk(ck, join, CHAIN_GAP)
+        found = self._judge_chain(chain, CHAIN_MIN, CHAIN_LONG)
+        if not found and len(chain) == len(join.path) + 1:
+            return []  # the fast walk reached the root: a slow walk finds nothing longer
+        if not found:
+            # The same few phones or networks behind a deep chain grown at a person's pace.
+            slow = self._walk(ck, join, SLOW_CHAIN_GAP)
+            if len(slow) > len(chain):
+                found = self._judge_chain(slow, SLOW_CHAIN_MIN, SLOW_CHAIN_LONG)
+        return found
+
+    def _walk(self, ck: keys.CampaignKeys, join: Join, gap: float) -> list[Join]:
+        """Up from the new participant while each link joined within ``gap`` of its parent."""
         chain = [join]
         ancestors = list(reversed(join.path))[:41]
         for ancestor, above in zip(ancestors, self._joins(ck, ancestors), strict=True):
             if len(chain) > 40:
                 break
-            if above is None or chain[-1].ts - above.ts > CHAIN_GAP:
+            if above is None or chain[-1].ts - above.ts > gap:
                 if above is None:
-                    # A root: include it when the chain below it was fast.
+                    # A root: include it when the chain below it was quick enough.
                     root = self._redis.hget(ck.participant(ancestor), "joined")
-                    if root is not None and chain[-1].ts - float(root) <= CHAIN_GAP:
+                    if root is not None and chain[-1].ts - float(root) <= gap:
                         chain.append(Join(ancestor, "", float(root), "", "", "", ()))
                 break
             chain.append(above)
-        if len(chain) < CHAIN_MIN:
+        return chain
+
+    def _judge_chain(self, chain: list[Join], shortest: int, long: int) -> list[FlagCandidate]:
+        if len(chain) < shortest:
             return []
         members = [link for link in chain if link.prefix or link.device or link.visitor]
         networks = {link.prefix for link in members if link.prefix}
         phones = _phones(members)
         few_devices = phones <= CHAIN_MAX_SOURCES
         # Few networks alone is what carrier NAT does to honest friends: only a long chain counts.
-        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= CHAIN_LONG
+        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= long
         if not (few_devices or few_networks):
             return []
         names = tuple(link.user for link in reversed(chain))
@@ -272,13 +344,20 @@ class TreeWatch(FlaggingJob):
         ]
 
     def _ring(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # An edge X -> P: sharer X's own device converted on P's link.
+        # An edge X -> P: sharer X's own device converted on P's link, or (weaker) a device at
+        # X's home did: a spare phone behind the address X joined from, a home's and not a
+        # carrier NAT's.
         owners = self._owners(ck, join) - {join.user, join.parent}
+        home = self._home_owner(ck, join)
+        home_only = {home} - owners - {join.user, join.parent, ""}
         found: list[FlagCandidate] = []
-        for owner in owners:
+        for owner in owners | home_only:
             self._redis.sadd(ck.ring_edges(owner), join.parent)
             self._redis.expire(ck.ring_edges(owner), INDEX_TTL)
-            cycle = self._cycle(ck, start=join.parent, target=owner)
+            # Two households signing up on each other's links is what friends do: a home edge
+            # closes a ring only of three sharers or more.
+            shortest = 1 if owner not in home_only else HOME_RING_MIN - 1
+            cycle = self._cycle(ck, start=join.parent, target=owner, shortest=shortest)
             if cycle:
                 members = tuple(sorted({owner, *cycle}))
                 why = (
@@ -299,15 +378,18 @@ class TreeWatch(FlaggingJob):
                 ]
         return found
 
-    def _cycle(self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5) -> list[str]:
-        """A path start -> ... -> target along ring edges (length <= limit), or []."""
+    def _cycle(
+        self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1
+    ) -> list[str]:
+        """A path start -> ... -> target along ring edges of at least ``shortest`` and at most
+        ``limit`` sharers before the target, or []."""
         frontier: list[list[str]] = [[start]]
-        seen = {start}
+        seen = {start, target}
         for _ in range(limit):
             following: list[list[str]] = []
             for path in frontier:
                 for nxt in (n.decode() for n in self._redis.smembers(ck.ring_edges(path[-1]))):
-                    if nxt == target:
+                    if nxt == target and len(path) >= shortest:
                         return path
                     if nxt not in seen and len(seen) < 200:
                         seen.add(nxt)
@@ -368,6 +450,21 @@ class TreeWatch(FlaggingJob):
             FlagCandidate("referrer", parent, 0.75, (why,), source="tree:prefix"),
         ]
 
+    def _pace(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        if join.clicked is None:
+            return []
+        delay = join.ts - join.clicked
+        key = ck.join_pace(join.parent)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hincrby(key, "joins", 1)
+        pipe.hincrby(key, "quick", 1 if 0 <= delay < QUICK_JOIN else 0)
+        pipe.expire(key, INDEX_TTL)
+        joins, quick, _ = pipe.execute()
+        if joins < QUICK_MIN or quick < joins * QUICK_SHARE:
+            return []
+        why = f"{quick} of {joins} sign-ups under them came within {QUICK_JOIN:.0f} s of the click"
+        return [FlagCandidate("referrer", join.parent, 0.8, (why,), source="tree:fast")]
+
     # -- indexes --------------------------------------------------------------------------------
 
     def _owners(self, ck: keys.CampaignKeys, join: Join) -> set[str]:
@@ -377,9 +474,17 @@ class TreeWatch(FlaggingJob):
             return set()
         return {o.decode() for o in self._redis.hmget(ck.device_owners, ids) if o is not None}
 
+    def _home_owner(self, ck: keys.CampaignKeys, join: Join) -> str:
+        """The participant who first joined from this join's address, when it is a home's."""
+        if not join.home:
+            return ""
+        owner = self._redis.hget(ck.device_owners, "ip:" + join.ip)
+        return owner.decode() if owner is not None else ""
+
     def _remember(self, ck: keys.CampaignKeys, join: Join) -> None:
-        """The new participant owns their browser and device (first owner wins)."""
-        for device in (join.visitor, join.device):
+        """The new participant owns their browser and device, and their home's address (first
+        owner wins)."""
+        for device in (join.visitor, join.device, "ip:" + join.ip if join.home else ""):
             if device:
                 self._redis.hsetnx(ck.device_owners, device, join.user)
 

@@ -72,6 +72,7 @@ def test_the_click_path_names_history_keys_as_the_key_module_does() -> None:
         ck.sharer_networks(42),
         ck.referrer_times(42),
         ck.velocity("r", 42, f"h{hour - 1}"),
+        ck.referrer_risk,
     ]
     anonymous = dataclasses.replace(click, visitor_id=None)
     assert history_keys(ck, anonymous)[:2] == [

@@ -352,3 +352,89 @@ def test_three_participants_from_one_browser(world: World) -> None:
     assert referrer_flags(flags) == set()
     assert all(world.reward(f"p{n}") == "held" for n in range(3))
     assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
+
+
+# -- slow chains and a scripted pace ------------------------------------------------------------
+
+
+def test_a_slow_chain_from_one_phone_is_flagged_and_honest_slow_chains_are_not(
+    world: World,
+) -> None:
+    # An operator growing a chain at a person's pace (40 minutes between accounts) on one phone.
+    phone = ("198.51.100.9", android("Pixel 7"))
+    # Friends of friends at the same pace, each on their own phone, all behind one carrier NAT.
+    parent, honest_parent = "seed", "origin"
+    for n in range(8):
+        world.clock += 40 * 60
+        world.join(f"slow{n}", parent, ip=phone[0], ua=phone[1], delay=60.0)
+        parent = f"slow{n}"
+        world.join(
+            f"friend{n}", honest_parent, ip=f"100.64.{n % 2}.{n + 10}", ua=android(f"F{n}X"),
+            delay=90.0,
+        )  # fmt: skip
+        honest_parent = f"friend{n}"
+    flags = world.examine()
+    chains = of(flags, "cluster", "chain:")
+    assert len(chains) == 1 and {f"slow{n}" for n in range(8)} <= set(chains[0].members)
+    assert "1 phone(s)" in chains[0].reasons[0]
+    assert not any(member.startswith("friend") for member in chains[0].members)
+    assert not {f"friend{n}" for n in range(8)} & referrer_flags(flags)
+
+
+def test_a_sharer_whose_sign_ups_come_seconds_after_the_click_is_flagged(world: World) -> None:
+    for n in range(6):  # a script signing up accounts 8 s after each click
+        world.join(f"bot{n}", "customer", ip=f"198.18.{n}.9", ua=android(f"B{n}"), delay=8.0)
+    for n in range(6):  # people read the page first; one of them is quick
+        delay = 12.0 if n == 0 else 45.0 + 20 * n
+        world.join(f"p{n}", "honest", ip=f"203.0.{n}.9", ua=android(f"P{n}"), delay=delay)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"customer"}
+    flag = next(f for f in flags if f.subject == "customer")
+    assert "6 of 6 sign-ups under them came within 15 s of the click" in flag.reasons
+    assert all(world.reward(f"bot{n}") in ("held", "denied") for n in range(6))
+    assert all(world.reward(f"p{n}") == "credited" for n in range(6))
+
+
+def test_a_ring_signing_up_on_spare_phones_at_home_is_flagged(world: World) -> None:
+    homes = {"ann": "198.51.100.71", "ben": "198.51.100.72", "cat": "198.51.100.73"}
+    for name, ip in homes.items():
+        world.join(name, "organiser", ip=ip, ua=android(f"{name.upper()}-1"))
+    # Each sharer's spare phone (another model, fresh browser) at home signs up on another
+    # one's link: no device of theirs is involved, only their home's address. Ann and Ben on
+    # each other's first (two households: not yet a ring), then Cat joins in.
+    for n, (name, target) in enumerate((("ann", "ben"), ("ben", "ann"), ("ben", "cat"))):
+        world.join(f"{name}-alt{n}", target, ip=homes[name], ua=android(f"{name.upper()}-S"))
+    assert of(world.examine(), "cluster", "ring:") == []
+    world.join("cat-alt", "ann", ip=homes["cat"], ua=android("CAT-S"))
+    flags = world.examine()
+    rings = of(flags, "cluster", "ring:")
+    assert len(rings) == 1 and set(rings[0].members) == set(homes)
+    assert set(homes) <= referrer_flags(flags)
+
+
+def test_two_households_signing_up_on_each_others_links_are_not_a_ring(world: World) -> None:
+    # The Lis and the Wangs are friends: a Li joins through a Wang's link, a Wang through a
+    # Li's, and the second Li through a Wang's, all from their homes' Wi-Fi.
+    li, wang = "198.51.100.81", "198.51.100.82"
+    world.join("li1", "someone", ip=li, ua=android("LI-1"))
+    world.join("wang1", "li1", ip=wang, ua=android("WANG-1"))
+    world.join("li2", "wang1", ip=li, ua=android("LI-2"))
+    world.join("wang2", "li1", ip=wang, ua=android("WANG-2"))
+    flags = world.examine()
+    assert of(flags, "cluster", "ring:") == [] and referrer_flags(flags) == set()
+
+
+def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: World) -> None:
+    # The sharer never joined through a link (no known device): their alternate accounts all
+    # come from one Android phone at home.
+    phone, home = android("2211133C"), "203.0.113.150"
+    for n in range(3):
+        world.join(f"alt{n}", "seedsharer", ip=home, ua=phone)
+    # A parent and a child on one phone under another sharer: two accounts, not flagged.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.151", ua=family)
+    world.join("kid", "aunt", ip="203.0.113.151", ua=family)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"seedsharer"}
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons

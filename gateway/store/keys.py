@@ -205,6 +205,11 @@ class CampaignKeys:
         """Set of participants who joined under this one from this one's own browser or device."""
         return f"{self.tag}:own-device-joins:{participant}"
 
+    def phone_joins(self, participant: str, phone: str) -> str:
+        """Set of participants who joined under this one from one phone (browser id, or
+        address|agent at a home's address)."""
+        return f"{self.tag}:phone-joins:{participant}:{phone}"
+
     def ring_edges(self, participant: str) -> str:
         """Set of sharers on whose links this participant's own devices converted."""
         return f"{self.tag}:ring-edges:{participant}"
@@ -216,6 +221,11 @@ class CampaignKeys:
     def prefix_joins(self, prefix: str, hour: int) -> str:
         """Hash participant -> parent of the joins from one network prefix in one hour."""
         return f"{self.tag}:prefix-joins:{prefix}:{hour}"
+
+    def join_pace(self, participant: str) -> str:
+        """Hash of the sign-ups under a sharer: ``joins``, and ``quick`` ones (seconds after the
+        click)."""
+        return f"{self.tag}:join-pace:{participant}"
 
     def velocity(self, dimension: str, value: object, bucket: str) -> str:
         """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
@@ -234,6 +244,13 @@ class CampaignKeys:
     def referrer_times(self, referrer_id: int) -> str:
         """List of the times of the referrer's latest clicks, newest first."""
         return f"{self.tag}:referrer-times:{referrer_id}"
+
+    @property
+    def referrer_risk(self) -> str:
+        """Hash numeric referrer id -> what review and off-path analysis concluded about the
+        sharer, ``<state>|<score>|<source>`` (gateway.referrer_risk): written by the flagging
+        jobs and by decisions, read by the click path (one HGET in click.lua)."""
+        return f"{self.tag}:referrer-risk"
 
 
 @lru_cache(maxsize=4096)

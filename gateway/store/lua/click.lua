@@ -24,8 +24,10 @@
 -- KEYS[20]      set: the referrer's own network prefixes
 -- KEYS[21]      list: times of the referrer's latest clicks
 -- KEYS[22]      counter: referrer the hour before (is their traffic steady or a burst?)
+-- KEYS[23]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
+--               click path by the flagging jobs and by review decisions; gateway.referrer_risk)
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
---             (n = 23 with a current click, 8 without)
+--             (n = 24 with a current click, 8 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
@@ -40,8 +42,9 @@
 -- Returns {config version, referrer generation, events newly recorded, then with a current
 -- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
--- self device, self prefix, referrer the hour before, campaign clicks this hour, then the
--- referrer's latest click times as strings, newest first}.
+-- self device, self prefix, referrer the hour before, campaign clicks this hour, the
+-- referrer's risk entry ('' when none), then the referrer's latest click times as strings,
+-- newest first}.
 -- An event whose click record exists already is skipped: redelivery is harmless. The counters
 -- of the events recorded are summed first and written once per field: the recorder sends events
 -- in batches (a click carries them once several wait), and most share their fields.
@@ -64,7 +67,7 @@ local function distinct(key, member, ttl)
 end
 
 if ARGV[1] ~= '' then
-  key_base, arg_base = 23, 11
+  key_base, arg_base = 24, 11
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
   local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -88,6 +91,7 @@ if ARGV[1] ~= '' then
     own[1], own[2], redis.call('SISMEMBER', KEYS[20], prefix),
     tonumber(redis.call('GET', KEYS[22]) or '0'),
     tonumber(redis.call('HGET', KEYS[7], ARGV[10] .. '|clicks') or '0'),
+    redis.call('HGET', KEYS[23], ARGV[1]) or '',
   }
   for _, value in ipairs(extra) do
     reply[#reply + 1] = value
