@@ -172,10 +172,10 @@ class FlagService:
             and _adds_nothing(existing, candidate, entry)
             and (candidate.kind != "cluster" or self.stake_indexed([campaign_id]))
         ):
-            # Detectors raise the same finding at every run: nothing to write, nothing to hold.
-            # Later rewards under a flagged referrer, click or cluster member are held (or
-            # denied) by convert.lua itself, and the amount-at-stake index follows conversions;
-            # only a campaign from before the index needs a cluster settled at every raise.
+            # Detectors raise the same finding at every run: nothing to write, nothing to hold
+            # (what the flag touched was held when it was raised; see RewardService.
+            # on_flag_raised). A campaign from before the amount-at-stake index settles its
+            # clusters at every raise, as it always did.
             return existing, False
         sources: dict[str, Any] = dict(existing.evidence.get("sources", {})) if existing else {}
         sources[candidate.source] = entry

@@ -104,10 +104,14 @@ class RewardService:
     def on_flag_raised(self, campaign_id: int, flag: Flag, before: Flag | None = None) -> int:
         """Hold the credited rewards a flag touches; returns how many moved.
 
-        A flag raised again (more evidence) touches nothing new: what was credited when it was
-        first raised is held since, and later conversions under a flagged referrer, click or
-        cluster member are held by convert.lua itself. Only a cluster's new members bring
-        rewards of their own (and every member, in a campaign from before the cluster index).
+        Raised again (more evidence), a flag holds nothing more: what it touched was held when
+        it was first raised, and later conversions under a flagged referrer or on a flagged
+        click are held by convert.lua itself. A cluster's new members bring their rewards with
+        them and are held now; its members' later conversions are not held for the cluster
+        alone (a household's shared browser or a busy network is weak evidence: the members of
+        a chain, ring or burst are under review through gateway.referrer_risk, and their
+        conversions are held that way). A campaign from before the amount-at-stake index keeps
+        the old rule: every raise settles every member.
         """
         if before is None or before.status != "open":
             return self._settle(campaign_id, flag, "hold", "flagged")

@@ -316,28 +316,23 @@ def test_hold_release_and_clawback(
     assert by_referrer["total"] == 4
 
 
-def test_rewards_under_a_cluster_member_are_held_at_once_and_denied_after_fraud(
+def test_a_cluster_holds_what_it_names_and_a_fraud_decision_denies_it(
     client: FlaskClient, admin: dict[str, str], services: Services
 ) -> None:
     campaign = setup_campaign(client, admin)
     convert_ = services.conversions.convert
     convert_(record_click(services, campaign, "m1"), "m2")
     flags = services.flags
-    chain = FlagCandidate("cluster", "chain:m1", 0.9, ("a fast chain",), members=("m1", "m2"))
-    flag, _ = flags.raise_flag(campaign["id"], "tea", chain, 1.0)
+    shared = FlagCandidate("cluster", "browser:b1", 0.85, ("one browser",), members=("m1", "m2"))
+    flag, _ = flags.raise_flag(campaign["id"], "tea", shared, 1.0)
     assert services.rewards.get(campaign["id"], "m2")["status"] == "held"  # type: ignore[index]
-    # A member's new referral is held by the conversion itself, not at the next raise.
+    # Raised again with the same members: nothing more moves; a member's later referral is
+    # not held for the cluster alone (weak evidence: a shared browser, a busy network).
+    flags.raise_flag(campaign["id"], "tea", shared, 2.0)
     later = convert_(record_click(services, campaign, "m2"), "m3").answer["reward"]
-    assert (later["status"], later["reason"]) == ("held", "flagged")
-    outsider = convert_(record_click(services, campaign, "o1"), "o2").answer["reward"]
-    assert outsider["status"] == "credited"
+    assert later["status"] == "credited"
     flags.decide(flag.id, "fraud", "one phone", "apikey:risk")
-    assert {
-        services.rewards.get(campaign["id"], u)["status"]  # type: ignore[index]
-        for u in ("m2", "m3")
-    } == {"denied"}
-    after = convert_(record_click(services, campaign, "m1"), "m4").answer["reward"]
-    assert (after["status"], after["reason"]) == ("denied", "cluster_fraud")
+    assert services.rewards.get(campaign["id"], "m2")["status"] == "denied"  # type: ignore[index]
 
 
 def test_a_growing_cluster_holds_its_new_members_rewards(

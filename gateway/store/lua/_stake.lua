@@ -97,24 +97,6 @@ local function _stake_index(flag_key, all_key, open_key, clusters_key, totals_ke
   return stake
 end
 
--- The strongest state among the indexed cluster flags listing ``member``: 'fraud', 'open' or
--- nil (none, or only legit ones). A conversion under such a member is denied or held at once,
--- as one under a flagged referrer is, rather than credited until the cluster is raised again.
-local function _stake_cluster_state(all_key, clusters_key, member)
-  local listed = redis.call('HGET', clusters_key, member)
-  if not listed then return nil end
-  local found = nil
-  for id in string.gmatch(listed, '[^,]+') do
-    local packed = redis.call('ZSCORE', all_key, id)
-    if packed then
-      local status = math.floor(tonumber(packed) / 4) % 3
-      if status == STAKE_STATUS.fraud then return 'fraud' end
-      if status == STAKE_STATUS.open then found = 'open' end
-    end
-  end
-  return found
-end
-
 -- A flag decided (or its decision corrected): its status in the index; out of the open index.
 local function _stake_restatus(all_key, open_key, id, status)
   local packed = redis.call('ZSCORE', all_key, id)

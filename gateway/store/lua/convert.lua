@@ -138,19 +138,15 @@ local function flag_status(key)
   return redis.call('HGET', key, 'status')
 end
 local click_flag, referrer_flag = flag_status(KEYS[14]), flag_status(KEYS[15])
--- A referrer who is a member of a cluster flag (a chain, a ring...) is treated as flagged.
-local cluster = _stake_cluster_state(KEYS[20], KEYS[22], referrer)
 if amount == 0 then
   status, reason = 'denied', 'no_reward_configured'
 elseif referrer_flag == 'fraud' then
   status, reason = 'denied', 'referrer_fraud'
 elseif click_flag == 'fraud' then
   status, reason = 'denied', 'click_fraud'
-elseif cluster == 'fraud' then
-  status, reason = 'denied', 'cluster_fraud'
 elseif string.sub(ARGV[12], 1, 5) == 'deny:' then
   status, reason = 'denied', string.sub(ARGV[12], 6)
-elseif referrer_flag == 'open' or click_flag == 'open' or cluster == 'open' then
+elseif referrer_flag == 'open' or click_flag == 'open' then
   status, reason = 'held', 'flagged'
 elseif string.sub(ARGV[12], 1, 5) == 'hold:' then
   status, reason = 'held', string.sub(ARGV[12], 6)
