@@ -316,10 +316,18 @@ def surge_phase(
 def click_histogram(base: str) -> dict[float, float]:
     """The click latency histogram from the gateway's /metrics: upper bound (s) -> count, added
     up over the workers."""
+    import urllib.error
     import urllib.request
 
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
-        text = response.read().decode()
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+                text = response.read().decode()
+            break
+        except urllib.error.URLError:  # scrapes are never shed, but a surge may time one out
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     counts: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith("refgate_click_seconds_bucket{"):

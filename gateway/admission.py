@@ -25,6 +25,9 @@ import threading
 
 #: Seconds a shed client is asked to wait before trying again.
 RETRY_AFTER = 2
+#: Never shed, neither at the door nor by admission control: probes and scrapes are cheap, and a
+#: load balancer (or Prometheus) must see the truth most of all under load.
+UNSHED = frozenset({"/healthz", "/readyz", "/metrics"})
 
 _local = threading.local()
 

@@ -18,15 +18,13 @@ from typing import Any
 import orjson
 from flask import Flask, render_template
 
-from gateway.admission import RETRY_AFTER, Admission, queue_wait
+from gateway.admission import RETRY_AFTER, UNSHED, Admission, queue_wait
 from gateway.clickpath import Answer, ClickGateway, Environ, StartResponse
 from gateway.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/s/"
-#: Never shed: probes and scrapes are cheap, and a load balancer must see the truth.
-UNSHED = frozenset({"/healthz", "/readyz", "/metrics"})
 #: Busy pages rendered per Accept-Language header, at most this many kept per worker.
 BUSY_CACHE = 64
 

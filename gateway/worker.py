@@ -31,7 +31,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
-from gateway.admission import RETRY_AFTER, set_queue_wait
+from gateway.admission import RETRY_AFTER, UNSHED, set_queue_wait
 
 SPEC = "gateway.worker.RefgateWorker"
 _BODY = b"busy, try again\n"
@@ -83,12 +83,18 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
             return False  # gunicorn read ahead into this request: let it finish parsing
         try:
             conn.sock.setblocking(False)
-            data = conn.sock.recv(65536)
+            # Peeked, not read: a probe or scrape is let through with its bytes where gunicorn
+            # will read them.
+            data = conn.sock.recv(65536, socket.MSG_PEEK)
         except BlockingIOError:
             return False
         except OSError:
             data = b""
+        if data and _probe(data):
+            return False
         if data:
+            with contextlib.suppress(OSError):
+                conn.sock.recv(len(data))  # consumed: this request is answered here
             keep = (
                 data.startswith((b"GET ", b"HEAD "))
                 and data.endswith(b"\r\n\r\n")
@@ -115,6 +121,15 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
         conn.close()
         return True
+
+
+def _probe(data: bytes) -> bool:
+    """Whether the request in ``data`` is a health probe or a metrics scrape (UNSHED)."""
+    line = data[: data.find(b"\r\n")] if b"\r\n" in data else data[:256]
+    parts = line.split(b" ")
+    if len(parts) < 2 or parts[0] not in (b"GET", b"HEAD"):
+        return False
+    return parts[1].split(b"?", 1)[0].decode("latin-1") in UNSHED
 
 
 def defer_accept(listener: Any) -> None:

@@ -159,3 +159,22 @@ def test_a_refused_request_with_a_body_is_answered_and_closed() -> None:
         for sock in busy:
             assert exchange(sock, b"").startswith(b"HTTP/1.1 200")
             sock.close()
+
+
+def test_probes_and_scrapes_pass_the_door_when_the_queue_is_full() -> None:
+    with worker(threads=1) as port:
+        busy = occupy(port)
+        refused = socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert exchange(refused, get("/")).startswith(b"HTTP/1.1 503")
+        refused.close()
+        # Health probes and metrics scrapes are never shed: they wait their turn instead.
+        probes = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(2)]
+        probes[0].sendall(get("/healthz"))
+        probes[1].sendall(get("/metrics"))
+        for sock in busy:
+            assert exchange(sock, b"").startswith(b"HTTP/1.1 200")
+            sock.close()
+        for sock in probes:
+            answer = exchange(sock, b"")
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok"), answer
+            sock.close()
