@@ -79,15 +79,24 @@ class ReferrerRisk:
     def on_flag_raised(self, campaign_id: int, flag: Flag, before: Flag | None = None) -> int:
         """An open flag: its referrer, or each member of a flagged structure, is under review
         (written again as the finding changes: its score and source may)."""
+        # Raised again with the same score (more evidence of the same weight): what was
+        # written stands, and only a cluster's new members are new to it. Clusters grow a
+        # member at a time and are raised at each: writing every member each time made replay
+        # crawl (three round trips per member per raise).
+        same = before is not None and before.status == "open" and before.score == flag.score
         if flag.kind == "referrer":
+            if same and before is not None and _source(before) == _source(flag):
+                return 0
             return self._open(campaign_id, flag.subject, flag.score, _source(flag))
         if flag.kind == "cluster" and _structure(flag):
             source = f"tree:{_structure(flag)}"
+            known = set(before.members) if same and before is not None else set()
             return sum(
                 self._open(campaign_id, member, flag.score, source)
                 for member in flag.members
                 # A reviewer cleared this sharer: a cluster found later does not undo that.
-                if self._flags.status_of(campaign_id, "referrer", member) != "legit"
+                if member not in known
+                and self._flags.status_of(campaign_id, "referrer", member) != "legit"
             )
         return 0
 
