@@ -29,7 +29,7 @@ from gateway.referrer_risk import parse_risk
 from gateway.replay import replay
 from gateway.services import Services
 from gateway.store import keys
-from tests.test_tree_detectors import IOS_WECHAT, World, android
+from tests.test_tree_detectors import IOS_WECHAT, World, android, ring_of_three
 
 REVIEW = FEATURE_NAMES.index("referrer_review")
 SUSPICION = FEATURE_NAMES.index("referrer_suspicion")
@@ -118,16 +118,7 @@ def test_a_conversion_denied_only_for_the_review_waits_for_it(world: World) -> N
 def test_a_ring_found_by_the_tree_watch_denies_credit_on_its_members_next_clicks(
     world: World,
 ) -> None:
-    phones = {
-        "ann": ("198.51.100.61", android("V2227A")),
-        "ben": ("198.51.100.62", android("PHB110")),
-        "cat": ("198.51.100.63", android("RMX3700")),
-    }
-    for name, (ip, ua) in phones.items():
-        world.join(name, "organiser", ip=ip, ua=ua)
-    for name, target in (("ann", "ben"), ("ben", "cat"), ("cat", "ann")):
-        ip, ua = phones[name]
-        world.join(f"{name}-alt", target, ip=ip, ua=ua)
+    phones = ring_of_three(world)
     world.examine()
     for n, member in enumerate(phones):
         event = stranger_click(world, member, n + 10)

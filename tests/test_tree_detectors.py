@@ -317,7 +317,9 @@ def test_two_alternate_accounts_on_the_sharers_own_android_phone(world: World) -
     assert world.reward("honest") == "held"  # the flagged sharer's other rewards wait too
 
 
-def test_a_ring_of_sharers_converting_each_others_links(world: World) -> None:
+def ring_of_three(world: World) -> dict[str, tuple[str, str]]:
+    """ann, ben and cat join under an organiser, then each one's own phone converts, as a new
+    account, on the next one's link; returns their phones (address, agent)."""
     phones = {
         "ann": ("198.51.100.61", android("V2227A")),
         "ben": ("198.51.100.62", android("PHB110")),
@@ -325,10 +327,14 @@ def test_a_ring_of_sharers_converting_each_others_links(world: World) -> None:
     }
     for name, (ip, ua) in phones.items():
         world.join(name, "organiser", ip=ip, ua=ua)
-    # Each sharer's own phone converts, as a new account, on the next one's link.
     for name, target in (("ann", "ben"), ("ben", "cat"), ("cat", "ann")):
         ip, ua = phones[name]
         world.join(f"{name}-alt", target, ip=ip, ua=ua)
+    return phones
+
+
+def test_a_ring_of_sharers_converting_each_others_links(world: World) -> None:
+    phones = ring_of_three(world)
     assert all(world.reward(f"{n}-alt") == "credited" for n in phones)
     flags = world.examine()
     rings = of(flags, "cluster", "ring:")
