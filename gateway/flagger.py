@@ -64,6 +64,9 @@ class Flagger(FlaggingJob):
                 and not fed_back(event["reasons"])
             ):
                 lone.append((referrer, event))
+        # One round trip for the whole batch: each referrer's increments, then its running
+        # tally read back (a round trip per referrer made this job, which runs in a serving
+        # worker, cost more CPU per click than scoring the click did).
         pipe = self._redis.pipeline(transaction=False)
         for referrer, tally in batch.items():
             key = ck.referrer_tally(referrer)
@@ -74,11 +77,16 @@ class Flagger(FlaggingJob):
             pipe.hincrby(key, "external", tally.external)
             for name, count in tally.detectors.items():
                 pipe.hincrby(key, f"d:{name}", count)
-        pipe.execute()
+            pipe.hgetall(key)
+        replies = iter(pipe.execute())
+        totals: dict[str, ReferrerTally] = {}
+        for referrer, tally in batch.items():
+            for _ in range(5 + len(tally.detectors)):
+                next(replies)
+            totals[referrer] = _tally(next(replies))
         raised = 0
         flagged_referrers = set()
-        for referrer in batch:
-            tally = self._tally(ck, referrer)
+        for referrer, tally in totals.items():
             share = posted_share(tally)
             if share is not None and self.risk is not None:
                 self.risk.suspect(campaign.id, referrer, share, "clicks:posted")
@@ -126,15 +134,15 @@ class Flagger(FlaggingJob):
             raised += new
         return raised
 
-    def _tally(self, ck: keys.CampaignKeys, referrer: str) -> ReferrerTally:
-        raw = {
-            k.decode(): int(v) for k, v in self._redis.hgetall(ck.referrer_tally(referrer)).items()
-        }
-        return ReferrerTally(
-            clicks=raw.get("clicks", 0),
-            suspicious=raw.get("suspicious", 0),
-            blocked=raw.get("blocked", 0),
-            self_clicks=raw.get("self", 0),
-            external=raw.get("external", 0),
-            detectors=Counter({k[2:]: v for k, v in raw.items() if k.startswith("d:")}),
-        )
+
+def _tally(stored: dict[bytes, bytes]) -> ReferrerTally:
+    """A referrer's running tally as kept in its hash."""
+    raw = {k.decode(): int(v) for k, v in stored.items()}
+    return ReferrerTally(
+        clicks=raw.get("clicks", 0),
+        suspicious=raw.get("suspicious", 0),
+        blocked=raw.get("blocked", 0),
+        self_clicks=raw.get("self", 0),
+        external=raw.get("external", 0),
+        detectors=Counter({k[2:]: v for k, v in raw.items() if k.startswith("d:")}),
+    )
