@@ -108,9 +108,9 @@ def device_key(ip_hash: str, ua: str) -> str:
 
 def parse_history(reply: Sequence[object]) -> History:
     """The history part of a ``click.lua`` reply (after version, generation, recorded)."""
-    n = [int(value) for value in reply[3:19]]  # type: ignore[call-overload]
+    n = list(map(int, reply[3:19]))  # type: ignore[arg-type]
     review, review_score, review_source = parse_risk(reply[19])  # type: ignore[arg-type]
-    times = tuple(float(value) for value in reply[20:])  # type: ignore[arg-type]
+    times = tuple(map(float, reply[20:]))  # type: ignore[arg-type]
     return History(
         available=True,
         visitor_1m=n[0],

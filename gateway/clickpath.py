@@ -371,14 +371,20 @@ def _event(click: Click, outcome: str) -> ClickEvent:
         scan=signals.scan,
         outcome=outcome,
         decision=click.verdict.decision.value,
-        score=round(click.verdict.score, 4),
+        score=click.verdict.score,  # rounded by the engine
         reasons=list(click.verdict.reasons),
         platform=click.client.platform.key,
         network=signals.network,
         scored=click.history.available,
         counted=click.history.available,
-        features=[round(value, 4) for value in click.verdict.features],
+        features=_rounded(click.verdict.features),
     )
+
+
+def _rounded(vector: Sequence[float]) -> list[float]:
+    """Features as recorded: four decimals. Most are 0 or 1 already, and round() costs more
+    than the comparison (36 calls on every click)."""
+    return [value if value == 0.0 or value == 1.0 else round(value, 4) for value in vector]
 
 
 # -- the ladder's responders ---------------------------------------------------------------

@@ -64,8 +64,9 @@ class ClickEvent:
         return data
 
     def to_json(self) -> bytes:
-        """Compact UTF-8 JSON (orjson: 0.2 us, against 4 us for the json module, per click)."""
-        return orjson.dumps(self.as_dict())
+        """Compact UTF-8 JSON, the fields in declaration order (orjson serialises the dataclass
+        itself: no dict built first, on every click)."""
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ClickEvent:
