@@ -114,8 +114,17 @@ def gunicorn(
     cpus: set[int] | None = None,
 ) -> Iterator[str]:
     """gunicorn serving ``app_spec``; with ``cpus``, the master and its workers (forked after
-    the affinity is set) run on those CPUs only."""
+    the affinity is set) run on those CPUs only. The gateway runs as ``refgate serve`` runs
+    it: its periodic jobs in a ``refgate jobs`` process beside the workers."""
     port = free_port()
+    jobs = None
+    if app_spec.startswith("gateway:"):
+        env = {**env, "REFGATE_JOBS_IN_WORKERS": "0"}
+        jobs = subprocess.Popen(
+            [sys.executable, "-c", "from gateway.cli import main; main()", "jobs"],
+            env=env, cwd=str(ROOT),
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )  # fmt: skip
     process = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", app_spec,
@@ -146,6 +155,9 @@ def gunicorn(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+        if jobs is not None:
+            jobs.send_signal(signal.SIGTERM)
+            jobs.wait(timeout=30)
 
 
 @dataclass

@@ -55,8 +55,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     # Process-wide, like the worker it serves in (each gunicorn worker builds its own app).
     sys.setswitchinterval(settings.gil_switch_interval)
-    # Periodic jobs run in served workers; tests drive them directly with their own clock.
-    services = Services.open(settings, FlaskPageRenderer(app), run_jobs=not app.testing)
+    # Periodic jobs run in served workers unless a jobs process runs them (refgate serve);
+    # tests drive them directly with their own clock.
+    services = Services.open(
+        settings, FlaskPageRenderer(app), run_jobs=settings.jobs_in_workers and not app.testing
+    )
     services.install(app)
     # Outermost first: the client address is fixed before the click path reads it.
     app.wsgi_app = ClickPathMiddleware(  # type: ignore[method-assign]

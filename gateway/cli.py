@@ -75,6 +75,28 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     run(settings, host=host, port=port, workers=workers, demo=demo)
 
 
+@cli.command()
+@click.option("--once", is_flag=True, help="Run the jobs that are due, once, and exit (cron).")
+@click.option(
+    "--period",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600.0),
+    help="Seconds between looks for jobs that are due.",
+)
+def jobs(once: bool, period: float) -> None:
+    """Run the periodic jobs (flagger, tree watch, webhooks, platform watch, model refresh).
+
+    `refgate serve` starts one such process itself; run one yourself when the jobs should run
+    elsewhere (REFGATE_JOBS_IN_WORKERS=0 on the servers). Any number may run: each job holds a
+    store lock while it is due."""
+    from gateway.jobsprocess import run
+
+    ran = run(once=once, period=period)
+    if once:
+        click.echo(f"ran: {', '.join(ran)}" if ran else "nothing was due")
+
+
 # -- demo ----------------------------------------------------------------------------------
 
 

@@ -77,6 +77,12 @@ class Scheduler:
         while not self._stop.wait(period):
             self.tick()
 
+    def run(self, period: float = 5.0) -> None:
+        """Tick now and every ``period`` seconds in the calling thread, until :meth:`stop`
+        (``refgate jobs``)."""
+        self.tick()
+        self._loop(period)
+
     def tick(self) -> list[str]:
         """Run every job whose lock this process wins; returns the names of the jobs it ran."""
         ran = []

@@ -11,6 +11,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from gateway import logs
+from gateway.jobsprocess import WORKERS_ENV, JobsProcess, serve_starts_jobs_process
 from gateway.metrics import MULTIPROC_ENV, mark_process_dead
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedRedis
@@ -99,14 +100,23 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
     if embedded is not None:
         embedded.ensure_running()
         log.info("embedded store: %s (data dir %s)", embedded.socket_path, settings.data_dir)
+    jobs = None
+    if serve_starts_jobs_process():
+        # Workers build their apps without the jobs thread; one process of its own runs them.
+        os.environ[WORKERS_ENV] = "0"
+        jobs = JobsProcess()
     try:
         if demo:
             _seed_demo()
         options = gunicorn_options(
             host, port, workers, settings.data_dir, worker_threads(settings.max_in_flight)
         )
+        if jobs is not None:
+            jobs.start()
         GatewayServer(options).run()
     finally:
+        if jobs is not None:
+            jobs.stop()
         if embedded is not None:
             embedded.stop()
 

@@ -71,6 +71,14 @@ class Settings:
     #: (sys.setswitchinterval; Python's own default is 5 ms). A click whose store answer has
     #: arrived waits that long behind a busy thread, so under load a shorter one trims the tail.
     gil_switch_interval: float = 0.005
+    #: Whether each served app runs the periodic jobs (flagger, tree watch, webhooks) in a
+    #: thread of its own. ``refgate serve`` turns this off in its workers and runs the jobs in
+    #: one process of their own (``refgate jobs``): analysis then never holds a serving
+    #: worker's GIL, and the OS can put it behind the clicks.
+    jobs_in_workers: bool = True
+    #: The niceness ``refgate jobs`` runs at (0-19): at a peak the clicks get the CPU first and
+    #: the jobs catch up after; a saturated machine delays flags, never clicks.
+    jobs_nice: int = 10
     #: Flood limits, clicks per minute per campaign: from one network prefix (/24, /48) and on
     #: one sharer's link. Counted by click.lua in the click's own round trip; 0 turns one off.
     rate_limit_prefix: int = 1200
@@ -204,6 +212,8 @@ class Settings:
                 env, "REFGATE_RATE_LIMIT_TOKEN", 600, minimum=0, maximum=10_000_000
             ),
             click_log=_parse_bool(env, "REFGATE_CLICK_LOG", default=False),
+            jobs_in_workers=_parse_bool(env, "REFGATE_JOBS_IN_WORKERS", default=True),
+            jobs_nice=_parse_int(env, "REFGATE_JOBS_NICE", 10, minimum=0, maximum=19),
             webhook_allow_private=_parse_bool(env, "REFGATE_WEBHOOK_ALLOW_PRIVATE", default=False),
             webhook_timeout=_parse_float(
                 env, "REFGATE_WEBHOOK_TIMEOUT", 5.0, minimum=0.1, maximum=30.0

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from gateway.store.keys import job_lock
 from tests.conftest import BROWSER
 
 pytestmark = pytest.mark.slow
@@ -156,6 +158,20 @@ def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path
             assert "refgate_spool_depth 0.0" in lines
         assert (data_dir / "metrics").is_dir()
 
+        # The periodic jobs run in a process of their own, at a lower CPU priority, not in a
+        # serving worker: the job locks are held by that process.
+        store = redis.Redis(
+            unix_socket_path=str(data_dir / "redis" / "redis.sock"), decode_responses=True
+        )
+        owner = store.get(job_lock("webhooks"))
+        store.close()
+        assert owner is not None, "no job ran"
+        jobs_pid = int(str(owner).rsplit(":", 1)[1])
+        assert b"jobs" in Path(f"/proc/{jobs_pid}/cmdline").read_bytes()
+        assert os.getpriority(os.PRIO_PROCESS, jobs_pid) == 10
+
+    # It stopped with the server.
+    assert not Path(f"/proc/{jobs_pid}").exists()
     # The store stopped with the server, and everything is still there after a restart.
     assert not (data_dir / "redis" / "redis.sock").exists()
     with serving(data_dir, port) as (base, _env):

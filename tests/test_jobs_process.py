@@ -1,0 +1,155 @@
+"""`refgate jobs`: the periodic jobs in a process of their own (refgate serve starts one)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from gateway.jobsprocess import JobsProcess
+from gateway.services import Services
+from gateway.store import keys
+from tests.conftest import BROWSER, TEST_KEYS
+
+pytestmark = pytest.mark.slow
+
+
+def environment(tmp_path: Path, store_url: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "REFGATE_DATA_DIR": str(tmp_path / "data"),
+        "REDIS_URL": store_url,
+        "REFGATE_SECRET_KEYS": TEST_KEYS,
+    }
+
+
+def refgate_jobs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from gateway.cli import main; main()", "jobs", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_jobs_once_runs_what_is_due_and_reads_the_clicks(
+    tmp_path: Path, store_url: str, services: Services, client: FlaskClient
+) -> None:
+    campaign = services.campaigns.create(
+        {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        actor="test",
+    )
+    link = services.links.mint(campaign, "ann")
+    for _ in range(3):
+        assert client.get(f"/s/{link.token}", headers=BROWSER).status_code == 302
+    services.gateway._recorder.flush()
+    cursors = keys.campaign_keys(campaign.id).job_cursors
+    assert services.store.main.hget(cursors, "flagger_cursor") is None
+
+    env = environment(tmp_path, store_url)
+    first = refgate_jobs("--once", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "flagger" in first.stdout and "webhooks" in first.stdout
+    # The flagger read the campaign's clicks: its cursor is at the last event.
+    last = services.store.main.xrevrange(keys.campaign_keys(campaign.id).events, count=1)
+    assert services.store.main.hget(cursors, "flagger_cursor") == last[0][0]
+
+    # Shared jobs hold a store lock for their interval: another run finds them not due.
+    second = refgate_jobs("--once", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "flagger" not in second.stdout and "webhooks" not in second.stdout
+
+
+def test_jobs_rejects_bad_flags(tmp_path: Path, store_url: str) -> None:
+    result = refgate_jobs("--period", "0", env=environment(tmp_path, store_url))
+    assert result.returncode == 2
+    assert "--period" in result.stderr
+
+
+def store_client(url: str) -> Any:
+    if url.startswith("redis+cluster://"):
+        return redis.RedisCluster.from_url(url.replace("redis+cluster://", "redis://"))
+    return redis.Redis.from_url(url)
+
+
+JOBS = [sys.executable, "-c", "from gateway.cli import main; main()", "jobs", "--period", "0.2"]
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_jobs_process_runs_niced_and_stops_on_sigterm(tmp_path: Path, store_url: str) -> None:
+    process = subprocess.Popen(JOBS, env=environment(tmp_path, store_url))
+    store = store_client(store_url)
+    try:
+        wait_for(
+            lambda: process.poll() is None and os.getpriority(os.PRIO_PROCESS, process.pid) == 10
+        )
+        # The first tick runs at once, under this process's name.
+        wait_for(lambda: store.get(keys.job_lock("webhooks")) is not None)
+        assert store.get(keys.job_lock("webhooks")).decode().endswith(f":{process.pid}")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        store.close()
+
+
+def test_jobs_process_stops_when_its_server_is_gone(tmp_path: Path, store_url: str) -> None:
+    # A parent that dies without stopping it (a server killed outright): the orphan stops.
+    script = " ".join(shlex.quote(part) for part in JOBS)
+    parent = subprocess.Popen(
+        ["bash", "-c", f"{script} & echo $!; sleep 8"],
+        env=environment(tmp_path, store_url),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    assert parent.wait(timeout=30) == 0
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), seconds=20)
+
+
+def test_supervisor_restarts_a_jobs_process_that_dies_and_stops_it(
+    tmp_path: Path, store_url: str
+) -> None:
+    # A stand-in for the jobs process (only its being kept alive is under test here).
+    supervisor = JobsProcess([sys.executable, "-c", "import sys, time; time.sleep(60)"])
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while supervisor.pid is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first = supervisor.pid
+        os.kill(first, signal.SIGKILL)
+        while supervisor.pid == first or supervisor.restarts == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = supervisor.pid
+        assert second is not None and second != first
+    finally:
+        supervisor.stop()
+    assert not Path(f"/proc/{second}").exists() or _zombie(second)
+
+
+def _zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
