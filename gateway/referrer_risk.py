@@ -26,6 +26,7 @@ or decides a flag (jobs, replay, API, console) keeps the hash current.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from detectors.features import CONDUCT
@@ -73,6 +74,25 @@ class ReferrerRisk:
         number = self._number(campaign_id, referrer)
         raw = self._redis.hget(keys.campaign_keys(campaign_id).referrer_risk, str(number))
         return parse_risk(raw)
+
+    def states(
+        self, campaign_id: int, referrers: Sequence[str]
+    ) -> dict[str, tuple[str, float, str]]:
+        """The entries of those referrers that have one, in two round trips and without
+        assigning numeric ids to referrers that have none (review pages only read)."""
+        if not referrers:
+            return {}
+        ck = keys.campaign_keys(campaign_id)
+        numbers = self._redis.hmget(ck.referrer_index, list(referrers))
+        known = [(referrer, n) for referrer, n in zip(referrers, numbers, strict=True) if n]
+        if not known:
+            return {}
+        raw = self._redis.hmget(ck.referrer_risk, [n for _, n in known])
+        return {
+            referrer: parse_risk(value)
+            for (referrer, _), value in zip(known, raw, strict=True)
+            if value
+        }
 
     # -- flag listeners --------------------------------------------------------------------------
 

@@ -589,6 +589,10 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     page = client.get(f"/console/flags/{flag.id}", headers=EN)
     assert "8 of 8 clicks suspicious" in page.text and page.text.count("status-held") == 2
     assert "farmer" in page.text  # the sharer's subtree
+    # What the click path now does with the sharer's links (gateway.referrer_risk).
+    now = page.text[page.text.index('id="click-path"') :]
+    assert now.startswith('id="click-path"><span class="status status-open">open</span>')
+    assert "most clicks on their links looked suspicious" in now[:400]
     joins = page.text[page.text.index('id="joins"') :]
     assert joins.index("p1") < joins.index("p2") and "203.0.113.0/24" in joins
     empty = client.post(f"/console/flags/{flag.id}/decision", data={"csrf_token": token(client)})
@@ -601,6 +605,7 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     assert decided.status_code == 302
     page = client.get(decided.location, headers=EN)
     assert "rewards 2 held → credited" in page.text
+    assert "nothing fed back: clicks are scored on their own" in page.text
     after = services.flags.get(flag.id)
     assert after and after.status == "legit" and after.decided_by == "user:risk@staff.example.com"
     assert services.rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]

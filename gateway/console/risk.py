@@ -13,6 +13,8 @@ from flask import abort, flash, get_flashed_messages, redirect, render_template,
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from detectors.features import CONDUCT
+from detectors.review import describe
 from gateway.campaigns import Campaign, validate
 from gateway.console import RISK, STAFF, audit, bp, roles, user
 from gateway.errors import ApiError
@@ -240,6 +242,20 @@ def flag(flag_id: str) -> Page:
     rewards = _rewards(campaign, flag)
     involved = sorted({*flag.members[:REWARDS_SHOWN], *(r["user"] for r in rewards)})
     tally = _tally(campaign, flag)
+    # What later clicks on these sharers' links are told (gateway.referrer_risk): the subject
+    # of a referrer or participant flag, the members of a cluster.
+    subjects = [flag.subject] if flag.kind in ("referrer", "participant") else flag.members[:100]
+    click_path = {
+        referrer: {
+            "state": state,
+            "score": score,
+            "why": describe(source),
+            "conduct": source in CONDUCT or state == "fraud",
+        }
+        for referrer, (state, score, source) in found.referrer_risk.states(
+            campaign.id, subjects
+        ).items()
+    }
     return render_template(
         "console/flag.html",
         flag=flag,
@@ -253,6 +269,8 @@ def flag(flag_id: str) -> Page:
         joins=_joins(campaign, involved),
         tally={k: v for k, v in tally.items() if not k.startswith("d:")},
         detectors={k[2:]: v for k, v in tally.items() if k.startswith("d:")},
+        click_path=click_path,
+        subject_risk=click_path.get(flag.subject),
         results=get_flashed_messages(),
     )
 
