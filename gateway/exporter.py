@@ -14,8 +14,9 @@ import orjson
 
 from gateway.campaigns import Campaign
 from gateway.store import keys
+from gateway.store.follow import STREAM_BATCH
 
-BATCH = 5000
+BATCH = STREAM_BATCH
 
 
 def _clicks(store: Any, campaign: Campaign, since: float) -> Iterator[tuple[float, dict[str, Any]]]:

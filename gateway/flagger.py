@@ -21,9 +21,9 @@ from gateway.flags import FlagCandidate
 from gateway.jobs import FlaggingJob
 from gateway.referrer_risk import ReferrerRisk
 from gateway.store import keys
-from gateway.store.follow import follow
+from gateway.store.follow import STREAM_BATCH, follow
 
-BATCH = 5000
+BATCH = STREAM_BATCH
 
 
 class Flagger(FlaggingJob):

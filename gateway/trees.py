@@ -34,9 +34,9 @@ from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import FlagCandidate, FlagService
 from gateway.jobs import FlaggingJob
 from gateway.store import keys
-from gateway.store.follow import follow
+from gateway.store.follow import STREAM_BATCH, follow
 
-BATCH = 2000
+BATCH = STREAM_BATCH
 #: Chains: links joined within this many seconds of their parent, at least this long, from at
 #: most this many distinct devices or networks.
 CHAIN_GAP = 600
