@@ -20,8 +20,10 @@ flag holds the rewards it touches (gateway.rewards).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -108,6 +110,17 @@ class Join:
     clicked: float | None = None
     ip: str = ""
     home: bool = False
+    #: WeChat on Android names its install in the agent (``MMWEBID/<n>``, with the phone's model,
+    #: build and versions): the same agent there is the same app on the same phone at any address
+    #: (a hash of the agent without its network type, which changes between Wi-Fi and mobile
+    #: data); empty for agents that name no install (an iPhone's is shared by every iPhone on
+    #: one iOS and WeChat version).
+    install: str = ""
+
+    def phone_ids(self) -> set[str]:
+        """What identifies the phone this join came from: its browser, its address-and-agent,
+        its app install."""
+        return {i for i in (self.visitor, self.device, self.install and "in:" + self.install) if i}
 
 
 class TreeWatch(FlaggingJob):
@@ -167,6 +180,12 @@ class TreeWatch(FlaggingJob):
             found = {}
         return [cache.get(user, found.get(user)) for user in users]
 
+    def _keep(self, ck: keys.CampaignKeys, join: Join) -> None:
+        """Keep a join with what its click says: later joins compare their phone with it."""
+        cache = self._join_cache.setdefault(ck.campaign_id, {})
+        if join.user in cache:
+            cache[join.user] = join
+
     def _with_click(self, ck: keys.CampaignKeys, join: Join) -> Join:
         raw = self._redis.get(ck.click(join.click)) if join.click else None
         if raw is None:
@@ -177,10 +196,13 @@ class TreeWatch(FlaggingJob):
         if ip:
             behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
             home = 1 <= behind <= SMALL_NETWORK
-        return replace(join, clicked=clicked, ip=ip, home=home)
+        return replace(
+            join, clicked=clicked, ip=ip, home=home, install=install_of(event.get("ua") or "")
+        )
 
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
         join = self._with_click(ck, join)
+        self._keep(ck, join)
         found = [
             *self._self_referral(ck, join),
             *self._one_phone(ck, join),
@@ -200,8 +222,23 @@ class TreeWatch(FlaggingJob):
 
     # -- detectors ------------------------------------------------------------------------------
 
+    def _parent_join(self, ck: keys.CampaignKeys, join: Join) -> Join | None:
+        """The parent's own join (None for a root), with what its click says."""
+        parent = self._join(ck, join.parent)
+        if parent is not None and parent.clicked is None and parent.click:
+            parent = self._with_click(ck, parent)  # not examined in this process
+            self._keep(ck, parent)
+        return parent
+
     def _self_referral(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         owners = self._owners(ck, join)
+        parent = self._parent_join(ck, join)
+        # The parent's own join came from this phone: the sharer is an account of this phone,
+        # even when the phone's first owner is someone else (an alternate account made on its
+        # owner's phone, now sharing to more accounts from it).
+        lineage = parent is not None and bool(parent.phone_ids() & join.phone_ids())
+        if lineage:
+            owners.add(join.parent)
         if join.parent not in owners:
             return []
         why = f"{join.user} joined from {join.parent}'s own browser or device"
@@ -218,15 +255,22 @@ class TreeWatch(FlaggingJob):
                 evidence={"parent": join.parent},
             )
         ]
-        alternates_key = ck.own_device_joins(join.parent)
-        self._redis.sadd(alternates_key, join.user)
-        self._redis.expire(alternates_key, INDEX_TTL)
-        alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
-        if len(alternates) >= SELF_REFERRAL_MIN:
+        # Accounts made on a phone count for its owner however deep below them they joined: an
+        # account made on the owner's phone (under the owner) signing up more from that phone.
+        above = set(join.path[:-1]) & owners if lineage else set()
+        for sharer in sorted({join.parent, *above}):
+            alternates_key = ck.own_device_joins(sharer)
+            self._redis.sadd(alternates_key, join.user)
+            if sharer != join.parent:
+                self._redis.sadd(alternates_key, join.parent)
+            self._redis.expire(alternates_key, INDEX_TTL)
+            alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
+            if len(alternates) < SELF_REFERRAL_MIN:
+                continue
             found.append(
                 FlagCandidate(
                     "referrer",
-                    join.parent,
+                    sharer,
                     0.9,
                     (
                         f"{len(alternates)} accounts ({', '.join(alternates[:5])}) joined under "
@@ -235,12 +279,28 @@ class TreeWatch(FlaggingJob):
                     source="tree:self",
                 )
             )
+            if sharer != join.parent:
+                # The account in between was made on the owner's phone and shares from it.
+                found.append(
+                    FlagCandidate(
+                        "referrer",
+                        join.parent,
+                        0.85,
+                        (f"made on {sharer}'s phone, and {join.user} joined under them from it",),
+                        source="tree:self",
+                    )
+                )
         return found
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # A browser is one phone anywhere; an address-and-agent only at a home's address (behind
-        # a carrier NAT, strangers with one phone model and app version look alike).
-        phones = [join.visitor, join.device if join.home else ""]
+        # A browser or an app install is one phone anywhere; an address-and-agent only at a
+        # home's address (behind a carrier NAT, strangers with one phone model and app version
+        # look alike).
+        phones = [
+            join.visitor,
+            join.device if join.home else "",
+            join.install and "in:" + join.install,
+        ]
         most: list[str] = []
         for phone in filter(None, phones):
             key = ck.phone_joins(join.parent, phone)
@@ -406,6 +466,16 @@ class TreeWatch(FlaggingJob):
         members = tuple(sorted(m.decode() for m in self._redis.smembers(key)))
         if len(members) < 2:
             return []
+        # One lineage on one phone (a sharer, and accounts that joined under them or under each
+        # other from it) is the self-referral detectors' case: one extra account is a child on
+        # a parent's phone (that join alone is held), more flag the sharer. A cluster of it
+        # held the sharer's own join and every reward under them: in the simulations, nearly
+        # every honest household sharing a phone. The browser is a lead of its own only when
+        # it joined under sharers from outside it.
+        joined = {m: j for m, j in zip(members, self._joins(ck, list(members)), strict=True) if j}
+        outside = {m for m, j in joined.items() if j.parent not in joined}
+        if len(outside) < 2:
+            return []
         why = f"{len(members)} participants joined from one browser"
         return [
             FlagCandidate(
@@ -469,7 +539,7 @@ class TreeWatch(FlaggingJob):
 
     def _owners(self, ck: keys.CampaignKeys, join: Join) -> set[str]:
         """Participants whose own browser or device this join came from."""
-        ids = [i for i in (join.visitor, join.device) if i]
+        ids = sorted(join.phone_ids())
         if not ids:
             return set()
         return {o.decode() for o in self._redis.hmget(ck.device_owners, ids) if o is not None}
@@ -482,22 +552,35 @@ class TreeWatch(FlaggingJob):
         return owner.decode() if owner is not None else ""
 
     def _remember(self, ck: keys.CampaignKeys, join: Join) -> None:
-        """The new participant owns their browser and device, and their home's address (first
-        owner wins)."""
-        for device in (join.visitor, join.device, "ip:" + join.ip if join.home else ""):
+        """The new participant owns their browser, device and app install, and their home's
+        address (first owner wins)."""
+        for device in (*join.phone_ids(), "ip:" + join.ip if join.home else ""):
             if device:
                 self._redis.hsetnx(ck.device_owners, device, join.user)
+
+
+#: The mark of an agent that names its app install (WeChat on Android).
+_INSTALL_MARK = "MMWEBID/"
+_NET_TYPE = re.compile(r"\s*NetType/\S+")
+
+
+def install_of(ua: str) -> str:
+    """The app install an agent names (a hash), or "" when it names none."""
+    if _INSTALL_MARK not in ua:
+        return ""
+    return hashlib.blake2b(_NET_TYPE.sub("", ua).encode(), digest_size=6).hexdigest()
 
 
 def _phones(joins: Iterable[Join]) -> int:
     """How many distinct phones made these joins.
 
-    A join whose device or browser (visitor id) was seen before is the same phone. A join with
-    neither (an agent that names no device, no cookie) counts as one more: unknown is not same.
+    A join whose device, browser (visitor id) or app install was seen before is the same phone. A
+    join with none (an agent that names no device, no cookie) counts as one more: unknown is not
+    same.
     """
     phones, seen = 0, set[str]()
     for join in joins:
-        ids = {i for i in (join.device, join.visitor) if i}
+        ids = join.phone_ids()
         phones += not ids & seen
         seen |= ids
     return phones

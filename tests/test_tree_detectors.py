@@ -441,6 +441,67 @@ def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: W
     world.join("mum", "aunt", ip="203.0.113.151", ua=family)
     world.join("kid", "aunt", ip="203.0.113.151", ua=family)
     flags = world.examine()
+    print([(f.kind, f.subject, f.reasons) for f in flags])
     assert referrer_flags(flags) == {"seedsharer"}
     sharer = next(f for f in flags if f.kind == "referrer")
     assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
+
+
+# -- one phone across addresses, accounts made on a sharer's phone, households sharing one ------
+
+
+def test_a_child_using_a_parents_browser_holds_that_join_only(world: World) -> None:
+    # The parent joined on their phone; the child signs up under them in the same browser (the
+    # parent's cookie): one extra account on a parent's phone, not a lead on the household.
+    home, phone = "203.0.113.60", android("V2250A")
+    browser = world.join("parent", "friend", ip=home, ua=phone)
+    world.join("child", "parent", ip=home, ua=phone, visitor=browser)
+    world.join("neighbour", "parent", ip="198.51.100.160", ua=android("PGT110"))
+    flags = world.examine()
+    assert [(f.kind, f.subject) for f in flags] == [("participant", "child")]
+    assert of(flags, "cluster", "browser:") == []
+    assert world.reward("parent") == "credited"  # the parent's own join, paid to their friend
+    assert world.reward("neighbour") == "credited"
+
+
+def test_accounts_from_one_android_install_on_mobile_data_flag_the_sharer(world: World) -> None:
+    # A seed sharer (no known device) signs up three alternate accounts on their own WeChat
+    # install over mobile data: a new carrier NAT address each time, no cookie, one agent.
+    phone = android("2206123SC").replace("NetType/WIFI", "NetType/5G")
+    for n in range(3):
+        world.join(f"alt{n}", "seedsharer", ip=f"100.64.{n}.{n + 20}", ua=phone)
+    # 300 people behind one carrier address, each on their own Android phone of one model and
+    # WeChat version (their installs differ), 30 of them joining under one group owner.
+    carrier = "100.64.200.7"
+    for n in range(30):
+        ua = android("V2309A").replace("MMWEBID/6154", f"MMWEBID/{1000 + n * 37}")
+        world.join(f"member{n}", "groupowner", ip=carrier, ua=ua, delay=60.0 + 7 * n)
+    flags = world.examine()
+    print([(f.kind, f.subject, f.reasons) for f in flags])
+    assert referrer_flags(flags) == {"seedsharer"}
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
+    assert all(world.reward(f"member{n}") == "credited" for n in range(30))
+
+
+def test_an_account_made_on_the_sharers_phone_sharing_from_it(world: World) -> None:
+    # The sharer joined on their phone; an alternate account is made on it under them, then
+    # another under that account, from the same phone on mobile data (the alternate account's
+    # phone is the sharer's: its first owner).
+    phone, home = android("PHU110"), "203.0.113.170"
+    world.join("sharer", "someone", ip=home, ua=phone)
+    world.join("alt", "sharer", ip=home, ua=phone)
+    world.join("alt2", "alt", ip="100.64.9.9", ua=phone.replace("NetType/WIFI", "NetType/4G"))
+    # A household: a child signs up on a parent's phone, then a friend of the child's joins
+    # under the child on their own phone.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.171", ua=family)
+    world.join("kid", "mum", ip="203.0.113.171", ua=family)
+    world.join("kidsfriend", "kid", ip="198.51.100.171", ua=android("RMX3888"))
+    flags = world.examine()
+    assert referrer_flags(flags) == {"sharer", "alt"}
+    sharer = next(f for f in flags if f.kind == "referrer" and f.subject == "sharer")
+    assert "2 accounts (alt, alt2) joined under them from their own device" in sharer.reasons
+    assert {f.subject for f in flags if f.kind == "participant"} == {"alt", "alt2", "kid"}
+    assert world.reward("alt2") != "credited"
+    assert world.reward("kidsfriend") == "credited" and world.reward("mum") == "credited"
