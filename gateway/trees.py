@@ -61,6 +61,10 @@ PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
 #: ... and they make at least this share of that sharer's joins in the hour.
 PREFIX_SHARE_OF_SHARER = 0.5
+#: Sign-ups whose delays after their clicks vary less than this (coefficient of variation), over
+#: at least this many of them, came at a practised pace.
+PRACTISED_CV = 0.25
+PRACTISED_MIN = 12
 #: How long device ownership (for rings) and join indexes are kept.
 INDEX_TTL = 7 * 86400
 #: Accounts joined from the sharer's own device before the sharer is flagged.
@@ -386,14 +390,19 @@ class TreeWatch(FlaggingJob):
         shared_browser = len(visitors) != len(set(visitors))
         gaps = sorted(b.ts - a.ts for a, b in itertools.pairwise(children))
         regular = len(gaps) >= 5 and _cv(gaps) < 0.25
-        concentrated = len(networks) <= len(children) / 3 or devices <= len(children) / 3
-        if not (concentrated or shared_browser or regular):
+        practised = _practised(children)
+        # Few networks alone is a crowd on a carrier's NAT (a group chat in one city, a festival
+        # evening): it counts when phones made more than one account each as well.
+        few_networks = len(networks) <= len(children) / 3 and devices < len(children)
+        concentrated = few_networks or devices <= len(children) / 3
+        if not (concentrated or shared_browser or regular or practised):
             return []
         why = (
             f"{len(children)} children joined within {BURST_WINDOW // 60} min from "
             f"{len(networks)} network(s), {devices} device(s)"
             + (", sharing a browser" if shared_browser else "")
             + (", at clockwork intervals" if regular else "")
+            + (", each signing up as quickly after the click" if practised else "")
         )
         members = tuple(c.user for c in children)
         return [
@@ -507,6 +516,11 @@ class TreeWatch(FlaggingJob):
             # city's carrier NAT: the prefix is a slice of their reach, not its source.
             return []
         members = tuple(sorted(u for u, p in joins.items() if p == parent))
+        # A group of friends on one carrier's NAT fills a prefix too: each on their own phone,
+        # signing up at their own pace. Accounts made in a row share phones or a practised pace.
+        made = [j for j in self._joins(ck, list(members)) if j is not None]
+        if _phones(made) == len(made) and not _practised(made):
+            return []
         why = f"{count} of {len(joins)} joins from {join.prefix} this hour are under {parent}"
         return [
             FlagCandidate(
@@ -584,6 +598,14 @@ def _phones(joins: Iterable[Join]) -> int:
         phones += not ids & seen
         seen |= ids
     return phones
+
+
+def _practised(joins: list[Join]) -> bool:
+    """Whether sign-ups came each about as long after their click as the others: a script's or a
+    practised worker's pace. People read the page, fetch a code, get distracted: their delays
+    spread widely (coefficient of variation near 1); accounts made in a row do not."""
+    delays = [j.ts - j.clicked for j in joins if j.clicked is not None]
+    return len(delays) >= PRACTISED_MIN and _cv(delays) < PRACTISED_CV
 
 
 def _count(values: Any) -> dict[str, int]:

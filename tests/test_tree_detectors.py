@@ -275,7 +275,9 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     for n, user in enumerate(children):
         if source == "two networks":  # many iPhones (cookies cleared) on two networks
             # Stamped half a minute after each click (not by the wall clock of this loop): the
-            # prefix index is hourly, and the burst must be caught without clockwork.
+            # prefix index is hourly, and the burst must be caught without clockwork, by the
+            # practised pace of the sign-ups (twenty iPhones on two networks are also what a
+            # group chat on a carrier's NAT looks like).
             ip = f"198.51.{100 + n % 2}.{n + 1}"
             world.join(user, "hub", ip=ip, ua=IOS_WECHAT, delay=30.0)
         else:  # one phone, a fresh account each time, cookies cleared
@@ -287,11 +289,9 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     assert len(bursts) == 1 and set(bursts[0].members) == set(children)
     if source == "two networks":
         assert "2 network(s)" in bursts[0].reasons[0]
-        # Each /24 filled with joins under the hub: a prefix cluster each.
-        prefixes = {f.subject: set(f.members) for f in of(flags, "cluster", "prefix:")}
-        assert prefixes == {
-            f"prefix:198.51.{100 + k}.0/24:hub": set(children[k::2]) for k in (0, 1)
-        }
+        assert "each signing up as quickly after the click" in bursts[0].reasons[0]
+        # Ten distinct iPhones filling each /24 are a crowd on their own: no prefix cluster.
+        assert of(flags, "cluster", "prefix:") == []
     else:
         assert "1 device(s)" in bursts[0].reasons[0]
     assert all(world.reward(u) == "held" for u in children)
@@ -441,7 +441,6 @@ def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: W
     world.join("mum", "aunt", ip="203.0.113.151", ua=family)
     world.join("kid", "aunt", ip="203.0.113.151", ua=family)
     flags = world.examine()
-    print([(f.kind, f.subject, f.reasons) for f in flags])
     assert referrer_flags(flags) == {"seedsharer"}
     sharer = next(f for f in flags if f.kind == "referrer")
     assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
@@ -472,12 +471,13 @@ def test_accounts_from_one_android_install_on_mobile_data_flag_the_sharer(world:
         world.join(f"alt{n}", "seedsharer", ip=f"100.64.{n}.{n + 20}", ua=phone)
     # 300 people behind one carrier address, each on their own Android phone of one model and
     # WeChat version (their installs differ), 30 of them joining under one group owner.
-    carrier = "100.64.200.7"
+    # They sign up at their own pace, half a minute to five minutes after their click.
+    carrier, reading = "100.64.200.7", random.Random(5)
     for n in range(30):
         ua = android("V2309A").replace("MMWEBID/6154", f"MMWEBID/{1000 + n * 37}")
-        world.join(f"member{n}", "groupowner", ip=carrier, ua=ua, delay=60.0 + 7 * n)
+        delay = reading.uniform(30, 300)
+        world.join(f"member{n}", "groupowner", ip=carrier, ua=ua, delay=delay)
     flags = world.examine()
-    print([(f.kind, f.subject, f.reasons) for f in flags])
     assert referrer_flags(flags) == {"seedsharer"}
     sharer = next(f for f in flags if f.kind == "referrer")
     assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
