@@ -39,6 +39,7 @@ SOURCES = {
     "tree:chain": "a chain of joins from few phones or networks",
     "tree:burst": "a burst of joins from few devices or networks",
     "tree:ring": "sharers converting each other's links",
+    "tree:factory": "one phone made accounts for them and other sharers",
     "tree:prefix": "a network filled with joins under them",
     "tree:fast": "sign-ups seconds after the click",
     "clicks:posted": "their link is opened from public web pages",

@@ -61,6 +61,9 @@ PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
 #: ... and they make at least this share of that sharer's joins in the hour.
 PREFIX_SHARE_OF_SHARER = 0.5
+#: Sharers under whom one phone made accounts after its first before they are flagged: one is a
+#: household sharing a phone (a child signing up on a parent's phone, under the parent).
+FACTORY_SHARERS = 2
 #: Sign-ups whose delays after their clicks vary less than this (coefficient of variation), over
 #: at least this many of them, came at a practised pace.
 PRACTISED_CV = 0.25
@@ -210,6 +213,7 @@ class TreeWatch(FlaggingJob):
         found = [
             *self._self_referral(ck, join),
             *self._one_phone(ck, join),
+            *self._factory(ck, join),
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
@@ -316,6 +320,48 @@ class TreeWatch(FlaggingJob):
             return []
         why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
         return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
+
+    def _factory(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        """One phone making accounts for several sharers.
+
+        A phone's first account is its owner's own; a later one under the owner is a child or a
+        parent on a shared phone (or the owner's alternate: the self-referral detectors judge
+        that). Later accounts under two or more sharers make the phone an account factory and its
+        sharers its customers: a ring's spare phones signing up on each other's links, a farm's
+        phones serving a few customers, an alternate account sharing to more alternates.
+        """
+        phones = sorted(
+            p
+            for p in (
+                join.visitor,
+                join.device if join.home else "",
+                join.install and "in:" + join.install,
+            )
+            if p
+        )
+        if not phones:
+            return []
+        owners = self._redis.hmget(ck.device_owners, phones)
+        found: list[FlagCandidate] = []
+        for phone, owner in zip(phones, owners, strict=True):
+            if owner is None or owner.decode() == join.user:
+                continue  # the phone's first account: its owner's own
+            key = ck.phone_sharers(phone)
+            self._redis.sadd(key, join.parent)
+            self._redis.expire(key, INDEX_TTL)
+            sharers = sorted(m.decode() for m in self._redis.smembers(key))
+            if len(sharers) < FACTORY_SHARERS:
+                continue
+            why = (
+                f"accounts made on one phone (first used by {owner.decode()}) joined under "
+                f"{len(sharers)} sharers: {', '.join(sharers[:6])}"
+            )
+            found += [
+                FlagCandidate("referrer", sharer, 0.85, (why,), source="tree:factory")
+                for sharer in sharers
+            ]
+            break  # one phone's finding is enough
+        return found
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         chain = self._walk(ck, join, CHAIN_GAP)

@@ -355,7 +355,12 @@ def test_three_participants_from_one_browser(world: World) -> None:
     clusters = of(flags, "cluster", "browser:")
     assert len(clusters) == 1
     assert set(clusters[0].members) == {"p0", "p1", "p2"}
-    assert referrer_flags(flags) == set()
+    # The browser's first account is its owner's own (under s1); the accounts it made after
+    # that went to two other sharers: an account factory's customers.
+    assert referrer_flags(flags) == {"s2", "s3"}
+    assert (
+        "joined under 2 sharers: s2, s3" in next(f for f in flags if f.subject == "s3").reasons[0]
+    )
     assert all(world.reward(f"p{n}") == "held" for n in range(3))
     assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
 
@@ -505,3 +510,30 @@ def test_an_account_made_on_the_sharers_phone_sharing_from_it(world: World) -> N
     assert {f.subject for f in flags if f.kind == "participant"} == {"alt", "alt2", "kid"}
     assert world.reward("alt2") != "credited"
     assert world.reward("kidsfriend") == "credited" and world.reward("mum") == "credited"
+
+
+def test_spare_phones_making_accounts_for_several_sharers_flag_them(world: World) -> None:
+    # A mutual-help group: ann, ben and cat joined on mobile data (their homes are unknown), and
+    # their spare Android phones at home sign up accounts on each other's links, one fresh
+    # account (no cookie) each time. One spare phone serves two sharers: both are its customers.
+    for name in ("ann", "ben", "cat"):
+        world.join(name, "organiser", ip="100.64.3.9", ua=IOS_WECHAT)
+    spare = android("ANN-SPARE").replace("MMWEBID/6154", "MMWEBID/4471")
+    world.join("alt1", "ben", ip="100.64.7.1", ua=spare)  # the spare's first account
+    world.join("alt2", "cat", ip="100.64.7.2", ua=spare)
+    assert referrer_flags(world.examine()) == set()  # one customer: a shared phone, so far
+    world.join("alt3", "ben", ip="100.64.7.3", ua=spare)
+    world.join("alt4", "organiser", ip="100.64.7.4", ua=spare)
+    # A household phone: the mum joined on it, the child signs up on it under her.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.180", ua=family)
+    world.join("kid", "mum", ip="100.64.8.8", ua=family.replace("NetType/WIFI", "NetType/5G"))
+    flags = world.examine()
+    assert referrer_flags(flags) == {"ben", "cat", "organiser"}
+    assert (
+        "joined under 3 sharers: ben, cat, organiser"
+        in next(f for f in flags if f.subject == "ben").reasons[0]
+    )
+    assert all(world.reward(f"alt{n}") != "credited" for n in (2, 3, 4))
+    assert world.reward("kid") != "credited"  # the child's join on the mum's phone waits
+    assert world.reward("mum") == "credited"
