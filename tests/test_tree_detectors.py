@@ -537,3 +537,36 @@ def test_spare_phones_making_accounts_for_several_sharers_flag_them(world: World
     assert all(world.reward(f"alt{n}") != "credited" for n in (2, 3, 4))
     assert world.reward("kid") != "credited"  # the child's join on the mum's phone waits
     assert world.reward("mum") == "credited"
+
+
+def test_a_festival_surge_on_carrier_nats_is_not_a_burst(world: World) -> None:
+    # Spring Festival eve: a group owner's link goes round a city's family groups; 40 people join
+    # within a quarter of an hour from three carrier /24s, each on their own phone (distinct
+    # installs and cookies), signing up when they have read the page.
+    world.join("owner", "someone", ip="198.51.100.200", ua=android("Pixel 7"))
+    reading = random.Random(3)
+    for n in range(40):
+        ua = android(f"F{n % 7}X").replace("MMWEBID/6154", f"MMWEBID/{2000 + n}")
+        ip = f"100.64.{20 + n % 3}.{n % 5 + 1}"
+        world.join(f"guest{n}", "owner", ip=ip, ua=ua, delay=reading.lognormvariate(4.3, 0.8))
+    flags = world.examine()
+    assert referrer_flags(flags) == set()
+    assert of(flags, "cluster") == []
+    assert all(world.reward(f"guest{n}") == "credited" for n in range(40))
+
+
+def test_a_studio_on_one_network_signing_up_at_a_practised_pace_is_a_burst(world: World) -> None:
+    # An emulator image spoofing a different phone model per account (each agent distinct, no
+    # cookie), one broadband /24, each sign-up about 25 s after its click.
+    world.join("hub", "boss", ip="192.0.2.210", ua=android("Pixel 6"))
+    pace = random.Random(9)
+    for n in range(14):
+        ua = android(f"EMU{n}").replace("MMWEBID/6154", f"MMWEBID/{3000 + n}")
+        world.join(
+            f"acct{n}", "hub", ip=f"198.51.100.{n % 3 + 1}", ua=ua, delay=pace.uniform(22, 30)
+        )
+    flags = world.examine()
+    assert "hub" in referrer_flags(flags)
+    bursts = of(flags, "cluster", "burst:hub")
+    assert bursts and "each signing up as quickly after the click" in bursts[0].reasons[0]
+    assert all(world.reward(f"acct{n}") == "held" for n in range(14))
