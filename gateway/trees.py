@@ -4,14 +4,20 @@ Runs off the click path (a periodic job, and replay on the log's clock). Each ac
 is examined once, in order, with O(depth) reads:
 
 - self-referral through alternate accounts: the new participant joined from the sharer's own
-  browser or own address-and-device;
+  browser, app install or address-and-device (an account made on the phone it shares from
+  counts for the phone's owner too), or several accounts under one sharer from one phone;
+- account factories: one phone making accounts under two or more sharers after its first (a
+  ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
   networks;
-- star bursts: many children under one sharer within minutes, sharing devices, networks or a
-  clockwork rhythm;
+- star bursts: many children under one sharer within minutes, from few phones, or from few
+  networks with phones making several accounts each, or at a clockwork rhythm or a practised
+  pace (sign-ups each as long after their click); many people on a carrier's NAT, each on their
+  own phone and at their own pace, are a crowd, not a burst;
 - rings: sharers whose own devices converted on each other's links, in a cycle;
-- clusters: participants sharing one browser, or a network prefix filled with joins under one
-  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not);
+- clusters: participants sharing one browser under sharers from outside it, or a network prefix
+  filled with joins under one sharer from reused phones or at a practised pace (carrier NAT
+  spreads its joins over unrelated sharers; a farm does not);
 - a scripted pace: most of a sharer's sign-ups arriving seconds after their clicks.
 
 Findings become ``referrer``, ``participant`` and ``cluster`` flags (with members); raising a
