@@ -62,6 +62,9 @@ SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
 BURST_MIN = 8
+#: Joins made from at most this share as many phones as joins came from phones making several
+#: accounts each (a studio's, a farm's); one family's shared phone in a crowd stays above it.
+REUSED = 0.8
 #: Prefix clusters: joins from one /24 within an hour, mostly under one sharer.
 PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
@@ -444,8 +447,9 @@ class TreeWatch(FlaggingJob):
         regular = len(gaps) >= 5 and _cv(gaps) < 0.25
         practised = _practised(children)
         # Few networks alone is a crowd on a carrier's NAT (a group chat in one city, a festival
-        # evening): it counts when phones made more than one account each as well.
-        few_networks = len(networks) <= len(children) / 3 and devices < len(children)
+        # evening): it counts when phones made several accounts each as well.
+        few_networks = len(networks) <= len(children) / 3 and devices <= len(children) * REUSED
+
         concentrated = few_networks or devices <= len(children) / 3
         if not (concentrated or shared_browser or regular or practised):
             return []
@@ -571,7 +575,7 @@ class TreeWatch(FlaggingJob):
         # A group of friends on one carrier's NAT fills a prefix too: each on their own phone,
         # signing up at their own pace. Accounts made in a row share phones or a practised pace.
         made = [j for j in self._joins(ck, list(members)) if j is not None]
-        if _phones(made) == len(made) and not _practised(made):
+        if _phones(made) > len(made) * REUSED and not _practised(made):
             return []
         why = f"{count} of {len(joins)} joins from {join.prefix} this hour are under {parent}"
         return [

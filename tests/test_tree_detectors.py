@@ -542,11 +542,13 @@ def test_spare_phones_making_accounts_for_several_sharers_flag_them(world: World
 def test_a_festival_surge_on_carrier_nats_is_not_a_burst(world: World) -> None:
     # Spring Festival eve: a group owner's link goes round a city's family groups; 40 people join
     # within a quarter of an hour from three carrier /24s, each on their own phone (distinct
-    # installs and cookies), signing up when they have read the page.
+    # installs and cookies), signing up when they have read the page; a grandmother signs up
+    # on her grandson's phone after him.
     world.join("owner", "someone", ip="198.51.100.200", ua=android("Pixel 7"))
     reading = random.Random(3)
     for n in range(40):
-        ua = android(f"F{n % 7}X").replace("MMWEBID/6154", f"MMWEBID/{2000 + n}")
+        phone = n - (n == 1)
+        ua = android(f"F{phone % 7}X").replace("MMWEBID/6154", f"MMWEBID/{2000 + phone}")
         ip = f"100.64.{20 + n % 3}.{n % 5 + 1}"
         world.join(f"guest{n}", "owner", ip=ip, ua=ua, delay=reading.lognormvariate(4.3, 0.8))
     flags = world.examine()
