@@ -62,8 +62,8 @@ SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
 BURST_MIN = 8
-#: Joins made from at most this share as many phones as joins came from phones making several
-#: accounts each (a studio's, a farm's); one family's shared phone in a crowd stays above it.
+#: At most this many phones per join: phones made several accounts each (a studio's, a farm's).
+#: One family's shared phone in a crowd of ten or more people stays above it.
 REUSED = 0.8
 #: Prefix clusters: joins from one /24 within an hour, mostly under one sharer.
 PREFIX_MIN = 8
