@@ -10,10 +10,11 @@ gets depends on what the finding is about:
 - the sharer's own conduct (alternate accounts on their phones or at home, a ring, a sybil chain
   they belong to, sign-ups at a script's pace) or a reviewer's fraud decision: no credit
   (deny_credit); such clicks may look clean one by one (a spare phone is a phone);
-- the crowd their link draws (a burst, a network filled with joins, mostly suspicious clicks):
-  the reason is shown, the click is scored on its own features (the model sees those clicks
-  directly; an honest viral sharer or the victim of someone spamming their link draws such
-  crowds too);
+- the crowd their link draws (a burst, a network filled with joins, mostly suspicious clicks, a
+  phone that made accounts for them and for other sharers): the reason is shown, the click is
+  scored on its own features (the model sees those clicks directly; an honest viral sharer or
+  the victim of someone spamming their link draws such crowds too, and a factory's phone may
+  sign up under an unwitting sharer); their rewards wait for the review all the same;
 - a suspicion raised by no flag (the link is opened from public web pages): the model weighs it;
   a click that itself comes from a public page gets no credit (the sharer did not reach that
   stranger, whoever posted the link).
@@ -39,6 +40,7 @@ SOURCES = {
     "tree:chain": "a chain of joins from few phones or networks",
     "tree:burst": "a burst of joins from few devices or networks",
     "tree:ring": "sharers converting each other's links",
+    "tree:factory": "one phone made accounts for them and other sharers",
     "tree:prefix": "a network filled with joins under them",
     "tree:fast": "sign-ups seconds after the click",
     "clicks:posted": "their link is opened from public web pages",

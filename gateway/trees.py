@@ -4,14 +4,20 @@ Runs off the click path (a periodic job, and replay on the log's clock). Each ac
 is examined once, in order, with O(depth) reads:
 
 - self-referral through alternate accounts: the new participant joined from the sharer's own
-  browser or own address-and-device;
+  browser, app install or address-and-device (an account made on the phone it shares from
+  counts for the phone's owner too), or several accounts under one sharer from one phone;
+- account factories: one phone making accounts under two or more sharers after its first (a
+  ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
   networks;
-- star bursts: many children under one sharer within minutes, sharing devices, networks or a
-  clockwork rhythm;
+- star bursts: many children under one sharer within minutes, from few phones, or from few
+  networks with phones making several accounts each, or at a clockwork rhythm or a practised
+  pace (sign-ups each as long after their click); many people on a carrier's NAT, each on their
+  own phone and at their own pace, are a crowd, not a burst;
 - rings: sharers whose own devices converted on each other's links, in a cycle;
-- clusters: participants sharing one browser, or a network prefix filled with joins under one
-  sharer (carrier NAT spreads its joins over unrelated sharers; a farm does not);
+- clusters: participants sharing one browser under sharers from outside it, or a network prefix
+  filled with joins under one sharer from reused phones or at a practised pace (carrier NAT
+  spreads its joins over unrelated sharers; a farm does not);
 - a scripted pace: most of a sharer's sign-ups arriving seconds after their clicks.
 
 Findings become ``referrer``, ``participant`` and ``cluster`` flags (with members); raising a
@@ -20,8 +26,10 @@ flag holds the rewards it touches (gateway.rewards).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,11 +62,21 @@ SLOW_CHAIN_LONG = 12
 #: Star bursts: this many children of one sharer within the window, concentrated.
 BURST_WINDOW = 900
 BURST_MIN = 8
+#: At most this many phones per join: phones made several accounts each (a studio's, a farm's).
+#: One family's shared phone in a crowd of ten or more people stays above it.
+REUSED = 0.8
 #: Prefix clusters: joins from one /24 within an hour, mostly under one sharer.
 PREFIX_MIN = 8
 PREFIX_CONCENTRATION = 0.8
 #: ... and they make at least this share of that sharer's joins in the hour.
 PREFIX_SHARE_OF_SHARER = 0.5
+#: Sharers under whom one phone made accounts after its first before they are flagged: one is a
+#: household sharing a phone (a child signing up on a parent's phone, under the parent).
+FACTORY_SHARERS = 2
+#: Sign-ups whose delays after their clicks vary less than this (coefficient of variation), over
+#: at least this many of them, came at a practised pace.
+PRACTISED_CV = 0.25
+PRACTISED_MIN = 12
 #: How long device ownership (for rings) and join indexes are kept.
 INDEX_TTL = 7 * 86400
 #: Accounts joined from the sharer's own device before the sharer is flagged.
@@ -108,6 +126,17 @@ class Join:
     clicked: float | None = None
     ip: str = ""
     home: bool = False
+    #: WeChat on Android names its install in the agent (``MMWEBID/<n>``, with the phone's model,
+    #: build and versions): the same agent there is the same app on the same phone at any address
+    #: (a hash of the agent without its network type, which changes between Wi-Fi and mobile
+    #: data); empty for agents that name no install (an iPhone's is shared by every iPhone on
+    #: one iOS and WeChat version).
+    install: str = ""
+
+    def phone_ids(self) -> set[str]:
+        """What identifies the phone this join came from: its browser, its address-and-agent,
+        its app install."""
+        return {i for i in (self.visitor, self.device, self.install and "in:" + self.install) if i}
 
 
 class TreeWatch(FlaggingJob):
@@ -167,6 +196,12 @@ class TreeWatch(FlaggingJob):
             found = {}
         return [cache.get(user, found.get(user)) for user in users]
 
+    def _keep(self, ck: keys.CampaignKeys, join: Join) -> None:
+        """Keep a join with what its click says: later joins compare their phone with it."""
+        cache = self._join_cache.setdefault(ck.campaign_id, {})
+        if join.user in cache:
+            cache[join.user] = join
+
     def _with_click(self, ck: keys.CampaignKeys, join: Join) -> Join:
         raw = self._redis.get(ck.click(join.click)) if join.click else None
         if raw is None:
@@ -177,13 +212,17 @@ class TreeWatch(FlaggingJob):
         if ip:
             behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
             home = 1 <= behind <= SMALL_NETWORK
-        return replace(join, clicked=clicked, ip=ip, home=home)
+        return replace(
+            join, clicked=clicked, ip=ip, home=home, install=install_of(event.get("ua") or "")
+        )
 
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
         join = self._with_click(ck, join)
+        self._keep(ck, join)
         found = [
             *self._self_referral(ck, join),
             *self._one_phone(ck, join),
+            *self._factory(ck, join),
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
@@ -200,8 +239,23 @@ class TreeWatch(FlaggingJob):
 
     # -- detectors ------------------------------------------------------------------------------
 
+    def _parent_join(self, ck: keys.CampaignKeys, join: Join) -> Join | None:
+        """The parent's own join (None for a root), with what its click says."""
+        parent = self._join(ck, join.parent)
+        if parent is not None and parent.clicked is None and parent.click:
+            parent = self._with_click(ck, parent)  # not examined in this process
+            self._keep(ck, parent)
+        return parent
+
     def _self_referral(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         owners = self._owners(ck, join)
+        parent = self._parent_join(ck, join)
+        # The parent's own join came from this phone: the sharer is an account of this phone,
+        # even when the phone's first owner is someone else (an alternate account made on its
+        # owner's phone, now sharing to more accounts from it).
+        lineage = parent is not None and bool(parent.phone_ids() & join.phone_ids())
+        if lineage:
+            owners.add(join.parent)
         if join.parent not in owners:
             return []
         why = f"{join.user} joined from {join.parent}'s own browser or device"
@@ -218,15 +272,22 @@ class TreeWatch(FlaggingJob):
                 evidence={"parent": join.parent},
             )
         ]
-        alternates_key = ck.own_device_joins(join.parent)
-        self._redis.sadd(alternates_key, join.user)
-        self._redis.expire(alternates_key, INDEX_TTL)
-        alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
-        if len(alternates) >= SELF_REFERRAL_MIN:
+        # Accounts made on a phone count for its owner however deep below them they joined: an
+        # account made on the owner's phone (under the owner) signing up more from that phone.
+        above = set(join.path[:-1]) & owners if lineage else set()
+        for sharer in sorted({join.parent, *above}):
+            alternates_key = ck.own_device_joins(sharer)
+            self._redis.sadd(alternates_key, join.user)
+            if sharer != join.parent:
+                self._redis.sadd(alternates_key, join.parent)
+            self._redis.expire(alternates_key, INDEX_TTL)
+            alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
+            if len(alternates) < SELF_REFERRAL_MIN:
+                continue
             found.append(
                 FlagCandidate(
                     "referrer",
-                    join.parent,
+                    sharer,
                     0.9,
                     (
                         f"{len(alternates)} accounts ({', '.join(alternates[:5])}) joined under "
@@ -235,12 +296,28 @@ class TreeWatch(FlaggingJob):
                     source="tree:self",
                 )
             )
+            if sharer != join.parent:
+                # The account in between was made on the owner's phone and shares from it.
+                found.append(
+                    FlagCandidate(
+                        "referrer",
+                        join.parent,
+                        0.85,
+                        (f"made on {sharer}'s phone, and {join.user} joined under them from it",),
+                        source="tree:self",
+                    )
+                )
         return found
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # A browser is one phone anywhere; an address-and-agent only at a home's address (behind
-        # a carrier NAT, strangers with one phone model and app version look alike).
-        phones = [join.visitor, join.device if join.home else ""]
+        # A browser or an app install is one phone anywhere; an address-and-agent only at a
+        # home's address (behind a carrier NAT, strangers with one phone model and app version
+        # look alike).
+        phones = [
+            join.visitor,
+            join.device if join.home else "",
+            join.install and "in:" + join.install,
+        ]
         most: list[str] = []
         for phone in filter(None, phones):
             key = ck.phone_joins(join.parent, phone)
@@ -252,6 +329,48 @@ class TreeWatch(FlaggingJob):
             return []
         why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
         return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
+
+    def _factory(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        """One phone making accounts for several sharers.
+
+        A phone's first account is its owner's own; a later one under the owner is a child or a
+        parent on a shared phone (or the owner's alternate: the self-referral detectors judge
+        that). Later accounts under two or more sharers make the phone an account factory and its
+        sharers its customers: a ring's spare phones signing up on each other's links, a farm's
+        phones serving a few customers, an alternate account sharing to more alternates.
+        """
+        phones = sorted(
+            p
+            for p in (
+                join.visitor,
+                join.device if join.home else "",
+                join.install and "in:" + join.install,
+            )
+            if p
+        )
+        if not phones:
+            return []
+        owners = self._redis.hmget(ck.device_owners, phones)
+        found: list[FlagCandidate] = []
+        for phone, owner in zip(phones, owners, strict=True):
+            if owner is None or owner.decode() == join.user:
+                continue  # the phone's first account: its owner's own
+            key = ck.phone_sharers(phone)
+            self._redis.sadd(key, join.parent)
+            self._redis.expire(key, INDEX_TTL)
+            sharers = sorted(m.decode() for m in self._redis.smembers(key))
+            if len(sharers) < FACTORY_SHARERS:
+                continue
+            why = (
+                f"accounts made on one phone (first used by {owner.decode()}) joined under "
+                f"{len(sharers)} sharers: {', '.join(sharers[:6])}"
+            )
+            found += [
+                FlagCandidate("referrer", sharer, 0.85, (why,), source="tree:factory")
+                for sharer in sharers
+            ]
+            break  # one phone's finding is enough
+        return found
 
     def _chain(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         chain = self._walk(ck, join, CHAIN_GAP)
@@ -326,14 +445,20 @@ class TreeWatch(FlaggingJob):
         shared_browser = len(visitors) != len(set(visitors))
         gaps = sorted(b.ts - a.ts for a, b in itertools.pairwise(children))
         regular = len(gaps) >= 5 and _cv(gaps) < 0.25
-        concentrated = len(networks) <= len(children) / 3 or devices <= len(children) / 3
-        if not (concentrated or shared_browser or regular):
+        practised = _practised(children)
+        # Few networks alone is a crowd on a carrier's NAT (a group chat in one city, a festival
+        # evening): it counts when phones made several accounts each as well.
+        few_networks = len(networks) <= len(children) / 3 and devices <= len(children) * REUSED
+
+        concentrated = few_networks or devices <= len(children) / 3
+        if not (concentrated or shared_browser or regular or practised):
             return []
         why = (
             f"{len(children)} children joined within {BURST_WINDOW // 60} min from "
             f"{len(networks)} network(s), {devices} device(s)"
             + (", sharing a browser" if shared_browser else "")
             + (", at clockwork intervals" if regular else "")
+            + (", each signing up as quickly after the click" if practised else "")
         )
         members = tuple(c.user for c in children)
         return [
@@ -406,6 +531,16 @@ class TreeWatch(FlaggingJob):
         members = tuple(sorted(m.decode() for m in self._redis.smembers(key)))
         if len(members) < 2:
             return []
+        # One lineage on one phone (a sharer, and accounts that joined under them or under each
+        # other from it) is the self-referral detectors' case: one extra account is a child on
+        # a parent's phone (that join alone is held), more flag the sharer. A cluster of it
+        # held the sharer's own join and every reward under them: in the simulations, nearly
+        # every honest household sharing a phone. The browser is a lead of its own only when
+        # it joined under sharers from outside it.
+        joined = {m: j for m, j in zip(members, self._joins(ck, list(members)), strict=True) if j}
+        outside = {m for m, j in joined.items() if j.parent not in joined}
+        if len(outside) < 2:
+            return []
         why = f"{len(members)} participants joined from one browser"
         return [
             FlagCandidate(
@@ -437,6 +572,11 @@ class TreeWatch(FlaggingJob):
             # city's carrier NAT: the prefix is a slice of their reach, not its source.
             return []
         members = tuple(sorted(u for u, p in joins.items() if p == parent))
+        # A group of friends on one carrier's NAT fills a prefix too: each on their own phone,
+        # signing up at their own pace. Accounts made in a row share phones or a practised pace.
+        made = [j for j in self._joins(ck, list(members)) if j is not None]
+        if _phones(made) > len(made) * REUSED and not _practised(made):
+            return []
         why = f"{count} of {len(joins)} joins from {join.prefix} this hour are under {parent}"
         return [
             FlagCandidate(
@@ -469,7 +609,7 @@ class TreeWatch(FlaggingJob):
 
     def _owners(self, ck: keys.CampaignKeys, join: Join) -> set[str]:
         """Participants whose own browser or device this join came from."""
-        ids = [i for i in (join.visitor, join.device) if i]
+        ids = sorted(join.phone_ids())
         if not ids:
             return set()
         return {o.decode() for o in self._redis.hmget(ck.device_owners, ids) if o is not None}
@@ -482,25 +622,46 @@ class TreeWatch(FlaggingJob):
         return owner.decode() if owner is not None else ""
 
     def _remember(self, ck: keys.CampaignKeys, join: Join) -> None:
-        """The new participant owns their browser and device, and their home's address (first
-        owner wins)."""
-        for device in (join.visitor, join.device, "ip:" + join.ip if join.home else ""):
+        """The new participant owns their browser, device and app install, and their home's
+        address (first owner wins)."""
+        for device in (*join.phone_ids(), "ip:" + join.ip if join.home else ""):
             if device:
                 self._redis.hsetnx(ck.device_owners, device, join.user)
+
+
+#: The mark of an agent that names its app install (WeChat on Android).
+_INSTALL_MARK = "MMWEBID/"
+_NET_TYPE = re.compile(r"\s*NetType/\S+")
+
+
+def install_of(ua: str) -> str:
+    """The app install an agent names (a hash), or "" when it names none."""
+    if _INSTALL_MARK not in ua:
+        return ""
+    return hashlib.blake2b(_NET_TYPE.sub("", ua).encode(), digest_size=6).hexdigest()
 
 
 def _phones(joins: Iterable[Join]) -> int:
     """How many distinct phones made these joins.
 
-    A join whose device or browser (visitor id) was seen before is the same phone. A join with
-    neither (an agent that names no device, no cookie) counts as one more: unknown is not same.
+    A join whose device, browser (visitor id) or app install was seen before is the same phone. A
+    join with none (an agent that names no device, no cookie) counts as one more: unknown is not
+    same.
     """
     phones, seen = 0, set[str]()
     for join in joins:
-        ids = {i for i in (join.device, join.visitor) if i}
+        ids = join.phone_ids()
         phones += not ids & seen
         seen |= ids
     return phones
+
+
+def _practised(joins: list[Join]) -> bool:
+    """Whether sign-ups came each about as long after their click as the others: a script's or a
+    practised worker's pace. People read the page, fetch a code, get distracted: their delays
+    spread widely (coefficient of variation near 1); accounts made in a row do not."""
+    delays = [j.ts - j.clicked for j in joins if j.clicked is not None]
+    return len(delays) >= PRACTISED_MIN and _cv(delays) < PRACTISED_CV
 
 
 def _count(values: Any) -> dict[str, int]:

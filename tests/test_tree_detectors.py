@@ -275,7 +275,9 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     for n, user in enumerate(children):
         if source == "two networks":  # many iPhones (cookies cleared) on two networks
             # Stamped half a minute after each click (not by the wall clock of this loop): the
-            # prefix index is hourly, and the burst must be caught without clockwork.
+            # prefix index is hourly, and the burst must be caught without clockwork, by the
+            # practised pace of the sign-ups (twenty iPhones on two networks are also what a
+            # group chat on a carrier's NAT looks like).
             ip = f"198.51.{100 + n % 2}.{n + 1}"
             world.join(user, "hub", ip=ip, ua=IOS_WECHAT, delay=30.0)
         else:  # one phone, a fresh account each time, cookies cleared
@@ -287,11 +289,9 @@ def test_twenty_children_in_minutes_from_few_networks_or_one_device(
     assert len(bursts) == 1 and set(bursts[0].members) == set(children)
     if source == "two networks":
         assert "2 network(s)" in bursts[0].reasons[0]
-        # Each /24 filled with joins under the hub: a prefix cluster each.
-        prefixes = {f.subject: set(f.members) for f in of(flags, "cluster", "prefix:")}
-        assert prefixes == {
-            f"prefix:198.51.{100 + k}.0/24:hub": set(children[k::2]) for k in (0, 1)
-        }
+        assert "each signing up as quickly after the click" in bursts[0].reasons[0]
+        # Ten distinct iPhones filling each /24 are a crowd on their own: no prefix cluster.
+        assert of(flags, "cluster", "prefix:") == []
     else:
         assert "1 device(s)" in bursts[0].reasons[0]
     assert all(world.reward(u) == "held" for u in children)
@@ -355,7 +355,12 @@ def test_three_participants_from_one_browser(world: World) -> None:
     clusters = of(flags, "cluster", "browser:")
     assert len(clusters) == 1
     assert set(clusters[0].members) == {"p0", "p1", "p2"}
-    assert referrer_flags(flags) == set()
+    # The browser's first account is its owner's own (under s1); the accounts it made after
+    # that went to two other sharers: an account factory's customers.
+    assert referrer_flags(flags) == {"s2", "s3"}
+    assert (
+        "joined under 2 sharers: s2, s3" in next(f for f in flags if f.subject == "s3").reasons[0]
+    )
     assert all(world.reward(f"p{n}") == "held" for n in range(3))
     assert world.reward("other") == "credited"  # the same sharer's unrelated join is paid
 
@@ -444,3 +449,126 @@ def test_three_accounts_under_one_sharer_from_one_phone_flag_the_sharer(world: W
     assert referrer_flags(flags) == {"seedsharer"}
     sharer = next(f for f in flags if f.kind == "referrer")
     assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
+
+
+# -- one phone across addresses, accounts made on a sharer's phone, households sharing one ------
+
+
+def test_a_child_using_a_parents_browser_holds_that_join_only(world: World) -> None:
+    # The parent joined on their phone; the child signs up under them in the same browser (the
+    # parent's cookie): one extra account on a parent's phone, not a lead on the household.
+    home, phone = "203.0.113.60", android("V2250A")
+    browser = world.join("parent", "friend", ip=home, ua=phone)
+    world.join("child", "parent", ip=home, ua=phone, visitor=browser)
+    world.join("neighbour", "parent", ip="198.51.100.160", ua=android("PGT110"))
+    flags = world.examine()
+    assert [(f.kind, f.subject) for f in flags] == [("participant", "child")]
+    assert of(flags, "cluster", "browser:") == []
+    assert world.reward("parent") == "credited"  # the parent's own join, paid to their friend
+    assert world.reward("neighbour") == "credited"
+
+
+def test_accounts_from_one_android_install_on_mobile_data_flag_the_sharer(world: World) -> None:
+    # A seed sharer (no known device) signs up three alternate accounts on their own WeChat
+    # install over mobile data: a new carrier NAT address each time, no cookie, one agent.
+    phone = android("2206123SC").replace("NetType/WIFI", "NetType/5G")
+    for n in range(3):
+        world.join(f"alt{n}", "seedsharer", ip=f"100.64.{n}.{n + 20}", ua=phone)
+    # 300 people behind one carrier address, each on their own Android phone of one model and
+    # WeChat version (their installs differ), 30 of them joining under one group owner.
+    # They sign up at their own pace, half a minute to five minutes after their click.
+    carrier, reading = "100.64.200.7", random.Random(5)
+    for n in range(30):
+        ua = android("V2309A").replace("MMWEBID/6154", f"MMWEBID/{1000 + n * 37}")
+        delay = reading.uniform(30, 300)
+        world.join(f"member{n}", "groupowner", ip=carrier, ua=ua, delay=delay)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"seedsharer"}
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "3 accounts (alt0, alt1, alt2) joined under them from one phone" in sharer.reasons
+    assert all(world.reward(f"member{n}") == "credited" for n in range(30))
+
+
+def test_an_account_made_on_the_sharers_phone_sharing_from_it(world: World) -> None:
+    # The sharer joined on their phone; an alternate account is made on it under them, then
+    # another under that account, from the same phone on mobile data (the alternate account's
+    # phone is the sharer's: its first owner).
+    phone, home = android("PHU110"), "203.0.113.170"
+    world.join("sharer", "someone", ip=home, ua=phone)
+    world.join("alt", "sharer", ip=home, ua=phone)
+    world.join("alt2", "alt", ip="100.64.9.9", ua=phone.replace("NetType/WIFI", "NetType/4G"))
+    # A household: a child signs up on a parent's phone, then a friend of the child's joins
+    # under the child on their own phone.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.171", ua=family)
+    world.join("kid", "mum", ip="203.0.113.171", ua=family)
+    world.join("kidsfriend", "kid", ip="198.51.100.171", ua=android("RMX3888"))
+    flags = world.examine()
+    assert referrer_flags(flags) == {"sharer", "alt"}
+    sharer = next(f for f in flags if f.kind == "referrer" and f.subject == "sharer")
+    assert "2 accounts (alt, alt2) joined under them from their own device" in sharer.reasons
+    assert {f.subject for f in flags if f.kind == "participant"} == {"alt", "alt2", "kid"}
+    assert world.reward("alt2") != "credited"
+    assert world.reward("kidsfriend") == "credited" and world.reward("mum") == "credited"
+
+
+def test_spare_phones_making_accounts_for_several_sharers_flag_them(world: World) -> None:
+    # A mutual-help group: ann, ben and cat joined on mobile data (their homes are unknown), and
+    # their spare Android phones at home sign up accounts on each other's links, one fresh
+    # account (no cookie) each time. One spare phone serves two sharers: both are its customers.
+    for name in ("ann", "ben", "cat"):
+        world.join(name, "organiser", ip="100.64.3.9", ua=IOS_WECHAT)
+    spare = android("ANN-SPARE").replace("MMWEBID/6154", "MMWEBID/4471")
+    world.join("alt1", "ben", ip="100.64.7.1", ua=spare)  # the spare's first account
+    world.join("alt2", "cat", ip="100.64.7.2", ua=spare)
+    assert referrer_flags(world.examine()) == set()  # one customer: a shared phone, so far
+    world.join("alt3", "ben", ip="100.64.7.3", ua=spare)
+    world.join("alt4", "organiser", ip="100.64.7.4", ua=spare)
+    # A household phone: the mum joined on it, the child signs up on it under her.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.180", ua=family)
+    world.join("kid", "mum", ip="100.64.8.8", ua=family.replace("NetType/WIFI", "NetType/5G"))
+    flags = world.examine()
+    assert referrer_flags(flags) == {"ben", "cat", "organiser"}
+    assert (
+        "joined under 3 sharers: ben, cat, organiser"
+        in next(f for f in flags if f.subject == "ben").reasons[0]
+    )
+    assert all(world.reward(f"alt{n}") != "credited" for n in (2, 3, 4))
+    assert world.reward("kid") != "credited"  # the child's join on the mum's phone waits
+    assert world.reward("mum") == "credited"
+
+
+def test_a_festival_surge_on_carrier_nats_is_not_a_burst(world: World) -> None:
+    # Spring Festival eve: a group owner's link goes round a city's family groups; 40 people join
+    # within a quarter of an hour from three carrier /24s, each on their own phone (distinct
+    # installs and cookies), signing up when they have read the page; a grandmother signs up
+    # on her grandson's phone after him.
+    world.join("owner", "someone", ip="198.51.100.200", ua=android("Pixel 7"))
+    reading = random.Random(3)
+    for n in range(40):
+        phone = n - (n == 1)
+        ua = android(f"F{phone % 7}X").replace("MMWEBID/6154", f"MMWEBID/{2000 + phone}")
+        ip = f"100.64.{20 + n % 3}.{n % 5 + 1}"
+        world.join(f"guest{n}", "owner", ip=ip, ua=ua, delay=reading.lognormvariate(4.3, 0.8))
+    flags = world.examine()
+    assert referrer_flags(flags) == set()
+    assert of(flags, "cluster") == []
+    assert all(world.reward(f"guest{n}") == "credited" for n in range(40))
+
+
+def test_a_studio_on_one_network_signing_up_at_a_practised_pace_is_a_burst(world: World) -> None:
+    # An emulator image spoofing a different phone model per account (each agent distinct, no
+    # cookie), one broadband /24, each sign-up about 25 s after its click.
+    world.join("hub", "boss", ip="192.0.2.210", ua=android("Pixel 6"))
+    pace = random.Random(9)
+    for n in range(14):
+        ua = android(f"EMU{n}").replace("MMWEBID/6154", f"MMWEBID/{3000 + n}")
+        world.join(
+            f"acct{n}", "hub", ip=f"198.51.100.{n % 3 + 1}", ua=ua, delay=pace.uniform(22, 30)
+        )
+    flags = world.examine()
+    assert "hub" in referrer_flags(flags)
+    bursts = of(flags, "cluster", "burst:hub")
+    assert bursts and "each signing up as quickly after the click" in bursts[0].reasons[0]
+    assert all(world.reward(f"acct{n}") == "held" for n in range(14))

@@ -206,13 +206,18 @@ class CampaignKeys:
         return f"{self.tag}:own-device-joins:{participant}"
 
     def phone_joins(self, participant: str, phone: str) -> str:
-        """Set of participants who joined under this one from one phone (browser id, or
-        address|agent at a home's address)."""
+        """Set of participants who joined under this one from one phone (browser id, app
+        install, or address|agent at a home's address)."""
         return f"{self.tag}:phone-joins:{participant}:{phone}"
 
     def ring_edges(self, participant: str) -> str:
         """Set of sharers on whose links this participant's own devices converted."""
         return f"{self.tag}:ring-edges:{participant}"
+
+    def phone_sharers(self, phone: str) -> str:
+        """Set of sharers under whom accounts were made on one phone (browser id, app install, or
+        address|agent at a home's address) after the phone's first account."""
+        return f"{self.tag}:phone-sharers:{phone}"
 
     def browser_joins(self, visitor: str) -> str:
         """Set of participants who joined from one browser (visitor id)."""
