@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from gateway import logs
+
 log = logging.getLogger(__name__)
 
 #: Environment that tells served apps to leave the jobs to this process.
@@ -47,6 +49,7 @@ def run(*, once: bool, period: float) -> list[str]:
     try:
         if once:
             return scheduler.tick()
+        logs.use_json()  # as refgate serve's workers log (REFGATE_LOG_FORMAT)
         nice = lower_priority(services.settings.jobs_nice)
         parent = os.getppid()
 
