@@ -107,8 +107,8 @@ def train(data: LabelledClicks, *, seed: int = 0, folds: int = FOLDS) -> Trainin
     # Out-of-fold margins: every click scored by an ensemble that never saw its referrer.
     margins = np.zeros(len(y))
     for fit_idx, held_idx in splits:
-        margins[held_idx] = _ensemble(seed).fit(x[fit_idx], y[fit_idx]).decision_function(
-            x[held_idx]
+        margins[held_idx] = (
+            _ensemble(seed).fit(x[fit_idx], y[fit_idx]).decision_function(x[held_idx])
         )
     platt = LogisticRegression(C=1e6, max_iter=1000)
     platt.fit(margins.reshape(-1, 1), y)

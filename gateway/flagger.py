@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from detectors.features import external_referer
+from detectors.features import POSTED, external_referer
 from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, posted_share, referrer_finding
 from detectors.review import fed_back
 from gateway.campaigns import Campaign
@@ -81,11 +81,14 @@ class Flagger(FlaggingJob):
             tally = self._tally(ck, referrer)
             share = posted_share(tally)
             if share is not None and self.risk is not None:
-                self.risk.suspect(campaign.id, referrer, share, "clicks:posted")
+                self.risk.suspect(campaign.id, referrer, share, POSTED)
             finding = referrer_finding(tally)
             if finding is None:
                 continue
             flagged_referrers.add(referrer)
+            reasons = finding.reasons
+            if share is not None:
+                reasons += (f"their link is opened from public web pages ({share:.0%} of clicks)",)
             _, new = self._flags.raise_flag(
                 campaign.id,
                 campaign.slug,
@@ -93,12 +96,18 @@ class Flagger(FlaggingJob):
                     kind="referrer",
                     subject=referrer,
                     score=finding.score,
-                    reasons=finding.reasons,
+                    reasons=reasons,
                     evidence={
                         "clicks": tally.clicks,
                         "suspicious": tally.suspicious,
                         "blocked": tally.blocked,
                     },
+                    # The clicks of a link posted publicly: the click path keeps weighing the
+                    # posting once the sharer is under review (detectors.features), as it did
+                    # while it was a suspicion. Under the plain "clicks" source the stronger
+                    # entry replaced the suspicion, and the clicks of a scraped link that had
+                    # made the sharer a suspect looked clean again.
+                    source=POSTED if share is not None else "clicks",
                 ),
                 now,
             )
