@@ -77,13 +77,13 @@ class TrainingReport:
             return "its calibrated scores run backwards (a negative slope)"
         if not m["roc_auc"] >= MIN_ROC_AUC:
             return (
-                f"held-out ROC-AUC {m['roc_auc']:.2f} is under {MIN_ROC_AUC}: it ranks fraud "
+                f"out-of-fold ROC-AUC {m['roc_auc']:.2f} is under {MIN_ROC_AUC}: it ranks fraud "
                 "little better than chance"
             )
         return None
 
 
-#: The least held-out ROC-AUC a model must reach to be saved without --force.
+#: The least out-of-fold ROC-AUC a model must reach to be saved without --force.
 MIN_ROC_AUC = 0.6
 
 

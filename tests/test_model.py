@@ -131,6 +131,14 @@ def test_an_attack_behind_few_referrers_is_in_the_model_served() -> None:
         assert report.metrics["test_referrers"] == 150
 
 
+def test_one_fraudulent_referrer_is_cross_validated_by_click_and_says_so() -> None:
+    x, y = synthetic(n=600, seed=7)
+    groups = [f"r{i % 30}" if label == 0 else "farm" for i, label in enumerate(y.tolist())]
+    report = train(LabelledClicks(x.tolist(), y.tolist(), groups, [""] * len(y)))
+    assert report.metrics["calibration_split"].startswith("out of fold, by click")
+    assert "by click" in report.lines()[0]
+
+
 def test_a_model_that_ranks_no_better_than_chance_is_unfit() -> None:
     x, y = synthetic(n=4000, seed=4)
     groups = [f"r{i % 200}" for i in range(len(y))]

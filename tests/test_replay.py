@@ -278,7 +278,7 @@ def test_export_then_replay_round_trip(runner: FlaskCliRunner, app: Flask, tmp_p
 def test_train_cli_from_a_simulation_directory(
     runner: FlaskCliRunner, app: Flask, tmp_path: Path
 ) -> None:
-    # Training splits by sharer and needs fraud in both its training and calibration parts:
+    # Training cross-validates by sharer and needs fraud on the fitting side of every fold:
     # several farmed links, not one.
     lines, labels = honest_and_farm_log(seed=3, farmers=6)
     simulation = tmp_path / "sim"
@@ -294,7 +294,6 @@ def test_train_cli_from_a_simulation_directory(
         )
     )
     model_file = tmp_path / "model.json"
-    # --seed 1: a split whose held-out referrers include farmers (the quality check needs both).
     result = runner.invoke(
         args=["train", str(simulation), "--out", str(model_file), "--activate", "--seed", "1"]
     )
