@@ -140,12 +140,13 @@ class Flagger(FlaggingJob):
         self, campaign_id: int, referrer: str, share: float, finding: ReferrerFinding | None
     ) -> ReferrerFinding | None:
         """The finding on the clicks of a link posted on public pages, raised under the source
-        "clicks:posted" and at least as high as the sharer's open flag. The risk hash keeps one
-        entry per sharer and an open flag's entry outranks the suspicion: under the plain
-        "clicks" source the click path stopped seeing that the link is posted, and the clicks
-        of a scraped link that had got its sharer flagged looked clean again (detectors.features
-        reads "clicks:posted" in either state). None when the clicks never added up to a flag,
-        or the open flag has the posting already and the clicks no longer add up to one."""
+        "clicks:posted" and at least as high as the sharer's open flag and risk entry. The
+        risk hash keeps one entry per sharer and an open flag's entry outranks the suspicion:
+        under the plain "clicks" source the click path stopped seeing that the link is posted,
+        and the clicks of a scraped link that had got its sharer flagged looked clean again
+        (detectors.features reads "clicks:posted" in either state). None when the clicks never
+        added up to a flag, or the open flag has the posting already and the clicks no longer
+        add up to one."""
         flag = self._flags.get(flag_id_for(campaign_id, "referrer", referrer))
         if flag is None or flag.status != "open":
             flag = None
@@ -154,6 +155,12 @@ class Flagger(FlaggingJob):
         if finding is None and flag is None:
             return None
         scores = [f.score for f in (finding, flag) if f is not None]
+        if self.risk is not None:
+            # The entry keeps the highest score it was written with (a weaker one is not
+            # written over it): the posting must be at least as strong to replace it.
+            state, held, _ = self.risk.get(campaign_id, referrer)
+            if state == "open":
+                scores.append(held)
         reasons = finding.reasons if finding is not None else ()
         posted = f"their link is opened from public web pages ({share:.0%} of clicks)"
         return ReferrerFinding(max(scores), (*reasons, posted))

@@ -246,6 +246,25 @@ def test_a_flag_on_a_posted_links_clicks_keeps_the_posting_in_view(world: World)
     assert forum_click(world, "early", 70, "")["features"][SUSPICION] == score
 
 
+def test_the_posting_replaces_a_clicks_entry_written_at_a_higher_score(world: World) -> None:
+    """The risk entry keeps the highest score it was written with; the flag's score moves with
+    the tally. A posting found after the flag's score fell must still replace the entry."""
+    forum = "https://www.smzdm.com/p/123456789/"
+    spoofed = {"Sec-CH-UA": '"Chromium";v="124", "Google Chrome";v="124"'}
+    chat = "https://servicewechat.com/wx1234/page"
+    for n in range(15):  # 5 of 15 suspicious: a flag at 0.6667
+        forum_click(world, "victim", n, chat, spoofed if n < 5 else None)
+    world.services.flagger.run(world.clock)
+    forum_click(world, "victim", 15, chat)  # 5 of 16: the flag falls to 0.6562
+    world.services.flagger.run(world.clock)
+    risk = world.services.referrer_risk
+    assert risk.get(world.campaign_id, "victim") == ("open", 0.6667, "clicks")
+    for n in range(16, 30):
+        forum_click(world, "victim", n, forum)
+    world.services.flagger.run(world.clock)
+    assert risk.get(world.campaign_id, "victim") == ("open", 0.6667, POSTED)
+
+
 def test_a_finding_about_the_sharers_conduct_outranks_one_about_their_crowd(
     world: World,
 ) -> None:
