@@ -56,6 +56,10 @@ FEATURE_NAMES: tuple[str, ...] = (
 #: decision), as against the crowd their link draws (detectors.review).
 CONDUCT = frozenset({"tree:self", "tree:chain", "tree:ring", "tree:fast", "review"})
 
+#: The source of findings that a sharer's link is posted on public pages (gateway.flagger): a
+#: suspicion, or a flag on the clicks such a link draws.
+POSTED = "clicks:posted"
+
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
 _APP_REFERERS = (
     "weixin.qq.com",
@@ -119,9 +123,20 @@ def features(click: ClickInput, history: History) -> list[float]:
         # the crowd their link draws are not fed back: the model scores those clicks directly,
         # and honest viral sharers and victims of spam draw such crowds too.
         review_score(history),
-        # ... or the score of a suspicion that raised no flag (a link posted on public pages).
-        history.referrer_review_score if history.referrer_review == "suspect" else 0.0,
+        # ... or the score of a suspicion that raised no flag (a link posted on public pages),
+        # or of a flag on the clicks such a link draws.
+        suspicion(history),
     ]
+
+
+def suspicion(history: History) -> float:
+    """The score of a finding that the sharer's link is posted on public pages: a suspicion, or
+    a flag on the clicks it draws (the stronger entry replaces the suspicion in the store)."""
+    if history.referrer_review == "suspect":
+        return history.referrer_review_score
+    if history.referrer_review == "open" and history.referrer_review_source == POSTED:
+        return history.referrer_review_score
+    return 0.0
 
 
 def review_score(history: History) -> float:

@@ -23,7 +23,7 @@ gets depends on what the finding is about:
 from __future__ import annotations
 
 from detectors.base import NOTHING, ClickInput, History, Signal
-from detectors.features import CONDUCT, external_referer
+from detectors.features import CONDUCT, POSTED, external_referer
 
 #: The score a click on the link of a referrer under review for their conduct gets at least:
 #: enough to deny credit (Policy.deny_credit_at), never a challenge or a block on its own.
@@ -43,7 +43,7 @@ SOURCES = {
     "tree:factory": "one phone made accounts for them and other sharers",
     "tree:prefix": "a network filled with joins under them",
     "tree:fast": "sign-ups seconds after the click",
-    "clicks:posted": "their link is opened from public web pages",
+    POSTED: "their link is opened from public web pages",
 }
 #: How the engine prefixes this rule's reasons ("<detector name>: <reason>").
 REASON_PREFIX = "referrer_review: "
@@ -66,13 +66,15 @@ class ReferrerReviewDetector:
         source = history.referrer_review_source
         if state == "fraud":
             return Signal(DECIDED_FRAUD, "the sharer was found cheating by a reviewer", "referrer")
+        if source == POSTED and external_referer(click.referer):
+            # A suspicion, or a flag on the clicks the posted link draws: either way the sharer
+            # did not reach this stranger themselves.
+            return Signal(
+                UNDER_REVIEW,
+                "opened from a public web page: the sharer's link is posted publicly",
+                "referrer",
+            )
         if state == "suspect":
-            if source == "clicks:posted" and external_referer(click.referer):
-                return Signal(
-                    UNDER_REVIEW,
-                    "opened from a public web page: the sharer's link is posted publicly",
-                    "referrer",
-                )
             return Signal(SOFT, describe(source))
         why = f"the sharer is under review for {describe(source)}"
         if source in CONDUCT:

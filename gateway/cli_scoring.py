@@ -145,7 +145,7 @@ def export_command(slug: str, since: str | None, out: Path) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Save (and with --activate, activate) a model that fails the held-out quality check.",
+    help="Save (and with --activate, activate) a model that fails the out-of-fold quality check.",
 )
 @with_appcontext
 def train_command(

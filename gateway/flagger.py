@@ -13,11 +13,17 @@ from typing import Any
 
 import orjson
 
-from detectors.features import external_referer
-from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, posted_share, referrer_finding
+from detectors.features import POSTED, external_referer
+from detectors.flagging import (
+    CLICK_FLAG_SCORE,
+    ReferrerFinding,
+    ReferrerTally,
+    posted_share,
+    referrer_finding,
+)
 from detectors.review import fed_back
 from gateway.campaigns import Campaign
-from gateway.flags import FlagCandidate
+from gateway.flags import FlagCandidate, flag_id_for
 from gateway.jobs import FlaggingJob
 from gateway.referrer_risk import ReferrerRisk
 from gateway.store import keys
@@ -89,8 +95,11 @@ class Flagger(FlaggingJob):
         for referrer, tally in totals.items():
             share = posted_share(tally)
             if share is not None and self.risk is not None:
-                self.risk.suspect(campaign.id, referrer, share, "clicks:posted")
+                self.risk.suspect(campaign.id, referrer, share, POSTED)
             finding = referrer_finding(tally)
+            source = "clicks"
+            if share is not None:
+                finding, source = self._posted(campaign.id, referrer, share, finding), POSTED
             if finding is None:
                 continue
             flagged_referrers.add(referrer)
@@ -107,6 +116,7 @@ class Flagger(FlaggingJob):
                         "suspicious": tally.suspicious,
                         "blocked": tally.blocked,
                     },
+                    source=source,
                 ),
                 now,
             )
@@ -133,6 +143,35 @@ class Flagger(FlaggingJob):
             )
             raised += new
         return raised
+
+    def _posted(
+        self, campaign_id: int, referrer: str, share: float, finding: ReferrerFinding | None
+    ) -> ReferrerFinding | None:
+        """The finding on the clicks of a link posted on public pages, raised under the source
+        "clicks:posted" and at least as high as the sharer's open flag and risk entry. The
+        risk hash keeps one entry per sharer and an open flag's entry outranks the suspicion:
+        under the plain "clicks" source the click path stopped seeing that the link is posted,
+        and the clicks of a scraped link that had got its sharer flagged looked clean again
+        (detectors.features reads "clicks:posted" in either state). None when the clicks never
+        added up to a flag, or the open flag has the posting already and the clicks no longer
+        add up to one."""
+        flag = self._flags.get(flag_id_for(campaign_id, "referrer", referrer))
+        if flag is None or flag.status != "open":
+            flag = None
+        elif finding is None and POSTED in flag.evidence.get("sources", {}):
+            return None
+        if finding is None and flag is None:
+            return None
+        scores = [f.score for f in (finding, flag) if f is not None]
+        if self.risk is not None:
+            # The entry keeps the highest score it was written with (a weaker one is not
+            # written over it): the posting must be at least as strong to replace it.
+            state, held, _ = self.risk.get(campaign_id, referrer)
+            if state == "open":
+                scores.append(held)
+        reasons = finding.reasons if finding is not None else ()
+        posted = f"their link is opened from public web pages ({share:.0%} of clicks)"
+        return ReferrerFinding(max(scores), (*reasons, posted))
 
 
 def _tally(stored: dict[bytes, bytes]) -> ReferrerTally:

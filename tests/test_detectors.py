@@ -22,7 +22,7 @@ from detectors.conversion import conversion_time_signal
 from detectors.crawlers import CrawlerDetector, is_crawler
 from detectors.engine import BLOCKABLE_KINDS, HARD_KINDS, Decision, Engine, Policy, decide
 from detectors.fanout import MAX_ALONE, FanOutDetector
-from detectors.flagging import ReferrerTally, referrer_finding
+from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
 from detectors.headers import HeaderConsistencyDetector
 from detectors.network import NetworkDetector
 from detectors.selfreferral import SelfReferralDetector
@@ -362,6 +362,37 @@ def test_opening_ones_own_link_once_is_never_blocked_nor_flagged() -> None:
     for _ in range(20):
         tally.add(0.0, "allow", [])
     assert tally.self_clicks == 1 and referrer_finding(tally) is None
+
+
+def test_own_browser_and_phone_scores_are_floors_below_a_lone_click_flag() -> None:
+    """A sharer checking their link, or a relative signing up on the sharer's phone, is denied
+    credit and nothing more: its score ranks it below fraud the model is surer of, and raises no
+    lone-click flag for a reviewer; alternate accounts show in the habit (next test) and in the
+    click's other features."""
+    own_click, own = LOOKALIKES["own_link_once"]
+    relative_on_sharers_phone = replace(QUIET, ip_1h=2, ip_visitors_1h=2, self_device=True)
+    for case, history in ((own_click, own), (click(ANDROID_WECHAT), relative_on_sharers_phone)):
+        verdict = ENGINE.score(case, history)
+        assert verdict.decision is Decision.DENY_CREDIT
+        assert POLICY.deny_credit_at <= verdict.score < CLICK_FLAG_SCORE
+    # The own browser is the stronger evidence of the two.
+    detector = SelfReferralDetector()
+    assert (
+        detector.score(own_click, own).value
+        > detector.score(click(ANDROID_WECHAT), relative_on_sharers_phone).value
+    )
+
+
+def test_alternate_accounts_on_the_sharers_own_browser_flag_the_sharer() -> None:
+    own_click, own = LOOKALIKES["own_link_once"]
+    tally = ReferrerTally()
+    for n in range(3):  # three sign-ups from the sharer's own browser, minutes apart
+        history = replace(own, visitor_1h=n + 1, referrer_1h=n + 1)
+        verdict = ENGINE.score(own_click, history)
+        assert verdict.decision is Decision.DENY_CREDIT
+        tally.add(verdict.score, verdict.decision, list(verdict.reasons))
+    finding = referrer_finding(tally)
+    assert finding is not None and finding.score >= 0.9
 
 
 # -- timing -----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 
 from detectors.base import History
 from detectors.engine import Decision, Engine
-from detectors.features import FEATURE_NAMES, features
+from detectors.features import FEATURE_NAMES, POSTED, features
 from detectors.flagging import ReferrerTally
 from detectors.review import DECIDED_FRAUD, UNDER_REVIEW
 from gateway.conversions import creditable
@@ -154,7 +154,9 @@ def test_the_tip_of_a_flagged_chain_is_under_review_before_its_own_link_is_click
     assert world.services.referrer_risk.get(world.campaign_id, "link5") == ("", 0.0, "")
 
 
-def forum_click(world: World, referrer: str, n: int, referer: str) -> dict[str, Any]:
+def forum_click(
+    world: World, referrer: str, n: int, referer: str, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A stranger opening the link from a web page (a forum post) in their system browser,
     or (no ``referer``) in WeChat; returns the recorded event."""
     world.clock += 1 + world.rng.expovariate(1 / 60)  # people, not clockwork
@@ -167,6 +169,7 @@ def forum_click(world: World, referrer: str, n: int, referer: str) -> dict[str, 
     headers = {"User-Agent": ua, "Accept-Language": "zh-CN,zh;q=0.9"}
     if referer:
         headers["Referer"] = referer
+    headers.update(extra or {})
     environ = EnvironBuilder(
         path=f"/s/{token}", headers=headers, environ_base={"REMOTE_ADDR": f"198.18.{n}.{n + 1}"}
     ).get_environ()
@@ -204,6 +207,62 @@ def test_a_link_opened_from_public_pages_is_suspected_not_flagged(world: World) 
     risk.suspect(world.campaign_id, "poster", 1.0, "clicks:posted")
     assert risk.get(world.campaign_id, "poster")[0] == "open"
     assert stranger_click(world, "poster", 32)["decision"] == "deny_credit"
+
+
+def test_a_flag_on_a_posted_links_clicks_keeps_the_posting_in_view(world: World) -> None:
+    """A link posted publicly whose clicks look wrong flags its sharer; the flag replaces the
+    suspicion in the store, and the click path still sees that the link is posted (before,
+    the clicks of a scraped link that had made its sharer a suspect looked clean again)."""
+    forum = "https://www.smzdm.com/p/123456789/"
+    # Scripts reading the forum: Safari's agent with Chrome's client hints.
+    spoofed = {"Sec-CH-UA": '"Chromium";v="124", "Google Chrome";v="124"'}
+    for n in range(12):
+        assert forum_click(world, "poster", n, forum, spoofed)["score"] >= 0.5
+    world.services.flagger.run(world.clock)
+    flags, _ = world.services.flags.find([world.campaign_id], kind="referrer")
+    assert [(f.subject, list(f.evidence["sources"])) for f in flags] == [("poster", [POSTED])]
+    assert any("opened from public web pages" in reason for reason in flags[0].reasons)
+    state, score, source = world.services.referrer_risk.get(world.campaign_id, "poster")
+    assert (state, source) == ("open", POSTED) and score >= 0.5
+    reader = forum_click(world, "poster", 30, "")  # a WeChat reader of the same post
+    assert reader["features"][SUSPICION] == score and reader["features"][REVIEW] == 0.0
+    assert reader["decision"] == "allow"  # the model weighs it; no denial on its own
+    event = forum_click(world, "poster", 31, forum)  # from the public page: no credit
+    assert event["decision"] == "deny_credit"
+    assert any("the sharer's link is posted publicly" in r for r in event["reasons"])
+    # A sharer whose suspicious clicks come from no public page is flagged as before.
+    chat = "https://servicewechat.com/wx1234/page"  # a chat app's page: not a public one
+    for n in range(40, 46):
+        assert forum_click(world, "early", n, chat, spoofed)["score"] >= 0.5
+    world.services.flagger.run(world.clock)
+    assert world.services.referrer_risk.get(world.campaign_id, "early")[::2] == ("open", "clicks")
+    # ... and when their link turns up on a forum later, the posting joins the open flag, even
+    # once the suspicious clicks are too few a share for a flag of their own (6 of 26).
+    for n in range(46, 66):
+        forum_click(world, "early", n, forum)
+    world.services.flagger.run(world.clock)
+    state, score, source = world.services.referrer_risk.get(world.campaign_id, "early")
+    assert (state, source) == ("open", POSTED) and score >= 0.5
+    assert forum_click(world, "early", 70, "")["features"][SUSPICION] == score
+
+
+def test_the_posting_replaces_a_clicks_entry_written_at_a_higher_score(world: World) -> None:
+    """The risk entry keeps the highest score it was written with; the flag's score moves with
+    the tally. A posting found after the flag's score fell must still replace the entry."""
+    forum = "https://www.smzdm.com/p/123456789/"
+    spoofed = {"Sec-CH-UA": '"Chromium";v="124", "Google Chrome";v="124"'}
+    chat = "https://servicewechat.com/wx1234/page"
+    for n in range(15):  # 5 of 15 suspicious: a flag at 0.6667
+        forum_click(world, "victim", n, chat, spoofed if n < 5 else None)
+    world.services.flagger.run(world.clock)
+    forum_click(world, "victim", 15, chat)  # 5 of 16: the flag falls to 0.6562
+    world.services.flagger.run(world.clock)
+    risk = world.services.referrer_risk
+    assert risk.get(world.campaign_id, "victim") == ("open", 0.6667, "clicks")
+    for n in range(16, 30):
+        forum_click(world, "victim", n, forum)
+    world.services.flagger.run(world.clock)
+    assert risk.get(world.campaign_id, "victim") == ("open", 0.6667, POSTED)
 
 
 def test_a_finding_about_the_sharers_conduct_outranks_one_about_their_crowd(

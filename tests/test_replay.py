@@ -82,7 +82,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
     lines, labels = honest_and_farm_log()
-    # A person who joined opens their own new link from the same browser: a click flag.
+    # A person who joined opens their own new link from the same browser: no credit, and no
+    # flag (a check of one's own link; a habit would flag them). Someone else taps a friend's
+    # link nine times within half a minute: the last taps are a flood, and a click flag.
     joined = next(
         (line, click)
         for line in lines
@@ -92,8 +94,14 @@ def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
     )
     conversion, click = joined
     own = {**click, "id": "own1", "ts": conversion["ts"] + 60, "referrer": conversion["user"]}
-    lines = sorted([*lines, own], key=lambda line: line["ts"])
-    labels = {**labels, "own1": True}
+    minute = (conversion["ts"] // 60 + 3) * 60  # the taps fall within one minute
+    taps = [
+        {**click, "id": f"tap{n}", "ts": minute + 2 * n, "referrer": "u3",
+         "ip": "117.136.9.9", "visitor_id": "tapper"}
+        for n in range(9)
+    ]  # fmt: skip
+    lines = sorted([*lines, own, *taps], key=lambda line: line["ts"])
+    labels = {**labels, "own1": True, **{tap["id"]: int(tap["id"][3:]) >= 5 for tap in taps}}
     summary = replay(write_log(tmp_path / "log.jsonl", lines), tmp_path / "out")
     clicks = {row["id"]: row for row in read_jsonl(tmp_path / "out" / "clicks.jsonl")}
     assert set(clicks) == set(labels)
@@ -129,6 +137,9 @@ def test_replay_scores_flags_and_rewards(tmp_path: Path) -> None:
     # Every file speaks of the log's click ids: click flags and conversions too.
     click_flags = [f for f in flags if f["kind"] == "click"]
     assert click_flags and all(f["subject"] in labels for f in click_flags)
+    assert "tap8" in {f["subject"] for f in click_flags}
+    assert clicks["own1"]["decision"] == "deny_credit"
+    assert "own1" not in {f["subject"] for f in click_flags}
     conversions = read_jsonl(tmp_path / "out" / "conversions.jsonl")
     assert {c["click_id"] for c in conversions} == set(converted.values())
     assert summary.events == len(lines) and summary.events_per_second > 0
@@ -267,7 +278,7 @@ def test_export_then_replay_round_trip(runner: FlaskCliRunner, app: Flask, tmp_p
 def test_train_cli_from_a_simulation_directory(
     runner: FlaskCliRunner, app: Flask, tmp_path: Path
 ) -> None:
-    # Training splits by sharer and needs fraud in both its training and calibration parts:
+    # Training cross-validates by sharer and needs fraud on the fitting side of every fold:
     # several farmed links, not one.
     lines, labels = honest_and_farm_log(seed=3, farmers=6)
     simulation = tmp_path / "sim"
@@ -283,7 +294,6 @@ def test_train_cli_from_a_simulation_directory(
         )
     )
     model_file = tmp_path / "model.json"
-    # --seed 1: a split whose held-out referrers include farmers (the quality check needs both).
     result = runner.invoke(
         args=["train", str(simulation), "--out", str(model_file), "--activate", "--seed", "1"]
     )
