@@ -138,6 +138,17 @@ class Join:
         its app install."""
         return {i for i in (self.visitor, self.device, self.install and "in:" + self.install) if i}
 
+    def telling_phone_ids(self) -> list[str]:
+        """The ids that tell this phone from strangers' at its address: a browser or an app
+        install anywhere, an address-and-agent only at a home's address (behind a carrier NAT,
+        strangers with one phone model and app version look alike)."""
+        found = (
+            self.visitor,
+            self.device if self.home else "",
+            self.install and "in:" + self.install,
+        )
+        return [i for i in found if i]
+
 
 class TreeWatch(FlaggingJob):
     def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
@@ -310,16 +321,8 @@ class TreeWatch(FlaggingJob):
         return found
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        # A browser or an app install is one phone anywhere; an address-and-agent only at a
-        # home's address (behind a carrier NAT, strangers with one phone model and app version
-        # look alike).
-        phones = [
-            join.visitor,
-            join.device if join.home else "",
-            join.install and "in:" + join.install,
-        ]
         most: list[str] = []
-        for phone in filter(None, phones):
+        for phone in join.telling_phone_ids():
             key = ck.phone_joins(join.parent, phone)
             self._redis.sadd(key, join.user)
             self._redis.expire(key, INDEX_TTL)
@@ -339,15 +342,7 @@ class TreeWatch(FlaggingJob):
         sharers its customers: a ring's spare phones signing up on each other's links, a farm's
         phones serving a few customers, an alternate account sharing to more alternates.
         """
-        phones = sorted(
-            p
-            for p in (
-                join.visitor,
-                join.device if join.home else "",
-                join.install and "in:" + join.install,
-            )
-            if p
-        )
+        phones = sorted(join.telling_phone_ids())
         if not phones:
             return []
         owners = self._redis.hmget(ck.device_owners, phones)
