@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate
+from gateway.store import keys
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.persistence import persistence_problem
 from tests.conftest import bearer, make_app, services_of
@@ -91,6 +92,42 @@ def test_tree_ledger_and_flags_survive_a_restart(
         again = convert(client, conversion_key, before["rewards"]["rewards"][0]["click_id"], "bob")
         assert again.status_code in {200, 409}
         assert snapshot(client, admin)["rewards"] == before["rewards"]
+    finally:
+        services.close()
+
+
+def test_click_events_survive_a_restart_and_their_scoring_history_does_not(
+    tmp_path: Path, durable: tuple[RedisProcess, bool]
+) -> None:
+    """click.lua keeps the click's history (velocity windows, the sharer's latest click times)
+    out of the AOF: state that expires within hours, written on every click. The events, and
+    the counters the stats read, are persisted like the ledger."""
+    process, crash = durable
+    app: Flask = make_app(tmp_path / "data", process.url)
+    services = services_of(app)
+    client = app.test_client()
+    try:
+        admin = bearer(services.api_keys.create("admin", "admin")[0])
+        campaign = setup_campaign(client, admin)
+        token = services.links.mint(services.campaigns.require("tea"), "alice").token
+        for n in range(5):
+            answer = client.get(f"/s/{token}", environ_base={"REMOTE_ADDR": f"198.51.100.{n}"})
+            assert answer.status_code == 302
+        services.recorder.flush()
+        ck = keys.campaign_keys(campaign["id"])
+        store = redis.Redis.from_url(process.url)
+        history = list(store.scan_iter(f"{ck.history_prefix}*"))
+        assert history, "the clicks wrote their history"
+        stats_before = client.get("/api/v1/campaigns/tea/stats", headers=admin).json
+
+        process.stop(kill=crash)
+        process.start()
+        services.gateway.breaker.reset()
+
+        store = redis.Redis.from_url(process.url)
+        assert store.xlen(ck.events) == 5
+        assert list(store.scan_iter(f"{ck.history_prefix}*")) == []
+        assert client.get("/api/v1/campaigns/tea/stats", headers=admin).json == stats_before
     finally:
         services.close()
 

@@ -66,8 +66,16 @@ local function distinct(key, member, ttl)
   return redis.call('PFCOUNT', key)
 end
 
+-- The click's history (counters, HyperLogLogs, latest times) is scoring state that expires in
+-- minutes to hours: it is not written to the AOF nor sent to replicas, which halves what each
+-- click appends to the AOF. After a restart or a failover the velocity windows start empty;
+-- the events, counters and timeline below are propagated as usual. replicate_commands() makes
+-- sure the script runs in effects replication, which set_repl needs (the default since Redis 5;
+-- always so in 7).
+redis.replicate_commands()
 if ARGV[1] ~= '' then
   key_base, arg_base = 24, 11
+  redis.set_repl(redis.REPL_NONE)
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
   local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
@@ -99,6 +107,7 @@ if ARGV[1] ~= '' then
   for _, value in ipairs(redis.call('LRANGE', KEYS[21], 0, 7)) do
     reply[#reply + 1] = value
   end
+  redis.set_repl(redis.REPL_ALL)
 end
 
 local recorded = 0
