@@ -28,6 +28,7 @@ from gateway.jobs import FlaggingJob
 from gateway.referrer_risk import ReferrerRisk
 from gateway.store import keys
 from gateway.store.follow import STREAM_BATCH, follow
+from gateway.store.scripts import script
 
 BATCH = STREAM_BATCH
 
@@ -70,26 +71,7 @@ class Flagger(FlaggingJob):
                 and not fed_back(event["reasons"])
             ):
                 lone.append((referrer, event))
-        # One round trip for the whole batch: each referrer's increments, then its running
-        # tally read back (a round trip per referrer made this job, which runs in a serving
-        # worker, cost more CPU per click than scoring the click did).
-        pipe = self._redis.pipeline(transaction=False)
-        for referrer, tally in batch.items():
-            key = ck.referrer_tally(referrer)
-            pipe.hincrby(key, "clicks", tally.clicks)
-            pipe.hincrby(key, "suspicious", tally.suspicious)
-            pipe.hincrby(key, "blocked", tally.blocked)
-            pipe.hincrby(key, "self", tally.self_clicks)
-            pipe.hincrby(key, "external", tally.external)
-            for name, count in tally.detectors.items():
-                pipe.hincrby(key, f"d:{name}", count)
-            pipe.hgetall(key)
-        replies = iter(pipe.execute())
-        totals: dict[str, ReferrerTally] = {}
-        for referrer, tally in batch.items():
-            for _ in range(5 + len(tally.detectors)):
-                next(replies)
-            totals[referrer] = _tally(next(replies))
+        totals = _add_tallies(self._redis, ck, batch)
         raised = 0
         flagged_referrers = set()
         for referrer, tally in totals.items():
@@ -172,6 +154,39 @@ class Flagger(FlaggingJob):
         reasons = finding.reasons if finding is not None else ()
         posted = f"their link is opened from public web pages ({share:.0%} of clicks)"
         return ReferrerFinding(max(scores), (*reasons, posted))
+
+
+def _add_tallies(
+    redis: Any, ck: keys.CampaignKeys, batch: dict[str, ReferrerTally]
+) -> dict[str, ReferrerTally]:
+    """Add a batch's tallies to the referrers' running ones in the store and return the totals:
+    one ``add_tallies.lua`` call for the whole batch."""
+    call_keys: list[str] = []
+    args: list[str | int] = []
+    for referrer, tally in batch.items():
+        call_keys.append(ck.referrer_tally(referrer))
+        added = [
+            (field, amount)
+            for field, amount in (
+                ("clicks", tally.clicks),
+                ("suspicious", tally.suspicious),
+                ("blocked", tally.blocked),
+                ("self", tally.self_clicks),
+                ("external", tally.external),
+                *((f"d:{name}", count) for name, count in tally.detectors.items()),
+            )
+            if amount
+        ]
+        args.append(len(added))
+        for field, amount in added:
+            args += (field, amount)
+    if not call_keys:
+        return {}
+    replies = script("add_tallies")(redis, call_keys, args)
+    return {
+        referrer: _tally(dict(zip(reply[::2], reply[1::2], strict=True)))
+        for referrer, reply in zip(batch, replies, strict=True)
+    }
 
 
 def _tally(stored: dict[bytes, bytes]) -> ReferrerTally:
