@@ -25,7 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BROWSER_UA, environment, gunicorn, median, pin_store, seed, wrk
+from bench.common import (
+    BROWSER_UA,
+    cpu_per_request,
+    environment,
+    gunicorn,
+    median,
+    pin_store,
+    seed,
+    store_pid,
+    wrk,
+)
 from gateway.cli import default_workers
 
 
@@ -98,6 +108,7 @@ def main() -> None:
     with environment() as env:
         paths = seed(env, links=args.links)
         all_cpus = os.sched_getaffinity(0)
+        store = store_pid(env.redis_url)
         for layout in args.layouts.split(","):
             if layout == "store-apart":
                 if len(all_cpus) < 2:
@@ -115,6 +126,7 @@ def main() -> None:
                 parser.error(f"unknown layout {layout!r}: shared or store-apart")
             print(f"-- layout {layout}: {where}", flush=True)
             results: dict[str, list] = {"bare": [], "gateway": []}
+            spent: dict[str, list[dict[str, float]]] = {"bare": [], "gateway": []}
             for round_number in range(args.rounds):
                 for name, spec in (
                     ("bare", "bench.bare_app:app"),
@@ -122,14 +134,17 @@ def main() -> None:
                 ):
                     with gunicorn(spec, env.env(), args.workers, cpus=serving) as base:
                         wrk(base, paths, seconds=2, connections=args.connections, cpus=serving)
-                        result = wrk(
-                            base,
-                            paths,
-                            seconds=args.seconds,
-                            connections=args.connections,
-                            cpus=serving,
-                        )
+                        with cpu_per_request(store) as cpu:
+                            result = wrk(
+                                base,
+                                paths,
+                                seconds=args.seconds,
+                                connections=args.connections,
+                                cpus=serving,
+                            )
                     results[name].append(result)
+                    served = max(result.requests_per_second * args.seconds, 1.0)
+                    spent[name].append({part: s / served * 1e6 for part, s in cpu.items()})
                     print(
                         f"round {round_number + 1} {name:8s} "
                         f"{result.requests_per_second:9.0f} req/s  "
@@ -146,7 +161,15 @@ def main() -> None:
             )
             print(f"  bare Flask 302      {bare:9.0f} req/s (median of {args.rounds})")
             print(f"  gateway GET /s/     {gateway:9.0f} req/s (median of {args.rounds})")
-            print(f"  ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)", flush=True)
+            print(f"  ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)")
+            print("  CPU per request, us (median of rounds; machine: all processes and the kernel)")
+            for name in ("bare", "gateway"):
+                parts = {
+                    part: median([round_[part] for round_ in spent[name]])
+                    for part in ("gunicorn", "store", "jobs", "wrk", "machine")
+                }
+                print("    " + f"{name:8s}" + "  ".join(f"{p} {v:5.0f}" for p, v in parts.items()))
+            sys.stdout.flush()
         pin_store(env.redis_url, all_cpus)
         cost = in_process_cost(args.iterations)
         print(

@@ -231,5 +231,67 @@ def _ms(value: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def store_pid(redis_url: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    pid = int(client.info("server")["process_id"])
+    client.close()
+    return pid
+
+
+@contextmanager
+def cpu_per_request(store: int) -> Iterator[dict[str, float]]:
+    """CPU seconds spent while the block runs, by part: gunicorn (master and workers), the
+    gateway's jobs process, the store (pid ``store``), wrk (a child waited for in the block) and
+    the whole machine (every process and the kernel, from /proc/stat). Divide by the requests
+    served to see where a request's CPU goes: on a saturated box the throughput ratio is the
+    inverse ratio of these totals."""
+    parts: dict[str, float] = {}
+    before, children, machine = _cpu_by_part(store), os.times(), _machine_busy()
+    yield parts
+    after, children_after = _cpu_by_part(store), os.times()
+    for part in ("gunicorn", "jobs", "store"):
+        parts[part] = after.get(part, 0.0) - before.get(part, 0.0)
+    parts["wrk"] = (children_after.children_user - children.children_user) + (
+        children_after.children_system - children.children_system
+    )
+    parts["machine"] = _machine_busy() - machine
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_by_part(store: int) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                command = fh.read().replace(b"\0", b" ")
+        except OSError:
+            continue  # gone meanwhile
+        if int(name) == store:
+            part = "store"
+        elif b"gunicorn" in command:
+            part = "gunicorn"
+        elif command.endswith(b" jobs ") and b"gateway.cli" in command:
+            part = "jobs"
+        else:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[part] = found.get(part, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def _machine_busy() -> float:
+    with open("/proc/stat") as fh:
+        ticks = [int(value) for value in fh.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICKS  # all but idle and iowait
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
