@@ -73,7 +73,11 @@ class Answer:
         start_response(
             STATUS_LINES[self.status], [*self.headers, ("Content-Length", str(len(self.body)))]
         )
-        return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [self.body]
+        # No body, no body chunk: gunicorn sends each chunk with a system call of its own, an
+        # empty one included, and a redirect has no body.
+        if not self.body or environ.get("REQUEST_METHOD") == "HEAD":
+            return []
+        return [self.body]
 
 
 class PageRenderer(Protocol):
