@@ -1,7 +1,10 @@
 """Benchmark of GET /s/<token>: the gateway under gunicorn against a bare Flask 302, same settings.
 
-Runs both servers alternately (several rounds, so drift affects both), prints throughput, p50/p99
+Runs the servers in turn (several rounds, so drift affects all), prints throughput, p50/p99
 and the ratio gateway / bare, then the in-process cost of the click handler in microseconds.
+A third app, the bare 302 plus one INCR sent as the click path sends its call, shows what one
+store round trip per click costs on its own: no design that records clicks in Redis (and the
+brief asks for one touch per click) can be faster than that floor.
 
 Two layouts, each with its own baseline:
 
@@ -125,13 +128,15 @@ def main() -> None:
             else:
                 parser.error(f"unknown layout {layout!r}: shared or store-apart")
             print(f"-- layout {layout}: {where}", flush=True)
-            results: dict[str, list] = {"bare": [], "gateway": []}
-            spent: dict[str, list[dict[str, float]]] = {"bare": [], "gateway": []}
+            apps = {
+                "bare": "bench.bare_app:app",
+                "bare+store": "bench.bare_app:store_app",
+                "gateway": "gateway:create_app()",
+            }
+            results: dict[str, list] = {name: [] for name in apps}
+            spent: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
             for round_number in range(args.rounds):
-                for name, spec in (
-                    ("bare", "bench.bare_app:app"),
-                    ("gateway", "gateway:create_app()"),
-                ):
+                for name, spec in apps.items():
                     with gunicorn(spec, env.env(), args.workers, cpus=serving) as base:
                         wrk(base, paths, seconds=2, connections=args.connections, cpus=serving)
                         with cpu_per_request(store) as cpu:
@@ -146,7 +151,7 @@ def main() -> None:
                     served = max(result.requests_per_second * args.seconds, 1.0)
                     spent[name].append({part: s / served * 1e6 for part, s in cpu.items()})
                     print(
-                        f"round {round_number + 1} {name:8s} "
+                        f"round {round_number + 1} {name:10s} "
                         f"{result.requests_per_second:9.0f} req/s  "
                         f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
                         f"non-3xx {result.non_2xx_3xx}  socket errors {result.errors}  "
@@ -154,6 +159,7 @@ def main() -> None:
                         flush=True,
                     )
             bare = median([r.requests_per_second for r in results["bare"]])
+            floor = median([r.requests_per_second for r in results["bare+store"]])
             gateway = median([r.requests_per_second for r in results["gateway"]])
             print(
                 f"layout {layout}: gunicorn sync, {args.workers} workers, "
@@ -161,14 +167,19 @@ def main() -> None:
             )
             print(f"  bare Flask 302      {bare:9.0f} req/s (median of {args.rounds})")
             print(f"  gateway GET /s/     {gateway:9.0f} req/s (median of {args.rounds})")
+            print(f"  bare + one INCR     {floor:9.0f} req/s (median of {args.rounds})")
             print(f"  ratio gateway/bare  {gateway / bare:9.2f}  (goal >= 0.70)")
+            print(
+                f"  ratio (bare + one INCR)/bare {floor / bare:5.2f}: what one store round trip "
+                f"per click costs on its own; gateway/(bare + one INCR) {gateway / floor:.2f}"
+            )
             print("  CPU per request, us (median of rounds; machine: all processes and the kernel)")
-            for name in ("bare", "gateway"):
+            for name in apps:
                 parts = {
                     part: median([round_[part] for round_ in spent[name]])
                     for part in ("gunicorn", "store", "jobs", "wrk", "machine")
                 }
-                print("    " + f"{name:8s}" + "  ".join(f"{p} {v:5.0f}" for p, v in parts.items()))
+                print("    " + f"{name:11s}" + "  ".join(f"{p} {v:5.0f}" for p, v in parts.items()))
             sys.stdout.flush()
         pin_store(env.redis_url, all_cpus)
         cost = in_process_cost(args.iterations)
