@@ -59,11 +59,15 @@ local function count(key, ttl)
   return n
 end
 
+-- The counters' and HyperLogLogs' names carry their minute, hour or day, so a TTL set once,
+-- when the key is made, outlives its use (a TTL set on every change cost a call per click).
 local function distinct(key, member, ttl)
-  if redis.call('PFADD', key, member) == 1 then
+  local added = redis.call('PFADD', key, member)
+  local n = redis.call('PFCOUNT', key)
+  if added == 1 and n == 1 then  -- just made (a change of a known key leaves a count above 1)
     redis.call('EXPIRE', key, ttl)
   end
-  return redis.call('PFCOUNT', key)
+  return n
 end
 
 -- The click's history (counters, HyperLogLogs, latest times) is scoring state that expires in
@@ -85,10 +89,15 @@ if ARGV[1] ~= '' then
     visitor_1m, visitor_1h = count(KEYS[8], 120), count(KEYS[9], 7200)
   end
   local own = redis.call('SMISMEMBER', KEYS[19], visitor, device)
-  if redis.call('LPUSH', KEYS[21], now) > 8 then
+  -- The latest 8 times are read (LRANGE below); the list is trimmed back to them, and its TTL
+  -- renewed, when it is made and then every 9th click rather than on each. A link clicked
+  -- fewer than 9 times in a day can lose its older times: only the timing detector reads
+  -- them, and it looks for clicks seconds apart.
+  local pushed = redis.call('LPUSH', KEYS[21], now)
+  if pushed == 1 or pushed > 16 then
     redis.call('LTRIM', KEYS[21], 0, 7)
+    redis.call('EXPIRE', KEYS[21], 86400)
   end
-  redis.call('EXPIRE', KEYS[21], 86400)
   local extra = {
     visitor_1m, visitor_1h,
     count(KEYS[10], 120), count(KEYS[11], 7200),
