@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -101,3 +102,11 @@ class Detector(Protocol):
     reads: frozenset[str]
 
     def score(self, click: ClickInput, history: History) -> Signal: ...
+
+
+def four_decimals(value: float) -> float:
+    """``value`` to four decimals, as scores and features are recorded. Half-up arithmetic
+    rather than round(), which converts through decimal digits and cost 5% of a click's
+    instructions (a dozen calls a click). The two differ in the last decimal at most, for values
+    whose binary form sits on a decimal tie."""
+    return math.floor(value * 10000.0 + 0.5) / 10000.0

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from detectors.base import ClickInput, Detector, History, Signal
+from detectors.base import ClickInput, Detector, History, Signal, four_decimals
 from detectors.crawlers import CrawlerDetector
 from detectors.fanout import FanOutDetector
 from detectors.features import features
@@ -101,7 +101,7 @@ class Engine:
             (signal.value for _, signal in fired if signal.kind in BLOCKABLE_KINDS), default=0.0
         )
         decision = decide(score, policy, {signal.kind for _, signal in fired}, blockable)
-        return Verdict(round(score, 4), decision, tuple(reasons), tuple(vector))
+        return Verdict(four_decimals(score), decision, tuple(reasons), tuple(vector))
 
 
 def explain(model: ExportedModel | None, vector: Sequence[float]) -> list[tuple[str, float]]:

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from detectors.base import ClickInput, History
+from detectors.base import ClickInput, History, four_decimals
 from detectors.engine import Decision, Engine, Verdict
 from gateway.campaigns import CampaignService, ClickView
 from gateway.challenge import ChallengeSigner
@@ -386,9 +386,9 @@ def _event(click: Click, outcome: str) -> ClickEvent:
 
 
 def _rounded(vector: Sequence[float]) -> list[float]:
-    """Features as recorded: four decimals. Most are 0 or 1 already, and round() costs more
-    than the comparison (36 calls on every click)."""
-    return [value if value == 0.0 or value == 1.0 else round(value, 4) for value in vector]
+    """Features as recorded: four decimals. Most are 0 or 1 already, and rounding costs more
+    than the comparison (36 features on every click)."""
+    return [value if value == 0.0 or value == 1.0 else four_decimals(value) for value in vector]
 
 
 # -- the ladder's responders ---------------------------------------------------------------
