@@ -72,7 +72,9 @@ _APP_REFERERS = (
 
 
 def _log(value: float) -> float:
-    return math.log1p(max(value, 0.0))
+    # A comparison rather than max(value, 0.0): the same result, and 13 builtin calls fewer
+    # on every click.
+    return math.log1p(value) if value > 0.0 else 0.0
 
 
 def features(click: ClickInput, history: History) -> list[float]:
