@@ -106,7 +106,7 @@ class Detector(Protocol):
 
 def four_decimals(value: float) -> float:
     """``value`` to four decimals, as scores and features are recorded. Half-up arithmetic
-    rather than round(), which converts through decimal digits and cost 5% of a click's
+    rather than round(), which converts through decimal digits and cost 3% of a click's
     instructions (a dozen calls a click). The two differ in the last decimal at most, for values
     whose binary form sits on a decimal tie."""
     return math.floor(value * 10000.0 + 0.5) / 10000.0
