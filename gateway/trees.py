@@ -172,7 +172,6 @@ class Join:
             self.visitor,
             self.device if self.home else "",
             self.install and "in:" + self.install,
-            "hw:" + self.hardware if self.home and self.hardware else "",
         )
         return [i for i in found if i]
 
@@ -766,10 +765,16 @@ def _quick(join: Join) -> bool:
 def _same_session(parent: Join, join: Join) -> bool:
     """Whether ``join`` came from the phone its parent joined from, soon after: the same address
     and agent (any phone, an iPhone without cookies too), or the same address and Android model
-    and build (another app or the system browser of that phone)."""
-    same = (bool(parent.session_id()) and parent.session_id() == join.session_id()) or (
-        bool(parent.hardware) and parent.hardware == join.hardware
+    and build in another app or the system browser of that phone."""
+    same_agent = bool(parent.session_id()) and parent.session_id() == join.session_id()
+    # Two WeChat installs of one model are two people's phones (a family buys one brand): the
+    # model tells only another app, or the browser, of the phone from its WeChat.
+    same_model = (
+        bool(parent.hardware)
+        and parent.hardware == join.hardware
+        and not (parent.install and join.install)
     )
+    same = same_agent or same_model
     return same and join.clicked is not None and 0 <= join.clicked - parent.ts <= SESSION
 
 
