@@ -149,7 +149,7 @@ class Join:
     #: browser alike (a hash of the address with them; empty for agents naming none). Within a
     #: session, the system browser and WeChat of one phone on one address are one phone; over
     #: a day, behind a carrier NAT, strangers with one popular model are not (so this is no
-    #: phone id of its own: see _same_session).
+    #: phone id of its own: see _other_app).
     agent: str = ""
     hardware: str = ""
 
@@ -297,8 +297,15 @@ class TreeWatch(FlaggingJob):
         # The parent's own join came from this phone: the sharer is an account of this phone,
         # even when the phone's first owner is someone else (an alternate account made on its
         # owner's phone, now sharing to more accounts from it).
+        made_on_raw = self._redis.hget(ck.made_on, join.parent)
+        made_on = made_on_raw.decode() if made_on_raw is not None else ""
+        known_alternate = bool(made_on) and made_on in join.path
         lineage = parent is not None and (
-            bool(parent.phone_ids() & join.phone_ids()) or _same_session(parent, join)
+            bool(parent.phone_ids() & join.phone_ids())
+            or _other_app(parent, join)
+            # The same address and agent an hour apart is a family's identical iPhones as often
+            # as one phone: one only when the parent is known as an account made on a phone.
+            or (known_alternate and _same_agent(parent, join))
         )
         if lineage:
             owners.add(join.parent)
@@ -319,16 +326,14 @@ class TreeWatch(FlaggingJob):
             )
         ]
         # Accounts made on a phone count for its owner however deep below them they joined: an
-        # account made on the owner's phone (under the owner) signing up more from that phone.
+        # account made on the owner's phone (under the owner) signing up more from that phone,
+        # and for the sharer on whose phone (or for whom on one phone) the parent's own account
+        # was made, when that is known: the parent is one of their alternate accounts.
         above = set(join.path[:-1]) & owners if lineage else set()
         made_for = join.parent
-        if lineage:
-            # ... and for the sharer on whose phone the parent's own account was made, when that
-            # is known: the parent is one of their alternate accounts.
-            made_on = self._redis.hget(ck.made_on, join.parent)
-            if made_on is not None and made_on.decode() in join.path:
-                made_for = made_on.decode()
-                above.add(made_for)
+        if lineage and known_alternate:
+            made_for = made_on
+            above.add(made_for)
         self._made_on(ck, made_for, [join.user])
         for sharer in sorted({join.parent, *above}):
             alternates_key = ck.own_device_joins(sharer)
@@ -762,20 +767,32 @@ def _quick(join: Join) -> bool:
     return join.clicked is not None and 0 <= join.ts - join.clicked <= PAIR_QUICK
 
 
-def _same_session(parent: Join, join: Join) -> bool:
-    """Whether ``join`` came from the phone its parent joined from, soon after: the same address
-    and agent (any phone, an iPhone without cookies too), or the same address and Android model
-    and build in another app or the system browser of that phone."""
-    same_agent = bool(parent.session_id()) and parent.session_id() == join.session_id()
-    # Two WeChat installs of one model are two people's phones (a family buys one brand): the
-    # model tells only another app, or the browser, of the phone from its WeChat.
-    same_model = (
+def _soon(parent: Join, join: Join) -> bool:
+    return join.clicked is not None and 0 <= join.clicked - parent.ts <= SESSION
+
+
+def _same_agent(parent: Join, join: Join) -> bool:
+    """Whether ``join`` came from the address and agent its parent joined from, soon after (any
+    phone: an iPhone without cookies too)."""
+    return (
+        bool(parent.session_id())
+        and parent.session_id() == join.session_id()
+        and _soon(parent, join)
+    )
+
+
+def _other_app(parent: Join, join: Join) -> bool:
+    """Whether ``join`` came from another app or the system browser of the Android phone its
+    parent joined from, soon after: the same address, model and build. Two WeChat installs of
+    one model are two people's phones (a family buys one brand), and the same agent is the
+    phone's own ids' case."""
+    return (
         bool(parent.hardware)
         and parent.hardware == join.hardware
         and not (parent.install and join.install)
+        and parent.agent != join.agent
+        and _soon(parent, join)
     )
-    same = same_agent or same_model
-    return same and join.clicked is not None and 0 <= join.clicked - parent.ts <= SESSION
 
 
 def _practised(joins: list[Join]) -> bool:
