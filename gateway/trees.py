@@ -4,8 +4,11 @@ Runs off the click path (a periodic job, and replay on the log's clock). Each ac
 is examined once, in order, with O(depth) reads:
 
 - self-referral through alternate accounts: the new participant joined from the sharer's own
-  browser, app install or address-and-device (an account made on the phone it shares from
-  counts for the phone's owner too), or several accounts under one sharer from one phone;
+  browser, app install or address-and-device, or from another app or the system browser of the
+  Android phone the sharer joined from (an account made on the phone it shares from counts for
+  the phone's owner, or for the sharer it was made for, too), or several accounts under one
+  sharer from one phone, or two made there in a row (minutes apart, each signed up right after
+  its click: an iPhone without cookies is known by its address and agent for that long);
 - account factories: one phone making accounts under two or more sharers after its first (a
   ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
