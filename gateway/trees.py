@@ -4,8 +4,11 @@ Runs off the click path (a periodic job, and replay on the log's clock). Each ac
 is examined once, in order, with O(depth) reads:
 
 - self-referral through alternate accounts: the new participant joined from the sharer's own
-  browser, app install or address-and-device (an account made on the phone it shares from
-  counts for the phone's owner too), or several accounts under one sharer from one phone;
+  browser, app install or address-and-device, or from another app or the system browser of the
+  Android phone the sharer joined from (an account made on the phone it shares from counts for
+  the phone's owner, or for the sharer it was made for, too), or several accounts under one
+  sharer from one phone, or two made there in a row (minutes apart, each signed up right after
+  its click: an iPhone without cookies is known by its address and agent for that long);
 - account factories: one phone making accounts under two or more sharers after its first (a
   ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
@@ -39,6 +42,7 @@ import orjson
 from detectors.conversion import QUICK_JOIN, QUICK_MIN, QUICK_SHARE
 from detectors.selfreferral import SMALL_NETWORK
 from gateway.campaigns import Campaign, CampaignService
+from gateway.clickcall import agent_hash
 from gateway.flags import FlagCandidate, FlagService
 from gateway.jobs import FlaggingJob
 from gateway.store import keys
@@ -88,6 +92,17 @@ HOME_RING_MIN = 3
 #: a parent and a child signing up on one phone.
 ONE_PHONE_MIN = 3
 
+#: Two accounts under one sharer from one phone (its browser, install, address-and-agent at a
+#: home, or the same address and agent whatever it is) are accounts made in a row when they
+#: joined within this many seconds of each other, each this soon after its click, and the
+#: sharer drew at most PAIR_CROWD joins in the hour around them.
+PAIR_WINDOW = 1800
+PAIR_QUICK = 180.0
+PAIR_CROWD = 8
+#: A join from the address and agent its parent joined from, this soon after, came from the
+#: parent's phone (an address's other phones may send the same agent over hours).
+SESSION = 3600
+
 
 #: Joins kept per process for the detectors' rereads (about 300 bytes each).
 JOIN_CACHE = 200_000
@@ -132,11 +147,25 @@ class Join:
     #: data); empty for agents that name no install (an iPhone's is shared by every iPhone on
     #: one iOS and WeChat version).
     install: str = ""
+    #: The agent (a hash), and the phone behind the address whatever the app: an Android agent
+    #: names the phone's model and build in WeChat, the other apps' webviews and the system
+    #: browser alike (a hash of the address with them; empty for agents naming none). Within a
+    #: session, the system browser and WeChat of one phone on one address are one phone; over
+    #: a day, behind a carrier NAT, strangers with one popular model are not (so this is no
+    #: phone id of its own: see _other_app).
+    agent: str = ""
+    hardware: str = ""
 
     def phone_ids(self) -> set[str]:
         """What identifies the phone this join came from: its browser, its address-and-agent,
         its app install."""
         return {i for i in (self.visitor, self.device, self.install and "in:" + self.install) if i}
+
+    def session_id(self) -> str:
+        """The address and agent, whatever the agent: within a session (minutes, not days) the
+        same string from the same address is one phone, even an iPhone's that names no device
+        and sends no cookie; over hours an address's other phones may send it too."""
+        return f"ss:{self.ip}|{self.agent}" if self.ip and self.agent else ""
 
     def telling_phone_ids(self) -> list[str]:
         """The ids that tell this phone from strangers' at its address: a browser or an app
@@ -223,8 +252,15 @@ class TreeWatch(FlaggingJob):
         if ip:
             behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
             home = 1 <= behind <= SMALL_NETWORK
+        ua = event.get("ua") or ""
         return replace(
-            join, clicked=clicked, ip=ip, home=home, install=install_of(event.get("ua") or "")
+            join,
+            clicked=clicked,
+            ip=ip,
+            home=home,
+            install=install_of(ua),
+            agent=agent_hash(ua) if ua else "",
+            hardware=hardware_of(ip, ua),
         )
 
     def _examine(self, campaign: Campaign, ck: keys.CampaignKeys, join: Join, now: float) -> int:
@@ -264,7 +300,16 @@ class TreeWatch(FlaggingJob):
         # The parent's own join came from this phone: the sharer is an account of this phone,
         # even when the phone's first owner is someone else (an alternate account made on its
         # owner's phone, now sharing to more accounts from it).
-        lineage = parent is not None and bool(parent.phone_ids() & join.phone_ids())
+        made_on_raw = self._redis.hget(ck.made_on, join.parent)
+        made_on = made_on_raw.decode() if made_on_raw is not None else ""
+        known_alternate = bool(made_on) and made_on in join.path
+        lineage = parent is not None and (
+            bool(parent.phone_ids() & join.phone_ids())
+            or _other_app(parent, join)
+            # The same address and agent an hour apart is a family's identical iPhones as often
+            # as one phone: one only when the parent is known as an account made on a phone.
+            or (known_alternate and _same_agent(parent, join))
+        )
         if lineage:
             owners.add(join.parent)
         if join.parent not in owners:
@@ -284,8 +329,15 @@ class TreeWatch(FlaggingJob):
             )
         ]
         # Accounts made on a phone count for its owner however deep below them they joined: an
-        # account made on the owner's phone (under the owner) signing up more from that phone.
+        # account made on the owner's phone (under the owner) signing up more from that phone,
+        # and for the sharer on whose phone (or for whom on one phone) the parent's own account
+        # was made, when that is known: the parent is one of their alternate accounts.
         above = set(join.path[:-1]) & owners if lineage else set()
+        made_for = join.parent
+        if lineage and known_alternate:
+            made_for = made_on
+            above.add(made_for)
+        self._made_on(ck, made_for, [join.user])
         for sharer in sorted({join.parent, *above}):
             alternates_key = ck.own_device_joins(sharer)
             self._redis.sadd(alternates_key, join.user)
@@ -322,16 +374,62 @@ class TreeWatch(FlaggingJob):
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         most: list[str] = []
-        for phone in join.telling_phone_ids():
+        in_a_row: list[str] = []
+        session = join.session_id()
+        for phone in [*join.telling_phone_ids(), session]:
+            if not phone:
+                continue
             key = ck.phone_joins(join.parent, phone)
             self._redis.sadd(key, join.user)
             self._redis.expire(key, INDEX_TTL)
             members = sorted(m.decode() for m in self._redis.smembers(key))
-            most = max(most, members, key=len)
-        if len(most) < ONE_PHONE_MIN:
+            if phone != session:
+                most = max(most, members, key=len)
+            if not in_a_row and len(members) >= 2:
+                in_a_row = self._in_a_row(ck, join, members)
+        if len(most) >= ONE_PHONE_MIN:
+            self._made_on(ck, join.parent, most)
+            why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
+            return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
+        if in_a_row:
+            self._made_on(ck, join.parent, in_a_row)
+            why = (
+                f"{len(in_a_row)} accounts ({', '.join(in_a_row)}) made in a row on one phone "
+                f"joined under them, each within {PAIR_QUICK:.0f} s of its click"
+            )
+            return [FlagCandidate("referrer", join.parent, 0.8, (why,), source="tree:self")]
+        return []
+
+    def _in_a_row(self, ck: keys.CampaignKeys, join: Join, members: list[str]) -> list[str]:
+        """Accounts made in a row on the phone ``join`` came from: another join under the same
+        sharer from it within PAIR_WINDOW, both signed up within PAIR_QUICK of their clicks
+        (people read the page first; someone making accounts knows it). A family sharing one
+        phone signs up when each gets round to it; a sharer whose link draws a crowd (more
+        than PAIR_CROWD joins that hour) is judged by the burst and prefix detectors."""
+        if not _quick(join):
             return []
-        why = f"{len(most)} accounts ({', '.join(most[:5])}) joined under them from one phone"
-        return [FlagCandidate("referrer", join.parent, 0.85, (why,), source="tree:self")]
+        crowd = self._redis.zcount(
+            ck.children(join.parent), join.ts - PAIR_WINDOW * 2, join.ts + PAIR_WINDOW * 2
+        )
+        if crowd > PAIR_CROWD:
+            return []
+        others = [m for m in members if m != join.user]
+        for other in self._joins(ck, others):
+            if other is None or abs(join.ts - other.ts) > PAIR_WINDOW:
+                continue
+            if other.clicked is None and other.click:
+                other = self._with_click(ck, other)
+                self._keep(ck, other)
+            if _quick(other):
+                return sorted((other.user, join.user))
+        return []
+
+    def _made_on(self, ck: keys.CampaignKeys, sharer: str, accounts: list[str]) -> None:
+        """Remember the accounts made on ``sharer``'s phone (or for them on one phone): joins
+        under those accounts from the same phone count for the sharer too."""
+        if accounts:
+            self._redis.hset(ck.made_on, mapping=dict.fromkeys(accounts, sharer))
+            self._redis.expire(ck.made_on, INDEX_TTL)
 
     def _factory(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         """One phone making accounts for several sharers.
@@ -629,6 +727,23 @@ _INSTALL_MARK = "MMWEBID/"
 _NET_TYPE = re.compile(r"\s*NetType/\S+")
 
 
+#: An Android agent's OS version, model and build (``Android 14; 23127PN0CC Build/UP1A...``, with
+#: a language (``zh-cn;``) before the model in older browsers' agents).
+_HARDWARE = re.compile(r"Android ([\d.]+);(?: [a-z]{2}-[a-z]{2};)? ([^;)]+?) Build/([^;)\s]+)")
+
+
+def hardware_of(ip: str, ua: str) -> str:
+    """The phone behind an address whatever the app (a hash of the address, the Android version,
+    model and build its agent names), or "" when the agent names no model and build."""
+    if not ip or "Build/" not in ua:
+        return ""
+    found = _HARDWARE.search(ua)
+    if found is None:
+        return ""
+    named = "|".join((ip, *found.groups()))
+    return hashlib.blake2b(named.encode(), digest_size=6).hexdigest()
+
+
 def install_of(ua: str) -> str:
     """The app install an agent names (a hash), or "" when it names none."""
     if _INSTALL_MARK not in ua:
@@ -649,6 +764,38 @@ def _phones(joins: Iterable[Join]) -> int:
         phones += not ids & seen
         seen |= ids
     return phones
+
+
+def _quick(join: Join) -> bool:
+    return join.clicked is not None and 0 <= join.ts - join.clicked <= PAIR_QUICK
+
+
+def _soon(parent: Join, join: Join) -> bool:
+    return join.clicked is not None and 0 <= join.clicked - parent.ts <= SESSION
+
+
+def _same_agent(parent: Join, join: Join) -> bool:
+    """Whether ``join`` came from the address and agent its parent joined from, soon after (any
+    phone: an iPhone without cookies too)."""
+    return (
+        bool(parent.session_id())
+        and parent.session_id() == join.session_id()
+        and _soon(parent, join)
+    )
+
+
+def _other_app(parent: Join, join: Join) -> bool:
+    """Whether ``join`` came from another app or the system browser of the Android phone its
+    parent joined from, soon after: the same address, model and build. Two WeChat installs of
+    one model are two people's phones (a family buys one brand), and the same agent is the
+    phone's own ids' case."""
+    return (
+        bool(parent.hardware)
+        and parent.hardware == join.hardware
+        and not (parent.install and join.install)
+        and parent.agent != join.agent
+        and _soon(parent, join)
+    )
 
 
 def _practised(joins: list[Join]) -> bool:

@@ -572,3 +572,107 @@ def test_a_studio_on_one_network_signing_up_at_a_practised_pace_is_a_burst(world
     bursts = of(flags, "cluster", "burst:hub")
     assert bursts and "each signing up as quickly after the click" in bursts[0].reasons[0]
     assert all(world.reward(f"acct{n}") == "held" for n in range(14))
+
+
+# -- accounts made in a row, another app of the sharer's phone ---------------------------------
+
+
+def test_two_accounts_made_in_a_row_on_one_iphone_flag_the_sharer(world: World) -> None:
+    # A seed sharer (no known device) signs up two accounts on a spare iPhone at home, a few
+    # minutes apart, each within a minute of its click; the iPhone names no device and keeps no
+    # cookie: only its address and agent tie the two together.
+    spare = "203.0.113.190"
+    world.join("alt1", "seedsharer", ip=spare, ua=IOS_WECHAT, delay=50)
+    world.clock += 240
+    world.join("alt2", "seedsharer", ip=spare, ua=IOS_WECHAT, delay=40)
+    # A family sharing one phone signs up when each gets round to it: an hour apart.
+    family = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.191", ua=family, delay=70)
+    world.clock += 3600
+    world.join("kid", "aunt", ip="203.0.113.191", ua=family, delay=60)
+    # A group owner's link in a busy group chat: twenty people behind one carrier address sign
+    # up within minutes at their own pace, two of them quickly on iPhones sending one agent.
+    reading = random.Random(11)
+    for n in range(20):
+        ua = IOS_WECHAT if n < 2 else android("V2309A").replace("MMWEBID/6154", f"MMWEBID/{n}")
+        delay = 60 if n < 2 else reading.uniform(30, 300)
+        world.join(f"member{n}", "groupowner", ip="100.64.201.9", ua=ua, delay=delay)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"seedsharer"}
+    sharer = next(f for f in flags if f.kind == "referrer")
+    assert "2 accounts (alt1, alt2) made in a row on one phone" in sharer.reasons[0]
+    assert world.reward("alt1") != "credited" and world.reward("alt2") != "credited"
+    assert world.reward("kid") == "credited" and world.reward("member1") == "credited"
+
+
+def test_two_accounts_signed_up_slowly_are_not_made_in_a_row(world: World) -> None:
+    # Two people on one home's identical iPhones join under a friend minutes apart, each after
+    # reading the page for a while: no flag.
+    home = "203.0.113.192"
+    world.join("anna", "friend", ip=home, ua=IOS_WECHAT, delay=400)
+    world.clock += 120
+    world.join("bo", "friend", ip=home, ua=IOS_WECHAT, delay=300)
+    assert world.examine() == []
+
+
+def test_an_account_made_in_a_row_sharing_from_that_phone_is_flagged(world: World) -> None:
+    # The spare iPhone's first account shares its own link, and one more account is made under
+    # it on the same phone minutes later: it was made for the sharer, and shares for them.
+    spare = "203.0.113.193"
+    world.join("alt1", "seedsharer", ip=spare, ua=IOS_WECHAT, delay=50)
+    world.clock += 200
+    world.join("alt2", "seedsharer", ip=spare, ua=IOS_WECHAT, delay=40)
+    world.clock += 300
+    world.join("alt3", "alt1", ip=spare, ua=IOS_WECHAT, delay=45)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"seedsharer", "alt1"}
+    assert world.reward("alt3") != "credited"
+
+
+def test_a_family_of_identical_iphones_in_one_hour_is_not_flagged(world: World) -> None:
+    # The family case above on the clock of people joining within an hour: the same address and
+    # agent is not one phone unless an account is known to be made on it.
+    home = "203.0.113.194"
+    world.join("mum", "friend", ip=home, ua=IOS_WECHAT, delay=200)
+    world.clock += 600
+    world.join("dad", "mum", ip=home, ua=IOS_WECHAT, delay=150)
+    world.clock += 600
+    world.join("kid", "dad", ip=home, ua=IOS_WECHAT, delay=250)
+    assert world.examine() == []
+
+
+def browser_of(wechat: str) -> str:
+    """The system browser (QQ Browser) of the Android phone a WeChat agent names."""
+    found = re.search(r"Android ([\d.]+); (\S+) Build/([^;)]+)", wechat)
+    assert found is not None
+    version, model, build = found.groups()
+    return (
+        f"Mozilla/5.0 (Linux; U; Android {version}; zh-cn; {model} Build/{build}) "
+        "AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/109.0.5414.86 "
+        "MQQBrowser/15.6 Mobile Safari/537.36"
+    )
+
+
+def test_an_account_from_the_sharers_phone_browser_sharing_to_another(world: World) -> None:
+    # The sharer joined in WeChat on mobile data; minutes later an account is made under them in
+    # the phone's system browser (another agent and cookie, the same address, model and build),
+    # and it shares to one more account from that browser on a new address.
+    phone = android("PJZ110").replace("NetType/WIFI", "NetType/4G")
+    world.join("sharer", "someone", ip="100.64.30.3", ua=phone, delay=60)
+    world.clock += 200
+    browser = world.join("alt", "sharer", ip="100.64.30.3", ua=browser_of(phone), delay=40)
+    first = world.examine()
+    assert [(f.kind, f.subject) for f in first] == [("participant", "alt")]
+    world.clock += 600
+    world.join("alt2", "alt", ip="100.64.31.4", ua=browser_of(phone), visitor=browser, delay=45)
+    # A household: the mum's and the kid's phones are one model (two WeChat installs).
+    mum = android("V2324A")
+    world.join("mum", "aunt", ip="203.0.113.195", ua=mum, delay=90)
+    kid = mum.replace("MMWEBID/6154", "MMWEBID/2918")
+    world.join("kid", "mum", ip="203.0.113.195", ua=kid, delay=120)
+    flags = world.examine()
+    assert referrer_flags(flags) == {"sharer", "alt"}
+    sharer = next(f for f in flags if f.kind == "referrer" and f.subject == "sharer")
+    assert "2 accounts (alt, alt2) joined under them from their own device" in sharer.reasons
+    assert world.reward("alt2") != "credited"
+    assert world.reward("kid") == "credited"

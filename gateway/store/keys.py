@@ -205,6 +205,12 @@ class CampaignKeys:
         """Set of participants who joined under this one from this one's own browser or device."""
         return f"{self.tag}:own-device-joins:{participant}"
 
+    @property
+    def made_on(self) -> str:
+        """Hash participant -> the sharer on whose phone their account was made (an alternate
+        account found by gateway.trees)."""
+        return f"{self.tag}:made-on"
+
     def phone_joins(self, participant: str, phone: str) -> str:
         """Set of participants who joined under this one from one phone (browser id, app
         install, or address|agent at a home's address)."""
