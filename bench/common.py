@@ -74,11 +74,7 @@ def environment() -> Iterator[Environment]:
 def pin_store(redis_url: str, cpus: set[int]) -> int:
     """Run the (local) Redis server on ``cpus`` only, as a store on a machine of its own would
     be; returns its pid."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    pid = int(client.info("server")["process_id"])
-    client.close()
+    pid = store_pid(redis_url)
     os.sched_setaffinity(pid, cpus)
     return pid
 
@@ -232,6 +228,7 @@ def _ms(value: str) -> float:
 
 
 def store_pid(redis_url: str) -> int:
+    """The pid of the (local) Redis server behind ``redis_url``."""
     import redis
 
     client = redis.Redis.from_url(redis_url)
