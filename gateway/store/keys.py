@@ -239,9 +239,11 @@ class CampaignKeys:
         return f"{self.tag}:join-pace:{participant}"
 
     def velocity(self, dimension: str, value: object, bucket: str) -> str:
-        """A click-history counter or HyperLogLog: ``dimension`` v(isitor), i(p), p(refix),
-        r(eferrer), rn (referrer networks), iv (visitors behind an IP); ``bucket`` m<minute>,
-        h<hour> or d<day>. They expire a bucket after their window."""
+        """A click-history key: the counters of an hour (``dimension`` v(isitor), i(p),
+        p(refix), r(eferrer); ``bucket`` h<hour>; one BITFIELD string holding the hour's count
+        and each minute's, see click.lua) or a HyperLogLog (rn: the referrer's networks, bucket
+        h<hour> or d<day>; iv: the visitors behind an IP, h<hour>). They expire a bucket after
+        its window."""
         return f"{self.history_prefix}{dimension}:{value}:{bucket}"
 
     def sharer_devices(self, referrer_id: int) -> str:

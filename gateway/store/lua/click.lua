@@ -13,28 +13,28 @@
 -- KEYS[6]     referrer-external hash (numeric id -> external id)
 -- KEYS[7]     timeline hash ("<hour>|<counter>" -> count)
 -- With a current click (ARGV[1] ~= ''), its history keys follow, all in the campaign's slot:
--- KEYS[8..9]    counters: visitor this minute, this hour
--- KEYS[10..11]  counters: IP (hash) this minute, this hour
--- KEYS[12..13]  counters: network prefix this minute, this hour
--- KEYS[14..15]  counters: referrer this minute, this hour
--- KEYS[16..17]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
--- KEYS[18]      HyperLogLog: visitors behind this IP this hour
--- KEYS[19]      set: the referrer's own browsers (visitor ids) and devices (IP hash|agent hash),
+-- KEYS[8..11]   counters of this hour (see count below): visitor, IP (hash), network prefix,
+--               referrer
+-- KEYS[12..13]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
+-- KEYS[14]      HyperLogLog: visitors behind this IP this hour
+-- KEYS[15]      set: the referrer's own browsers (visitor ids) and devices (IP hash|agent hash),
 --               filled when they join
--- KEYS[20]      set: the referrer's own network prefixes
--- KEYS[21]      list: times of the referrer's latest clicks
--- KEYS[22]      counter: referrer the hour before (is their traffic steady or a burst?)
--- KEYS[23]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
+-- KEYS[16]      set: the referrer's own network prefixes
+-- KEYS[17]      list: times of the referrer's latest clicks
+-- KEYS[18]      counters: referrer the hour before (is their traffic steady or a burst?)
+-- KEYS[19]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
 --               click path by the flagging jobs and by review decisions; gateway.referrer_risk)
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
---             (n = 24 with a current click, 8 without)
+--             (n = 20 with a current click, 8 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
 -- With a current click:
 -- ARGV[4]     visitor id   ARGV[5] '1' if the visitor is returning (cookie), else '0'
 -- ARGV[6]     device (IP hash|agent hash)   ARGV[7] network prefix
--- ARGV[8]     the click's time (unix seconds)   ARGV[9] IP hash   ARGV[10] the click's hour
+-- ARGV[8]     the click's time (unix seconds)
+-- ARGV[9]     bit offset of the click's minute in the counters (32 + 16 * minute of the hour)
+-- ARGV[10]    the click's hour (unix seconds // 3600)
 -- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON, visitor
 --             id or '', referrer numeric id, the event's hour (unix seconds // 3600), counter
 --             fields joined by ',' (each goes to the counters hash and, prefixed with the hour,
@@ -45,24 +45,37 @@
 -- self device, self prefix, referrer the hour before, campaign clicks this hour, the
 -- referrer's risk entry ('' when none), then the referrer's latest click times as strings,
 -- newest first}.
+-- Arguments to redis.call are strings, numbers included: Redis formats a Lua number with
+-- snprintf, which cost more than the command it was an argument of.
 -- An event whose click record exists already is skipped: redelivery is harmless. The counters
 -- of the events recorded are summed first and written once per field: the recorder sends events
 -- in batches (a click carries them once several wait), and most share their fields.
 local reply = {0, 0, 0}
 local key_base, arg_base = 8, 4
+local minute_bit
 
-local function count(key, ttl)
-  local n = redis.call('INCR', key)
-  if n == 1 then
-    redis.call('EXPIRE', key, ttl)
+-- A subject's counters of one hour are one string: its count this hour (u32 at bit 0), then
+-- its count in each minute of the hour (u16 at bit 32 + 16 * minute, saturating). One BITFIELD
+-- call counts both windows; with a key per window it took two INCRs (and two EXPIREs when new,
+-- which is most clicks: most addresses click once). Returns this minute's and this hour's counts.
+local function count(key)
+  local n = redis.call('BITFIELD', key, 'OVERFLOW', 'SAT',
+    'INCRBY', 'u32', '0', '1', 'INCRBY', 'u16', minute_bit, '1')
+  if n[1] == 1 then  -- just made: the name carries its hour, a TTL set once outlives it
+    redis.call('EXPIRE', key, '7200')
   end
-  return n
+  return n[2], n[1]
 end
 
--- The counters' and HyperLogLogs' names carry their minute, hour or day, so a TTL set once,
--- when the key is made, outlives its use (a TTL set on every change cost a call per click).
-local function distinct(key, member, ttl)
+-- HyperLogLogs' names carry their hour or day, so a TTL set once, when the key is made,
+-- outlives its use (a TTL set on every change cost a call per click). ``new`` says the key
+-- cannot exist yet (its subject's first click of the hour): no count to read.
+local function distinct(key, member, ttl, new)
   local added = redis.call('PFADD', key, member)
+  if new then
+    redis.call('EXPIRE', key, ttl)
+    return 1
+  end
   local n = redis.call('PFCOUNT', key)
   if added == 1 and n == 1 then  -- just made (a change of a known key leaves a count above 1)
     redis.call('EXPIRE', key, ttl)
@@ -78,49 +91,50 @@ end
 -- always so in 7).
 redis.replicate_commands()
 if ARGV[1] ~= '' then
-  key_base, arg_base = 24, 11
+  key_base, arg_base, minute_bit = 20, 11, ARGV[9]
   redis.set_repl(redis.REPL_NONE)
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
   local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-  local ip = ARGV[9]
   local visitor_1m, visitor_1h = 0, 0
   if returning == '1' then  -- a new visitor id has no history worth counting
-    visitor_1m, visitor_1h = count(KEYS[8], 120), count(KEYS[9], 7200)
+    visitor_1m, visitor_1h = count(KEYS[8])
   end
-  local own = redis.call('SMISMEMBER', KEYS[19], visitor, device)
+  local ip_1m, ip_1h = count(KEYS[9])
+  local prefix_1m, prefix_1h = count(KEYS[10])
+  local referrer_1m, referrer_1h = count(KEYS[11])
+  local own = redis.call('SMISMEMBER', KEYS[15], visitor, device)
   -- The latest 8 times are read (LRANGE below); the list is trimmed back to them, and its TTL
   -- renewed, when it is made and then every 9th click rather than on each. A link clicked
   -- fewer than 9 times in a day can lose its older times: only the timing detector reads
   -- them, and it looks for clicks seconds apart.
-  local pushed = redis.call('LPUSH', KEYS[21], now)
+  local pushed = redis.call('LPUSH', KEYS[17], now)
   if pushed == 1 or pushed > 16 then
-    redis.call('LTRIM', KEYS[21], 0, 7)
-    redis.call('EXPIRE', KEYS[21], 86400)
+    redis.call('LTRIM', KEYS[17], '0', '7')
+    redis.call('EXPIRE', KEYS[17], '86400')
   end
   local extra = {
-    visitor_1m, visitor_1h,
-    count(KEYS[10], 120), count(KEYS[11], 7200),
-    count(KEYS[12], 120), count(KEYS[13], 7200),
-    distinct(KEYS[18], visitor, 7200),
-    count(KEYS[14], 120), count(KEYS[15], 7200),
-    distinct(KEYS[16], prefix, 7200), distinct(KEYS[17], prefix, 172800),
-    own[1], own[2], redis.call('SISMEMBER', KEYS[20], prefix),
-    tonumber(redis.call('GET', KEYS[22]) or '0'),
+    visitor_1m, visitor_1h, ip_1m, ip_1h, prefix_1m, prefix_1h,
+    distinct(KEYS[14], visitor, '7200', ip_1h == 1),
+    referrer_1m, referrer_1h,
+    distinct(KEYS[12], prefix, '7200', referrer_1h == 1),
+    distinct(KEYS[13], prefix, '172800', false),
+    own[1], own[2], redis.call('SISMEMBER', KEYS[16], prefix),
+    redis.call('BITFIELD_RO', KEYS[18], 'GET', 'u32', '0')[1],
     tonumber(redis.call('HGET', KEYS[7], ARGV[10] .. '|clicks') or '0'),
-    redis.call('HGET', KEYS[23], ARGV[1]) or '',
+    redis.call('HGET', KEYS[19], ARGV[1]) or '',
   }
   for _, value in ipairs(extra) do
     reply[#reply + 1] = value
   end
-  for _, value in ipairs(redis.call('LRANGE', KEYS[21], 0, 7)) do
+  for _, value in ipairs(redis.call('LRANGE', KEYS[17], '0', '7')) do
     reply[#reply + 1] = value
   end
   redis.set_repl(redis.REPL_ALL)
 end
 
 local recorded = 0
-local ttl = tonumber(ARGV[2])
+local ttl = ARGV[2]
 -- Counts of the recorded events, summed here and written once per distinct field: a call
 -- carries a batch of events (the recorder waits for a few), which mostly share their fields.
 local totals, hourly, visitors, externals = {}, {}, {}, {}

@@ -1,0 +1,112 @@
+"""The click history click.lua keeps and returns, on every store: the windows the detectors read.
+
+Each click is one script call (click_call -> ClickStore.call -> parse_history), at times chosen
+around minute and hour boundaries, so a counter that forgets its window, or counts a window it
+should not, changes a figure asserted here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from detectors.base import ClickInput, History
+from gateway.clickcall import click_call, history_keys, parse_history
+from gateway.services import Services
+from gateway.store import keys
+
+CAMPAIGN = 7
+REFERRER = 42
+#: 2026-02-08 12:30:00 UTC: minute 30 of its hour.
+HALF_PAST = 1_770_553_800
+
+
+def click(ts: float, **changes: object) -> ClickInput:
+    base = ClickInput(
+        ts=ts,
+        campaign_id=CAMPAIGN,
+        referrer_id=REFERRER,
+        ip_hash="a1" * 10,
+        prefix="203.0.113.0/24",
+        ua="Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1",
+        visitor_id="visitor-one-aaaaaaaaaa",
+        new_visitor=False,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def history(services: Services, current: ClickInput) -> History:
+    call_keys, args = click_call(CAMPAIGN, current, [], 3600, "0-0")
+    return parse_history(services.click_store.call(call_keys, args))
+
+
+def test_minute_and_hour_windows_count_each_subject_apart(services: Services) -> None:
+    first = history(services, click(HALF_PAST))
+    assert (first.visitor_1m, first.visitor_1h, first.ip_1m, first.ip_1h) == (1, 1, 1, 1)
+    assert (first.prefix_1m, first.prefix_1h, first.referrer_1m, first.referrer_1h) == (1, 1, 1, 1)
+    assert (first.ip_visitors_1h, first.referrer_networks_1h, first.referrer_networks_24h) == (
+        1,
+        1,
+        1,
+    )
+    assert first.referrer_prev_1h == 0 and first.recent_times == (float(HALF_PAST),)
+
+    # The same person 10 s later, same minute.
+    again = history(services, click(HALF_PAST + 10))
+    assert (again.visitor_1m, again.visitor_1h, again.ip_1m, again.ip_1h) == (2, 2, 2, 2)
+    assert (again.referrer_1m, again.referrer_1h, again.ip_visitors_1h) == (2, 2, 1)
+
+    # A new browser (no cookie) behind the same address, the next minute: its visitor id has no
+    # history to count; the address, its prefix and the link count on, per minute and per hour.
+    other = history(
+        services, click(HALF_PAST + 70, visitor_id="visitor-two-bbbbbbbbbb", new_visitor=True)
+    )
+    assert (other.visitor_1m, other.visitor_1h) == (0, 0)
+    assert (other.ip_1m, other.ip_1h, other.prefix_1m, other.prefix_1h) == (1, 3, 1, 3)
+    assert (other.referrer_1m, other.referrer_1h, other.ip_visitors_1h) == (1, 3, 2)
+    assert other.recent_times == (HALF_PAST + 70.0, HALF_PAST + 10.0, float(HALF_PAST))
+
+    # Another network, minute 59 of the same hour: a subject of its own; the link's networks grow.
+    elsewhere = history(
+        services,
+        click(HALF_PAST + 29 * 60 + 30, ip_hash="b2" * 10, prefix="198.51.100.0/24"),
+    )
+    assert (elsewhere.ip_1m, elsewhere.ip_1h, elsewhere.prefix_1m, elsewhere.prefix_1h) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert (elsewhere.visitor_1m, elsewhere.visitor_1h) == (1, 3)
+    assert (elsewhere.referrer_networks_1h, elsewhere.referrer_networks_24h) == (2, 2)
+    assert elsewhere.referrer_1h == 4
+
+    # The next hour: every hourly window starts again, and the hour before is remembered.
+    next_hour = history(services, click(HALF_PAST + 45 * 60))
+    assert (next_hour.visitor_1h, next_hour.ip_1h, next_hour.referrer_1h) == (1, 1, 1)
+    assert (next_hour.referrer_networks_1h, next_hour.referrer_networks_24h) == (1, 2)
+    assert next_hour.referrer_prev_1h == 4
+
+
+def test_history_keys_expire_after_their_window(services: Services) -> None:
+    current = click(HALF_PAST)
+    history(services, current)
+    history(services, click(HALF_PAST + 1))
+    names = history_keys(keys.campaign_keys(CAMPAIGN), current)
+    counters_and_hourly = [*names[:4], names[4], names[6]]
+    store = services.store.main
+    for name in counters_and_hourly:
+        assert 0 < store.ttl(name) <= 7200, name
+    assert 7200 < store.ttl(names[5]) <= 172800  # the referrer's networks today
+    assert 0 < store.ttl(names[9]) <= 86400  # the latest click times
+
+
+def test_a_minute_counter_saturates_instead_of_wrapping(services: Services) -> None:
+    """Minute counts are 16 bits: a flood past 65,535 clicks a minute must stay at the top
+    (still over every limit), never wrap to a small count that looks calm."""
+    current = click(HALF_PAST, new_visitor=True)
+    name = history_keys(keys.campaign_keys(CAMPAIGN), current)[2]  # the prefix's counters
+    store = services.store.main
+    store.execute_command("BITFIELD", name, "SET", "u16", 32 + 16 * 30, 65_534)
+    store.expire(name, 7200)
+    assert history(services, current).prefix_1m == 65_535
+    assert history(services, current).prefix_1m == 65_535
