@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from redis.exceptions import RedisError
+from werkzeug.wsgi import get_current_url
 
 from detectors.base import ClickInput, History, four_decimals
 from detectors.engine import Decision, Engine, Verdict
@@ -29,6 +30,7 @@ from gateway.clickcall import click_call, parse_history
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
 from gateway.metrics import Metrics
+from gateway.pages import ClickPages, PageRenderer
 from gateway.platforms import ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
@@ -78,10 +80,6 @@ class Answer:
         if not self.body or environ.get("REQUEST_METHOD") == "HEAD":
             return []
         return [self.body]
-
-
-class PageRenderer(Protocol):
-    def __call__(self, environ: Environ, template: str, **context: Any) -> str: ...
 
 
 class StoreUnavailable(Exception):
@@ -155,6 +153,7 @@ class ClickGateway:
         self._redis = store
         self._store = click_store
         self.render = render
+        self.pages = ClickPages(render)
         self.challenges = challenges
         self._share_base = public_url + "/s/"
         self._secure = secure_cookies
@@ -201,8 +200,8 @@ class ClickGateway:
                 200,
                 "click/preview.html",
                 cache="public, max-age=300",
+                slots={"page_url": get_current_url(environ)},
                 view=view,
-                link=link,
             )
 
         signals = self._gatherer.gather(environ, link, now, client)
@@ -322,9 +321,13 @@ class ClickGateway:
         template: str,
         *,
         cache: str = "no-store",
+        slots: Mapping[str, str] | None = None,
         **context: Any,
     ) -> Answer:
-        body = self.render(environ, template, **context).encode()
+        """A page: ``context`` holds what many clicks share (the campaign, the app), ``slots``
+        the strings that differ per click (the link, the click id), so that the rendered page
+        can be kept and filled in (gateway.pages)."""
+        body = self.pages(environ, template, slots or {}, context).encode()
         return Answer(status, [HTML, ("Cache-Control", cache)], body)
 
     def share_url(self, token: str) -> str:
@@ -417,9 +420,11 @@ def respond_challenge(gateway: ClickGateway, click: Click) -> tuple[str, Answer]
         click.environ,
         200,
         "click/challenge.html",
+        slots={
+            "token": click.token,
+            "challenge": gateway.challenges.issue(click.id, click.token, click.now),
+        },
         view=click.view,
-        token=click.token,
-        challenge=gateway.challenges.issue(click.id, click.token, click.now),
     )
 
 
@@ -439,9 +444,11 @@ def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] 
         guide=platform.guide,
         strategy=click.strategy.value,
         blocked=click.view.campaign.blocked_on(platform.key),
-        share_url=share_url,
-        qr_url=f"/s/{click.token}/qr.svg",
-        continue_url=click.view.destination.with_param(CLICK_PARAM, click.id),
+        slots={
+            "share_url": share_url,
+            "qr_url": f"/s/{click.token}/qr.svg",
+            "continue_url": click.view.destination.with_param(CLICK_PARAM, click.id),
+        },
     )
 
 

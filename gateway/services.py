@@ -17,7 +17,7 @@ from gateway.apikeys import ApiKeyService
 from gateway.audit import AuditLog
 from gateway.campaigns import CampaignService
 from gateway.challenge import ChallengeSigner
-from gateway.clickpath import ClickGateway, PageRenderer
+from gateway.clickpath import ClickGateway
 from gateway.conversions import ConversionService
 from gateway.flagger import Flagger
 from gateway.flags import FlagService
@@ -27,6 +27,7 @@ from gateway.links import LinkCodec
 from gateway.media import MediaService
 from gateway.metrics import Metrics
 from gateway.models import ModelRegistry
+from gateway.pages import PageRenderer
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool

@@ -49,9 +49,11 @@ def challenge_answer(token: str) -> Response:
             request.environ,
             200,
             "click/challenge.html",
+            slots={
+                "token": token,
+                "challenge": gateway.challenges.issue(result.click_id or click_id(link), token),
+            },
             view=view,
-            token=token,
-            challenge=gateway.challenges.issue(result.click_id or click_id(link), token),
         )
         return _response(answer)
     assert result.click_id is not None

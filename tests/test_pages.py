@@ -1,0 +1,112 @@
+"""Click pages kept per shape and filled in per click (gateway.pages) must be byte for byte the
+page a fresh render gives, for every page the click path shows, in every language, and must
+follow an edited campaign at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
+
+from gateway.campaigns import ClickView
+from gateway.pages import ClickPages
+from gateway.services import Services
+
+WECHAT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
+)
+#: Values with every character HTML escaping changes, and some it does not.
+AWKWARD = "a&b<c>d\"e'f 春节 %(x)s {{ y }}"
+
+
+def environ(language: str) -> dict[str, Any]:
+    return EnvironBuilder(
+        path="/s/token",
+        base_url="https://go.example.com/",
+        query_string="utm=1&x=<2>",
+        headers={"Accept-Language": language, "User-Agent": WECHAT},
+    ).get_environ()
+
+
+def pages_of(view: ClickView) -> list[tuple[str, dict[str, Any], list[dict[str, str]]]]:
+    """(template, shared context, per-click slots of two clicks) of each page with slots."""
+    return [
+        (
+            "click/challenge.html",
+            {"view": view},
+            [{"token": "tok.en1", "challenge": "c1"}, {"token": AWKWARD, "challenge": AWKWARD}],
+        ),
+        (
+            "click/fallback.html",
+            {
+                "view": view,
+                "app_name": "WeChat",
+                "guide": "Tap ··· then Open in Browser",
+                "strategy": "qr_first",
+                "blocked": True,
+            },
+            [
+                {
+                    "share_url": "https://go.example.com/s/tok",
+                    "qr_url": "/s/tok/qr.svg",
+                    "continue_url": "https://shop.example.com/landing?src=share&rg_click=1.x",
+                },
+                {"share_url": AWKWARD, "qr_url": AWKWARD, "continue_url": AWKWARD},
+            ],
+        ),
+        ("click/preview.html", {"view": view}, [{"page_url": "https://a/s/t?u=1&v=2"}]),
+        ("click/gone.html", {"view": view, "reason": "expired"}, [{}]),
+        ("click/not_found.html", {}, [{}]),
+    ]
+
+
+@pytest.mark.parametrize("language", ["zh-CN,zh;q=0.9", "en-US,en;q=0.8", ""])
+def test_a_kept_page_is_the_page_a_fresh_render_gives(
+    services: Services, campaign: dict[str, Any], language: str
+) -> None:
+    view = services.campaigns.cached_view(campaign["id"]) or services.campaigns.load_view(
+        campaign["id"]
+    )
+    assert view is not None
+    gateway = services.gateway
+    kept = ClickPages(gateway.render)
+    env = environ(language)
+    for template, context, clicks in pages_of(view):
+        for slots in [*clicks, *clicks]:  # the second round is served from the kept shape
+            fresh = gateway.render(env, template, **context, **slots)
+            assert kept(env, template, slots, context) == fresh, (template, slots)
+            assert AWKWARD not in fresh  # escaped wherever it is printed
+    assert len(kept._shapes) == 5  # one shape per page: the slots were filled, not re-rendered
+
+
+def test_the_fallback_page_follows_an_edited_campaign(
+    client: FlaskClient, admin: dict[str, str], link: dict[str, Any]
+) -> None:
+    path = link["url"].split("localhost", 1)[-1]
+    first = client.get(path, headers={"User-Agent": WECHAT})
+    assert first.status_code == 200 and "Milk tea" in first.text
+    edited = client.patch("/api/v1/campaigns/milk-tea", json={"name": "春节奶茶"}, headers=admin)
+    assert edited.status_code == 200, edited.json
+    again = client.get(path, headers={"User-Agent": WECHAT})
+    assert "春节奶茶" in again.text and "Milk tea" not in again.text
+    # Each click's own id is in its page, not the first click's.
+    assert first.text.split("rg_click=")[1][:20] != again.text.split("rg_click=")[1][:20]
+
+
+def test_a_template_that_changes_a_value_is_rendered_each_time() -> None:
+    """A slot printed through a filter cannot be filled in: that page is rendered each time."""
+    calls = []
+
+    def render(environ: dict[str, Any], template: str, **context: Any) -> str:
+        calls.append(context)
+        return f"<p>{context['name'].upper()}</p>"
+
+    pages = ClickPages(render)
+    assert pages({}, "t.html", {"name": "ann"}, {}) == "<p>ANN</p>"
+    assert pages({}, "t.html", {"name": "bob"}, {}) == "<p>BOB</p>"
+    # The first click: its own page and the marker render, which did not fill in to it; then
+    # a fresh render for each later click.
+    assert len(calls) == 3
