@@ -27,7 +27,7 @@ def environ(language: str) -> dict[str, Any]:
         path="/s/token",
         base_url="https://go.example.com/",
         query_string="utm=1&x=<2>",
-        headers={"Accept-Language": language, "User-Agent": WECHAT},
+        headers=[("Accept-Language", language), ("User-Agent", WECHAT)],
     ).get_environ()
 
 
