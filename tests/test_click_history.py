@@ -110,3 +110,49 @@ def test_a_minute_counter_saturates_instead_of_wrapping(services: Services) -> N
     store.expire(name, 7200)
     assert history(services, current).prefix_1m == 65_535
     assert history(services, current).prefix_1m == 65_535
+
+
+def test_a_batch_counts_each_event_in_its_own_hour_and_fields_once(services: Services) -> None:
+    """click.lua sums a batch's counters before writing them: events of two hours and outcomes
+    interleaved, and a batch redelivered (the spool drain after an outage) counts nothing."""
+    from gateway.events import ClickEvent
+
+    def event(number: int, hour: int, outcome: str) -> ClickEvent:
+        return ClickEvent(
+            id=f"{CAMPAIGN:x}.mixed{number:06d}",
+            ts=hour * 3600 + 5.0,
+            campaign_id=CAMPAIGN,
+            campaign="c",
+            referrer_id=REFERRER,
+            visitor_id=f"v{number}",
+            ip_hash="a1" * 10,
+            prefix="203.0.113.0/24",
+            ua="x",
+            accept_language="",
+            referer="",
+            scan=number % 3 == 0,
+            outcome=outcome,
+            decision="allow",
+            score=0.0,
+            reasons=[],
+            platform="wechat" if outcome == "fallback" else "browser",
+            network="",
+            scored=True,
+            counted=True,
+            features=[],
+        )
+
+    hour = HALF_PAST // 3600
+    batch = [event(n, hour + n % 2, "fallback" if n % 4 == 1 else "redirect") for n in range(12)]
+    assert services.recorder.write(batch) == 12
+    assert services.recorder.write(batch) == 0  # redelivered: recorded and counted once
+    ck = keys.campaign_keys(CAMPAIGN)
+    counters = {k.decode(): int(v) for k, v in services.store.main.hgetall(ck.counters).items()}
+    assert counters["clicks"] == 12 and counters["outcome:redirect"] == 9
+    assert counters["outcome:fallback"] == 3 and counters["fallback:wechat"] == 3
+    assert counters["clicks:scan"] == 4 and counters["clicks:link"] == 8
+    timeline = {k.decode(): int(v) for k, v in services.store.main.hgetall(ck.timeline).items()}
+    assert timeline[f"{hour}|clicks"] == 6 and timeline[f"{hour + 1}|clicks"] == 6
+    assert (
+        timeline[f"{hour + 1}|outcome:fallback"] == 3 and f"{hour}|outcome:fallback" not in timeline
+    )

@@ -136,12 +136,12 @@ end
 local recorded = 0
 local ttl = ARGV[2]
 -- Counts of the recorded events, summed here and written once per distinct field: a call
--- carries a batch of events (the recorder waits for a few), which mostly share their fields.
-local totals, hourly, visitors, externals = {}, {}, {}, {}
+-- carries a batch of events (the recorder waits for a few), which mostly share their hour and
+-- fields, so events are grouped by the two first and each group's fields split once.
+local groups, visitors, externals = {}, {}, {}
 for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   local base = arg_base + i * 5
   local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
-  local hour, counters = ARGV[base + 3], ARGV[base + 4]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
   if redis.call('SET', KEYS[key_base + i], event, 'EX', ttl, 'NX') then
     recorded = recorded + 1
@@ -151,14 +151,20 @@ for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
       externals[referrer_id] = referrer
     end
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event, 'r', referrer)
-    for field in string.gmatch(counters, '[^,]+') do
-      totals[field] = (totals[field] or 0) + 1
-      local at = hour .. '|' .. field
-      hourly[at] = (hourly[at] or 0) + 1
-    end
+    local group = ARGV[base + 3] .. '|' .. ARGV[base + 4]  -- '<hour>|<field>,<field>...'
+    groups[group] = (groups[group] or 0) + 1
     if visitor ~= '' then
       visitors[#visitors + 1] = visitor
     end
+  end
+end
+local totals, hourly = {}, {}
+for group, n in pairs(groups) do
+  local hour, counters = string.match(group, '^([^|]*)|(.*)$')
+  for field in string.gmatch(counters, '[^,]+') do
+    totals[field] = (totals[field] or 0) + n
+    local at = hour .. '|' .. field
+    hourly[at] = (hourly[at] or 0) + n
   end
 end
 for field, n in pairs(totals) do
