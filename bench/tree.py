@@ -227,8 +227,8 @@ class Bench:
                         ck.referrer_reward_index(parent), ck.ledger, ck.conversions, ck.counters,
                         ck.flag(flag_id_for(campaign.id, "click", click_id)),
                         ck.flag(flag_id_for(campaign.id, "referrer", parent)),
-                        ck.top_sharers, ck.outbox, ck.sharer_devices(number),
-                        ck.sharer_networks(number), ck.flags_stake, ck.flags_stake_open,
+                        ck.top_sharers, ck.outbox, ck.sharer_own(number),
+                        ck.flags_stake, ck.flags_stake_open,
                         ck.cluster_index, ck.click_conversions,
                         *(ck.participant(a) for a in ancestors),
                     ],
@@ -291,10 +291,7 @@ class Bench:
         out: dict[str, float] = {
             "node (p:<user>)": sum(usage(ck.participant(u)) for u in sample) / len(sample),
             "reward (reward:<user>)": sum(usage(ck.reward(u)) for u in sample) / len(sample),
-            "own device/network sets": sum(
-                usage(ck.sharer_devices(n)) + usage(ck.sharer_networks(n)) for n in numbers
-            )
-            / len(sample),
+            "own device/network sets": sum(usage(ck.sharer_own(n)) for n in numbers) / len(sample),
         }
         sharers = self.rng.sample(sorted(parents), min(300, len(parents)))
         per_sharer = sum(

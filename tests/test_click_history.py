@@ -8,6 +8,7 @@ should not, changes a figure asserted here.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from detectors.base import ClickInput, History
 from gateway.clickcall import click_call, history_keys, parse_history
@@ -35,7 +36,7 @@ def click(ts: float, **changes: object) -> ClickInput:
 
 
 def history(services: Services, current: ClickInput) -> History:
-    call_keys, args = click_call(CAMPAIGN, current, [], 3600, "0-0")
+    call_keys, args = click_call(current.campaign_id, current, [], 3600, "0-0")
     return parse_history(services.click_store.call(call_keys, args))
 
 
@@ -97,7 +98,7 @@ def test_history_keys_expire_after_their_window(services: Services) -> None:
     for name in counters_and_hourly:
         assert 0 < store.ttl(name) <= 7200, name
     assert 7200 < store.ttl(names[5]) <= 172800  # the referrer's networks today
-    assert 0 < store.ttl(names[9]) <= 86400  # the latest click times
+    assert 0 < store.ttl(names[8]) <= 86400  # the latest click times
 
 
 def test_a_minute_counter_saturates_instead_of_wrapping(services: Services) -> None:
@@ -156,3 +157,43 @@ def test_a_batch_counts_each_event_in_its_own_hour_and_fields_once(services: Ser
     assert (
         timeline[f"{hour + 1}|outcome:fallback"] == 3 and f"{hour}|outcome:fallback" not in timeline
     )
+
+
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 14; 23127PN0CC Build/UKQ1.230804.001; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36"
+)
+
+
+def test_a_sharer_on_their_own_link_is_known_by_browser_phone_and_network(
+    services: Services, campaign: dict[str, Any]
+) -> None:
+    """What a participant's join leaves behind (convert.lua) is what a click on their own link
+    is checked against (click.lua): their browser, their phone and their network."""
+    from tests.test_conversions import record_click
+
+    own = {"visitor": "bob-browser-aaaaaaaaaa", "ip_hash": "b0" * 10, "prefix": "198.51.100.0/24"}
+    joined = record_click(services, campaign, "alice", ua=ANDROID, **own)
+    services.conversions.convert(joined, "bob")
+    found = services.campaigns.require(campaign["slug"])
+    bob = services.codec.decode(services.links.mint(found, "bob").token).referrer_id
+    mine = click(
+        HALF_PAST,
+        campaign_id=campaign["id"],
+        referrer_id=bob,
+        visitor_id=own["visitor"],
+        ip_hash=own["ip_hash"],
+        prefix=own["prefix"],
+        ua=ANDROID,
+    )
+    seen = history(services, mine)
+    assert (seen.self_visitor, seen.self_device, seen.self_prefix) == (True, True, True)
+    # The same phone with its cookie gone, on the same Wi-Fi.
+    seen = history(services, dataclasses.replace(mine, visitor_id="fresh-browser-bbbbbbbbb"))
+    assert (seen.self_visitor, seen.self_device, seen.self_prefix) == (False, True, True)
+    # Someone else entirely.
+    stranger = dataclasses.replace(
+        mine, visitor_id="stranger-cccccccccccc", ip_hash="c3" * 10, prefix="192.0.2.0/24"
+    )
+    seen = history(services, stranger)
+    assert (seen.self_visitor, seen.self_device, seen.self_prefix) == (False, False, False)

@@ -246,13 +246,11 @@ class CampaignKeys:
         its window."""
         return f"{self.history_prefix}{dimension}:{value}:{bucket}"
 
-    def sharer_devices(self, referrer_id: int) -> str:
-        """Set of the referrer's own visitor ids and IP hashes (from their own join)."""
-        return f"{self.tag}:sharer-devices:{referrer_id}"
-
-    def sharer_networks(self, referrer_id: int) -> str:
-        """Set of the referrer's own network prefixes (from their own join)."""
-        return f"{self.tag}:sharer-networks:{referrer_id}"
+    def sharer_own(self, referrer_id: int) -> str:
+        """Set of what a participant joined with: their browser (visitor id), their phone (IP
+        hash|agent hash) and their network prefix. The three never look alike (a prefix has a
+        '/', a device a '|', a visitor id neither), so one set and one SMISMEMBER serve all."""
+        return f"{self.tag}:sharer-own:{referrer_id}"
 
     def referrer_times(self, referrer_id: int) -> str:
         """List of the times of the referrer's latest clicks, newest first."""

@@ -17,15 +17,14 @@
 --               referrer
 -- KEYS[12..13]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
 -- KEYS[14]      HyperLogLog: visitors behind this IP this hour
--- KEYS[15]      set: the referrer's own browsers (visitor ids) and devices (IP hash|agent hash),
---               filled when they join
--- KEYS[16]      set: the referrer's own network prefixes
--- KEYS[17]      list: times of the referrer's latest clicks
--- KEYS[18]      counters: referrer the hour before (is their traffic steady or a burst?)
--- KEYS[19]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
+-- KEYS[15]      set: the referrer's own browser (visitor id), phone (IP hash|agent hash) and
+--               network prefix, filled when they join
+-- KEYS[16]      list: times of the referrer's latest clicks
+-- KEYS[17]      counters: referrer the hour before (is their traffic steady or a burst?)
+-- KEYS[18]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
 --               click path by the flagging jobs and by review decisions; gateway.referrer_risk)
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
---             (n = 20 with a current click, 8 without)
+--             (n = 19 with a current click, 8 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
@@ -91,7 +90,7 @@ end
 -- always so in 7).
 redis.replicate_commands()
 if ARGV[1] ~= '' then
-  key_base, arg_base, minute_bit = 20, 11, ARGV[9]
+  key_base, arg_base, minute_bit = 19, 11, ARGV[9]
   redis.set_repl(redis.REPL_NONE)
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
@@ -103,15 +102,15 @@ if ARGV[1] ~= '' then
   local ip_1m, ip_1h = count(KEYS[9])
   local prefix_1m, prefix_1h = count(KEYS[10])
   local referrer_1m, referrer_1h = count(KEYS[11])
-  local own = redis.call('SMISMEMBER', KEYS[15], visitor, device)
+  local own = redis.call('SMISMEMBER', KEYS[15], visitor, device, prefix)
   -- The latest 8 times are read (LRANGE below); the list is trimmed back to them, and its TTL
   -- renewed, when it is made and then every 9th click rather than on each. A link clicked
   -- fewer than 9 times in a day can lose its older times: only the timing detector reads
   -- them, and it looks for clicks seconds apart.
-  local pushed = redis.call('LPUSH', KEYS[17], now)
+  local pushed = redis.call('LPUSH', KEYS[16], now)
   if pushed == 1 or pushed > 16 then
-    redis.call('LTRIM', KEYS[17], '0', '7')
-    redis.call('EXPIRE', KEYS[17], '86400')
+    redis.call('LTRIM', KEYS[16], '0', '7')
+    redis.call('EXPIRE', KEYS[16], '86400')
   end
   local extra = {
     visitor_1m, visitor_1h, ip_1m, ip_1h, prefix_1m, prefix_1h,
@@ -119,15 +118,15 @@ if ARGV[1] ~= '' then
     referrer_1m, referrer_1h,
     distinct(KEYS[12], prefix, '7200', referrer_1h == 1),
     distinct(KEYS[13], prefix, '172800', false),
-    own[1], own[2], redis.call('SISMEMBER', KEYS[16], prefix),
-    redis.call('BITFIELD_RO', KEYS[18], 'GET', 'u32', '0')[1],
+    own[1], own[2], own[3],
+    redis.call('BITFIELD_RO', KEYS[17], 'GET', 'u32', '0')[1],
     tonumber(redis.call('HGET', KEYS[7], ARGV[10] .. '|clicks') or '0'),
-    redis.call('HGET', KEYS[19], ARGV[1]) or '',
+    redis.call('HGET', KEYS[18], ARGV[1]) or '',
   }
   for _, value in ipairs(extra) do
     reply[#reply + 1] = value
   end
-  for _, value in ipairs(redis.call('LRANGE', KEYS[17], '0', '7')) do
+  for _, value in ipairs(redis.call('LRANGE', KEYS[16], '0', '7')) do
     reply[#reply + 1] = value
   end
   redis.set_repl(redis.REPL_ALL)

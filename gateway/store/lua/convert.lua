@@ -17,11 +17,11 @@
 -- KEYS[14]  the click's flag hash      KEYS[15] the referrer's flag hash
 -- KEYS[16]  top sharers sorted set (referrer -> credited referrals)
 -- KEYS[17]  outbox stream (webhook events to deliver: conversion.created, reward.<status>)
--- KEYS[18]  the new participant's own devices set   KEYS[19] their own networks set
--- KEYS[20]  flags by amount at stake   KEYS[21] open flags by amount at stake (_stake.lua)
--- KEYS[22]  cluster index hash (member -> cluster flag ids)
--- KEYS[23]  click conversions hash (click id -> participants who converted on it)
--- KEYS[24..] the hashes of the parent's ancestors, root first (their subtree counts grow)
+-- KEYS[18]  the new participant's own set (browser, phone, network prefix)
+-- KEYS[19]  flags by amount at stake   KEYS[20] open flags by amount at stake (_stake.lua)
+-- KEYS[21]  cluster index hash (member -> cluster flag ids)
+-- KEYS[22]  click conversions hash (click id -> participants who converted on it)
+-- KEYS[23..] the hashes of the parent's ancestors, root first (their subtree counts grow)
 -- ARGV[1]   user (new participant id)      ARGV[2] referrer (parent id)
 -- ARGV[3]   the parent's path as read ('a/b/c', '' for a root or a new root); the script
 --           refuses with 'retry' if it changed meanwhile (a parent's path never changes once set)
@@ -120,16 +120,19 @@ local function grow(key, distance)
   end
 end
 grow(KEYS[3], 1)
-local ancestors = #KEYS - 23
+local ancestors = #KEYS - 22
 for i = ancestors, 1, -1 do
-  grow(KEYS[23 + i], ancestors - i + 2)
+  grow(KEYS[22 + i], ancestors - i + 2)
 end
 -- The new participant's own devices and networks, for self-referral checks on their links.
-if ARGV[13] ~= '' then redis.call('SADD', KEYS[18], ARGV[13]) end
-if ARGV[14] ~= '' then redis.call('SADD', KEYS[18], ARGV[14]) end
-if ARGV[15] ~= '' then redis.call('SADD', KEYS[19], ARGV[15]) end
-redis.call('EXPIRE', KEYS[18], 90 * 86400)
-redis.call('EXPIRE', KEYS[19], 90 * 86400)
+local own = {}
+for i = 13, 15 do
+  if ARGV[i] ~= '' then own[#own + 1] = ARGV[i] end
+end
+if #own > 0 then
+  redis.call('SADD', KEYS[18], unpack(own))
+  redis.call('EXPIRE', KEYS[18], 90 * 86400)
+end
 
 -- The reward, decided atomically against the budget and the caps.
 local amount = tonumber(ARGV[7])
@@ -189,9 +192,9 @@ redis.call('XADD', KEYS[11], '*', 'type', status, 'user', user, 'referrer', refe
 redis.call('XADD', KEYS[12], '*', 'status', 'accepted', 'user', user, 'referrer', referrer,
   'click', click_id, 'ts', now)
 -- What a click flag is about, and what this reward adds to the amounts at stake.
-local converted = redis.call('HGET', KEYS[23], click_id)
-redis.call('HSET', KEYS[23], click_id, converted and (converted .. ',' .. user) or user)
-_stake_move(KEYS[20], KEYS[21], KEYS[22], {ARGV[17], ARGV[18], ARGV[19]}, {user, referrer},
+local converted = redis.call('HGET', KEYS[22], click_id)
+redis.call('HSET', KEYS[22], click_id, converted and (converted .. ',' .. user) or user)
+_stake_move(KEYS[19], KEYS[20], KEYS[21], {ARGV[17], ARGV[18], ARGV[19]}, {user, referrer},
   credited_amount)
 
 local answer = cjson.encode({
