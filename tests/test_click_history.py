@@ -12,8 +12,10 @@ from typing import Any
 
 from detectors.base import ClickInput, History
 from gateway.clickcall import click_call, history_keys, parse_history
+from gateway.events import ClickEvent
 from gateway.services import Services
 from gateway.store import keys
+from tests.events import click_event
 
 CAMPAIGN = 7
 REFERRER = 42
@@ -116,31 +118,16 @@ def test_a_minute_counter_saturates_instead_of_wrapping(services: Services) -> N
 def test_a_batch_counts_each_event_in_its_own_hour_and_fields_once(services: Services) -> None:
     """click.lua sums a batch's counters before writing them: events of two hours and outcomes
     interleaved, and a batch redelivered (the spool drain after an outage) counts nothing."""
-    from gateway.events import ClickEvent
 
     def event(number: int, hour: int, outcome: str) -> ClickEvent:
-        return ClickEvent(
-            id=f"{CAMPAIGN:x}.mixed{number:06d}",
+        return click_event(
+            CAMPAIGN,
+            number,
             ts=hour * 3600 + 5.0,
-            campaign_id=CAMPAIGN,
-            campaign="c",
             referrer_id=REFERRER,
-            visitor_id=f"v{number}",
-            ip_hash="a1" * 10,
-            prefix="203.0.113.0/24",
-            ua="x",
-            accept_language="",
-            referer="",
             scan=number % 3 == 0,
             outcome=outcome,
-            decision="allow",
-            score=0.0,
-            reasons=[],
             platform="wechat" if outcome == "fallback" else "browser",
-            network="",
-            scored=True,
-            counted=True,
-            features=[],
         )
 
     hour = HALF_PAST // 3600

@@ -8,37 +8,11 @@ import time
 import pytest
 
 from gateway import flagger
-from gateway.events import ClickEvent
 from gateway.services import Services
 from gateway.store import keys
+from tests.events import click_event
 
 SHARERS = 23
-
-
-def event(number: int, campaign_id: int, referrer_id: int, now: float) -> ClickEvent:
-    return ClickEvent(
-        id=f"{campaign_id:x}.batch{number:06d}",
-        ts=now,
-        campaign_id=campaign_id,
-        campaign="milk-tea",
-        referrer_id=referrer_id,
-        visitor_id=f"visitor{number:015d}",
-        ip_hash=f"{number:020x}",
-        prefix="203.0.113.0/24",
-        ua="Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1",
-        accept_language="zh-CN",
-        referer="",
-        scan=False,
-        outcome="redirect",
-        decision="allow",
-        score=0.01,
-        reasons=[],
-        platform="browser",
-        network="",
-        scored=True,
-        counted=True,
-        features=[],
-    )
 
 
 def test_every_click_is_tallied_once_across_reads_hand_overs_and_chunks(
@@ -59,7 +33,7 @@ def test_every_click_is_tallied_once_across_reads_hand_overs_and_chunks(
         for number in range(first, first + count):
             sharer = (number * 7) % SHARERS  # sharers interleaved, as real clicks come
             expected[f"sharer-{sharer}"] += 1
-            events.append(event(number, found.id, referrer_ids[sharer], now))
+            events.append(click_event(found.id, number, referrer_id=referrer_ids[sharer], ts=now))
         assert services.recorder.write(events) == count
 
     def tallied() -> dict[str, int]:
