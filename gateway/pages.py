@@ -14,6 +14,7 @@ Everyone still gets the same page for the same link: the cache only skips recomp
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Hashable, Mapping
 from typing import Any, Protocol
 
@@ -26,8 +27,11 @@ from gateway.campaigns import ClickView
 SHAPES = 512
 #: Longer Accept-Language headers (real ones are far shorter) get their page rendered each time.
 LONGEST_LANGUAGE_HEADER = 200
-_MARKER = "rgslot{}x"
-_MARKERS = re.compile(r"rgslot(\d+)x")
+#: Markers carry a random part of the process's own, so no text a page shows (a campaign's name,
+#: a token) can look like one.
+_NONCE = secrets.token_hex(6)
+_MARKER = "rgslot" + _NONCE + "n{}x"
+_MARKERS = re.compile("rgslot" + _NONCE + r"n(\d+)x")
 
 
 class PageRenderer(Protocol):
