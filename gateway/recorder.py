@@ -159,6 +159,9 @@ class EventRecorder:
         self.carry_min = carry_min
         self._drain_interval = drain_interval
         self._pending: dict[int, collections.deque[ClickEvent]] = {}
+        #: Per campaign, since when events have been waiting (monotonic): set when its queue
+        #: goes from empty to not, so it is the oldest waiting event's time or earlier.
+        self._waiting_since: dict[int, float] = {}
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
@@ -175,6 +178,8 @@ class EventRecorder:
         queue = self._pending.get(event.campaign_id)
         if queue is None:
             queue = self._pending.setdefault(event.campaign_id, collections.deque())
+        if not queue:
+            self._waiting_since[event.campaign_id] = time.monotonic()
         queue.append(event)
         if self._thread_pid != os.getpid():
             self._start()
@@ -219,7 +224,7 @@ class EventRecorder:
     def _run(self) -> None:
         while not self._stopping.wait(self._flush_after):
             try:
-                self.flush()
+                self.flush(waited=self._flush_after)
                 # Also while the store seems down: events carried by clicks may be all that
                 # reaches it, so a successful drain is what notices that it is back.
                 if time.monotonic() - self._last_drain >= self._drain_interval:
@@ -230,10 +235,18 @@ class EventRecorder:
     def pending(self) -> int:
         return sum(len(queue) for queue in list(self._pending.values()))
 
-    def flush(self) -> int:
-        """Write every waiting event now; returns how many were taken."""
+    def flush(self, waited: float = 0.0) -> int:
+        """Write the waiting events of every campaign whose events have waited ``waited``
+        seconds or more (every waiting event by default); returns how many were taken.
+
+        The flusher passes its period: under load a campaign's events are carried by its next
+        clicks long before that (every ``carry_min`` clicks), so it writes only for quiet
+        campaigns, instead of a round trip of its own for a few events every period."""
         batch: list[ClickEvent] = []
+        oldest = time.monotonic() - waited
         for campaign_id in list(self._pending):
+            if waited and self._waiting_since.get(campaign_id, 0.0) > oldest:
+                continue
             batch += self.take(campaign_id, limit=1_000_000)
         if batch:
             self._deliver(batch)
