@@ -291,7 +291,8 @@ class Bench:
         out: dict[str, float] = {
             "node (p:<user>)": sum(usage(ck.participant(u)) for u in sample) / len(sample),
             "reward (reward:<user>)": sum(usage(ck.reward(u)) for u in sample) / len(sample),
-            "own device/network sets": sum(usage(ck.sharer_own(n)) for n in numbers) / len(sample),
+            "own set (browser, phone, network)": sum(usage(ck.sharer_own(n)) for n in numbers)
+            / len(sample),
         }
         sharers = self.rng.sample(sorted(parents), min(300, len(parents)))
         per_sharer = sum(
