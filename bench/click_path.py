@@ -180,6 +180,19 @@ def main() -> None:
                     for part in ("gunicorn", "store", "jobs", "wrk", "machine")
                 }
                 print("    " + f"{name:11s}" + "  ".join(f"{p} {v:5.0f}" for p, v in parts.items()))
+            # The same ratio from the CPU the benchmark's own processes spent a request: on a
+            # saturated box it matches the throughput ratio, and unlike it, it does not move
+            # when something else on the machine takes CPU in some rounds and not others.
+            own = {
+                name: median(
+                    [sum(r[p] for p in ("gunicorn", "store", "jobs", "wrk")) for r in spent[name]]
+                )
+                for name in apps
+            }
+            print(
+                f"  ratio from CPU a request (gunicorn + store + jobs + wrk): "
+                f"{own['bare'] / own['gateway']:.2f}"
+            )
             sys.stdout.flush()
         pin_store(env.redis_url, all_cpus)
         cost = in_process_cost(args.iterations)
