@@ -12,12 +12,16 @@ is examined once, in order, with O(depth) reads:
 - account factories: one phone making accounts under two or more sharers after its first (a
   ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
-  networks;
+  networks (below the account the chain grew from, which may be a real participant's);
 - star bursts: many children under one sharer within minutes, from few phones, or from few
   networks with phones making several accounts each, or at a clockwork rhythm or a practised
   pace (sign-ups each as long after their click); many people on a carrier's NAT, each on their
-  own phone and at their own pace, are a crowd, not a burst;
-- rings: sharers whose own devices converted on each other's links, in a cycle;
+  own phone and at their own pace, are a crowd, not a burst (a browser shared in such a crowd
+  makes a burst of that browser's accounts only);
+- rings: sharers whose own devices converted on each other's links, in a cycle; a ring's
+  members are flagged in the other campaigns where their links draw joins too (a ring
+  reconvenes there through each other's links, friends inviting friends as far as one campaign
+  shows);
 - clusters: participants sharing one browser under sharers from outside it, or a network prefix
   filled with joins under one sharer from reused phones or at a practised pace (carrier NAT
   spreads its joins over unrelated sharers; a farm does not);
@@ -184,6 +188,9 @@ class TreeWatch(FlaggingJob):
         super().__init__(store, campaigns, flags)
         #: Campaign id -> participant -> their join (see _joins).
         self._join_cache: dict[int, dict[str, Join]] = {}
+        #: (campaign id, participant) pairs whose standing elsewhere a ring was already carried
+        #: to (see _ring_elsewhere_found): a ring's flag is raised again at each of its joins.
+        self._ring_carried: set[tuple[int, str]] = set()
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
@@ -273,6 +280,7 @@ class TreeWatch(FlaggingJob):
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
+            *self._ring_elsewhere(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
             *self._pace(ck, join),
@@ -282,6 +290,16 @@ class TreeWatch(FlaggingJob):
         for candidate in found:
             _, new = self._flags.raise_flag(campaign.id, campaign.slug, candidate, now)
             raised += new
+        ring = sorted(
+            {
+                member
+                for candidate in found
+                if candidate.kind == "cluster" and candidate.subject.startswith("ring:")
+                for member in candidate.members
+            }
+        )
+        if ring:
+            raised += self._ring_elsewhere_found(campaign, ring, now)
         return raised
 
     # -- detectors ------------------------------------------------------------------------------
@@ -498,17 +516,25 @@ class TreeWatch(FlaggingJob):
         if len(chain) < shortest:
             return []
         members = [link for link in chain if link.prefix or link.device or link.visitor]
-        networks = {link.prefix for link in members if link.prefix}
-        phones = _phones(members)
-        few_devices = phones <= CHAIN_MAX_SOURCES
-        # Few networks alone is what carrier NAT does to honest friends: only a long chain counts.
-        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= long
-        if not (few_devices or few_networks):
+        sources = _few_sources(members, len(chain) >= long)
+        if sources is None and len(members) > 1:
+            # The account a long chain grows from (its topmost join) may be a real
+            # participant's, an operator's customer or an account taken over, joined on its
+            # owner's own phone and network: the links made from it show the operator's
+            # networks. Whoever that account joined under is no part of the chain then. (Only
+            # for the networks of a long chain: four links from two phones in minutes are also
+            # a household passing its phones round.)
+            top = next(n for n, link in enumerate(chain) if link is members[-1])
+            chain, members = chain[: top + 1], members[:-1]
+            if len(chain) >= max(shortest, long):
+                sources = _few_sources(members, True, by_phones=False)
+        if sources is None:
             return []
+        networks, phones = sources
         names = tuple(link.user for link in reversed(chain))
         minutes = (chain[0].ts - chain[-1].ts) / 60
         why = (
-            f"a chain of {len(chain)} joins in {minutes:.0f} min from {len(networks)} "
+            f"a chain of {len(chain)} joins in {minutes:.0f} min from {networks} "
             f"network(s), {phones} phone(s)"
         )
         candidates = [
@@ -554,6 +580,13 @@ class TreeWatch(FlaggingJob):
             + (", each signing up as quickly after the click" if practised else "")
         )
         members = tuple(c.user for c in children)
+        if not (concentrated or regular or practised):
+            # Only a browser shared among a crowd of otherwise distinct people (their own
+            # phones, networks and paces): the accounts made in that browser are the finding,
+            # not the crowd around them, whose members each joined on their own (a group
+            # owner's chat drawing twenty people while the sharer signs up an alternate
+            # account or two on their phone; the people who joined share their own links).
+            members = tuple(c.user for c in children if visitors.count(c.visitor) > 1)
         return [
             FlagCandidate("referrer", join.parent, 0.9, (why,), source="tree:burst"),
             FlagCandidate(
@@ -595,6 +628,54 @@ class TreeWatch(FlaggingJob):
                     FlagCandidate("referrer", m, 0.85, (why,), source="tree:ring") for m in members
                 ]
         return found
+
+    def _ring_elsewhere(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        """A sharer found in a ring in another campaign drawing a join in this one.
+
+        A ring is a group of people who agreed to convert each other's links: when another
+        campaign runs, the same accounts join it through each other's links, each on their own
+        phone and network, which in this campaign alone looks like friends inviting friends.
+        The ring's cycle usually closes in one campaign only (where the members sign up their
+        alternate accounts), so membership found there is carried to the others: here, when
+        the member's link draws a join after the ring was found; _ring_elsewhere_found, when
+        the ring is found after."""
+        found_in = self._redis.hget(keys.RING_MEMBERS, join.parent)
+        if found_in is None or int(found_in) == ck.campaign_id:
+            return []
+        return [self._ring_member_elsewhere(join.parent, int(found_in))]
+
+    def _ring_elsewhere_found(self, campaign: Campaign, members: list[str], now: float) -> int:
+        """Remember the members of a ring found in ``campaign`` and flag those already sharing
+        in other campaigns (their links drew joins there)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hsetnx(keys.RING_MEMBERS, member, campaign.id)
+        pipe.expire(keys.RING_MEMBERS, INDEX_TTL)
+        pipe.execute()
+        raised = 0
+        pending = [m for m in members if (campaign.id, m) not in self._ring_carried]
+        if not pending:
+            return 0
+        self._ring_carried.update((campaign.id, m) for m in pending)
+        for other in self._campaigns.list():
+            if other.id == campaign.id:
+                continue
+            children = keys.campaign_keys(other.id).children
+            pipe = self._redis.pipeline(transaction=False)
+            for member in pending:
+                pipe.zcard(children(member))
+            for member, joins in zip(pending, pipe.execute(), strict=True):
+                if joins:
+                    candidate = self._ring_member_elsewhere(member, campaign.id)
+                    _, new = self._flags.raise_flag(other.id, other.slug, candidate, now)
+                    raised += new
+        return raised
+
+    def _ring_member_elsewhere(self, member: str, campaign_id: int) -> FlagCandidate:
+        where = self._campaigns.get_by_id(campaign_id)
+        name = where.slug if where is not None else f"#{campaign_id}"
+        why = f"found in a ring of sharers converting each other's links in campaign {name}"
+        return FlagCandidate("referrer", member, 0.85, (why,), source="tree:ring")
 
     def _cycle(
         self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1
@@ -764,6 +845,17 @@ def _phones(joins: Iterable[Join]) -> int:
         phones += not ids & seen
         seen |= ids
     return phones
+
+
+def _few_sources(links: list[Join], long: bool, by_phones: bool = True) -> tuple[int, int] | None:
+    """(networks, phones) of a chain's links when they are few enough to be one operator's:
+    at most CHAIN_MAX_SOURCES phones (``by_phones``), or as few networks for a ``long`` chain
+    (few networks alone is what carrier NAT does to honest friends); None otherwise."""
+    networks = len({link.prefix for link in links if link.prefix})
+    phones = _phones(links)
+    if (by_phones and phones <= CHAIN_MAX_SOURCES) or (networks <= CHAIN_MAX_SOURCES and long):
+        return networks, phones
+    return None
 
 
 def _quick(join: Join) -> bool:
