@@ -6,9 +6,11 @@ is examined once, in order, with O(depth) reads:
 - self-referral through alternate accounts: the new participant joined from the sharer's own
   browser, app install or address-and-device, or from another app or the system browser of the
   Android phone the sharer joined from (an account made on the phone it shares from counts for
-  the phone's owner, or for the sharer it was made for, too), or several accounts under one
-  sharer from one phone, or two made there in a row (minutes apart, each signed up right after
-  its click: an iPhone without cookies is known by its address and agent for that long);
+  the phone's owner, or for the sharer it was made for, too; two such accounts flag the sharer
+  when made within half an hour of each other: a family's come hours apart as often as not),
+  or several accounts under one sharer from one phone, or two made there in a row (minutes
+  apart, each signed up right after its click: an iPhone without cookies is known by its
+  address and agent for that long);
 - account factories: one phone making accounts under two or more sharers after its first (a
   ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
@@ -18,9 +20,10 @@ is examined once, in order, with O(depth) reads:
   pace (sign-ups each as long after their click); many people on a carrier's NAT, each on their
   own phone and at their own pace, are a crowd, not a burst (a browser shared in such a crowd
   makes a burst of that browser's accounts only);
-- rings: sharers whose own devices converted on each other's links, in a cycle; a ring's
-  members are flagged in the other campaigns where their links draw joins too (a ring
-  reconvenes there through each other's links, friends inviting friends as far as one campaign
+- rings: sharers whose own devices converted on each other's links, in a cycle;
+- collusion across campaigns: a ring's members, and the sharers an account factory made
+  accounts for, are flagged in the other campaigns where their links draw joins too (they
+  reconvene there through each other's links: friends inviting friends, as far as one campaign
   shows);
 - clusters: participants sharing one browser under sharers from outside it, or a network prefix
   filled with joins under one sharer from reused phones or at a practised pace (carrier NAT
@@ -108,6 +111,12 @@ PAIR_CROWD = 8
 SESSION = 3600
 
 
+#: Collusion found in one campaign that flags its sharers in the others, and why.
+COLLUSION = {
+    "ring": "found in a ring of sharers converting each other's links",
+    "factory": "found among the sharers one phone made accounts for",
+}
+
 #: Joins kept per process for the detectors' rereads (about 300 bytes each).
 JOIN_CACHE = 200_000
 
@@ -188,9 +197,9 @@ class TreeWatch(FlaggingJob):
         super().__init__(store, campaigns, flags)
         #: Campaign id -> participant -> their join (see _joins).
         self._join_cache: dict[int, dict[str, Join]] = {}
-        #: (campaign id, participant) pairs whose standing elsewhere a ring was already carried
-        #: to (see _ring_elsewhere_found): a ring's flag is raised again at each of its joins.
-        self._ring_carried: set[tuple[int, str]] = set()
+        #: (campaign id, participant) pairs whose collusion was already carried to the other
+        #: campaigns (see _collusion_found): a ring's flag is raised again at each of its joins.
+        self._collusion_carried: set[tuple[int, str]] = set()
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
@@ -280,7 +289,7 @@ class TreeWatch(FlaggingJob):
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
-            *self._ring_elsewhere(ck, join),
+            *self._collusion_elsewhere(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
             *self._pace(ck, join),
@@ -290,16 +299,15 @@ class TreeWatch(FlaggingJob):
         for candidate in found:
             _, new = self._flags.raise_flag(campaign.id, campaign.slug, candidate, now)
             raised += new
-        ring = sorted(
-            {
-                member
-                for candidate in found
-                if candidate.kind == "cluster" and candidate.subject.startswith("ring:")
-                for member in candidate.members
-            }
-        )
-        if ring:
-            raised += self._ring_elsewhere_found(campaign, ring, now)
+        colluders: dict[str, str] = {}
+        for candidate in found:
+            if candidate.kind == "cluster" and candidate.subject.startswith("ring:"):
+                colluders.update(dict.fromkeys(candidate.members, "ring"))
+        for candidate in found:
+            if candidate.source == "tree:factory":
+                colluders.setdefault(candidate.subject, "factory")
+        if colluders:
+            raised += self._collusion_found(campaign, colluders, now)
         return raised
 
     # -- detectors ------------------------------------------------------------------------------
@@ -365,6 +373,11 @@ class TreeWatch(FlaggingJob):
             alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
             if len(alternates) < SELF_REFERRAL_MIN:
                 continue
+            if len(alternates) == SELF_REFERRAL_MIN and not self._made_together(ck, alternates):
+                # Two family members signing up on a parent's phone come when each gets round
+                # to it, hours apart as often as not; a sharer making alternate accounts makes
+                # them minutes apart (and a third account flags them whenever it comes).
+                continue
             found.append(
                 FlagCandidate(
                     "referrer",
@@ -389,6 +402,11 @@ class TreeWatch(FlaggingJob):
                     )
                 )
         return found
+
+    def _made_together(self, ck: keys.CampaignKeys, accounts: list[str]) -> bool:
+        """Whether two of ``accounts`` joined within PAIR_WINDOW of each other."""
+        times = sorted(j.ts for j in self._joins(ck, accounts) if j is not None)
+        return any(b - a <= PAIR_WINDOW for a, b in itertools.pairwise(times))
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         most: list[str] = []
@@ -629,34 +647,38 @@ class TreeWatch(FlaggingJob):
                 ]
         return found
 
-    def _ring_elsewhere(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
-        """A sharer found in a ring in another campaign drawing a join in this one.
+    def _collusion_elsewhere(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        """A sharer found colluding in another campaign drawing a join in this one.
 
-        A ring is a group of people who agreed to convert each other's links: when another
-        campaign runs, the same accounts join it through each other's links, each on their own
-        phone and network, which in this campaign alone looks like friends inviting friends.
-        The ring's cycle usually closes in one campaign only (where the members sign up their
-        alternate accounts), so membership found there is carried to the others: here, when
-        the member's link draws a join after the ring was found; _ring_elsewhere_found, when
-        the ring is found after."""
-        found_in = self._redis.hget(keys.RING_MEMBERS, join.parent)
-        if found_in is None or int(found_in) == ck.campaign_id:
+        A ring is a group of people who agreed to convert each other's links; an account
+        factory's phone makes accounts for a few sharers (a ring's spare phones, a farm's): when
+        another campaign runs, the same accounts join it through each other's links, each on
+        their own phone and network, which in that campaign alone looks like friends inviting
+        friends. The collusion shows in one campaign only (where the members sign up their
+        alternate accounts), so what was found there is carried to the others: here, when the
+        member's link draws a join after it was found; _collusion_found, when it is found
+        after."""
+        found = self._redis.hget(keys.COLLUDERS, join.parent)
+        if found is None:
             return []
-        return [self._ring_member_elsewhere(join.parent, int(found_in))]
+        campaign_id, _, finding = found.decode().partition("|")
+        if int(campaign_id) == ck.campaign_id or finding not in COLLUSION:
+            return []
+        return [self._colluder_elsewhere(join.parent, int(campaign_id), finding)]
 
-    def _ring_elsewhere_found(self, campaign: Campaign, members: list[str], now: float) -> int:
-        """Remember the members of a ring found in ``campaign`` and flag those already sharing
-        in other campaigns (their links drew joins there)."""
+    def _collusion_found(self, campaign: Campaign, colluders: dict[str, str], now: float) -> int:
+        """Remember the sharers found colluding in ``campaign`` (participant -> finding) and flag
+        those already sharing in other campaigns (their links drew joins there)."""
         pipe = self._redis.pipeline(transaction=False)
-        for member in members:
-            pipe.hsetnx(keys.RING_MEMBERS, member, campaign.id)
-        pipe.expire(keys.RING_MEMBERS, INDEX_TTL)
+        for member, finding in colluders.items():
+            pipe.hsetnx(keys.COLLUDERS, member, f"{campaign.id}|{finding}")
+        pipe.expire(keys.COLLUDERS, INDEX_TTL)
         pipe.execute()
-        raised = 0
-        pending = [m for m in members if (campaign.id, m) not in self._ring_carried]
+        pending = sorted(m for m in colluders if (campaign.id, m) not in self._collusion_carried)
         if not pending:
             return 0
-        self._ring_carried.update((campaign.id, m) for m in pending)
+        self._collusion_carried.update((campaign.id, m) for m in pending)
+        raised = 0
         for other in self._campaigns.list():
             if other.id == campaign.id:
                 continue
@@ -666,16 +688,16 @@ class TreeWatch(FlaggingJob):
                 pipe.zcard(children(member))
             for member, joins in zip(pending, pipe.execute(), strict=True):
                 if joins:
-                    candidate = self._ring_member_elsewhere(member, campaign.id)
+                    candidate = self._colluder_elsewhere(member, campaign.id, colluders[member])
                     _, new = self._flags.raise_flag(other.id, other.slug, candidate, now)
                     raised += new
         return raised
 
-    def _ring_member_elsewhere(self, member: str, campaign_id: int) -> FlagCandidate:
+    def _colluder_elsewhere(self, member: str, campaign_id: int, finding: str) -> FlagCandidate:
         where = self._campaigns.get_by_id(campaign_id)
         name = where.slug if where is not None else f"#{campaign_id}"
-        why = f"found in a ring of sharers converting each other's links in campaign {name}"
-        return FlagCandidate("referrer", member, 0.85, (why,), source="tree:ring")
+        why = f"{COLLUSION[finding]} in campaign {name}"
+        return FlagCandidate("referrer", member, 0.85, (why,), source=f"tree:{finding}")
 
     def _cycle(
         self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1

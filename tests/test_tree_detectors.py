@@ -229,6 +229,23 @@ def test_a_child_signing_up_on_a_parents_phone_holds_that_join_only(world: World
     assert world.reward("aunt") == "credited"
 
 
+def test_two_children_signing_up_on_a_parents_phone_hours_apart(world: World) -> None:
+    # Each child signs up on the parent's phone when they get round to it: both joins are held,
+    # the parent is not flagged (two alternate accounts come minutes apart: see
+    # test_two_alternate_accounts_on_the_sharers_own_android_phone).
+    home, phone = "203.0.113.51", android("SM-A556E")
+    world.join("parent", "friend", ip=home, ua=phone)
+    world.join("son", "parent", ip=home, ua=phone, delay=70)
+    world.clock += 2 * 3600
+    world.join("daughter", "parent", ip=home, ua=phone, delay=50)
+    flags = world.examine()
+    assert {(f.kind, f.subject) for f in flags} == {
+        ("participant", "son"),
+        ("participant", "daughter"),
+    }
+    assert world.reward("son") != "credited" and world.reward("daughter") != "credited"
+
+
 def test_a_fast_honest_chain_from_five_phones_on_two_networks_is_not_flagged(
     world: World,
 ) -> None:
@@ -720,6 +737,32 @@ def test_a_ring_found_in_one_campaign_flags_its_members_sharing_in_another(
     # Cat's link draws a join in coffee after the ring was found in tea.
     coffee.join("ann-alt", "cat", ip=phones["ann"][0], ua=phones["ann"][1], delay=70)
     assert referrer_flags(coffee.examine()) == {"ann", "ben", "cat"}
+
+
+def test_an_account_factorys_sharers_are_flagged_in_another_campaign(
+    world: World, client: FlaskClient, services: Services, keys: dict[str, str]
+) -> None:
+    coffee = World(client, services, keys, slug="coffee")
+    # In tea, one spare phone makes accounts for fay and gus after its first (the factory case
+    # of test_spare_phones_making_accounts_for_several_sharers_flag_them); hal, whose mum's
+    # account was made on her phone under him, shares one phone with her household only.
+    for name in ("fay", "gus", "hal"):
+        world.join(name, "organiser", ip="100.64.3.9", ua=IOS_WECHAT)
+    spare = android("FAY-SPARE").replace("MMWEBID/6154", "MMWEBID/4471")
+    world.join("alt1", "fay", ip="100.64.7.1", ua=spare)
+    world.join("alt2", "gus", ip="100.64.7.2", ua=spare)
+    world.join("alt3", "fay", ip="100.64.7.3", ua=spare)
+    family = android("V2324A")
+    world.join("mum", "hal", ip="203.0.113.180", ua=family)
+    world.join("kid", "mum", ip="100.64.8.8", ua=family.replace("NetType/WIFI", "NetType/5G"))
+    assert referrer_flags(world.examine()) == {"fay", "gus"}
+    # In coffee, fay, gus and hal each draw a join from a friend's own phone.
+    for n, name in enumerate(("fay", "gus", "hal")):
+        coffee.join(f"pal{n}", name, ip=f"198.51.100.{90 + n}", ua=android(f"PAL{n}"), delay=90)
+    flags = coffee.examine()
+    assert referrer_flags(flags) == {"fay", "gus"}
+    fay = next(f for f in flags if f.subject == "fay")
+    assert "found among the sharers one phone made accounts for in campaign tea" in fay.reasons
 
 
 def test_a_shared_browser_in_a_crowd_is_a_burst_of_that_browsers_accounts(world: World) -> None:
