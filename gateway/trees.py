@@ -6,18 +6,25 @@ is examined once, in order, with O(depth) reads:
 - self-referral through alternate accounts: the new participant joined from the sharer's own
   browser, app install or address-and-device, or from another app or the system browser of the
   Android phone the sharer joined from (an account made on the phone it shares from counts for
-  the phone's owner, or for the sharer it was made for, too), or several accounts under one
-  sharer from one phone, or two made there in a row (minutes apart, each signed up right after
-  its click: an iPhone without cookies is known by its address and agent for that long);
+  the phone's owner, or for the sharer it was made for, too; two such accounts flag the sharer
+  when made within half an hour of each other: a family's come hours apart as often as not),
+  or several accounts under one sharer from one phone, or two made there in a row (minutes
+  apart, each signed up right after its click: an iPhone without cookies is known by its
+  address and agent for that long);
 - account factories: one phone making accounts under two or more sharers after its first (a
   ring's spare phones, a farm's phones, an alternate account sharing to more alternates);
 - sybil chains: a chain of joins, each within minutes of the one before, from few devices or
-  networks;
+  networks (below the account the chain grew from, which may be a real participant's);
 - star bursts: many children under one sharer within minutes, from few phones, or from few
   networks with phones making several accounts each, or at a clockwork rhythm or a practised
   pace (sign-ups each as long after their click); many people on a carrier's NAT, each on their
-  own phone and at their own pace, are a crowd, not a burst;
+  own phone and at their own pace, are a crowd, not a burst (a browser shared in such a crowd
+  makes a burst of that browser's accounts only);
 - rings: sharers whose own devices converted on each other's links, in a cycle;
+- collusion across campaigns: a ring's members, and the sharers an account factory made
+  accounts for, are flagged in the other campaigns where their links draw joins too (they
+  reconvene there through each other's links: friends inviting friends, as far as one campaign
+  shows);
 - clusters: participants sharing one browser under sharers from outside it, or a network prefix
   filled with joins under one sharer from reused phones or at a practised pace (carrier NAT
   spreads its joins over unrelated sharers; a farm does not);
@@ -104,6 +111,12 @@ PAIR_CROWD = 8
 SESSION = 3600
 
 
+#: Collusion found in one campaign that flags its sharers in the others, and why.
+COLLUSION = {
+    "ring": "found in a ring of sharers converting each other's links",
+    "factory": "found among the sharers one phone made accounts for",
+}
+
 #: Joins kept per process for the detectors' rereads (about 300 bytes each).
 JOIN_CACHE = 200_000
 
@@ -184,6 +197,9 @@ class TreeWatch(FlaggingJob):
         super().__init__(store, campaigns, flags)
         #: Campaign id -> participant -> their join (see _joins).
         self._join_cache: dict[int, dict[str, Join]] = {}
+        #: (campaign id, participant) pairs whose collusion was already carried to the other
+        #: campaigns (see _collusion_found): a ring's flag is raised again at each of its joins.
+        self._collusion_carried: set[tuple[int, str]] = set()
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
@@ -273,6 +289,7 @@ class TreeWatch(FlaggingJob):
             *self._chain(ck, join),
             *self._burst(ck, join),
             *self._ring(ck, join),
+            *self._collusion_elsewhere(ck, join),
             *self._shared_browser(ck, join),
             *self._prefix_cluster(ck, join),
             *self._pace(ck, join),
@@ -282,6 +299,15 @@ class TreeWatch(FlaggingJob):
         for candidate in found:
             _, new = self._flags.raise_flag(campaign.id, campaign.slug, candidate, now)
             raised += new
+        colluders: dict[str, str] = {}
+        for candidate in found:
+            if candidate.kind == "cluster" and candidate.subject.startswith("ring:"):
+                colluders.update(dict.fromkeys(candidate.members, "ring"))
+        for candidate in found:
+            if candidate.source == "tree:factory":
+                colluders.setdefault(candidate.subject, "factory")
+        if colluders:
+            raised += self._collusion_found(campaign, colluders, now)
         return raised
 
     # -- detectors ------------------------------------------------------------------------------
@@ -347,6 +373,11 @@ class TreeWatch(FlaggingJob):
             alternates = sorted(m.decode() for m in self._redis.smembers(alternates_key))
             if len(alternates) < SELF_REFERRAL_MIN:
                 continue
+            if len(alternates) == SELF_REFERRAL_MIN and not self._made_together(ck, alternates):
+                # Two family members signing up on a parent's phone come when each gets round
+                # to it, hours apart as often as not; a sharer making alternate accounts makes
+                # them minutes apart (and a third account flags them whenever it comes).
+                continue
             found.append(
                 FlagCandidate(
                     "referrer",
@@ -371,6 +402,11 @@ class TreeWatch(FlaggingJob):
                     )
                 )
         return found
+
+    def _made_together(self, ck: keys.CampaignKeys, accounts: list[str]) -> bool:
+        """Whether two of ``accounts`` joined within PAIR_WINDOW of each other."""
+        times = sorted(j.ts for j in self._joins(ck, accounts) if j is not None)
+        return any(b - a <= PAIR_WINDOW for a, b in itertools.pairwise(times))
 
     def _one_phone(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
         most: list[str] = []
@@ -498,17 +534,25 @@ class TreeWatch(FlaggingJob):
         if len(chain) < shortest:
             return []
         members = [link for link in chain if link.prefix or link.device or link.visitor]
-        networks = {link.prefix for link in members if link.prefix}
-        phones = _phones(members)
-        few_devices = phones <= CHAIN_MAX_SOURCES
-        # Few networks alone is what carrier NAT does to honest friends: only a long chain counts.
-        few_networks = len(networks) <= CHAIN_MAX_SOURCES and len(chain) >= long
-        if not (few_devices or few_networks):
+        sources = _few_sources(members, len(chain) >= long)
+        if sources is None and len(members) > 1:
+            # The account a long chain grows from (its topmost join) may be a real
+            # participant's, an operator's customer or an account taken over, joined on its
+            # owner's own phone and network: the links made from it show the operator's
+            # networks. Whoever that account joined under is no part of the chain then. (Only
+            # for the networks of a long chain: four links from two phones in minutes are also
+            # a household passing its phones round.)
+            top = next(n for n, link in enumerate(chain) if link is members[-1])
+            chain, members = chain[: top + 1], members[:-1]
+            if len(chain) >= max(shortest, long):
+                sources = _few_sources(members, True, by_phones=False)
+        if sources is None:
             return []
+        networks, phones = sources
         names = tuple(link.user for link in reversed(chain))
         minutes = (chain[0].ts - chain[-1].ts) / 60
         why = (
-            f"a chain of {len(chain)} joins in {minutes:.0f} min from {len(networks)} "
+            f"a chain of {len(chain)} joins in {minutes:.0f} min from {networks} "
             f"network(s), {phones} phone(s)"
         )
         candidates = [
@@ -554,6 +598,13 @@ class TreeWatch(FlaggingJob):
             + (", each signing up as quickly after the click" if practised else "")
         )
         members = tuple(c.user for c in children)
+        if not (concentrated or regular or practised):
+            # Only a browser shared among a crowd of otherwise distinct people (their own
+            # phones, networks and paces): the accounts made in that browser are the finding,
+            # not the crowd around them, whose members each joined on their own (a group
+            # owner's chat drawing twenty people while the sharer signs up an alternate
+            # account or two on their phone; the people who joined share their own links).
+            members = tuple(c.user for c in children if visitors.count(c.visitor) > 1)
         return [
             FlagCandidate("referrer", join.parent, 0.9, (why,), source="tree:burst"),
             FlagCandidate(
@@ -595,6 +646,58 @@ class TreeWatch(FlaggingJob):
                     FlagCandidate("referrer", m, 0.85, (why,), source="tree:ring") for m in members
                 ]
         return found
+
+    def _collusion_elsewhere(self, ck: keys.CampaignKeys, join: Join) -> list[FlagCandidate]:
+        """A sharer found colluding in another campaign drawing a join in this one.
+
+        A ring is a group of people who agreed to convert each other's links; an account
+        factory's phone makes accounts for a few sharers (a ring's spare phones, a farm's): when
+        another campaign runs, the same accounts join it through each other's links, each on
+        their own phone and network, which in that campaign alone looks like friends inviting
+        friends. The collusion shows in one campaign only (where the members sign up their
+        alternate accounts), so what was found there is carried to the others: here, when the
+        member's link draws a join after it was found; _collusion_found, when it is found
+        after."""
+        found = self._redis.hget(keys.COLLUDERS, join.parent)
+        if found is None:
+            return []
+        campaign_id, _, finding = found.decode().partition("|")
+        if int(campaign_id) == ck.campaign_id or finding not in COLLUSION:
+            return []
+        return [self._colluder_elsewhere(join.parent, int(campaign_id), finding)]
+
+    def _collusion_found(self, campaign: Campaign, colluders: dict[str, str], now: float) -> int:
+        """Remember the sharers found colluding in ``campaign`` (participant -> finding) and flag
+        those already sharing in other campaigns (their links drew joins there)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for member, finding in colluders.items():
+            pipe.hsetnx(keys.COLLUDERS, member, f"{campaign.id}|{finding}")
+        pipe.expire(keys.COLLUDERS, INDEX_TTL)
+        pipe.execute()
+        pending = sorted(m for m in colluders if (campaign.id, m) not in self._collusion_carried)
+        if not pending:
+            return 0
+        self._collusion_carried.update((campaign.id, m) for m in pending)
+        raised = 0
+        for other in self._campaigns.list():
+            if other.id == campaign.id:
+                continue
+            children = keys.campaign_keys(other.id).children
+            pipe = self._redis.pipeline(transaction=False)
+            for member in pending:
+                pipe.zcard(children(member))
+            for member, joins in zip(pending, pipe.execute(), strict=True):
+                if joins:
+                    candidate = self._colluder_elsewhere(member, campaign.id, colluders[member])
+                    _, new = self._flags.raise_flag(other.id, other.slug, candidate, now)
+                    raised += new
+        return raised
+
+    def _colluder_elsewhere(self, member: str, campaign_id: int, finding: str) -> FlagCandidate:
+        where = self._campaigns.get_by_id(campaign_id)
+        name = where.slug if where is not None else f"#{campaign_id}"
+        why = f"{COLLUSION[finding]} in campaign {name}"
+        return FlagCandidate("referrer", member, 0.85, (why,), source=f"tree:{finding}")
 
     def _cycle(
         self, ck: keys.CampaignKeys, start: str, target: str, limit: int = 5, shortest: int = 1
@@ -764,6 +867,17 @@ def _phones(joins: Iterable[Join]) -> int:
         phones += not ids & seen
         seen |= ids
     return phones
+
+
+def _few_sources(links: list[Join], long: bool, by_phones: bool = True) -> tuple[int, int] | None:
+    """(networks, phones) of a chain's links when they are few enough to be one operator's:
+    at most CHAIN_MAX_SOURCES phones (``by_phones``), or as few networks for a ``long`` chain
+    (few networks alone is what carrier NAT does to honest friends); None otherwise."""
+    networks = len({link.prefix for link in links if link.prefix})
+    phones = _phones(links)
+    if (by_phones and phones <= CHAIN_MAX_SOURCES) or (networks <= CHAIN_MAX_SOURCES and long):
+        return networks, phones
+    return None
 
 
 def _quick(join: Join) -> bool:

@@ -48,16 +48,19 @@ def android(model: str) -> str:
 class World:
     """One campaign, its sharers' links, and a clock for the clicks."""
 
-    def __init__(self, client: FlaskClient, services: Services, keys: dict[str, str]) -> None:
+    def __init__(
+        self, client: FlaskClient, services: Services, keys: dict[str, str], slug: str = "tea"
+    ) -> None:
         self.client = client
         self.services = services
+        self.slug = slug
         self.admin = bearer(keys["admin"])
         self.conversion = bearer(keys["conversion"])
         response = client.post(
             "/api/v1/campaigns",
             json={
-                "slug": "tea",
-                "name": "Tea",
+                "slug": slug,
+                "name": slug.title(),
                 "destination_url": "https://shop.example.com/",
                 "reward": {"amount": 1, "budget_total": 10_000},
             },
@@ -75,7 +78,9 @@ class World:
     def token(self, referrer: str) -> str:
         if referrer not in self.tokens:
             response = self.client.post(
-                "/api/v1/campaigns/tea/links", json={"referrer": referrer}, headers=self.admin
+                f"/api/v1/campaigns/{self.slug}/links",
+                json={"referrer": referrer},
+                headers=self.admin,
             )
             assert response.status_code == 201, response.json
             self.tokens[referrer] = response.json["token"]  # type: ignore[index]
@@ -222,6 +227,23 @@ def test_a_child_signing_up_on_a_parents_phone_holds_that_join_only(world: World
     assert "parent" not in referrer_flags(flags)
     assert world.reward("child") != "credited"  # denied at the click already, or held
     assert world.reward("aunt") == "credited"
+
+
+def test_two_children_signing_up_on_a_parents_phone_hours_apart(world: World) -> None:
+    # Each child signs up on the parent's phone when they get round to it: both joins are held,
+    # the parent is not flagged (two alternate accounts come minutes apart: see
+    # test_two_alternate_accounts_on_the_sharers_own_android_phone).
+    home, phone = "203.0.113.51", android("SM-A556E")
+    world.join("parent", "friend", ip=home, ua=phone)
+    world.join("son", "parent", ip=home, ua=phone, delay=70)
+    world.clock += 2 * 3600
+    world.join("daughter", "parent", ip=home, ua=phone, delay=50)
+    flags = world.examine()
+    assert {(f.kind, f.subject) for f in flags} == {
+        ("participant", "son"),
+        ("participant", "daughter"),
+    }
+    assert world.reward("son") != "credited" and world.reward("daughter") != "credited"
 
 
 def test_a_fast_honest_chain_from_five_phones_on_two_networks_is_not_flagged(
@@ -676,3 +698,132 @@ def test_an_account_from_the_sharers_phone_browser_sharing_to_another(world: Wor
     assert "2 accounts (alt, alt2) joined under them from their own device" in sharer.reasons
     assert world.reward("alt2") != "credited"
     assert world.reward("kid") == "credited"
+
+
+# -- a ring across campaigns, a shared browser in a crowd ---------------------------------------
+
+
+def test_a_ring_found_in_one_campaign_flags_its_members_sharing_in_another(
+    world: World, client: FlaskClient, services: Services, keys: dict[str, str]
+) -> None:
+    coffee = World(client, services, keys, slug="coffee")
+    # In the coffee campaign the ring's members join through each other's links, each on their
+    # own phone and network: friends inviting friends, as far as that campaign shows. Dan, a
+    # friend of theirs who is in no ring, shares there too.
+    phones = {
+        "ann": ("198.51.100.61", android("V2227A")),
+        "ben": ("198.51.100.62", android("PHB110")),
+        "cat": ("198.51.100.63", android("RMX3700")),
+    }
+    coffee.join("ben", "ann", ip=phones["ben"][0], ua=phones["ben"][1], delay=90)
+    coffee.join("cat", "ben", ip=phones["cat"][0], ua=phones["cat"][1], delay=120)
+    coffee.join("dan", "ann", ip="198.51.100.64", ua=android("V2055A"), delay=150)
+    coffee.join("eve", "dan", ip="198.51.100.65", ua=android("PGT-AN10"), delay=80)
+    assert referrer_flags(coffee.examine()) == set()
+    # In the tea campaign the ring closes (each member's phone converting on the next one's
+    # link), and dan joins there as an honest participant.
+    ring_of_three(world)
+    world.join("dan", "organiser", ip="198.51.100.64", ua=android("V2055A"))
+    tea = world.examine()
+    assert {"ann", "ben", "cat"} <= referrer_flags(tea) and "dan" not in referrer_flags(tea)
+    # The members whose links drew joins in coffee are flagged there; cat's has drawn none yet.
+    flags = coffee.examine()
+    assert referrer_flags(flags) == {"ann", "ben"}
+    ann = next(f for f in flags if f.kind == "referrer" and f.subject == "ann")
+    assert "found in a ring of sharers converting each other's links in campaign tea" in (
+        ann.reasons
+    )
+    assert coffee.reward("ben") != "credited" and coffee.reward("eve") == "credited"
+    # Cat's link draws a join in coffee after the ring was found in tea.
+    coffee.join("ann-alt", "cat", ip=phones["ann"][0], ua=phones["ann"][1], delay=70)
+    assert referrer_flags(coffee.examine()) == {"ann", "ben", "cat"}
+
+
+def test_an_account_factorys_sharers_are_flagged_in_another_campaign(
+    world: World, client: FlaskClient, services: Services, keys: dict[str, str]
+) -> None:
+    coffee = World(client, services, keys, slug="coffee")
+    # In tea, one spare phone makes accounts for fay and gus after its first (the factory case
+    # of test_spare_phones_making_accounts_for_several_sharers_flag_them); hal, whose mum's
+    # account was made on her phone under him, shares one phone with her household only.
+    for name in ("fay", "gus", "hal"):
+        world.join(name, "organiser", ip="100.64.3.9", ua=IOS_WECHAT)
+    spare = android("FAY-SPARE").replace("MMWEBID/6154", "MMWEBID/4471")
+    world.join("alt1", "fay", ip="100.64.7.1", ua=spare)
+    world.join("alt2", "gus", ip="100.64.7.2", ua=spare)
+    world.join("alt3", "fay", ip="100.64.7.3", ua=spare)
+    family = android("V2324A")
+    world.join("mum", "hal", ip="203.0.113.180", ua=family)
+    world.join("kid", "mum", ip="100.64.8.8", ua=family.replace("NetType/WIFI", "NetType/5G"))
+    assert referrer_flags(world.examine()) == {"fay", "gus"}
+    # In coffee, fay, gus and hal each draw a join from a friend's own phone.
+    for n, name in enumerate(("fay", "gus", "hal")):
+        coffee.join(f"pal{n}", name, ip=f"198.51.100.{90 + n}", ua=android(f"PAL{n}"), delay=90)
+    flags = coffee.examine()
+    assert referrer_flags(flags) == {"fay", "gus"}
+    fay = next(f for f in flags if f.subject == "fay")
+    assert "found among the sharers one phone made accounts for in campaign tea" in fay.reasons
+
+
+def test_a_shared_browser_in_a_crowd_is_a_burst_of_that_browsers_accounts(world: World) -> None:
+    # A group owner's link draws ten people within minutes, each on their own phone and
+    # network, signing up at their own pace; meanwhile two accounts are made in one browser
+    # under it. The burst is those two accounts: the people around them are no cluster, and
+    # one of them sharing their own link is no member of one.
+    reading = random.Random(5)
+    for n in range(10):
+        world.join(
+            f"guest{n}",
+            "owner",
+            ip=f"198.51.{10 + n}.7",
+            ua=android(f"GM{n}"),
+            delay=reading.uniform(30, 400),
+        )
+    browser = world.join("alt1", "owner", ip="203.0.113.201", ua=android("V2309A"), delay=40)
+    world.join("alt2", "owner", ip="203.0.113.201", ua=android("V2309A"), visitor=browser, delay=50)
+    world.join("friend", "guest3", ip="198.51.40.9", ua=android("PJZ110"), delay=200)
+    flags = world.examine()
+    assert "owner" in referrer_flags(flags)
+    bursts = of(flags, "cluster", "burst:owner")
+    assert len(bursts) == 1 and set(bursts[0].members) == {"alt1", "alt2"}
+    assert "sharing a browser" in bursts[0].reasons[0]
+    assert "guest3" not in referrer_flags(flags)
+    assert world.reward("friend") == "credited"
+
+
+def test_a_slow_chain_grown_from_a_real_participants_account(world: World) -> None:
+    # A real participant joins on their own phone and network; an operator who took their
+    # account over grows a chain of twelve accounts from it at a person's pace (25 minutes a
+    # step), on four phones behind their home's Wi-Fi and a phone's hotspot. The participant's
+    # own join is no source of the operator's: the chain's networks are two.
+    world.join("victim", "friend", ip="203.0.113.77", ua=android("PJZ110"), delay=120.0)
+    phones = [android(model) for model in ("V2241A", "BRA-AL00", "M2012K11AC", "JAD-AL50")]
+    parent = "victim"
+    for n in range(12):
+        world.clock += 25 * 60
+        ip = "198.51.100.20" if n % 3 else "100.64.77.5"
+        world.join(f"link{n}", parent, ip=ip, ua=phones[n % 4], delay=45.0)
+        parent = f"link{n}"
+    # A group chat's quick chain: each joins minutes after the one before, the last on her
+    # mother's phone; below its first member that is four joins from two phones (a household
+    # passing its phones round), which only a long chain's networks may be judged that way.
+    world.join("m1", "club", ip="203.0.113.80", ua=android("P1X"), delay=60.0)
+    world.join("m2", "m1", ip="100.64.9.1", ua=android("P2X"), delay=70.0)
+    world.join("m3", "m2", ip="203.0.113.81", ua=android("P3X"), delay=50.0)
+    world.join("m4", "m3", ip="203.0.113.81", ua=android("P3X"), delay=80.0)
+    # Friends of friends at that pace from as many phones, the NAT of one carrier, and one home.
+    honest_parent = "origin"
+    for n in range(12):
+        world.clock += 25 * 60 if n == 0 else 0
+        ip = "203.0.113.78" if n % 3 else f"100.64.{n % 2}.{n + 10}"
+        world.join(f"friend{n}", honest_parent, ip=ip, ua=android(f"F{n}X"), delay=90.0)
+        honest_parent = f"friend{n}"
+    flags = world.examine()
+    chains = of(flags, "cluster", "chain:")
+    assert len(chains) == 1 and {f"link{n}" for n in range(12)} <= set(chains[0].members)
+    assert "2 network(s)" in chains[0].reasons[0]
+    assert {"victim", *(f"link{n}" for n in range(11))} <= referrer_flags(flags)
+    # The friend the participant joined under is no part of it.
+    assert "friend" not in chains[0].members and "friend" not in referrer_flags(flags)
+    assert not {f"friend{n}" for n in range(12)} & referrer_flags(flags)
+    assert not {"club", "m1", "m2", "m3"} & referrer_flags(flags)

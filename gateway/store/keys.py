@@ -19,6 +19,10 @@ MODELS = f"{PREFIX}:models"  # hash version -> exported model JSON (detectors.mo
 ACTIVE_MODEL = f"{PREFIX}:model-active"  # string: the version every worker scores with
 STAFF_USERS = f"{PREFIX}:staff-users"  # hash email -> JSON record (gateway.users)
 AUDIT_LOG = f"{PREFIX}:audit"  # stream of staff actions (gateway.audit)
+#: hash participant -> "<campaign id>|<finding>": where the tree watch found them colluding (in
+#: a ring, among an account factory's sharers; first found wins): the same accounts reconvene in
+#: other campaigns (gateway.trees)
+COLLUDERS = f"{PREFIX}:colluders"
 
 
 #: Field of a campaign's counters hash, set once every flag of the campaign is in the amount-at-
