@@ -59,6 +59,9 @@ CONDUCT = frozenset({"tree:self", "tree:chain", "tree:ring", "tree:fast", "revie
 #: The source of findings that a sharer's link is posted on public pages (gateway.flagger): a
 #: suspicion, or a flag on the clicks such a link draws.
 POSTED = "clicks:posted"
+#: The source of a flag on a link fetched mostly by scripts (gateway.flagger): about the crowd the
+#: link draws (anyone can point a script at a link), not the sharer's own conduct.
+AUTOMATED = "clicks:automated"
 
 #: Chat and social apps whose pages legitimately send a Referer when a link is tapped there.
 _APP_REFERERS = (

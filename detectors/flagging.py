@@ -30,6 +30,13 @@ CLICK_FLAG_SCORE = 0.9
 #: reach. No flag: the sharer may be the one who posted it or someone whose link was scraped.
 POSTED_MIN = 10
 POSTED_SHARE = 0.1
+#: Requests from automation agents (HTTP libraries, headless browsers: answered with a preview,
+#: never clicks) on a sharer's link before it is flagged, and their least share of the link's
+#: requests. A scraper reading a link posted publicly fetches it a few dozen times among its
+#: hundreds of people's clicks; a bot operation fetches its links hundreds to thousands of
+#: times, and nobody else does.
+AUTOMATED_MIN = 50
+AUTOMATED_SHARE = 0.5
 
 
 @dataclass
@@ -96,3 +103,15 @@ def referrer_finding(tally: ReferrerTally) -> ReferrerFinding | None:
     if not reasons:
         return None
     return ReferrerFinding(round(score, 4), tuple(reasons))
+
+
+def automated_finding(automated: int, clicks: int) -> ReferrerFinding | None:
+    """The finding on a link fetched mostly by scripts (``automated`` requests from automation
+    agents, ``clicks`` recorded clicks), or None."""
+    share = automated / (automated + clicks) if automated else 0.0
+    if automated < AUTOMATED_MIN or share < AUTOMATED_SHARE:
+        return None
+    return ReferrerFinding(
+        round(min(1.0, 0.5 + share / 2), 4),
+        (f"{share:.0%} of the requests on their link came from scripts or headless browsers",),
+    )

@@ -23,7 +23,7 @@ gets depends on what the finding is about:
 from __future__ import annotations
 
 from detectors.base import NOTHING, ClickInput, History, Signal
-from detectors.features import CONDUCT, POSTED, external_referer
+from detectors.features import AUTOMATED, CONDUCT, POSTED, external_referer
 
 #: The score a click on the link of a referrer under review for their conduct gets at least:
 #: enough to deny credit (Policy.deny_credit_at), never a challenge or a block on its own.
@@ -44,6 +44,7 @@ SOURCES = {
     "tree:prefix": "a network filled with joins under them",
     "tree:fast": "sign-ups seconds after the click",
     POSTED: "their link is opened from public web pages",
+    AUTOMATED: "their link is fetched mostly by scripts",
 }
 #: How the engine prefixes this rule's reasons ("<detector name>: <reason>").
 REASON_PREFIX = "referrer_review: "

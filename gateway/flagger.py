@@ -13,11 +13,13 @@ from typing import Any
 
 import orjson
 
-from detectors.features import POSTED, external_referer
+from detectors.features import AUTOMATED, POSTED, external_referer
 from detectors.flagging import (
+    AUTOMATED_MIN,
     CLICK_FLAG_SCORE,
     ReferrerFinding,
     ReferrerTally,
+    automated_finding,
     posted_share,
     referrer_finding,
 )
@@ -45,7 +47,7 @@ class Flagger(FlaggingJob):
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
-        return follow(
+        raised = follow(
             self._redis,
             ck.events,
             ck.job_cursors,
@@ -55,6 +57,50 @@ class Flagger(FlaggingJob):
             legacy=ck.counters,
             reads=READS,
         )
+        return raised + self._automated(campaign, now)
+
+    def _automated(self, campaign: Campaign, now: float) -> int:
+        """Flag sharers whose links were fetched mostly by scripts (the recorder's counts of
+        requests from automation agents, which never reach the event stream). The source is the
+        crowd a link draws, not the sharer's own conduct: anyone can point a script at a link,
+        so the click path shows the review and scores those clicks on their own."""
+        ck = keys.campaign_keys(campaign.id)
+        counts = {
+            int(k): int(v)
+            for k, v in self._redis.hgetall(ck.automated).items()
+            if int(v) >= AUTOMATED_MIN
+        }
+        if not counts:
+            return 0
+        numbers = sorted(counts)
+        names = [n.decode() if n else "" for n in self._redis.hmget(ck.referrer_external, numbers)]
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(ck.referrer_tally(name), "clicks")
+        clicks = pipe.execute()
+        raised = 0
+        for number, name, recorded in zip(numbers, names, clicks, strict=True):
+            finding = automated_finding(counts[number], int(recorded or 0))
+            if not name or finding is None:
+                continue
+            flag = self._flags.get(flag_id_for(campaign.id, "referrer", name))
+            if flag is not None and AUTOMATED in flag.evidence.get("sources", {}):
+                continue  # raised already (the counts only grow); a decision stands
+            _, new = self._flags.raise_flag(
+                campaign.id,
+                campaign.slug,
+                FlagCandidate(
+                    kind="referrer",
+                    subject=name,
+                    score=finding.score,
+                    reasons=finding.reasons,
+                    evidence={"automated": counts[number]},
+                    source=AUTOMATED,
+                ),
+                now,
+            )
+            raised += new
+        return raised
 
     def _process(self, campaign: Campaign, entries: list[Any], now: float) -> int:
         ck = keys.campaign_keys(campaign.id)

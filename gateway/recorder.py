@@ -168,6 +168,10 @@ class EventRecorder:
         self._write_lock = threading.Lock()
         self._last_drain = 0.0
         self.store_ok = True
+        #: (campaign id, numeric referrer id) -> requests from automation agents on the sharer's
+        #: link (answered with a preview, see note_automated), waiting for the flusher.
+        self._automated: collections.Counter[tuple[int, int]] = collections.Counter()
+        self._automated_lock = threading.Lock()
         self.recorded = 0
         self.spooled = 0
         self.drained = 0
@@ -183,6 +187,14 @@ class EventRecorder:
         queue.append(event)
         if self._thread_pid != os.getpid():
             self._start()
+
+    def note_automated(self, campaign_id: int, referrer_id: int) -> None:
+        """Count a request from an automation agent on a referrer's link (answered with a
+        preview, never a click): kept in memory, written with the next flush, so the request
+        pays no store call. (The flusher thread is the one ``record`` starts: a worker that has
+        served no click yet keeps the counts until it has, or until ``close``.)"""
+        with self._automated_lock:
+            self._automated[(campaign_id, referrer_id)] += 1
 
     def take(self, campaign_id: int, limit: int = 32) -> list[ClickEvent]:
         """Waiting events of one campaign, for the click path to carry in its round trip."""
@@ -250,7 +262,23 @@ class EventRecorder:
             batch += self.take(campaign_id, limit=1_000_000)
         if batch:
             self._deliver(batch)
+        self._write_automated()
         return len(batch)
+
+    def _write_automated(self) -> None:
+        """Add the automation counts waiting since the last flush to the store (one pipeline);
+        best effort: a store outage loses them (they are evidence, not money)."""
+        with self._automated_lock:
+            if not self._automated:
+                return
+            counts, self._automated = self._automated, collections.Counter()
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for (campaign_id, referrer_id), count in sorted(counts.items()):
+                pipe.hincrby(keys.campaign_keys(campaign_id).automated, str(referrer_id), count)
+            pipe.execute()
+        except RedisError as exc:
+            log.warning("could not count automated requests: %s", exc)
 
     def _deliver(self, batch: list[ClickEvent]) -> None:
         try:

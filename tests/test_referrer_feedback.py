@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 
 from detectors.base import History
 from detectors.engine import Decision, Engine
-from detectors.features import FEATURE_NAMES, POSTED, features
+from detectors.features import AUTOMATED, FEATURE_NAMES, POSTED, features
 from detectors.flagging import ReferrerTally
 from detectors.review import DECIDED_FRAUD, UNDER_REVIEW
 from gateway.conversions import creditable
@@ -279,6 +279,66 @@ def test_a_finding_about_the_sharers_conduct_outranks_one_about_their_crowd(
     world.services.flags.raise_flag(world.campaign_id, "tea", crowd, world.clock)
     assert risk.get(world.campaign_id, "hub")[2] == "tree:self"
     assert stranger_click(world, "hub", 41)["decision"] == "deny_credit"
+
+
+def fetch(world: World, referrer: str, ua: str, n: int) -> int:
+    """A request on the referrer's link from ``ua`` (a script, a headless browser, an unfurler):
+    answered with the preview page, never a click; returns the status."""
+    world.clock += 9.0  # a script's steady pace
+    token = world.token(referrer)
+    environ = EnvironBuilder(
+        path=f"/s/{token}",
+        headers={"User-Agent": ua},
+        environ_base={"REMOTE_ADDR": f"104.248.149.{n % 250}"},
+    ).get_environ()
+    return world.services.gateway.handle(token, environ, now=world.clock).status
+
+
+def test_a_link_fetched_mostly_by_scripts_flags_its_sharer(world: World) -> None:
+    """Scripted and headless clicks are answered with a preview and never recorded as clicks:
+    the click tallies never saw a bot operation fetching its links thousands of times. The
+    recorder counts them off the request (no store call on it) and the flagger flags a link
+    fetched mostly by scripts; a scraper reading a link posted publicly (a few dozen fetches
+    among people's clicks) and chat apps' unfurlers raise nothing."""
+    java = "Apache-HttpClient/4.5.14 (Java/17.0.10)"
+    headless = (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/131.0.0.0 Safari/537.36"
+    )
+    store = world.services.store.main
+    ck = keys.campaign_keys(world.campaign_id)
+    for n in range(60):
+        assert fetch(world, "operator", java if n % 2 else headless, n) == 200
+        assert fetch(world, "shared", "facebookexternalhit/1.1", n) == 200  # an unfurler
+    for n in range(30):
+        fetch(world, "scraped", "python-requests/2.31.0", n)
+    # Counted in memory: nothing in the store until the recorder flushes.
+    assert store.hgetall(ck.automated) == {}
+    world.services.recorder.flush()
+    for n in range(30):
+        stranger_click(world, "scraped", n)  # people clicking the posted link
+    stranger_click(world, "operator", 99)  # one person too
+    counts = {int(k): int(v) for k, v in store.hgetall(ck.automated).items()}
+    assert sorted(counts.values()) == [30, 60]  # the unfurler is not counted
+    world.services.flagger.run(world.clock)
+    flags, _ = world.services.flags.find([world.campaign_id], kind="referrer")
+    assert [(f.subject, list(f.evidence["sources"])) for f in flags] == [("operator", [AUTOMATED])]
+    assert "98% of the requests on their link came from scripts" in flags[0].reasons[0]
+    # About the crowd the link draws (anyone can point a script at a link): the click path
+    # shows the review and scores a person's click on its own.
+    state, _, source = world.services.referrer_risk.get(world.campaign_id, "operator")
+    assert (state, source) == ("open", AUTOMATED)
+    event = stranger_click(world, "operator", 100)
+    assert (
+        "referrer_review: the sharer is under review for their link is fetched mostly by "
+        "scripts" in event["reasons"]
+    )
+    assert event["decision"] == "allow"
+    # Found once: later runs write nothing (the counts only grow).
+    for n in range(60, 70):
+        fetch(world, "operator", java, n)
+    world.services.recorder.flush()
+    assert world.services.flagger.run(world.clock) == 0
 
 
 def test_clicks_scored_for_the_review_alone_are_no_new_evidence() -> None:

@@ -237,6 +237,14 @@ class CampaignKeys:
         """Hash participant -> parent of the joins from one network prefix in one hour."""
         return f"{self.tag}:prefix-joins:{prefix}:{hour}"
 
+    @property
+    def automated(self) -> str:
+        """Hash numeric referrer id -> requests on the sharer's link from automation agents (HTTP
+        libraries, headless browsers; not a chat app's unfurler), which are answered with a
+        preview and never recorded as clicks; counted in memory and written by the recorder's
+        flusher, judged by gateway.flagger."""
+        return f"{self.tag}:automated"
+
     def join_pace(self, participant: str) -> str:
         """Hash of the sign-ups under a sharer: ``joins``, and ``quick`` ones (seconds after the
         click)."""
