@@ -20,8 +20,12 @@ MIN_SUSPICIOUS = 5
 MIN_SHARE = 0.3
 #: Clicks from the sharer's own device or IP before the referrer is flagged for self-referral.
 #: Opening one's own link to check it is harmless (and a family shares a phone and a Wi-Fi);
-#: credit for it is denied per click anyway, so only a habit is worth a reviewer's time.
-MIN_SELF = 3
+#: credit for it is denied per click anyway, so only a habit is worth a reviewer's time. Three is
+#: a household's ordinary evening on the sharer's phone: the sharer checking the link, a child
+#: signing up on it, the child opening it again later (the clicks alone do not say who); the
+#: alternate accounts of a sharer who signs them up there are the tree watch's to find, with
+#: their sign-ups' timing.
+MIN_SELF = 4
 #: A lone click this suspicious is flagged on its own (when its referrer is not flagged).
 CLICK_FLAG_SCORE = 0.9
 #: Clicks arriving from public web pages (an external Referer: a forum, a deal site) before a

@@ -386,7 +386,7 @@ def test_own_browser_and_phone_scores_are_floors_below_a_lone_click_flag() -> No
 def test_alternate_accounts_on_the_sharers_own_browser_flag_the_sharer() -> None:
     own_click, own = LOOKALIKES["own_link_once"]
     tally = ReferrerTally()
-    for n in range(3):  # three sign-ups from the sharer's own browser, minutes apart
+    for n in range(4):  # four sign-ups from the sharer's own browser, minutes apart
         history = replace(own, visitor_1h=n + 1, referrer_1h=n + 1)
         verdict = ENGINE.score(own_click, history)
         assert verdict.decision is Decision.DENY_CREDIT
@@ -529,12 +529,16 @@ def test_a_referrer_with_mostly_suspicious_clicks_is_flagged() -> None:
 
 def test_a_referrer_opening_their_own_link_habitually_is_flagged() -> None:
     tally = ReferrerTally()
+    own = ["self_referral: opened from the sharer's own phone and address"]
+    # A household's evening on the sharer's phone: the sharer checks the link, a child signs up
+    # on it and opens it again later. Each click is denied credit; the sharer is not flagged.
     for _ in range(3):
-        tally.add(
-            0.75, "deny_credit", ["self_referral: opened from the sharer's own phone and address"]
-        )
+        tally.add(0.75, "deny_credit", own)
+    assert tally.self_clicks == 3 and referrer_finding(tally) is None
+    tally.add(0.75, "deny_credit", own)  # a habit
     finding = referrer_finding(tally)
     assert finding is not None and finding.score == 0.9
+    assert "4 clicks from the sharer's own device or IP" in finding.reasons[0]
 
 
 def test_viral_sharer_and_family_are_not_flagged() -> None:

@@ -579,6 +579,19 @@ def test_a_festival_surge_on_carrier_nats_is_not_a_burst(world: World) -> None:
     assert all(world.reward(f"guest{n}") == "credited" for n in range(40))
 
 
+def test_twelve_friends_signing_up_at_similar_paces_are_not_a_burst(world: World) -> None:
+    # A group owner's link: twelve people join within minutes, each on their own phone and
+    # network, after reading the page for 38-78 s (coefficient of variation 0.23: close, by
+    # chance, but not a script's or a practised worker's pace).
+    world.join("owner", "someone", ip="198.51.100.220", ua=android("Pixel 8"))
+    for n, delay in enumerate([38, 50, 61, 44, 76, 58, 43, 70, 55, 40, 64, 78]):
+        ua = android(f"G{n}Y").replace("MMWEBID/6154", f"MMWEBID/{4000 + n}")
+        world.join(f"friend{n}", "owner", ip=f"198.18.{40 + n}.9", ua=ua, delay=delay)
+    flags = world.examine()
+    assert referrer_flags(flags) == set() and of(flags, "cluster") == []
+    assert all(world.reward(f"friend{n}") == "credited" for n in range(12))
+
+
 def test_a_studio_on_one_network_signing_up_at_a_practised_pace_is_a_burst(world: World) -> None:
     # An emulator image spoofing a different phone model per account (each agent distinct, no
     # cookie), one broadband /24, each sign-up about 25 s after its click.
