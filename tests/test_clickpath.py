@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.links import ShareLink
+from gateway.referrer_names import ReferrerNames
 from gateway.services import Services
 from gateway.store import keys
 from tests.conftest import BROWSER, BROWSER_EN
@@ -30,12 +31,8 @@ def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dic
 def events(services: Services, campaign_id: int) -> list[dict[str, Any]]:
     services.recorder.flush()
     entries = services.store.main.xrange(keys.campaign_keys(campaign_id).events)
-    out = []
-    for _, fields in entries:
-        event = json.loads(fields[b"e"])
-        event["referrer"] = fields[b"r"].decode()
-        out.append(event)
-    return out
+    names = ReferrerNames(services.store.main, campaign_id)
+    return [{**event, "referrer": referrer} for event, referrer in names.events(entries)]
 
 
 def test_click_redirects_to_the_destination_with_a_click_id(
