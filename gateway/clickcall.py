@@ -44,8 +44,8 @@ def click_call(
         call_keys.append(ck.click(event.id))
         args += [
             event.to_json(),
+            event.record_json(),
             event.visitor_id or "",
-            event.referrer_id,
             int(event.ts) // 3600,
             ",".join(event.counter_fields()),
         ]

@@ -33,10 +33,11 @@
 -- ARGV[8]     the click's time (unix seconds)
 -- ARGV[9]     bit offset of the click's minute in the counters (32 + 16 * minute of the hour)
 -- ARGV[10]    the click's hour (unix seconds // 3600)
--- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON, visitor
---             id or '', referrer numeric id, the event's hour (unix seconds // 3600), counter
---             fields joined by ',' (each goes to the counters hash and, prefixed with the hour,
---             to the timeline)
+-- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON (for the
+--             stream; it names the referrer by numeric id), the click's record JSON (what
+--             conversions read: a part of the event), visitor id or '', the event's hour (unix
+--             seconds // 3600), counter fields joined by ',' (each goes to the counters hash
+--             and, prefixed with the hour, to the timeline)
 -- Returns {config version, referrer generation, events newly recorded, then with a current
 -- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
@@ -138,9 +139,9 @@ local ttl = ARGV[2]
 local groups, visitors = {}, {}
 for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   local base = arg_base + i * 5
-  local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  local event, visitor = ARGV[base], ARGV[base + 2]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
-  if redis.call('SET', KEYS[key_base + i], event, 'EX', ttl, 'NX') then
+  if redis.call('SET', KEYS[key_base + i], ARGV[base + 1], 'EX', ttl, 'NX') then
     recorded = recorded + 1
     -- The event names its referrer by numeric id; readers of the stream resolve the external
     -- ids (gateway.referrer_names), a lookup per batch there rather than a call per click here.
