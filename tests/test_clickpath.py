@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,7 +19,7 @@ from gateway.links import ShareLink
 from gateway.referrer_names import ReferrerNames
 from gateway.services import Services
 from gateway.store import keys
-from tests.conftest import BROWSER, BROWSER_EN
+from tests.conftest import BROWSER, BROWSER_EN, make_app, services_of
 
 
 def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
@@ -343,3 +344,31 @@ def test_no_request_parameter_changes_the_location(
     prefix, _, click_id = location.partition("&rg_click=")
     assert prefix == "https://shop.example.com/landing?src=share"
     assert "evil" not in location and "/" not in click_id
+
+
+def test_click_records_and_events_are_kept_as_long_as_configured(
+    tmp_path: Path, store_url: str
+) -> None:
+    app = make_app(
+        tmp_path / "data",
+        store_url,
+        REFGATE_ATTRIBUTION_DAYS="2",
+        REFGATE_EVENT_RETENTION_DAYS="14",
+    )
+    services = services_of(app)
+    try:
+        found = services.campaigns.create(
+            {"slug": "short", "name": "Short", "destination_url": "https://shop.example.com/"},
+            actor="test",
+        )
+        token = services.links.mint(found, "alice").token
+        client = app.test_client()
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+        (event,) = events(services, found.id)
+        ttl = services.store.main.ttl(keys.campaign_keys(found.id).click(event["id"]))
+        assert 86400 < ttl <= 2 * 86400
+        # The stream is trimmed of entries older than 14 days (MINID, in milliseconds).
+        oldest_kept = int(services.recorder.stream_minid()) / 1000
+        assert abs(oldest_kept - (time.time() - 14 * 86400)) < 60
+    finally:
+        services.close()
