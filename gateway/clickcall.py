@@ -27,7 +27,7 @@ def click_call(
 ) -> tuple[list[str], list[Arg]]:
     ck = keys.campaign_keys(campaign_id)
     call_keys = [ck.config, ck.referrer_generation, ck.events, ck.counters, ck.visitors]
-    call_keys += (ck.referrer_external, ck.timeline)
+    call_keys.append(ck.timeline)
     args: list[Arg] = ["" if current is None else current.referrer_id, ttl, minid]
     if current is not None:
         call_keys += history_keys(ck, current)
@@ -44,8 +44,8 @@ def click_call(
         call_keys.append(ck.click(event.id))
         args += [
             event.to_json(),
+            event.record_json(),
             event.visitor_id or "",
-            event.referrer_id,
             int(event.ts) // 3600,
             ",".join(event.counter_fields()),
         ]

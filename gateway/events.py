@@ -68,6 +68,13 @@ class ClickEvent:
         itself: no dict built first, on every click)."""
         return orjson.dumps(self)
 
+    def record_json(self) -> bytes:
+        """The click's record (``keys.CampaignKeys.click``), kept for the attribution window:
+        only what a conversion and the tree watch read (RECORD_FIELDS). The whole event (model
+        features, headers, network class) is in the event stream; a record holding it too took
+        a third more memory and AOF a click."""
+        return orjson.dumps({name: getattr(self, name) for name in RECORD_FIELDS})
+
     @classmethod
     def from_json(cls, raw: str | bytes) -> ClickEvent:
         return cls(**orjson.loads(raw))
@@ -79,6 +86,22 @@ class ClickEvent:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(ClickEvent))
+#: What a click's record keeps: the conversion (gateway.conversions: the referrer, whether the
+#: click may earn credit, the joiner's browser, phone and network) and the tree watch
+#: (gateway.trees: when and from which address and agent) read these and nothing else.
+RECORD_FIELDS = (
+    "id",
+    "ts",
+    "referrer_id",
+    "visitor_id",
+    "ip_hash",
+    "prefix",
+    "ua",
+    "outcome",
+    "decision",
+    "reasons",
+    "scored",
+)
 
 
 #: Outcomes that are clicks by a person on a valid link (counted in click totals).

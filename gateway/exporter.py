@@ -13,6 +13,7 @@ from typing import IO, Any
 import orjson
 
 from gateway.campaigns import Campaign
+from gateway.referrer_names import ReferrerNames
 from gateway.store import keys
 from gateway.store.follow import STREAM_BATCH
 
@@ -21,11 +22,11 @@ BATCH = STREAM_BATCH
 
 def _clicks(store: Any, campaign: Campaign, since: float) -> Iterator[tuple[float, dict[str, Any]]]:
     ck = keys.campaign_keys(campaign.id)
+    names = ReferrerNames(store, campaign.id)
     start = f"{int(since * 1000)}-0" if since else "-"
     while True:
         entries = store.xrange(ck.events, min=start, max="+", count=BATCH)
-        for _, fields in entries:
-            event = orjson.loads(fields[b"e"])
+        for event, referrer in names.events(entries):
             if event["ts"] < since or event["outcome"] == "preview":
                 continue
             line = {
@@ -33,7 +34,7 @@ def _clicks(store: Any, campaign: Campaign, since: float) -> Iterator[tuple[floa
                 "id": event["id"],
                 "ts": event["ts"],
                 "campaign": campaign.slug,
-                "referrer": fields[b"r"].decode(),
+                "referrer": referrer,
                 "ip_hash": event["ip_hash"],
                 "prefix": event["prefix"],
                 "network": event.get("network", ""),

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-import orjson
-
 from detectors.features import AUTOMATED, POSTED, external_referer
 from detectors.flagging import (
     AUTOMATED_MIN,
@@ -24,9 +22,10 @@ from detectors.flagging import (
     referrer_finding,
 )
 from detectors.review import fed_back
-from gateway.campaigns import Campaign
-from gateway.flags import FlagCandidate, flag_id_for
+from gateway.campaigns import Campaign, CampaignService
+from gateway.flags import FlagCandidate, FlagService, flag_id_for
 from gateway.jobs import FlaggingJob
+from gateway.referrer_names import ReferrerNames
 from gateway.referrer_risk import ReferrerRisk
 from gateway.store import keys
 from gateway.store.follow import STREAM_BATCH, follow
@@ -44,6 +43,17 @@ TALLY_CHUNK = 200
 class Flagger(FlaggingJob):
     #: Where suspicions that raise no flag go (a link posted on public pages), for the click path.
     risk: ReferrerRisk | None = None
+
+    def __init__(self, store: Any, campaigns: CampaignService, flags: FlagService) -> None:
+        super().__init__(store, campaigns, flags)
+        #: Per campaign, the referrers' external ids met so far (a run reads a few new ones).
+        self._referrer_names: dict[int, ReferrerNames] = {}
+
+    def _names(self, campaign_id: int) -> ReferrerNames:
+        names = self._referrer_names.get(campaign_id)
+        if names is None:
+            names = self._referrer_names[campaign_id] = ReferrerNames(self._redis, campaign_id)
+        return names
 
     def run_campaign(self, campaign: Campaign, now: float) -> int:
         ck = keys.campaign_keys(campaign.id)
@@ -106,9 +116,7 @@ class Flagger(FlaggingJob):
         ck = keys.campaign_keys(campaign.id)
         batch: dict[str, ReferrerTally] = defaultdict(ReferrerTally)
         lone: list[tuple[str, dict[str, Any]]] = []
-        for _, fields in entries:
-            event = orjson.loads(fields[b"e"])
-            referrer = fields[b"r"].decode()
+        for event, referrer in self._names(campaign.id).events(entries):
             if event["outcome"] not in ("redirect", "fallback", "challenge", "blocked"):
                 continue
             batch[referrer].add(

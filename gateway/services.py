@@ -90,7 +90,13 @@ class Services:
             store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
         )
         metrics = Metrics()
-        recorder = EventRecorder(store.main, Spool(settings.data_dir / "spool"), metrics=metrics)
+        recorder = EventRecorder(
+            store.main,
+            Spool(settings.data_dir / "spool"),
+            click_ttl=settings.attribution_days * 86400,
+            retention_seconds=settings.event_retention_days * 86400,
+            metrics=metrics,
+        )
         click_store = ClickStore(
             store.url,
             timeout=settings.store_timeout,

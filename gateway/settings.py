@@ -90,6 +90,12 @@ class Settings:
     webhook_allow_private: bool = False
     #: Seconds one webhook delivery may take (connect and answer) before it counts as failed.
     webhook_timeout: float = 5.0
+    #: Days a click's record is kept: a conversion must arrive within them (the attribution
+    #: window). Records are most of what a peak leaves in the store (about 480 bytes a click).
+    attribution_days: int = 30
+    #: Days the campaign's event stream keeps a click (flagging, export, training from the
+    #: risk team's decisions read it): about 850 bytes a click. At least the attribution window.
+    event_retention_days: int = 90
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -183,6 +189,16 @@ class Settings:
                 f"must not exceed REFGATE_MAX_IN_FLIGHT ({max_in_flight}): the API and console "
                 "are shed before the click path",
             )
+        attribution_days = _parse_int(env, "REFGATE_ATTRIBUTION_DAYS", 30, minimum=1, maximum=366)
+        event_retention_days = _parse_int(
+            env, "REFGATE_EVENT_RETENTION_DAYS", max(90, attribution_days), minimum=1, maximum=3660
+        )
+        if event_retention_days < attribution_days:
+            raise SettingsError(
+                "REFGATE_EVENT_RETENTION_DAYS",
+                f"must be at least REFGATE_ATTRIBUTION_DAYS ({attribution_days}): a conversion's "
+                "click must still be in the stream the flagger and exports read",
+            )
         return cls(
             secret_keys=keys,
             data_dir=data_dir,
@@ -218,6 +234,8 @@ class Settings:
             webhook_timeout=_parse_float(
                 env, "REFGATE_WEBHOOK_TIMEOUT", 5.0, minimum=0.1, maximum=30.0
             ),
+            attribution_days=attribution_days,
+            event_retention_days=event_retention_days,
         )
 
 

@@ -12,6 +12,7 @@ import orjson
 
 from detectors.features import FEATURE_NAMES
 from detectors.training import LabelledClicks
+from gateway.referrer_names import ReferrerNames
 from gateway.replay import replay
 from gateway.store import keys
 
@@ -66,9 +67,7 @@ def from_decisions(store: Any, campaign_ids: list[int]) -> LabelledClicks:
             )
         if not verdicts:
             continue
-        for _, fields in store.xrange(ck.events):
-            event = orjson.loads(fields[b"e"])
-            referrer = fields[b"r"].decode()
+        for event, referrer in ReferrerNames(store, campaign_id).events(store.xrange(ck.events)):
             label = verdicts.get(("click", event["id"]), verdicts.get(("referrer", referrer)))
             features = event.get("features") or []
             if label is None or len(features) != len(FEATURE_NAMES):

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,10 +14,12 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.events import RECORD_FIELDS
 from gateway.links import ShareLink
+from gateway.referrer_names import ReferrerNames
 from gateway.services import Services
 from gateway.store import keys
-from tests.conftest import BROWSER, BROWSER_EN
+from tests.conftest import BROWSER, BROWSER_EN, make_app, services_of
 
 
 def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dict[str, Any]:
@@ -30,12 +33,8 @@ def stats(client: FlaskClient, admin: dict[str, str], services: Services) -> dic
 def events(services: Services, campaign_id: int) -> list[dict[str, Any]]:
     services.recorder.flush()
     entries = services.store.main.xrange(keys.campaign_keys(campaign_id).events)
-    out = []
-    for _, fields in entries:
-        event = json.loads(fields[b"e"])
-        event["referrer"] = fields[b"r"].decode()
-        out.append(event)
-    return out
+    names = ReferrerNames(services.store.main, campaign_id)
+    return [{**event, "referrer": referrer} for event, referrer in names.events(entries)]
 
 
 def test_click_redirects_to_the_destination_with_a_click_id(
@@ -75,7 +74,9 @@ def test_click_is_recorded_once_with_hashed_ip(
     record = json.loads(
         services.store.main.get(keys.campaign_keys(campaign["id"]).click(event["id"]))
     )
-    assert record == {k: v for k, v in event.items() if k != "referrer"}
+    # The record keeps what conversions and the tree watch read; the stream has the rest.
+    assert record == {k: event[k] for k in RECORD_FIELDS}
+    assert "features" in event and "features" not in record
     assert services.store.main.ttl(keys.campaign_keys(campaign["id"]).click(event["id"])) > 86400
     assert stats(client, admin, services)["clicks"] == 1
 
@@ -343,3 +344,31 @@ def test_no_request_parameter_changes_the_location(
     prefix, _, click_id = location.partition("&rg_click=")
     assert prefix == "https://shop.example.com/landing?src=share"
     assert "evil" not in location and "/" not in click_id
+
+
+def test_click_records_and_events_are_kept_as_long_as_configured(
+    tmp_path: Path, store_url: str
+) -> None:
+    app = make_app(
+        tmp_path / "data",
+        store_url,
+        REFGATE_ATTRIBUTION_DAYS="2",
+        REFGATE_EVENT_RETENTION_DAYS="14",
+    )
+    services = services_of(app)
+    try:
+        found = services.campaigns.create(
+            {"slug": "short", "name": "Short", "destination_url": "https://shop.example.com/"},
+            actor="test",
+        )
+        token = services.links.mint(found, "alice").token
+        client = app.test_client()
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+        (event,) = events(services, found.id)
+        ttl = services.store.main.ttl(keys.campaign_keys(found.id).click(event["id"]))
+        assert 86400 < ttl <= 2 * 86400
+        # The stream is trimmed of entries older than 14 days (MINID, in milliseconds).
+        oldest_kept = int(services.recorder.stream_minid()) / 1000
+        assert abs(oldest_kept - (time.time() - 14 * 86400)) < 60
+    finally:
+        services.close()

@@ -41,10 +41,14 @@ def world(client: FlaskClient, services: Services, keys: dict[str, str]) -> Worl
 
 
 def recorded(world: World, click_id: str) -> dict[str, Any]:
-    raw = world.services.store.main.get(keys.campaign_keys(world.campaign_id).click(click_id))
-    assert raw is not None
-    event: dict[str, Any] = orjson.loads(raw)
-    return event
+    """The click's event as recorded in the stream (its record keeps only part of it)."""
+    ck = keys.campaign_keys(world.campaign_id)
+    assert world.services.store.main.exists(ck.click(click_id))
+    for _, fields in reversed(world.services.store.main.xrange(ck.events)):
+        event: dict[str, Any] = orjson.loads(fields[b"e"])
+        if event["id"] == click_id:
+            return event
+    raise AssertionError(f"click {click_id} is not in the stream")
 
 
 def stranger_click(world: World, referrer: str, n: int) -> dict[str, Any]:

@@ -37,6 +37,12 @@ def env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"REFGATE_TRUSTED_PROXIES": "-1"}, "REFGATE_TRUSTED_PROXIES"),
         ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
         ({"REFGATE_STORE_TIMEOUT": "0"}, "REFGATE_STORE_TIMEOUT"),
+        ({"REFGATE_ATTRIBUTION_DAYS": "0"}, "REFGATE_ATTRIBUTION_DAYS"),
+        ({"REFGATE_ATTRIBUTION_DAYS": "a month"}, "REFGATE_ATTRIBUTION_DAYS"),
+        (
+            {"REFGATE_ATTRIBUTION_DAYS": "14", "REFGATE_EVENT_RETENTION_DAYS": "7"},
+            "REFGATE_EVENT_RETENTION_DAYS",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, values: dict[str, str], name: str) -> None:
@@ -87,3 +93,15 @@ def test_cli_reports_configuration_errors(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "REFGATE_TRUSTED_PROXIES" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_retention_of_click_records_and_events(tmp_path: Path) -> None:
+    default = Settings.from_env(env(tmp_path))
+    assert (default.attribution_days, default.event_retention_days) == (30, 90)
+    # A longer attribution window keeps the stream at least as long, unless told otherwise.
+    long = Settings.from_env(env(tmp_path, REFGATE_ATTRIBUTION_DAYS="120"))
+    assert (long.attribution_days, long.event_retention_days) == (120, 120)
+    short = Settings.from_env(
+        env(tmp_path, REFGATE_ATTRIBUTION_DAYS="7", REFGATE_EVENT_RETENTION_DAYS="14")
+    )
+    assert (short.attribution_days, short.event_retention_days) == (7, 14)

@@ -30,7 +30,7 @@ MAX_SOCKET_PATH = 100
 #: lost on a power cut; nothing on a process crash). No RDB snapshots: they add nothing to the
 #: AOF's durability, and a rewritten AOF starts with an RDB image, so restarts stay fast. The
 #: store shares the gateway's cores, and every snapshot or rewrite forks a child that copies the
-#: whole dataset: under festival load (about 1.8 KB of AOF per click) snapshots every minute and
+#: whole dataset: under festival load (about 1.5 KB of AOF per click) snapshots every minute and
 #: rewrites at each doubling took a core for seconds at a time, and clicks waited. The AOF is
 #: rewritten once it has tripled (at least 256 MB): a third of the rewriting, for up to three
 #: times the dataset on disk.

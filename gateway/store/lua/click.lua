@@ -10,21 +10,20 @@
 -- KEYS[3]     events stream
 -- KEYS[4]     counters hash
 -- KEYS[5]     visitors HyperLogLog
--- KEYS[6]     referrer-external hash (numeric id -> external id)
--- KEYS[7]     timeline hash ("<hour>|<counter>" -> count)
+-- KEYS[6]     timeline hash ("<hour>|<counter>" -> count)
 -- With a current click (ARGV[1] ~= ''), its history keys follow, all in the campaign's slot:
--- KEYS[8..11]   counters of this hour (see count below): visitor, IP (hash), network prefix,
+-- KEYS[7..10]   counters of this hour (see count below): visitor, IP (hash), network prefix,
 --               referrer
--- KEYS[12..13]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
--- KEYS[14]      HyperLogLog: visitors behind this IP this hour
--- KEYS[15]      set: the referrer's own browser (visitor id), phone (IP hash|agent hash) and
+-- KEYS[11..12]  HyperLogLogs: prefixes the referrer's links were opened from, this hour, today
+-- KEYS[13]      HyperLogLog: visitors behind this IP this hour
+-- KEYS[14]      set: the referrer's own browser (visitor id), phone (IP hash|agent hash) and
 --               network prefix, filled when they join
--- KEYS[16]      list: times of the referrer's latest clicks
--- KEYS[17]      counters: referrer the hour before (is their traffic steady or a burst?)
--- KEYS[18]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
+-- KEYS[15]      list: times of the referrer's latest clicks
+-- KEYS[16]      counters: referrer the hour before (is their traffic steady or a burst?)
+-- KEYS[17]      hash: referrer risk (numeric id -> '<state>|<score>|<source>', written off the
 --               click path by the flagging jobs and by review decisions; gateway.referrer_risk)
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
---             (n = 19 with a current click, 8 without)
+--             (n = 18 with a current click, 7 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
 -- ARGV[2]     click record TTL in seconds (the attribution window)
 -- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
@@ -34,10 +33,11 @@
 -- ARGV[8]     the click's time (unix seconds)
 -- ARGV[9]     bit offset of the click's minute in the counters (32 + 16 * minute of the hour)
 -- ARGV[10]    the click's hour (unix seconds // 3600)
--- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON, visitor
---             id or '', referrer numeric id, the event's hour (unix seconds // 3600), counter
---             fields joined by ',' (each goes to the counters hash and, prefixed with the hour,
---             to the timeline)
+-- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON (for the
+--             stream; it names the referrer by numeric id), the click's record JSON (what
+--             conversions read: a part of the event), visitor id or '', the event's hour (unix
+--             seconds // 3600), counter fields joined by ',' (each goes to the counters hash
+--             and, prefixed with the hour, to the timeline)
 -- Returns {config version, referrer generation, events newly recorded, then with a current
 -- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
@@ -50,7 +50,7 @@
 -- of the events recorded are summed first and written once per field: the recorder sends events
 -- in batches (a click carries them once several wait), and most share their fields.
 local reply = {0, 0, 0}
-local key_base, arg_base = 8, 4
+local key_base, arg_base = 7, 4
 local minute_bit
 
 -- A subject's counters of one hour are one string: its count this hour (u32 at bit 0), then
@@ -90,44 +90,43 @@ end
 -- always so in 7).
 redis.replicate_commands()
 if ARGV[1] ~= '' then
-  key_base, arg_base, minute_bit = 19, 11, ARGV[9]
+  key_base, arg_base, minute_bit = 18, 11, ARGV[9]
   redis.set_repl(redis.REPL_NONE)
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
   local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
   local visitor_1m, visitor_1h = 0, 0
   if returning == '1' then  -- a new visitor id has no history worth counting
-    visitor_1m, visitor_1h = count(KEYS[8])
+    visitor_1m, visitor_1h = count(KEYS[7])
   end
-  local ip_1m, ip_1h = count(KEYS[9])
-  local prefix_1m, prefix_1h = count(KEYS[10])
-  local referrer_1m, referrer_1h = count(KEYS[11])
-  local own = redis.call('SMISMEMBER', KEYS[15], visitor, device, prefix)
+  local ip_1m, ip_1h = count(KEYS[8])
+  local prefix_1m, prefix_1h = count(KEYS[9])
+  local referrer_1m, referrer_1h = count(KEYS[10])
+  local own = redis.call('SMISMEMBER', KEYS[14], visitor, device, prefix)
   -- The latest 8 times are read (LRANGE below); the list is trimmed back to them, and its TTL
   -- renewed, when it is made and then every 9th click rather than on each. A link clicked
   -- fewer than 9 times in a day can lose its older times: only the timing detector reads
   -- them, and it looks for clicks seconds apart.
-  local pushed = redis.call('LPUSH', KEYS[16], now)
+  local pushed = redis.call('LPUSH', KEYS[15], now)
   if pushed == 1 or pushed > 16 then
-    redis.call('LTRIM', KEYS[16], '0', '7')
-    redis.call('EXPIRE', KEYS[16], '86400')
+    redis.call('LTRIM', KEYS[15], '0', '7')
+    redis.call('EXPIRE', KEYS[15], '86400')
   end
-  local extra = {
-    visitor_1m, visitor_1h, ip_1m, ip_1h, prefix_1m, prefix_1h,
-    distinct(KEYS[14], visitor, '7200', ip_1h == 1),
-    referrer_1m, referrer_1h,
-    distinct(KEYS[12], prefix, '7200', referrer_1h == 1),
-    distinct(KEYS[13], prefix, '172800', false),
-    own[1], own[2], own[3],
-    redis.call('BITFIELD_RO', KEYS[17], 'GET', 'u32', '0')[1],
-    tonumber(redis.call('HGET', KEYS[7], ARGV[10] .. '|clicks') or '0'),
-    redis.call('HGET', KEYS[18], ARGV[1]) or '',
-  }
-  for _, value in ipairs(extra) do
-    reply[#reply + 1] = value
-  end
-  for _, value in ipairs(redis.call('LRANGE', KEYS[16], '0', '7')) do
-    reply[#reply + 1] = value
+  -- Straight into the reply, in its documented order (a table of them to copy cost a table
+  -- and a loop a click).
+  reply[4], reply[5], reply[6], reply[7], reply[8], reply[9] =
+    visitor_1m, visitor_1h, ip_1m, ip_1h, prefix_1m, prefix_1h
+  reply[10] = distinct(KEYS[13], visitor, '7200', ip_1h == 1)
+  reply[11], reply[12] = referrer_1m, referrer_1h
+  reply[13] = distinct(KEYS[11], prefix, '7200', referrer_1h == 1)
+  reply[14] = distinct(KEYS[12], prefix, '172800', false)
+  reply[15], reply[16], reply[17] = own[1], own[2], own[3]
+  reply[18] = redis.call('BITFIELD_RO', KEYS[16], 'GET', 'u32', '0')[1]
+  reply[19] = tonumber(redis.call('HGET', KEYS[6], ARGV[10] .. '|clicks') or '0')
+  reply[20] = redis.call('HGET', KEYS[17], ARGV[1]) or ''
+  local times = redis.call('LRANGE', KEYS[15], '0', '7')
+  for i = 1, #times do
+    reply[20 + i] = times[i]
   end
   redis.set_repl(redis.REPL_ALL)
 end
@@ -137,19 +136,16 @@ local ttl = ARGV[2]
 -- Counts of the recorded events, summed here and written once per distinct field: a call
 -- carries a batch of events (the recorder waits for a few), which mostly share their hour and
 -- fields, so events are grouped by the two first and each group's fields split once.
-local groups, visitors, externals = {}, {}, {}
+local groups, visitors = {}, {}
 for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   local base = arg_base + i * 5
-  local event, visitor, referrer_id = ARGV[base], ARGV[base + 1], ARGV[base + 2]
+  local event, visitor = ARGV[base], ARGV[base + 2]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
-  if redis.call('SET', KEYS[key_base + i], event, 'EX', ttl, 'NX') then
+  if redis.call('SET', KEYS[key_base + i], ARGV[base + 1], 'EX', ttl, 'NX') then
     recorded = recorded + 1
-    local referrer = externals[referrer_id]
-    if referrer == nil then
-      referrer = redis.call('HGET', KEYS[6], referrer_id) or ''
-      externals[referrer_id] = referrer
-    end
-    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event, 'r', referrer)
+    -- The event names its referrer by numeric id; readers of the stream resolve the external
+    -- ids (gateway.referrer_names), a lookup per batch there rather than a call per click here.
+    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event)
     local group = ARGV[base + 3] .. '|' .. ARGV[base + 4]  -- '<hour>|<field>,<field>...'
     groups[group] = (groups[group] or 0) + 1
     if visitor ~= '' then
@@ -170,7 +166,7 @@ for field, n in pairs(totals) do
   redis.call('HINCRBY', KEYS[4], field, n)
 end
 for field, n in pairs(hourly) do
-  redis.call('HINCRBY', KEYS[7], field, n)
+  redis.call('HINCRBY', KEYS[6], field, n)
 end
 if #visitors > 0 then
   redis.call('PFADD', KEYS[5], unpack(visitors))
