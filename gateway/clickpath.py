@@ -194,11 +194,14 @@ class ClickGateway:
         client = detect(user_agent)
         # Crawlers, link previews, HEAD and agent-less requests see the campaign, are not clicks.
         if client.bot or not user_agent.strip() or environ.get("REQUEST_METHOD") == "HEAD":
-            if client.bot == "crawler":
+            if (client.bot == "crawler" or not user_agent.strip()) and environ.get(
+                "REQUEST_METHOD"
+            ) != "HEAD":
                 # A script or a headless browser on the sharer's link (a chat app's unfurler is a
-                # "link_preview"): never a click, so the flagger's tallies never see it, and a
-                # bot operation fetching a link thousands of times would go unnoticed. Counted
-                # in memory; the recorder's flusher writes the counts (no store call here).
+                # "link_preview", a HEAD learns nothing of the page): never a click, so the
+                # flagger's tallies never see it, and a bot operation fetching a link thousands
+                # of times would go unnoticed. Counted in memory; the recorder's flusher writes
+                # the counts (no store call here).
                 self._recorder.note_automated(link.campaign_id, link.referrer_id)
             # Unfurlers may cache the preview briefly; it carries nothing per visitor.
             return self.page(

@@ -85,7 +85,8 @@ class Metrics:
             k: self._shed.labels(k) for k in ("click", "other", "door", "prefix", "token")
         }
         self._error_children = {
-            k: self._store_errors.labels(k) for k in ("click", "load", "record", "drain", "api")
+            k: self._store_errors.labels(k)
+            for k in ("click", "load", "record", "drain", "automated", "api")
         }
 
     # -- the click path --------------------------------------------------------------------------

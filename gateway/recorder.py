@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 FSYNC_INTERVAL = 1.0
 DRAIN_BATCH = 500
+#: Seconds between the flusher's writes of the automated-request counts (an explicit flush
+#: writes them at once).
+AUTOMATED_WRITE_EVERY = 1.0
 
 
 class Spool:
@@ -172,6 +175,7 @@ class EventRecorder:
         #: link (answered with a preview, see note_automated), waiting for the flusher.
         self._automated: collections.Counter[tuple[int, int]] = collections.Counter()
         self._automated_lock = threading.Lock()
+        self._automated_written = 0.0
         self.recorded = 0
         self.spooled = 0
         self.drained = 0
@@ -190,11 +194,13 @@ class EventRecorder:
 
     def note_automated(self, campaign_id: int, referrer_id: int) -> None:
         """Count a request from an automation agent on a referrer's link (answered with a
-        preview, never a click): kept in memory, written with the next flush, so the request
-        pays no store call. (The flusher thread is the one ``record`` starts: a worker that has
-        served no click yet keeps the counts until it has, or until ``close``.)"""
+        preview, never a click): kept in memory and written by the flusher, at most once every
+        AUTOMATED_WRITE_EVERY seconds, so the request pays no store call and a flood of them
+        costs one small pipeline a second per worker."""
         with self._automated_lock:
             self._automated[(campaign_id, referrer_id)] += 1
+        if self._thread_pid != os.getpid():  # a worker that served only previews so far
+            self._start()
 
     def take(self, campaign_id: int, limit: int = 32) -> list[ClickEvent]:
         """Waiting events of one campaign, for the click path to carry in its round trip."""
@@ -262,23 +268,27 @@ class EventRecorder:
             batch += self.take(campaign_id, limit=1_000_000)
         if batch:
             self._deliver(batch)
-        self._write_automated()
+        now = time.monotonic()
+        if not waited or now - self._automated_written >= AUTOMATED_WRITE_EVERY:
+            self._write_automated(now)
         return len(batch)
 
-    def _write_automated(self) -> None:
-        """Add the automation counts waiting since the last flush to the store (one pipeline);
+    def _write_automated(self, now: float) -> None:
+        """Add the automation counts waiting since the last write to the store (one pipeline);
         best effort: a store outage loses them (they are evidence, not money)."""
         with self._automated_lock:
             if not self._automated:
                 return
             counts, self._automated = self._automated, collections.Counter()
+        self._automated_written = now
         try:
             pipe = self._redis.pipeline(transaction=False)
             for (campaign_id, referrer_id), count in sorted(counts.items()):
                 pipe.hincrby(keys.campaign_keys(campaign_id).automated, str(referrer_id), count)
             pipe.execute()
-        except RedisError as exc:
-            log.warning("could not count automated requests: %s", exc)
+        except (RedisError, OSError) as exc:
+            log.warning("could not count %d links' automated requests: %s", len(counts), exc)
+            self.metrics.store_error("automated")
 
     def _deliver(self, batch: list[ClickEvent]) -> None:
         try:
