@@ -83,7 +83,8 @@ class Flagger(FlaggingJob):
         if not counts:
             return 0
         numbers = sorted(counts)
-        names = [n.decode() if n else "" for n in self._redis.hmget(ck.referrer_external, numbers)]
+        known = self._names(campaign.id).names(numbers)
+        names = [known[number] for number in numbers]
         pipe = self._redis.pipeline(transaction=False)
         for name in names:
             pipe.hget(ck.referrer_tally(name), "clicks")

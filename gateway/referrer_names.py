@@ -8,7 +8,7 @@ before this carry the external id themselves (field ``r``) and are read as they 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -31,14 +31,18 @@ class ReferrerNames:
         """Each stream entry's event and its referrer's external id ("" for an id the campaign
         does not know), with one lookup for the ids not seen before."""
         parsed = [(orjson.loads(fields[b"e"]), fields.get(b"r")) for _, fields in entries]
-        missing = sorted(
-            {event["referrer_id"] for event, named in parsed if named is None} - self._names.keys()
-        )
+        names = self.names(event["referrer_id"] for event, named in parsed if named is None)
+        return [
+            (event, named.decode() if named is not None else names[event["referrer_id"]])
+            for event, named in parsed
+        ]
+
+    def names(self, numbers: Iterable[int]) -> dict[int, str]:
+        """External ids by numeric id ("" for an id the campaign does not know), with one
+        lookup for the ids not seen before; the returned mapping holds every id seen so far."""
+        missing = sorted(set(numbers) - self._names.keys())
         if missing:
             found = self._redis.hmget(self._key, [str(n) for n in missing])
             for number, name in zip(missing, found, strict=True):
                 self._names[number] = name.decode() if name is not None else ""
-        return [
-            (event, named.decode() if named is not None else self._names[event["referrer_id"]])
-            for event, named in parsed
-        ]
+        return self._names
