@@ -97,20 +97,9 @@ class Flagger(FlaggingJob):
             flag = self._flags.get(flag_id_for(campaign.id, "referrer", name))
             if flag is not None and AUTOMATED in flag.evidence.get("sources", {}):
                 continue  # raised already (the counts only grow); a decision stands
-            _, new = self._flags.raise_flag(
-                campaign.id,
-                campaign.slug,
-                FlagCandidate(
-                    kind="referrer",
-                    subject=name,
-                    score=finding.score,
-                    reasons=finding.reasons,
-                    evidence={"automated": counts[number]},
-                    source=AUTOMATED,
-                ),
-                now,
+            raised += self._raise_referrer(
+                campaign, name, finding, {"automated": counts[number]}, AUTOMATED, now
             )
-            raised += new
         return raised
 
     def _process(self, campaign: Campaign, entries: list[Any], now: float) -> int:
@@ -147,24 +136,12 @@ class Flagger(FlaggingJob):
             if finding is None:
                 continue
             flagged_referrers.add(referrer)
-            _, new = self._flags.raise_flag(
-                campaign.id,
-                campaign.slug,
-                FlagCandidate(
-                    kind="referrer",
-                    subject=referrer,
-                    score=finding.score,
-                    reasons=finding.reasons,
-                    evidence={
-                        "clicks": tally.clicks,
-                        "suspicious": tally.suspicious,
-                        "blocked": tally.blocked,
-                    },
-                    source=source,
-                ),
-                now,
-            )
-            raised += new
+            evidence = {
+                "clicks": tally.clicks,
+                "suspicious": tally.suspicious,
+                "blocked": tally.blocked,
+            }
+            raised += self._raise_referrer(campaign, referrer, finding, evidence, source, now)
         for referrer, event in lone:
             if referrer in flagged_referrers:
                 continue
@@ -187,6 +164,31 @@ class Flagger(FlaggingJob):
             )
             raised += new
         return raised
+
+    def _raise_referrer(
+        self,
+        campaign: Campaign,
+        referrer: str,
+        finding: ReferrerFinding,
+        evidence: dict[str, Any],
+        source: str,
+        now: float,
+    ) -> int:
+        """Raise (or update) the referrer's flag with a finding; 1 if newly raised."""
+        _, new = self._flags.raise_flag(
+            campaign.id,
+            campaign.slug,
+            FlagCandidate(
+                kind="referrer",
+                subject=referrer,
+                score=finding.score,
+                reasons=finding.reasons,
+                evidence=evidence,
+                source=source,
+            ),
+            now,
+        )
+        return int(new)
 
     def _posted(
         self, campaign_id: int, referrer: str, share: float, finding: ReferrerFinding | None
