@@ -193,10 +193,10 @@ class ClickGateway:
         user_agent = environ.get("HTTP_USER_AGENT", "")
         client = detect(user_agent)
         # Crawlers, link previews, HEAD and agent-less requests see the campaign, are not clicks.
-        if client.bot or not user_agent.strip() or environ.get("REQUEST_METHOD") == "HEAD":
-            if (client.bot == "crawler" or not user_agent.strip()) and environ.get(
-                "REQUEST_METHOD"
-            ) != "HEAD":
+        agentless = not user_agent.strip()
+        head = environ.get("REQUEST_METHOD") == "HEAD"
+        if client.bot or agentless or head:
+            if not head and (agentless or client.bot == "crawler"):
                 # A script or a headless browser on the sharer's link (a chat app's unfurler is a
                 # "link_preview", a HEAD learns nothing of the page): never a click, so the
                 # flagger's tallies never see it, and a bot operation fetching a link thousands
