@@ -49,7 +49,10 @@
 -- An event whose click record exists already is skipped: redelivery is harmless. The counters
 -- of the events recorded are summed first and written once per field: the recorder sends events
 -- in batches (a click carries them once several wait), and most share their fields.
-local reply = {0, 0, 0}
+-- The reply's 28 slots are made at once (a constructor sizes the table; filling a 3-slot table
+-- to 28 grew it four times). Trailing nils end the reply where the values do.
+local reply = {0, 0, 0, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
+  nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
 local key_base, arg_base = 7, 4
 local minute_bit
 
