@@ -146,6 +146,26 @@ def test_a_batch_counts_each_event_in_its_own_hour_and_fields_once(services: Ser
     )
 
 
+def test_a_batch_of_one_kind_counts_each_event(services: Services) -> None:
+    """The usual call carries events of one hour and one set of fields (one group), written
+    without summing tables: one event adds one to each field, three alike add three."""
+
+    def event(number: int) -> ClickEvent:
+        return click_event(CAMPAIGN, number, ts=HALF_PAST + number, referrer_id=REFERRER)
+
+    hour = HALF_PAST // 3600
+    ck = keys.campaign_keys(CAMPAIGN)
+    store = services.store.main
+    assert services.recorder.write([event(1)]) == 1
+    assert services.recorder.write([event(2), event(3), event(4)]) == 3
+    assert services.recorder.write([event(3), event(5)]) == 1  # event 3 again counts nothing
+    counters = {k.decode(): int(v) for k, v in store.hgetall(ck.counters).items()}
+    assert counters["clicks"] == 5 and counters["outcome:redirect"] == 5
+    assert counters["clicks:link"] == 5 and "clicks:scan" not in counters
+    timeline = {k.decode(): int(v) for k, v in store.hgetall(ck.timeline).items()}
+    assert timeline[f"{hour}|clicks"] == 5 and timeline[f"{hour}|outcome:redirect"] == 5
+
+
 ANDROID = (
     "Mozilla/5.0 (Linux; Android 14; 23127PN0CC Build/UKQ1.230804.001; wv) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Version/4.0 Chrome/116.0.0.0 Mobile Safari/537.36"

@@ -140,6 +140,7 @@ local ttl = ARGV[2]
 -- carries a batch of events (the recorder waits for a few), which mostly share their hour and
 -- fields, so events are grouped by the two first and each group's fields split once.
 local groups, visitors = {}, {}
+local group_count = 0
 for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
   local base = arg_base + i * 5
   local event, visitor = ARGV[base], ARGV[base + 2]
@@ -150,26 +151,52 @@ for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
     -- ids (gateway.referrer_names), a lookup per batch there rather than a call per click here.
     redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event)
     local group = ARGV[base + 3] .. '|' .. ARGV[base + 4]  -- '<hour>|<field>,<field>...'
-    groups[group] = (groups[group] or 0) + 1
+    local n = groups[group]
+    if n == nil then
+      group_count = group_count + 1
+      groups[group] = 1
+    else
+      groups[group] = n + 1
+    end
     if visitor ~= '' then
       visitors[#visitors + 1] = visitor
     end
   end
 end
-local totals, hourly = {}, {}
-for group, n in pairs(groups) do
-  local hour, counters = string.match(group, '^([^|]*)|(.*)$')
-  for field in string.gmatch(counters, '[^,]+') do
-    totals[field] = (totals[field] or 0) + n
-    local at = hour .. '|' .. field
-    hourly[at] = (hourly[at] or 0) + n
+-- An increment of 1, the usual one, goes as the constant '1': a Lua number is formatted with
+-- snprintf on its way to Redis.
+local function increment(n)
+  if n == 1 then
+    return '1'
   end
+  return tostring(n)
 end
-for field, n in pairs(totals) do
-  redis.call('HINCRBY', KEYS[4], field, n)
-end
-for field, n in pairs(hourly) do
-  redis.call('HINCRBY', KEYS[6], field, n)
+if group_count == 1 then
+  -- One group (a batch of clicks alike, the usual case): its fields are written as they are
+  -- split, with no tables of sums.
+  local group, n = next(groups)
+  local hour, counters = string.match(group, '^([^|]*)|(.*)$')
+  local by = increment(n)
+  for field in string.gmatch(counters, '[^,]+') do
+    redis.call('HINCRBY', KEYS[4], field, by)
+    redis.call('HINCRBY', KEYS[6], hour .. '|' .. field, by)
+  end
+elseif group_count > 1 then
+  local totals, hourly = {}, {}
+  for group, n in pairs(groups) do
+    local hour, counters = string.match(group, '^([^|]*)|(.*)$')
+    for field in string.gmatch(counters, '[^,]+') do
+      totals[field] = (totals[field] or 0) + n
+      local at = hour .. '|' .. field
+      hourly[at] = (hourly[at] or 0) + n
+    end
+  end
+  for field, n in pairs(totals) do
+    redis.call('HINCRBY', KEYS[4], field, increment(n))
+  end
+  for field, n in pairs(hourly) do
+    redis.call('HINCRBY', KEYS[6], field, increment(n))
+  end
 end
 if #visitors > 0 then
   redis.call('PFADD', KEYS[5], unpack(visitors))
