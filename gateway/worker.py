@@ -5,9 +5,12 @@ gunicorn's ``gthread`` worker accepts connections on its main thread and hands e
 thread pool; when every thread is busy, requests wait in the pool's queue, out of sight of the
 application. This worker
 
-- stamps a request when it is queued and tells the admission control (:mod:`gateway.admission`)
-  how long it waited when a thread picks it up, so the application sheds what queued too long
-  (with the busy page, the API first);
+- stamps a request that is queued while every thread is busy (or already spoken for) and tells
+  the admission control (:mod:`gateway.admission`) how long it waited when a thread picks it
+  up, so the application sheds what queued too long (with the busy page, the API first). A
+  request that an idle thread takes is not stamped: it may still start late when the machine is
+  busy with other processes, but that is not this worker's backlog, and shedding it (a quiet
+  server refusing the console's stylesheet because a batch job ran beside it) helps nobody;
 - when the queue is already ``REFGATE_DOOR_QUEUE`` requests long (default 4), answers a
   request whose bytes have arrived with a canned ``503`` (``Retry-After``) on the main thread,
   without parsing it or taking a thread; the connection stays open when the request was one
@@ -25,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import selectors
 import socket
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -52,10 +56,13 @@ DEFER_ACCEPT = 1
 
 class RefgateWorker(ThreadWorker):  # type: ignore[misc]
     _door: int | None = None
+    #: Threads handling a request now (the pool's own count of idle threads is private).
+    _busy = 0
 
     def init_process(self) -> None:
         for listener in self.sockets:
             defer_accept(listener)
+        self._busy_lock = threading.Lock()
         super().init_process()
 
     def enqueue_req(self, conn: Any) -> None:
@@ -64,15 +71,24 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
             services = getattr(self.wsgi, "extensions", {}).get("refgate")
             door = self._door = services.settings.door_queue if services is not None else 0
         # The executor's own queue: requests accepted and waiting for a thread.
-        if door and self.tpool._work_queue.qsize() >= door and self._shed(conn):
+        waiting = self.tpool._work_queue.qsize()
+        if door and waiting >= door and self._shed(conn):
             return
-        conn.refgate_queued = time.monotonic()
+        # Only a request that must wait for a thread is timed (see the module's docstring).
+        saturated = self._busy + waiting >= self.cfg.threads
+        conn.refgate_queued = time.monotonic() if saturated else None
         super().enqueue_req(conn)
 
     def handle(self, conn: Any) -> Any:
         queued = getattr(conn, "refgate_queued", None)
         set_queue_wait(0.0 if queued is None else time.monotonic() - queued)
-        return super().handle(conn)
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return super().handle(conn)
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
 
     def _shed(self, conn: Any) -> bool:
         """Answer 503 and close, if the request has arrived (else the thread pool waits for it:

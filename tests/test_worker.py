@@ -178,3 +178,39 @@ def test_probes_and_scrapes_pass_the_door_when_the_queue_is_full() -> None:
             answer = exchange(sock, b"")
             assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok"), answer
             sock.close()
+
+
+def body(answer: bytes) -> bytes:
+    return answer.partition(b"\r\n\r\n")[2]
+
+
+def test_only_a_request_that_waited_for_a_thread_is_timed_for_shedding() -> None:
+    """Admission control sheds what queued too long: a request is timed only when every thread
+    was busy. An idle thread that starts late (here the GIL is held by a request in the other
+    thread; in production, other processes on the machine) is not the worker's backlog."""
+    with worker(threads=3) as port:
+        # Three threads: one spins, and one may still be closing the fixture's probe connection
+        # (handed over late under TCP_DEFER_ACCEPT); a third is idle.
+        spinning = socket.create_connection(("127.0.0.1", port), timeout=10)
+        spinning.sendall(get("/spin?1.0"))
+        time.sleep(0.2)  # the spin has a thread and the GIL
+        started = time.monotonic()
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        answer = exchange(sock, get("/wait"))
+        assert time.monotonic() - started > 0.15, "the idle thread should have started late"
+        assert answer.startswith(b"HTTP/1.1 200") and body(answer) == b"0.000", answer
+        sock.close()
+        assert exchange(spinning, b"").startswith(b"HTTP/1.1 200")
+        spinning.close()
+
+    with worker(threads=1) as port:
+        # The only thread is busy for 0.6 s: the next request waits for it, and says so.
+        sleeping = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sleeping.sendall(get("/?0.6"))
+        time.sleep(0.2)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        answer = exchange(sock, get("/wait"))
+        assert answer.startswith(b"HTTP/1.1 200") and float(body(answer)) >= 0.3, answer
+        sock.close()
+        assert exchange(sleeping, b"").startswith(b"HTTP/1.1 200")
+        sleeping.close()
