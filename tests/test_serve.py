@@ -75,7 +75,9 @@ def serving(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
                 with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
                     if response.status == 200:
                         break
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:
+                # Refused, reset, or timed out while the workers boot (a read timeout is not
+                # wrapped in URLError): not ready yet.
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 output = process.stdout.read() if process.stdout else ""
