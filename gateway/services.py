@@ -91,7 +91,7 @@ class Services:
         )
         metrics = Metrics()
         recorder = EventRecorder(
-            store.main,
+            store.record,
             Spool(settings.data_dir / "spool"),
             click_ttl=settings.attribution_days * 86400,
             retention_seconds=settings.event_retention_days * 86400,

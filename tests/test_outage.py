@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 from flask import Flask
 
 from gateway.store import keys
+from gateway.store.connection import RECORD_TIMEOUT
 from gateway.store.embedded import EmbeddedRedis
 from tests.conftest import BROWSER, bearer, make_app, services_of
 
@@ -98,6 +102,47 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "refgate_events_drained_total 5.0" in metrics
     assert "refgate_spool_depth 0.0" in metrics
+
+
+def test_a_hung_store_spools_events_within_seconds(
+    outage_app: Flask, own_server: EmbeddedRedis
+) -> None:
+    """A store that hangs (a stopped process, a stalled disk) rather than refusing: the events
+    go to the spool within the recorder's few seconds, not after the slow client's retries,
+    so a worker that dies meanwhile loses nothing; once the store answers they are recorded
+    once."""
+    services = services_of(outage_app)
+    key, _ = services.api_keys.create("t", "admin")
+    client = outage_app.test_client()
+    client.post(
+        "/api/v1/campaigns",
+        json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        headers=bearer(key),
+    )
+    token = client.post(
+        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
+    ).json["token"]
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    services.recorder.flush()
+    pid = int(own_server.pidfile.read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+        started = time.monotonic()
+        services.recorder.flush()
+        assert time.monotonic() - started < RECORD_TIMEOUT + 2
+        assert services.recorder.spooled == 3 and services.recorder.spool.depth() == 3
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    services.gateway.breaker._open_until = 0.0
+    # The write that timed out was still in the server's socket: it ran when the server woke,
+    # so the drain may find the events recorded already. Either way each counts once.
+    services.recorder.drain()
+    assert services.recorder.drained == 3 and services.recorder.spool.depth() == 0
+    ck = keys.campaign_keys(1)
+    assert services.store.main.hget(ck.counters, "clicks") == b"4"
+    assert services.store.main.xlen(ck.events) == 4
 
 
 def test_cold_worker_during_an_outage_answers_busy(

@@ -16,20 +16,26 @@ from gateway.store.embedded import EmbeddedRedis
 
 #: Seconds an API, CLI or background operation may wait on the store.
 SLOW_TIMEOUT = 10.0
+#: Seconds the event recorder waits on the store before spooling what it carries: a hung store
+#: must not hold click events in a worker's memory (lost if the worker dies) for the slow
+#: client's timeouts and retries, half a minute; the spool is the retry.
+RECORD_TIMEOUT = 2.0
 
 
 @dataclass
 class Store:
-    """The store's clients: ``fast`` for the click path (short timeout), ``main`` for the rest."""
+    """The store's clients: ``fast`` for the click path (short timeout), ``record`` for the event
+    recorder (a timeout of seconds, no retry: it spools instead), ``main`` for the rest."""
 
     fast: Any
     main: Any
+    record: Any
     url: str
     embedded: EmbeddedRedis | None = None
     is_cluster: bool = False
 
     def close(self) -> None:
-        for client in (self.fast, self.main):
+        for client in (self.fast, self.record, self.main):
             client.close()
 
 
@@ -49,7 +55,10 @@ def open_store(settings: Settings, *, start_embedded: bool = True) -> Store:
     main = _client(
         url, cluster, timeout=SLOW_TIMEOUT, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
     )
-    return Store(fast=fast, main=main, url=url, embedded=embedded, is_cluster=cluster)
+    record = _client(url, cluster, timeout=RECORD_TIMEOUT, retry=Retry(NoBackoff(), 0))
+    return Store(
+        fast=fast, main=main, record=record, url=url, embedded=embedded, is_cluster=cluster
+    )
 
 
 def _client(url: str, cluster: bool, *, timeout: float, retry: Retry) -> Any:
