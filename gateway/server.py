@@ -15,6 +15,7 @@ from gateway.jobsprocess import WORKERS_ENV, JobsProcess, serve_starts_jobs_proc
 from gateway.metrics import MULTIPROC_ENV, mark_process_dead
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedRedis
+from gateway.store.storewatch import EmbeddedStoreWatch
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,11 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
         metrics_dir.mkdir(parents=True)
         os.environ[MULTIPROC_ENV] = str(metrics_dir)
     embedded = EmbeddedRedis(settings.data_dir) if settings.embedded_store else None
+    watch = None
     if embedded is not None:
         embedded.ensure_running()
         log.info("embedded store: %s (data dir %s)", embedded.socket_path, settings.data_dir)
+        watch = EmbeddedStoreWatch(embedded)
     jobs = None
     if serve_starts_jobs_process():
         # Workers build their apps without the jobs thread; one process of its own runs them.
@@ -113,8 +116,12 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
         )
         if jobs is not None:
             jobs.start()
+        if watch is not None:
+            watch.start()
         GatewayServer(options).run()
     finally:
+        if watch is not None:
+            watch.stop()
         if jobs is not None:
             jobs.stop()
         if embedded is not None:

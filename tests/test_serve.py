@@ -206,3 +206,37 @@ def test_serve_rejects_bad_flags(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--port" in result.stderr
+
+
+def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
+    """The embedded store's redis-server killed under a running server: clicks go on
+    redirecting (their events spooled), refgate starts the store again from its AOF, and the
+    clicks made meanwhile are counted once it is back."""
+    data_dir = tmp_path / "data"
+    with serving(data_dir, free_port()) as (base, env):
+        key = refgate("apikey", "create", "--role", "admin", "--name", "ops", env=env)
+        key_text = key.stdout.strip()
+        status, _, _ = call(
+            "POST",
+            base + "/api/v1/campaigns",
+            key_text,
+            {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+        )
+        assert status == 201
+        _, link, _ = call("POST", base + "/api/v1/campaigns/tea/links", key_text, {"referrer": "a"})
+        for _ in range(4):  # both workers have seen the campaign
+            assert call("GET", link["url"])[0] == 302
+        pid = int((data_dir / "redis" / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(6):
+            assert call("GET", link["url"])[0] == 302
+        deadline = time.monotonic() + 30
+        while True:
+            status, ready, _ = call("GET", base + "/readyz")
+            if status == 200 and ready["spool_depth"] == 0:
+                break
+            assert time.monotonic() < deadline, f"the store did not come back: {ready}"
+            time.sleep(0.5)
+        assert int((data_dir / "redis" / "redis.pid").read_text()) != pid
+        _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key_text)
+        assert stats["clicks"] == 10

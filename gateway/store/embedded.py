@@ -110,6 +110,22 @@ class EmbeddedRedis:
         except (redis.RedisError, OSError):
             return False
 
+    def process_alive(self) -> bool:
+        """Whether the server process named in the pidfile exists, answering or not (stopped,
+        busy, loading its AOF). Only a server that is gone may be started again: a second one
+        on the same files would corrupt them."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return self.is_running()  # no pidfile yet (starting) or removed by a clean shutdown
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                return b"redis-server" in fh.read()  # not a recycled pid
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # cannot tell: never risk a second server
+
     def ensure_running(self, timeout: float = 15.0) -> None:
         with self._lock():
             if self.is_running():
