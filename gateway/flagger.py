@@ -240,6 +240,7 @@ def _add_tallies(
                     ("blocked", tally.blocked),
                     ("self", tally.self_clicks),
                     ("external", tally.external),
+                    ("datacenter", tally.datacenter),
                     *((f"d:{name}", count) for name, count in tally.detectors.items()),
                 )
                 if amount
@@ -262,5 +263,6 @@ def _tally(stored: dict[bytes, bytes]) -> ReferrerTally:
         blocked=raw.get("blocked", 0),
         self_clicks=raw.get("self", 0),
         external=raw.get("external", 0),
+        datacenter=raw.get("datacenter", 0),
         detectors=Counter({k[2:]: v for k, v in raw.items() if k.startswith("d:")}),
     )

@@ -22,7 +22,12 @@ from detectors.conversion import conversion_time_signal
 from detectors.crawlers import CrawlerDetector, is_crawler
 from detectors.engine import BLOCKABLE_KINDS, HARD_KINDS, Decision, Engine, Policy, decide
 from detectors.fanout import MAX_ALONE, FanOutDetector
-from detectors.flagging import CLICK_FLAG_SCORE, ReferrerTally, referrer_finding
+from detectors.flagging import (
+    CLICK_FLAG_SCORE,
+    DATACENTER_MIN,
+    ReferrerTally,
+    referrer_finding,
+)
 from detectors.headers import HeaderConsistencyDetector
 from detectors.network import NetworkDetector
 from detectors.selfreferral import SelfReferralDetector
@@ -381,6 +386,32 @@ def test_own_browser_and_phone_scores_are_floors_below_a_lone_click_flag() -> No
         detector.score(own_click, own).value
         > detector.score(click(ANDROID_WECHAT), relative_on_sharers_phone).value
     )
+
+
+def test_a_sharer_whose_clicks_come_mostly_from_servers_is_flagged() -> None:
+    """Clicks from datacenter networks count whatever the model made of each (a bot copying
+    phones' agents scores low click by click); a link checker's few among people's clicks do
+    not flag anyone."""
+    verdict = ENGINE.score(click(network="datacenter"), QUIET)
+    server = list(verdict.reasons)
+    assert "network: opened from a datacenter network" in server
+    bots = ReferrerTally()
+    for _ in range(DATACENTER_MIN):
+        bots.add(0.2, "allow", server)
+    for _ in range(30):
+        bots.add(0.02, "allow", [])
+    finding = referrer_finding(bots)
+    assert bots.suspicious == 0 and finding is not None
+    reason = finding.reasons[0]
+    assert f"{DATACENTER_MIN} of {DATACENTER_MIN + 30} clicks came from datacenter" in reason
+    checked = ReferrerTally()  # a scraped or viral link: a link checker among hundreds
+    for n in range(400):
+        checked.add(0.2 if n % 20 == 0 else 0.02, "allow", server if n % 20 == 0 else [])
+    assert checked.datacenter == 20 and referrer_finding(checked) is None
+    few = ReferrerTally()  # an office proxy: every click, but a handful
+    for _ in range(DATACENTER_MIN - 1):
+        few.add(0.2, "allow", server)
+    assert referrer_finding(few) is None
 
 
 def test_alternate_accounts_on_the_sharers_own_browser_flag_the_sharer() -> None:

@@ -51,3 +51,49 @@ def test_every_click_is_tallied_once_across_reads_hand_overs_and_chunks(
     record(301, 52)
     services.flagger.run_campaign(found, now)
     assert tallied() == expected and sum(expected.values()) == 353
+
+
+def test_a_link_opened_mostly_from_servers_flags_its_sharer_however_each_click_scored(
+    services: Services, campaign: dict[str, object]
+) -> None:
+    # A bot copying phones' agents from cloud servers: the model scores each of its clicks low
+    # (allowed, 0.2), so no suspicious-click flag; 25 of its sharer's 55 clicks came from servers,
+    # counted across two runs of the flagger. A popular link with a link checker's few fetches
+    # among people's clicks (5 of 100), and a sharer with a handful of server clicks, are not.
+    found = services.campaigns.require("milk-tea")
+    sharers = ("bots", "popular", "few")
+    links = {s: services.links.mint(found, s) for s in sharers}
+    ids = {s: services.codec.decode(link.token).referrer_id for s, link in links.items()}
+    server = ["network: opened from a datacenter network"]
+    now = time.time()
+    numbers = iter(range(1_000))
+
+    def record(sharer: str, count: int, reasons: list[str]) -> None:
+        events = [
+            click_event(
+                found.id,
+                next(numbers),
+                referrer_id=ids[sharer],
+                ts=now,
+                score=0.2 if reasons else 0.02,
+                reasons=reasons,
+            )
+            for _ in range(count)
+        ]
+        assert services.recorder.write(events) == count
+
+    record("bots", 12, server)
+    record("bots", 30, [])
+    record("popular", 5, server)
+    record("popular", 95, [])
+    record("few", 6, server)
+    services.flagger.run_campaign(found, now)
+    assert services.flags.find([found.id])[1] == 0  # 12 server clicks so far: not yet
+    record("bots", 13, server)
+    services.flagger.run_campaign(found, now)
+    flags, total = services.flags.find([found.id])
+    assert total == 1
+    flag = flags[0]
+    assert (flag.kind, flag.subject) == ("referrer", "bots")
+    assert "25 of 55 clicks came from datacenter networks" in flag.reasons[0]
+    assert flag.score >= 0.7

@@ -592,6 +592,55 @@ def test_twelve_friends_signing_up_at_similar_paces_are_not_a_burst(world: World
     assert all(world.reward(f"friend{n}") == "credited" for n in range(12))
 
 
+class _Punctual(random.Random):
+    """A clock for World.click with no wait before a click: the joins land exactly when a case
+    says."""
+
+    def expovariate(self, lambd: float) -> float:
+        return 0.0
+
+
+def join_at(world: World, user: str, referrer: str, at: float, delay: float, n: int) -> None:
+    """``user`` joins ``referrer`` at ``at``, ``delay`` seconds after their click, on their own
+    phone (an Android model and WeChat install of their own) and network."""
+    world.rng = _Punctual()
+    world.clock = at - delay - 1
+    ua = android(f"K{n}Z").replace("MMWEBID/6154", f"MMWEBID/{5000 + n}")
+    world.join(user, referrer, ip=f"198.18.{100 + n}.9", ua=ua, delay=delay)
+
+
+def test_eight_friends_joining_at_a_near_even_pace_by_chance_are_not_a_burst(
+    world: World,
+) -> None:
+    # A group owner's link: eight people in a quarter of an hour, each on their own phone and
+    # network, reading the page for 45-200 s; their joins' gaps vary by 0.24 (coefficient of
+    # variation), an evenness chance gives some of thousands of sharers' quarters of an hour.
+    world.join("owner", "someone", ip="198.51.100.230", ua=android("Pixel 9"))
+    at = world.clock + 3600
+    delays = [45, 120, 70, 200, 95, 60, 150, 80]
+    for n, gap in enumerate([0, 72, 135, 96, 148, 84, 128, 100]):
+        at += gap
+        join_at(world, f"friend{n}", "owner", at, delays[n], n)
+    flags = world.examine()
+    assert referrer_flags(flags) == set() and of(flags, "cluster") == []
+    assert all(world.reward(f"friend{n}") == "credited" for n in range(8))
+
+
+def test_accounts_joining_at_a_clockwork_cadence_are_a_burst(world: World) -> None:
+    # A studio on a SIM pool: ten accounts, each on another phone model and carrier address,
+    # one every 88-97 s (variation 0.03), each signed up some time after its click.
+    world.join("hub", "boss", ip="192.0.2.220", ua=android("Pixel 7"))
+    at = world.clock + 3600
+    delays = [40, 75, 55, 120, 35, 90, 60, 140, 50, 80]
+    for n, gap in enumerate([0, 90, 95, 88, 93, 97, 91, 94, 96, 89]):
+        at += gap
+        join_at(world, f"acct{n}", "hub", at, delays[n], n)
+    flags = world.examine()
+    assert "hub" in referrer_flags(flags)
+    bursts = of(flags, "cluster", "burst:hub")
+    assert bursts and "at clockwork intervals" in bursts[0].reasons[0]
+
+
 def test_a_studio_on_one_network_signing_up_at_a_practised_pace_is_a_burst(world: World) -> None:
     # An emulator image spoofing a different phone model per account (each agent distinct, no
     # cookie), one broadband /24, each sign-up about 25 s after its click.
