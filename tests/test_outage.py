@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 
+from gateway.services import Services
 from gateway.store import keys
 from gateway.store.connection import RECORD_TIMEOUT
 from gateway.store.embedded import EmbeddedRedis
@@ -33,12 +35,11 @@ def outage_app(tmp_path: Path, own_server: EmbeddedRedis) -> Iterator[Flask]:
     services_of(app).close()
 
 
-def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
-    outage_app: Flask, own_server: EmbeddedRedis
-) -> None:
-    services = services_of(outage_app)
+def campaign_and_link(app: Flask) -> tuple[Services, FlaskClient, str, str]:
+    """An admin key, campaign ``tea`` and ann's link on it: (services, client, key, token)."""
+    services = services_of(app)
     key, _ = services.api_keys.create("t", "admin")
-    client = outage_app.test_client()
+    client = app.test_client()
     client.post(
         "/api/v1/campaigns",
         json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
@@ -47,6 +48,13 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
     token = client.post(
         "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
     ).json["token"]
+    return services, client, key, token
+
+
+def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
+    outage_app: Flask, own_server: EmbeddedRedis
+) -> None:
+    services, client, key, token = campaign_and_link(outage_app)
     assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # warms the campaign cache
     services.recorder.flush()
 
@@ -111,17 +119,7 @@ def test_a_hung_store_spools_events_within_seconds(
     go to the spool within the recorder's few seconds, not after the slow client's retries,
     so a worker that dies meanwhile loses nothing; once the store answers they are recorded
     once."""
-    services = services_of(outage_app)
-    key, _ = services.api_keys.create("t", "admin")
-    client = outage_app.test_client()
-    client.post(
-        "/api/v1/campaigns",
-        json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
-        headers=bearer(key),
-    )
-    token = client.post(
-        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
-    ).json["token"]
+    services, client, _, token = campaign_and_link(outage_app)
     assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
     services.recorder.flush()
     pid = int(own_server.pidfile.read_text())
@@ -148,17 +146,7 @@ def test_a_hung_store_spools_events_within_seconds(
 def test_cold_worker_during_an_outage_answers_busy(
     outage_app: Flask, own_server: EmbeddedRedis
 ) -> None:
-    services = services_of(outage_app)
-    key, _ = services.api_keys.create("t", "admin")
-    client = outage_app.test_client()
-    client.post(
-        "/api/v1/campaigns",
-        json={"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
-        headers=bearer(key),
-    )
-    token = client.post(
-        "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
-    ).json["token"]
+    _, client, _, token = campaign_and_link(outage_app)
     own_server.stop(force=True)
     response = client.get(f"/s/{token}", headers=BROWSER)
     assert response.status_code == 503

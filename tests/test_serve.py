@@ -122,24 +122,28 @@ def call(
         return error.code, json.loads(raw) if raw.startswith(b"{") else raw, dict(error.headers)
 
 
+def campaign_and_link(base: str, env: dict[str, str]) -> tuple[str, dict[str, Any]]:
+    """An admin key (made with the CLI), campaign ``tea`` and ann's link: (key, link)."""
+    created = refgate("apikey", "create", "--role", "admin", "--name", "ops", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    status, body, _ = call(
+        "POST",
+        base + "/api/v1/campaigns",
+        key,
+        {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
+    )
+    assert status == 201, body
+    status, link, _ = call("POST", base + "/api/v1/campaigns/tea/links", key, {"referrer": "ann"})
+    assert status == 201, link
+    return key, link
+
+
 def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
     with serving(data_dir, port) as (base, env):
-        created = refgate("apikey", "create", "--role", "admin", "--name", "ops", env=env)
-        assert created.returncode == 0, created.stderr
-        key = created.stdout.strip()
-        status, body, _ = call(
-            "POST",
-            base + "/api/v1/campaigns",
-            key,
-            {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
-        )
-        assert status == 201, body
-        status, link, _ = call(
-            "POST", base + "/api/v1/campaigns/tea/links", key, {"referrer": "ann"}
-        )
-        assert status == 201
+        key, link = campaign_and_link(base, env)
         assert link["url"].startswith(base + "/s/")
         for _ in range(10):  # spread over both workers
             status, _, headers = call("GET", link["url"])
@@ -214,16 +218,7 @@ def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
     clicks made meanwhile are counted once it is back."""
     data_dir = tmp_path / "data"
     with serving(data_dir, free_port()) as (base, env):
-        key = refgate("apikey", "create", "--role", "admin", "--name", "ops", env=env)
-        key_text = key.stdout.strip()
-        status, _, _ = call(
-            "POST",
-            base + "/api/v1/campaigns",
-            key_text,
-            {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"},
-        )
-        assert status == 201
-        _, link, _ = call("POST", base + "/api/v1/campaigns/tea/links", key_text, {"referrer": "a"})
+        key, link = campaign_and_link(base, env)
         for _ in range(4):  # both workers have seen the campaign
             assert call("GET", link["url"])[0] == 302
         pid = int((data_dir / "redis" / "redis.pid").read_text())
@@ -238,5 +233,5 @@ def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, f"the store did not come back: {ready}"
             time.sleep(0.5)
         assert int((data_dir / "redis" / "redis.pid").read_text()) != pid
-        _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key_text)
+        _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
         assert stats["clicks"] == 10
