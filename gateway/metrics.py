@@ -75,8 +75,8 @@ class Metrics:
         self._store_errors = Counter(
             "refgate_store_errors",
             "Store calls that failed, by where: click (the click's round trip), load (a "
-            "campaign), record (writing events), drain (the spool), api (a request failed "
-            "closed with 503).",
+            "campaign), record (writing events), drain (the spool), automated (counts of "
+            "scripted requests), api and console (a request failed closed with 503).",
             ["where"],
             registry=reg,
         )
@@ -86,7 +86,7 @@ class Metrics:
         }
         self._error_children = {
             k: self._store_errors.labels(k)
-            for k in ("click", "load", "record", "drain", "automated", "api")
+            for k in ("click", "load", "record", "drain", "automated", "api", "console")
         }
 
     # -- the click path --------------------------------------------------------------------------

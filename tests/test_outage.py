@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from gateway.services import Services
 from gateway.store import keys
-from gateway.store.connection import RECORD_TIMEOUT
+from gateway.store.connection import RECORD_TIMEOUT, SLOW_TIMEOUT
 from gateway.store.embedded import EmbeddedRedis
 from tests.conftest import BROWSER, bearer, make_app, services_of
 
@@ -163,3 +163,32 @@ def test_spool_survives_a_torn_last_line(tmp_path: Path, own_server: EmbeddedRed
         assert list(spool_dir.glob("*.jsonl")) == []
     finally:
         services.close()
+
+
+def test_the_console_answers_a_clear_503_when_the_store_hangs(
+    outage_app: Flask, own_server: EmbeddedRedis
+) -> None:
+    """A signed-in page whose store hangs: within the slow client's one timeout (no retries of
+    a time-out), a 503 page saying the store is unavailable and that nothing changed, without
+    the menu (who is signed in is read from the store); the page works again once it answers."""
+    from tests.console_helpers import add_staff, login
+
+    services = services_of(outage_app)
+    add_staff(services)
+    client = outage_app.test_client()
+    login(client, "admin")
+    assert client.get("/console/campaigns").status_code == 200
+    pid = int(own_server.pidfile.read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        page = client.get("/console/campaigns", headers={"Accept-Language": "en"})
+        assert time.monotonic() - started < SLOW_TIMEOUT + 2
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert page.status_code == 503 and page.headers["Retry-After"]
+    assert "The store is unavailable" in page.text and "nothing was changed" in page.text
+    assert "Sign out" not in page.text
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'refgate_store_errors_total{where="console"} 1.0' in metrics
+    assert client.get("/console/campaigns").status_code == 200

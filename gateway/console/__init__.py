@@ -9,6 +9,7 @@ same services the JSON API calls (gateway.services); nothing here re-implements 
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from flask import Blueprint, Flask, abort, current_app, g, render_template, requ
 from flask_babel import gettext as _
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
@@ -26,6 +28,7 @@ from gateway.errors import ApiError
 from gateway.services import services
 from gateway.users import StaffUser
 
+log = logging.getLogger(__name__)
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -159,6 +162,22 @@ def _not_found(exc: Exception) -> tuple[str, int]:
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> tuple[str, int]:
     return _error_page(exc.status, _("Not possible"), exc.message)
+
+
+@bp.errorhandler(RedisError)
+def _store_unavailable(exc: RedisError) -> tuple[str, int, dict[str, str]]:
+    """Fail closed, as the API does: a clear 503 page, nothing changed."""
+    log.warning("store unavailable for %s %s: %s", request.method, request.path, exc)
+    services().metrics.store_error("console")
+    # Who is signed in is read from the store, which just failed: the page shows no menu, as
+    # for a visitor who is not signed in, rather than asking the store again.
+    g._login_user = current_app.login_manager.anonymous_user()  # type: ignore[attr-defined]
+    body, status = _error_page(
+        503,
+        _("The store is unavailable"),
+        _("refgate cannot reach its store right now: nothing was changed. Try again shortly."),
+    )
+    return body, status, {"Retry-After": "5"}
 
 
 # -- setup -------------------------------------------------------------------------------------

@@ -14,8 +14,12 @@ from redis.retry import Retry
 from gateway.settings import Settings
 from gateway.store.embedded import EmbeddedRedis
 
-#: Seconds an API, CLI or background operation may wait on the store.
-SLOW_TIMEOUT = 10.0
+#: Seconds an API, console, CLI or background operation waits for one reply of the store. Above
+#: the two seconds Redis may hold writes while a slow disk catches up with the AOF; a store that
+#: has not answered by then is hung, and a person at the console or a client of the API is better
+#: served by a clear 503 now than by a page that hangs (10 s and two retries on time-outs kept a
+#: console page waiting half a minute).
+SLOW_TIMEOUT = 5.0
 #: Seconds the event recorder waits on the store before spooling what it carries: a hung store
 #: must not hold click events in a worker's memory (lost if the worker dies) for the slow
 #: client's timeouts and retries, half a minute; the spool is the retry.
@@ -50,11 +54,13 @@ def open_store(settings: Settings, *, start_embedded: bool = True) -> Store:
     cluster = url.startswith("redis+cluster://")
     # redis-py retries failed commands three times with backoff by default (seconds per click
     # when the store is down): the click path must fail at once and degrade; the rest may retry
-    # briefly to ride over a failover.
+    # briefly to ride over a failover (a refused or reset connection), but not a time-out: a
+    # store that did not answer in SLOW_TIMEOUT will not answer the same command sooner.
     fast = _client(url, cluster, timeout=settings.store_timeout, retry=Retry(NoBackoff(), 0))
-    main = _client(
-        url, cluster, timeout=SLOW_TIMEOUT, retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+    reconnect = Retry(
+        ExponentialBackoff(cap=0.5, base=0.05), 2, supported_errors=(redis.ConnectionError,)
     )
+    main = _client(url, cluster, timeout=SLOW_TIMEOUT, retry=reconnect)
     record = _client(url, cluster, timeout=RECORD_TIMEOUT, retry=Retry(NoBackoff(), 0))
     return Store(
         fast=fast, main=main, record=record, url=url, embedded=embedded, is_cluster=cluster
