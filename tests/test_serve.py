@@ -215,16 +215,21 @@ def test_serve_rejects_bad_flags(tmp_path: Path) -> None:
 def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
     """The embedded store's redis-server killed under a running server: clicks go on
     redirecting (their events spooled), refgate starts the store again from its AOF, and the
-    clicks made meanwhile are counted once it is back."""
+    clicks redirected meanwhile are counted once it is back."""
     data_dir = tmp_path / "data"
     with serving(data_dir, free_port()) as (base, env):
         key, link = campaign_and_link(base, env)
-        for _ in range(4):  # both workers have seen the campaign
+        for _ in range(4):
             assert call("GET", link["url"])[0] == 302
         pid = int((data_dir / "redis" / "redis.pid").read_text())
         os.kill(pid, signal.SIGKILL)
+        redirected = 0
         for _ in range(6):
-            assert call("GET", link["url"])[0] == 302
+            status = call("GET", link["url"])[0]
+            # A worker that never loaded the campaign cannot without its store: the busy page
+            # (the kernel may have handed every earlier click to the other worker).
+            assert status in (302, 503)
+            redirected += status == 302
         deadline = time.monotonic() + 30
         while True:
             status, ready, _ = call("GET", base + "/readyz")
@@ -234,4 +239,4 @@ def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert int((data_dir / "redis" / "redis.pid").read_text()) != pid
         _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
-        assert stats["clicks"] == 10
+        assert stats["clicks"] == 4 + redirected  # each redirect recorded, once
