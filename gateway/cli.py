@@ -101,12 +101,18 @@ def jobs(once: bool, period: float) -> None:
 
 
 @cli.command()
+@click.option(
+    "--traffic/--no-traffic",
+    default=True,
+    show_default=True,
+    help="Play a simulated festival into the campaign (once: not when it has clicks already).",
+)
 @with_appcontext
-def demo() -> None:
+def demo(traffic: bool) -> None:
     """Seed a demo campaign, an admin API key and a share link; print what to try."""
     from gateway.demo import seed
 
-    click.echo(seed(_services()).describe())
+    click.echo(seed(_services(), traffic=traffic).describe())
 
 
 # -- API keys ------------------------------------------------------------------------------

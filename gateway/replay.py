@@ -96,7 +96,8 @@ def visitor_cookie_value(visitor_id: str) -> str:
 
 
 class Replayer:
-    """Feeds log events through the services of an app on an isolated store."""
+    """Feeds log events through the services of an app: on an isolated store (``replay``), or
+    the demo's store (``gateway.demo.seed_traffic``, which calls :meth:`restore` after)."""
 
     def __init__(self, services: Services, *, with_features: bool = False) -> None:
         self.services = services
@@ -111,10 +112,12 @@ class Replayer:
         self._last_ts = float("-inf")
         # Pages are not looked at in a replay: skip rendering them (the answer's status and the
         # recorded outcome are decided before any page is drawn).
-        services.gateway.render = lambda environ, template, **context: ""
+        gateway = services.gateway
+        self._saved = (gateway.render, gateway.rate_limit_prefix, gateway.rate_limit_token)
+        gateway.render = lambda environ, template, **context: ""
         # Every logged click is scored: flood limits (429, not recorded) would hide the floods
         # that replay and training are there to see.
-        services.gateway.rate_limit_prefix = services.gateway.rate_limit_token = 0
+        gateway.rate_limit_prefix = gateway.rate_limit_token = 0
         recorder = services.recorder
         original = recorder.record
 
@@ -123,8 +126,38 @@ class Replayer:
             original(event)
 
         recorder.record = capture  # type: ignore[method-assign]
+        self.summary = ReplaySummary()
+
+    def restore(self) -> None:
+        """Undo what the replayer changed in its services (pages, flood limits, the recorder),
+        for services that go on serving after a replay (the demo's)."""
+        gateway, recorder = self.services.gateway, self.services.recorder
+        gateway.render, gateway.rate_limit_prefix, gateway.rate_limit_token = self._saved
+        del recorder.record  # the instance's capture: the class's method answers again
 
     # -- events --------------------------------------------------------------------------------
+
+    def play(self, number: int, line: dict[str, Any]) -> dict[str, Any] | None:
+        """One line of the log: the periodic work due by its time, then the click or the
+        conversion; returns its output row (None for a conversion with nothing to report)."""
+        ts = _float(number, line, "ts")
+        self.check_order(number, ts)
+        self.tick(ts)
+        summary = self.summary
+        summary.events += 1
+        if line["type"] == "click":
+            row = self.click(number, line)
+            summary.clicks += row["outcome"] != "preview"
+            summary.previews += row["outcome"] == "preview"
+            summary.decisions[row["decision"]] = summary.decisions.get(row["decision"], 0) + 1
+            return row
+        summary.conversions += 1
+        return self.conversion(number, line)
+
+    def finish(self) -> None:
+        """The periodic work due at the end of the log (flags, tree detectors)."""
+        if self.summary.events:
+            self.tick(self._last_ts, force=True)
 
     def click(self, number: int, line: dict[str, Any]) -> dict[str, Any]:
         ts = _float(number, line, "ts")
@@ -315,7 +348,6 @@ def replay(
     from gateway.store.embedded import EmbeddedRedis
 
     out.mkdir(parents=True, exist_ok=True)
-    summary = ReplaySummary()
     with tempfile.TemporaryDirectory(prefix="refgate-replay-") as tmp:
         store = EmbeddedRedis(Path(tmp))
         store.ensure_running()
@@ -340,35 +372,21 @@ def replay(
 
                 services.gateway.engine.model = ExportedModel.from_json(model_json)
             replayer = Replayer(services, with_features=with_features)
+            summary = replayer.summary
             started = time.perf_counter()
             with (
                 open(log, "rb") as source,
                 open(out / "clicks.jsonl", "wb") as clicks_out,
                 open(out / "conversions.jsonl", "wb") as conversions_out,
             ):
-                last_ts = 0.0
                 for number, line in read_log(source):
-                    ts = _float(number, line, "ts")
-                    replayer.check_order(number, ts)
-                    replayer.tick(ts)
-                    if line["type"] == "click":
-                        row = replayer.click(number, line)
-                        clicks_out.write(orjson.dumps(row) + b"\n")
-                        summary.clicks += row["outcome"] != "preview"
-                        summary.previews += row["outcome"] == "preview"
-                        summary.decisions[row["decision"]] = (
-                            summary.decisions.get(row["decision"], 0) + 1
-                        )
-                    else:
-                        result = replayer.conversion(number, line)
-                        if result is not None:
-                            conversions_out.write(orjson.dumps(result) + b"\n")
-                        summary.conversions += 1
-                    summary.events += 1
-                    last_ts = ts
+                    row = replayer.play(number, line)
+                    if row is not None:
+                        target = clicks_out if line["type"] == "click" else conversions_out
+                        target.write(orjson.dumps(row) + b"\n")
                     if progress is not None:
                         progress(number)
-                replayer.tick(last_ts, force=True)
+                replayer.finish()
             summary.seconds = time.perf_counter() - started
             summary.flags = _write_flags(services, out / "flags.jsonl", replayer.log_click_id)
             summary.rewards = _write_rewards(services, out / "rewards.jsonl", replayer.log_click_id)

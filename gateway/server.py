@@ -136,6 +136,6 @@ def _seed_demo() -> None:
     app = create_app()
     services = app.extensions[EXTENSION]
     try:
-        print(seed(services).describe(), flush=True)
+        print(seed(services, traffic=True).describe(), flush=True)
     finally:
         services.close()

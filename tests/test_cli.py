@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from gateway.cli import cli
+from gateway.store import keys
 from tests.conftest import bearer, services_of
 
 
@@ -46,7 +49,7 @@ def test_apikey_list_and_disable(runner: FlaskCliRunner, app: Flask) -> None:
 
 
 def test_demo_seeds_a_working_link(runner: FlaskCliRunner, app: Flask) -> None:
-    result = runner.invoke(cli, ["demo"])
+    result = runner.invoke(cli, ["demo", "--no-traffic"])
     assert result.exit_code == 0, result.output
     link = next(line.split()[-1] for line in result.stdout.splitlines() if "link of alice" in line)
     client = app.test_client()
@@ -54,8 +57,9 @@ def test_demo_seeds_a_working_link(runner: FlaskCliRunner, app: Flask) -> None:
         link.replace("https://go.example.test", ""), headers={"Accept-Language": "en"}
     )
     assert response.status_code == 302
-    again = runner.invoke(cli, ["demo"])
+    again = runner.invoke(cli, ["demo", "--no-traffic"])
     assert again.exit_code == 0
+    assert "demo traffic" not in result.stdout + again.stdout
     key = next(line.split()[-1] for line in again.stdout.splitlines() if "admin API key" in line)
     campaigns = client.get("/api/v1/campaigns", headers=bearer(key)).json["campaigns"]
     assert [c["slug"] for c in campaigns] == ["milk-tea"]
@@ -71,3 +75,53 @@ def test_demo_seeds_a_working_link(runner: FlaskCliRunner, app: Flask) -> None:
     services = services_of(app)
     assert services.users.verify(email, password) is not None
     assert services.users.require(email).role == "admin"
+
+
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
+)
+
+
+def test_demo_plays_a_simulated_festival_once(runner: FlaskCliRunner, app: Flask) -> None:
+    services = services_of(app)
+    limits = (services.gateway.rate_limit_prefix, services.gateway.rate_limit_token)
+    result = runner.invoke(cli, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert "demo traffic:" in result.stdout and "flags to review" in result.stdout
+    key = next(line.split()[-1] for line in result.stdout.splitlines() if "admin API key" in line)
+    client = app.test_client()
+    stats = client.get("/api/v1/campaigns/milk-tea/stats", headers=bearer(key)).json
+    # The simulation's clicks went through the click path and its sign-ups through the
+    # conversion service: counted, scored (some denied credit), in the tree and the ledger.
+    assert stats["clicks"] > 1000 and stats["decisions"]["deny_credit"] > 100
+    assert stats["tree"]["conversions"] > 100
+    assert stats["budget"]["spent"] > 0 and stats["budget"]["held"] > 0
+    assert not stats["budget"]["exhausted"]
+    # Moved in time to end minutes ago: the last 48 hours' timeline holds most of them.
+    clicks_by_hour = services.store.main.hgetall(
+        keys.campaign_keys(services.campaigns.require("milk-tea").id).timeline
+    )
+    now_hour = int(time.time()) // 3600
+    recent = sum(
+        int(count)
+        for field, count in clicks_by_hour.items()
+        if field.endswith(b"|clicks") and now_hour - int(field.split(b"|")[0]) < 48
+    )
+    assert recent > stats["clicks"] // 2
+    # The detectors raised every kind of flag for review.
+    flags = client.get("/api/v1/flags?campaign=milk-tea&limit=500", headers=bearer(key)).json
+    assert {"referrer", "participant", "cluster"} <= {f["kind"] for f in flags["flags"]}
+    # The services serve as before: pages are drawn again, flood limits are back.
+    assert (services.gateway.rate_limit_prefix, services.gateway.rate_limit_token) == limits
+    link = next(line.split()[-1] for line in result.stdout.splitlines() if "link of alice" in line)
+    page = client.get(
+        link.replace("https://go.example.test", ""), headers={"User-Agent": WECHAT_UA}
+    )
+    assert page.status_code == 200 and b"<html" in page.data
+    # Once: a second start finds the clicks and plays nothing more.
+    again = runner.invoke(cli, ["demo"])
+    assert again.exit_code == 0 and "demo traffic" not in again.stdout
+    services.recorder.flush()
+    after = client.get("/api/v1/campaigns/milk-tea/stats", headers=bearer(key)).json
+    assert after["clicks"] == stats["clicks"] + 1  # the WeChat visit above
