@@ -373,6 +373,23 @@ class CampaignService:
 
     # -- writes ------------------------------------------------------------------------------
 
+    def problems(self, data: Mapping[str, Any], *, create: bool) -> FieldErrors:
+        """Every field error that ``create`` (or ``update``) would refuse ``data`` for, at once
+        and without writing: a form shows them together, where the writes stop at the first
+        stage that fails (the fields' types, then the destination)."""
+        fields: FieldErrors = {}
+        try:
+            validate(CampaignCreate if create else CampaignPatch, data)
+        except ApiError as exc:
+            fields.update(exc.fields or {"body": exc.message})
+        url = data.get("destination_url")
+        if isinstance(url, str) and "destination_url" not in fields:
+            try:
+                self._destination(url)
+            except ApiError as exc:
+                fields.update(exc.fields or {})
+        return fields
+
     def create(self, data: Mapping[str, Any], actor: str) -> Campaign:
         spec = validate(CampaignCreate, data)
         destination = self._destination(spec.destination_url)

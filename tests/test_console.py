@@ -453,22 +453,32 @@ def test_campaign_form_shows_errors_next_to_fields_and_loses_nothing(
     response = client.post(
         "/console/campaigns/new", data={**form, "csrf_token": token(client)}, headers=EN
     )
+    # Every problem at once: the form's own (a whole number), the fields' (the dates) and the
+    # destination's, not one stage per submission.
     assert response.status_code == 400
-    assert field_errors(response.text) == {"link_ttl_days": "a whole number"}
+    assert field_errors(response.text) == {
+        "link_ttl_days": "a whole number",
+        "destination_url": "must be an absolute http:// or https:// URL",
+    }
+    assert "ends_at must be after starts_at" in response.text
     assert 'value="javascript:alert(1)"' in response.text  # what was typed stays
     response = client.post(
         "/console/campaigns/new",
-        data={**form, "link_ttl_days": "14", "csrf_token": token(client)},
+        data={**form, "name": " ", "reward.budget_total": "-5", "csrf_token": token(client)},
         headers=EN,
     )
-    assert response.status_code == 400 and "ends_at must be after starts_at" in response.text
+    assert response.status_code == 400
+    errors = field_errors(response.text)
+    assert errors["reward.budget_total"] == "0 or more"  # not "a whole number": -5 is one
+    assert errors["name"] == "must not be blank"
+    assert "reward" not in errors  # the reward left out for its bad number is no extra problem
     response = client.post(
         "/console/campaigns/new",
         data={**form, "link_ttl_days": "14", "ends_at": "", "csrf_token": token(client)},
         headers=EN,
     )
     assert response.status_code == 400
-    assert "destination_url" in field_errors(response.text)
+    assert list(field_errors(response.text)) == ["destination_url"]
     assert services.campaigns.get("spring-tea") is None
     bad_slug = client.post(
         "/console/campaigns/new",

@@ -108,6 +108,9 @@ def _document(form: dict[str, str], *, create: bool) -> tuple[dict[str, Any], di
         raw = form[name].strip()
         if not raw:
             return None
+        if raw.startswith("-") and raw[1:].isdigit():
+            errors[name] = _("0 or more")
+            return None
         if not raw.isdigit() or len(raw) > 16:
             errors[name] = _("a whole number")
             return None
@@ -164,9 +167,14 @@ def _save(campaign: Campaign | None) -> Page:
     if campaign is not None:
         form["slug"] = campaign.slug
     doc, errors = _document(form, create=campaign is None)
+    found = services()
+    # All the form's problems at once: its own (whole numbers) and the service's for the rest
+    # (a reward left out for a bad number is not a problem of its own).
+    for name, message in found.campaigns.problems(doc, create=campaign is None).items():
+        if not any(mine == name or mine.startswith(name + ".") for mine in errors):
+            errors[name] = message
     if errors:
         return _render_form(campaign, form, errors, 400)
-    found = services()
     try:
         if campaign is None:
             saved = found.campaigns.create(doc, user().actor)
