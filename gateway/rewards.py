@@ -3,7 +3,8 @@
 Rewards are decided when a conversion arrives (``convert.lua``). Afterwards they move only
 through ``settle_reward.lua``, each move a ledger entry: a flag raised on a subject holds the
 rewards it touches; a ``legit`` review releases them; a ``fraud`` review claws back what was
-credited and denies what was held.
+credited and denies what was held; a ``legit`` review that corrects a ``fraud`` one pays back,
+within the budget, what the fraud decision took.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from gateway.campaigns import Campaign
+from gateway.campaigns import Campaign, CampaignService
 from gateway.errors import ApiError
 from gateway.flags import Flag, stake_flag_ids
 from gateway.store import keys
@@ -23,8 +24,10 @@ STATUSES = ("credited", "held", "denied", "clawed_back")
 
 
 class RewardService:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, campaigns: CampaignService | None = None) -> None:
         self._redis = store
+        #: Where a restore reads the budget and the cap (reviews only; None: nothing restored).
+        self._campaigns = campaigns
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -126,10 +129,15 @@ class RewardService:
         return self._settle(campaign_id, replace(flag, members=joined), "hold", "flagged")
 
     def on_decision(self, campaign_id: int, flag: Flag, decision: str) -> int:
-        """Release (legit) or claw back and deny (fraud) the rewards a decided flag touches."""
-        action = "release" if decision == "legit" else "fraud"
-        reason = "reviewed_legit" if decision == "legit" else "reviewed_fraud"
-        return self._settle(campaign_id, flag, action, reason)
+        """Release (legit) or claw back and deny (fraud) the rewards a decided flag touches.
+
+        A ``legit`` decision that corrects the flag's earlier ``fraud`` decision also pays back
+        what that decision took (``_restore``): otherwise the flag would say legit while its
+        rewards stayed denied."""
+        if decision == "legit":
+            restored = self._restore(campaign_id, flag)
+            return restored + self._settle(campaign_id, flag, "release", "reviewed_legit")
+        return self._settle(campaign_id, flag, "fraud", "reviewed_fraud")
 
     def affected(self, campaign_id: int, flag: Flag) -> list[str]:
         """The participants whose conversion rewards a flag is about."""
@@ -188,8 +196,70 @@ class RewardService:
             for user, (referrer, status, click) in zip(users, pipe.execute(), strict=True)
             if referrer is not None and status is not None and status.decode() in movable
         ]
+        return self._move(campaign_id, flag, chosen, action, reason)
+
+    def _restore(self, campaign_id: int, flag: Flag) -> int:
+        """Credit again the rewards this flag's fraud decision denied or clawed back, unless
+        another fraud decision is about them too, within the budget and the referrer's cap
+        (settle_reward.lua checks both atomically; what has no room stays denied). Rewards
+        settled before the ledger kept who settled them are left as they are."""
+        campaign = self._campaigns.get_by_id(campaign_id) if self._campaigns else None
+        if campaign is None or campaign.reward is None:
+            return 0
+        ck = keys.campaign_keys(campaign_id)
+        users = self.affected(campaign_id, flag)
+        pipe = self._redis.pipeline(transaction=False)
+        for user in users:
+            pipe.hmget(ck.reward(user), "referrer", "status", "click", "reason", "settled_by")
+        taken = [
+            (user, referrer.decode(), (click or b"").decode())
+            for user, (referrer, status, click, reason, settled_by) in zip(
+                users, pipe.execute() if users else [], strict=True
+            )
+            if referrer is not None
+            and status in (b"denied", b"clawed_back")
+            and reason == b"reviewed_fraud"
+            and settled_by == flag.id.encode()
+        ]
+        if not taken:
+            return 0
+        # The other flags about each reward (its participant's, referrer's, click's and the
+        # clusters of either person): a fraud decision among them keeps the reward denied.
+        pipe = self._redis.pipeline(transaction=False)
+        for user, referrer, _click in taken:
+            pipe.hmget(ck.cluster_index, user, referrer)
+        others: list[list[str]] = []
+        for (user, referrer, click), clusters in zip(taken, pipe.execute(), strict=True):
+            ids = stake_flag_ids(campaign_id, user, referrer, click)
+            ids += [i for raw in clusters if raw for i in raw.decode().split(",")]
+            others.append([i for i in dict.fromkeys(ids) if i and i != flag.id])
+        pipe = self._redis.pipeline(transaction=False)
+        for ids in others:
+            for flag_id in ids:
+                pipe.hget(ck.flag(flag_id), "status")
+        statuses = iter(pipe.execute())
+        free = []
+        for reward, ids in zip(taken, others, strict=True):
+            if b"fraud" not in [next(statuses) for _ in ids]:
+                free.append(reward)
+        cap = campaign.reward.max_per_referrer or 0
+        limits = (str(campaign.reward.budget_total), str(cap))
+        return self._move(campaign_id, flag, free, "restore", "reviewed_legit", limits)
+
+    def _move(
+        self,
+        campaign_id: int,
+        flag: Flag,
+        chosen: list[tuple[str, str, str]],
+        action: str,
+        reason: str,
+        limits: tuple[str, str] = ("0", "0"),
+    ) -> int:
+        """Run settle_reward.lua on each chosen (participant, referrer, click); returns how many
+        rewards moved."""
         if not chosen:
             return 0
+        ck = keys.campaign_keys(campaign_id)
         now = repr(time.time())
         settle = script("settle_reward")
 
@@ -214,11 +284,13 @@ class RewardService:
                         now,
                         flag.id,
                         *stake_flag_ids(campaign_id, user, referrer, click),
+                        *limits,
                     ],
                 )
 
         # Idempotent on a rerun after NOSCRIPT: a reward already moved is in no movable state.
-        return sum(bool(result) for result in execute_with_scripts(self._redis, build, [settle]))
+        results = execute_with_scripts(self._redis, build, [settle])
+        return sum(_decoded(result) in STATUSES for result in results)
 
     def ledger(self, campaign_id: int) -> list[dict[str, Any]]:
         entries = self._redis.xrange(keys.campaign_keys(campaign_id).ledger)
@@ -231,6 +303,10 @@ _MOVABLE = {
     "release": frozenset({"held"}),
     "fraud": frozenset({"credited", "held"}),
 }
+
+
+def _decoded(result: Any) -> str:
+    return result.decode() if isinstance(result, bytes) else str(result)
 
 
 def _public(raw: dict[bytes, bytes]) -> dict[str, Any]:

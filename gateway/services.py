@@ -121,7 +121,7 @@ class Services:
         )
         flags = FlagService(store.main)
         flagger = Flagger(store.main, campaigns, flags)
-        rewards = RewardService(store.main)
+        rewards = RewardService(store.main, campaigns)
         flags.raise_listeners.append(rewards.on_flag_raised)
         flags.listeners.append(rewards.on_decision)
         # What flags and decisions say about a sharer reaches the click path (click.lua reads it).

@@ -554,3 +554,68 @@ def test_stats_answer_after_the_flagging_jobs_ran_and_cursors_move_out_of_the_co
     # A stray non-count in the counters (a marker, an old cursor) never fails the page.
     redis.hset(ck.counters, "flagger_cursor", "1795946214235-0")
     assert client.get("/api/v1/campaigns/tea/stats", headers=admin).status_code == 200
+
+
+def test_a_corrected_fraud_decision_pays_back_within_budget(
+    client: FlaskClient, admin: dict[str, str], services: Services, keys: dict[str, str]
+) -> None:
+    """A reviewer who takes back a fraud decision gets the flag and the money to agree: what the
+    decision denied is credited again, unless another fraud decision is about it or the budget
+    (or the sharer's cap) was spent meanwhile."""
+    campaign = setup_campaign(client, admin, max_per_referrer=3)
+    tea = services.campaigns.require("tea")
+    convert_ = services.conversions.convert
+    for user in ("s1", "s2", "s3"):
+        convert_(record_click(services, campaign, "sharer"), user)
+    flags = services.flags
+    flag, _ = flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("referrer", "sharer", 0.9, ("farm",)), 1.0
+    )
+    # s3 is also a participant that another reviewer decides fraud on its own.
+    alt, _ = flags.raise_flag(
+        campaign["id"], "tea", FlagCandidate("participant", "s3", 0.9, ("alt",)), 1.0
+    )
+    risk = bearer(keys["risk"])
+
+    def decide(flag_id: str, decision: str) -> None:
+        response = client.post(
+            f"/api/v1/flags/{flag_id}/decision", json={"decision": decision}, headers=risk
+        )
+        assert response.status_code == 200, response.json
+
+    def statuses() -> dict[str, str]:
+        rows = client.get("/api/v1/rewards?campaign=tea", headers=admin).json["rewards"]
+        return {r["user"]: r["status"] for r in rows}
+
+    decide(flag.id, "fraud")
+    decide(alt.id, "fraud")
+    assert statuses() == {"s1": "denied", "s2": "denied", "s3": "denied"}
+    assert services.rewards.budget(tea)["spent"] == 0
+    decide(flag.id, "legit")
+    # s3 stays denied: its own fraud decision stands.
+    assert statuses() == {"s1": "credited", "s2": "credited", "s3": "denied"}
+    budget = services.rewards.budget(tea)
+    assert (budget["spent"], budget["held"], budget["left"]) == (2, 0, 98)
+    restored = [
+        e for e in services.rewards.ledger(campaign["id"]) if e["reason"] == "reviewed_legit"
+    ]
+    assert {(e["type"], e["user"], e["flag"]) for e in restored} == {
+        ("credited", "s1", flag.id),
+        ("credited", "s2", flag.id),
+    }
+    # Deciding legit again moves nothing more (exactly once).
+    decide(flag.id, "legit")
+    assert services.rewards.budget(tea)["spent"] == 2
+    # Fraud again (credited rewards are clawed back), and meanwhile the freed budget goes to
+    # another sharer: taken back again, the decision finds room for one reward, not two.
+    decide(flag.id, "fraud")
+    assert statuses() == {"s1": "clawed_back", "s2": "clawed_back", "s3": "denied"}
+    services.campaigns.update("tea", {"reward": {"amount": 1, "budget_total": 3}}, "test")
+    for user in ("o1", "o2"):
+        answer = convert_(record_click(services, campaign, "other"), user).answer
+        assert answer["reward"]["status"] == "credited"
+    decide(flag.id, "legit")
+    after = statuses()
+    assert sorted(after[u] for u in ("s1", "s2")) == ["clawed_back", "credited"]
+    budget = services.rewards.budget(services.campaigns.require("tea"))
+    assert (budget["spent"], budget["left"]) == (3, 0)  # never over budget

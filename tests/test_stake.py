@@ -94,6 +94,9 @@ def test_the_index_follows_hold_credit_and_clawback(services: Services) -> None:
     assert indexed(services, flag) == 0 == ledger_stake(services, flag.id)
     page, total, stake = services.flags.by_stake([doc["id"]], status="fraud", limit=10, offset=0)
     assert [f.id for f in page] == [flag.id] and total == 1 and stake == {flag.id: 0}
+    services.flags.decide(flag.id, "legit", "a fan after all", "t")  # paid back: at stake again
+    assert statuses(services, doc, "p1", "p2", "p3") == ["credited"] * 3
+    assert indexed(services, flag) == 3 * AMOUNT == ledger_stake(services, flag.id)
 
 
 def test_click_flags_are_worth_their_conversion(services: Services) -> None:
