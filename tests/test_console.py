@@ -588,6 +588,9 @@ def test_review_queue_filters_and_sorts(app: Flask, services: Services, staff: N
     assert by_amount.text.index(flag.id) < by_amount.text.index(low.id)
     for bad in ("kind=robot", "status=maybe", "min_score=2", "sort=x", "page=0", "colour=red"):
         assert client.get(f"/console/flags?{bad}").status_code == 400, bad
+    too_far = client.get("/console/flags?page=100001", headers=EN)
+    assert too_far.status_code == 400
+    assert "The page is a whole number from 1 to 100000." in too_far.text
     assert client.get("/console/flags?campaign=nope").status_code == 404
 
 

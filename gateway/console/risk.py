@@ -27,6 +27,8 @@ Page = Response | tuple[str, int] | str
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
+#: Pages beyond this are refused: their offset would make the queue read every flag for nothing.
+MAX_PAGE = 100_000
 #: Children shown collapsed under each child on a tree page.
 PREVIEW = 5
 #: Rewards shown (and compared before and after a decision) per flag.
@@ -57,8 +59,12 @@ def _filters() -> dict[str, Any]:
     if sort not in SORTS:
         raise ApiError(400, "validation_failed", _("Sort by score, amount or newest."))
     page = args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= 100_000:
-        raise ApiError(400, "validation_failed", _("The page is a whole number from 1."))
+    if not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
+        raise ApiError(
+            400,
+            "validation_failed",
+            _("The page is a whole number from 1 to %(most)s.", most=MAX_PAGE),
+        )
     return {
         "campaign": args.get("campaign") or "",
         "kind": kind or "",
