@@ -625,6 +625,28 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     # Decisions are labels for training, like the API's.
     assert services.flags.decisions(doc["id"])[-1]["note"] == "a real fan"
     assert services.audit.recent()[0].action == "flag.decide"
+    # A decision can be changed from the page, and the money follows it both ways.
+    assert 'id="decide-fraud"' in page.text and 'id="decide-legit"' not in page.text
+    changed = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "note": "a farm after all", "csrf_token": token(client)},
+        headers=EN,
+    )
+    page = client.get(changed.location, headers=EN)
+    assert "rewards 2 credited → clawed_back" in page.text
+    assert "Decided fraud by user:risk@staff.example.com." in page.text
+    assert 'id="decide-legit"' in page.text and 'id="decide-fraud"' not in page.text
+    back = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={
+            "decision": "legit",
+            "note": "a fan: checked the orders",
+            "csrf_token": token(client),
+        },
+        headers=EN,
+    )
+    assert "rewards 2 clawed_back → credited" in client.get(back.location, headers=EN).text
+    assert services.rewards.get(doc["id"], "p2")["status"] == "credited"  # type: ignore[index]
 
 
 def test_bulk_decisions(app: Flask, services: Services, staff: None) -> None:
