@@ -634,7 +634,7 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     )
     page = client.get(changed.location, headers=EN)
     assert "rewards 2 credited → clawed_back" in page.text
-    assert "Decided fraud by user:risk@staff.example.com." in page.text
+    assert "Legitimate pays back what this decision denied or clawed back" in page.text
     assert 'id="decide-legit"' in page.text and 'id="decide-fraud"' not in page.text
     back = client.post(
         f"/console/flags/{flag.id}/decision",
