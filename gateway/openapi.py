@@ -587,6 +587,11 @@ def openapi_document() -> dict[str, Any]:
                 "operationId": "decideFlag",
                 "summary": "Decide a flag: fraud or legit, with a note; kept with who and when, "
                 "usable as a training label (risk, admin)",
+                "description": "fraud claws back the credited rewards the flag touches and "
+                "denies the held ones; legit releases the held ones. Deciding again corrects "
+                "the decision: legit after fraud pays back what the fraud decision took, "
+                "within the budget and the sharer's cap, unless another fraud decision is "
+                "about the reward.",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("FlagDecision")}},
