@@ -54,6 +54,16 @@ def embedded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedd
     server.stop(force=True)
 
 
+@pytest.fixture
+def own_store(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A private embedded store that a test may stop, kill or freeze (the shared ones must
+    stay up)."""
+    server = EmbeddedRedis(tmp_path / "own")
+    server.ensure_running()
+    yield server
+    server.stop(force=True)
+
+
 def _flush(url: str) -> None:
     try:
         if url.startswith("redis+cluster://"):

@@ -20,17 +20,8 @@ from tests.conftest import BROWSER, bearer, make_app, services_of
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A store this test may stop and start (the shared ones must stay up)."""
-    server = EmbeddedRedis(tmp_path / "own")
-    server.ensure_running()
-    yield server
-    server.stop(force=True)
-
-
-@pytest.fixture
-def outage_app(tmp_path: Path, own_server: EmbeddedRedis) -> Iterator[Flask]:
-    app = make_app(tmp_path / "data", own_server.url())
+def outage_app(tmp_path: Path, own_store: EmbeddedRedis) -> Iterator[Flask]:
+    app = make_app(tmp_path / "data", own_store.url())
     yield app
     services_of(app).close()
 
@@ -52,14 +43,14 @@ def campaign_and_link(app: Flask) -> tuple[Services, FlaskClient, str, str]:
 
 
 def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
-    outage_app: Flask, own_server: EmbeddedRedis
+    outage_app: Flask, own_store: EmbeddedRedis
 ) -> None:
     services, client, key, token = campaign_and_link(outage_app)
     assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # warms the campaign cache
     services.recorder.flush()
 
-    own_server.stop(force=True)
-    assert not own_server.is_running()
+    own_store.stop(force=True)
+    assert not own_store.is_running()
     for _ in range(5):
         response = client.get(f"/s/{token}", headers=BROWSER)
         assert response.status_code == 302
@@ -87,7 +78,7 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
     assert "refgate_spool_depth 5.0" in metrics
     assert 'refgate_store_errors_total{where="api"} 2.0' in metrics
 
-    own_server.ensure_running()
+    own_store.ensure_running()
     services.gateway.breaker._open_until = 0.0
     assert services.recorder.drain() == 5
     assert services.recorder.spool.depth() == 0
@@ -113,7 +104,7 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
 
 
 def test_a_hung_store_spools_events_within_seconds(
-    outage_app: Flask, own_server: EmbeddedRedis
+    outage_app: Flask, own_store: EmbeddedRedis
 ) -> None:
     """A store that hangs (a stopped process, a stalled disk) rather than refusing: the events
     go to the spool within the recorder's few seconds, not after the slow client's retries,
@@ -122,7 +113,7 @@ def test_a_hung_store_spools_events_within_seconds(
     services, client, _, token = campaign_and_link(outage_app)
     assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
     services.recorder.flush()
-    pid = int(own_server.pidfile.read_text())
+    pid = int(own_store.pidfile.read_text())
     os.kill(pid, signal.SIGSTOP)
     try:
         for _ in range(3):
@@ -144,17 +135,17 @@ def test_a_hung_store_spools_events_within_seconds(
 
 
 def test_cold_worker_during_an_outage_answers_busy(
-    outage_app: Flask, own_server: EmbeddedRedis
+    outage_app: Flask, own_store: EmbeddedRedis
 ) -> None:
     _, client, _, token = campaign_and_link(outage_app)
-    own_server.stop(force=True)
+    own_store.stop(force=True)
     response = client.get(f"/s/{token}", headers=BROWSER)
     assert response.status_code == 503
     assert response.headers["Retry-After"]
 
 
-def test_spool_survives_a_torn_last_line(tmp_path: Path, own_server: EmbeddedRedis) -> None:
-    app = make_app(tmp_path / "data", own_server.url())
+def test_spool_survives_a_torn_last_line(tmp_path: Path, own_store: EmbeddedRedis) -> None:
+    app = make_app(tmp_path / "data", own_store.url())
     services = services_of(app)
     try:
         spool_dir = services.recorder.spool.directory
@@ -166,7 +157,7 @@ def test_spool_survives_a_torn_last_line(tmp_path: Path, own_server: EmbeddedRed
 
 
 def test_the_console_answers_a_clear_503_when_the_store_hangs(
-    outage_app: Flask, own_server: EmbeddedRedis
+    outage_app: Flask, own_store: EmbeddedRedis
 ) -> None:
     """A signed-in page whose store hangs: within the slow client's one timeout (no retries of
     a time-out), a 503 page saying the store is unavailable and that nothing changed, without
@@ -178,7 +169,7 @@ def test_the_console_answers_a_clear_503_when_the_store_hangs(
     client = outage_app.test_client()
     login(client, "admin")
     assert client.get("/console/campaigns").status_code == 200
-    pid = int(own_server.pidfile.read_text())
+    pid = int(own_store.pidfile.read_text())
     os.kill(pid, signal.SIGSTOP)
     try:
         started = time.monotonic()

@@ -257,10 +257,8 @@ def test_qr_requests_are_not_clicks_and_scans_are_counted_as_scans(
     assert stats["scan_clicks"] == 1 and stats["link_clicks"] == 0
 
 
-def test_store_outage_is_503_not_a_crash(tmp_path: Path) -> None:
-    server = EmbeddedRedis(tmp_path / "own")  # a store this test may stop
-    server.ensure_running()
-    app = make_app(tmp_path / "data", server.url())
+def test_store_outage_is_503_not_a_crash(tmp_path: Path, own_store: EmbeddedRedis) -> None:
+    app = make_app(tmp_path / "data", own_store.url())
     try:
         client = app.test_client()
         key, _ = services_of(app).api_keys.create("t", "admin")
@@ -273,11 +271,10 @@ def test_store_outage_is_503_not_a_crash(tmp_path: Path) -> None:
             "/api/v1/campaigns/tea/links", json={"referrer": "ann"}, headers=bearer(key)
         ).json
         assert client.get(qr_url(minted)).status_code == 200
-        server.stop(force=True)
+        own_store.stop(force=True)
         for path in (qr_url(minted), f"/s/{minted['token']}/poster.png", f"/c/{minted['code']}"):
             response = client.get(path)
             assert response.status_code == 503, path
             assert response.headers["Retry-After"]
     finally:
         services_of(app).close()
-        server.stop(force=True)
