@@ -106,8 +106,12 @@ class JobsProcess:
                 if self._stopping.is_set():
                     return
                 started = time.monotonic()
-                # Our own interpreter and module, no shell, no outside input.
-                self._process = process = subprocess.Popen(self.argv)  # noqa: S603
+                # Our own interpreter and module, no shell, no outside input. A session of its
+                # own: a Ctrl-C at the terminal goes to the server, which stops this process
+                # itself (stop() below); reaching the jobs process first, it read as a crash.
+                self._process = process = subprocess.Popen(  # noqa: S603
+                    self.argv, start_new_session=True
+                )
             code = process.wait()
             if self._stopping.is_set():
                 return

@@ -108,6 +108,11 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
         # Workers build their apps without the jobs thread; one process of its own runs them.
         os.environ[WORKERS_ENV] = "0"
         jobs = JobsProcess()
+    # gunicorn forks its workers inside run() below, and a worker leaves by SystemExit, which
+    # unwinds this same stack in the worker: only the serving process may stop what it started
+    # (a worker that did stopped the jobs process and then waited on it, as a child not its own,
+    # until the master killed it: every shutdown took the whole graceful timeout).
+    owner = os.getpid()
     try:
         if demo:
             _seed_demo()
@@ -120,12 +125,13 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
             watch.start()
         GatewayServer(options).run()
     finally:
-        if watch is not None:
-            watch.stop()
-        if jobs is not None:
-            jobs.stop()
-        if embedded is not None:
-            embedded.stop()
+        if os.getpid() == owner:
+            if watch is not None:
+                watch.stop()
+            if jobs is not None:
+                jobs.stop()
+            if embedded is not None:
+                embedded.stop()
 
 
 def _seed_demo() -> None:

@@ -45,7 +45,12 @@ def refgate(*args: str, env: dict[str, str], **kwargs: Any) -> subprocess.Comple
 
 
 @contextmanager
-def serving(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
+def serving(
+    data_dir: Path, port: int, *, own_group: bool = False
+) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[str]]]:
+    """``refgate serve`` with 2 workers until the block ends: (base URL, its environment, the
+    serving process). ``own_group``: in a process group of its own, as a terminal runs it (a
+    Ctrl-C goes to the whole group)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "REFGATE_DATA_DIR": str(data_dir),
@@ -66,6 +71,7 @@ def serving(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=own_group,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,7 +89,7 @@ def serving(data_dir: Path, port: int) -> Iterator[tuple[str, dict[str, str]]]:
                 output = process.stdout.read() if process.stdout else ""
                 raise AssertionError(f"refgate serve did not become ready:\n{output}")
             time.sleep(0.2)
-        yield base, env
+        yield base, env, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -142,7 +148,7 @@ def campaign_and_link(base: str, env: dict[str, str]) -> tuple[str, dict[str, An
 def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
-    with serving(data_dir, port) as (base, env):
+    with serving(data_dir, port) as (base, env, _server):
         key, link = campaign_and_link(base, env)
         assert link["url"].startswith(base + "/s/")
         for _ in range(10):  # spread over both workers
@@ -180,7 +186,7 @@ def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path
     assert not Path(f"/proc/{jobs_pid}").exists()
     # The store stopped with the server, and everything is still there after a restart.
     assert not (data_dir / "redis" / "redis.sock").exists()
-    with serving(data_dir, port) as (base, _env):
+    with serving(data_dir, port) as (base, _env, _server):
         status, campaign, _ = call("GET", base + "/api/v1/campaigns/tea", key)
         assert status == 200 and campaign["name"] == "Tea"
         _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
@@ -217,7 +223,7 @@ def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
     redirecting (their events spooled), refgate starts the store again from its AOF, and the
     clicks redirected meanwhile are counted once it is back."""
     data_dir = tmp_path / "data"
-    with serving(data_dir, free_port()) as (base, env):
+    with serving(data_dir, free_port()) as (base, env, _server):
         key, link = campaign_and_link(base, env)
         for _ in range(4):
             assert call("GET", link["url"])[0] == 302
@@ -240,3 +246,69 @@ def test_serve_starts_its_store_again_when_it_dies(tmp_path: Path) -> None:
         assert int((data_dir / "redis" / "redis.pid").read_text()) != pid
         _, stats, _ = call("GET", base + "/api/v1/campaigns/tea/stats", key)
         assert stats["clicks"] == 4 + redirected  # each redirect recorded, once
+
+
+def children(pid: int) -> dict[int, str]:
+    """The processes ``pid`` started, by pid, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return {child: cmdline.decode() for child, cmdline in found.items()}
+
+
+def test_a_worker_leaving_stops_nothing_of_the_server(tmp_path: Path) -> None:
+    """A gunicorn worker leaves by SystemExit through the stack it was forked from: it must not
+    stop the jobs process or the store on its way out (it did, and then waited on the jobs
+    process until the master killed it, so every shutdown took the whole graceful timeout)."""
+    data_dir = tmp_path / "data"
+    with serving(data_dir, free_port()) as (base, _env, server):
+        kids = children(server.pid)
+        jobs = [pid for pid, cmdline in kids.items() if cmdline.rstrip().endswith(" jobs")]
+        workers = [pid for pid, cmdline in kids.items() if " serve " in cmdline]
+        assert len(jobs) == 1 and len(workers) == 2, kids
+        store = (data_dir / "redis" / "redis.pid").read_text()
+        os.kill(workers[0], signal.SIGTERM)  # as when gunicorn recycles a worker
+        deadline = time.monotonic() + 20
+        while True:
+            serving_now = [p for p, c in children(server.pid).items() if " serve " in c]
+            if len(serving_now) == 2 and workers[0] not in serving_now:
+                break  # gunicorn started a new worker
+            assert time.monotonic() < deadline, "no new worker"
+            time.sleep(0.2)
+        time.sleep(1.5)  # a jobs process stopped would have been restarted by now
+        assert jobs[0] in children(server.pid), "the jobs process was stopped"
+        assert call("GET", base + "/readyz")[0] == 200
+        assert (data_dir / "redis" / "redis.pid").read_text() == store
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        took = time.monotonic() - started
+    output = server.stdout.read() if server.stdout else ""
+    assert "jobs process exited" not in output and "SIGKILL" not in output, output[-3000:]
+    assert took < 8, f"stopping took {took:.1f} s (the graceful timeout is 10 s)"
+
+
+def test_a_ctrl_c_stops_the_server_its_jobs_and_its_store_at_once(tmp_path: Path) -> None:
+    """A Ctrl-C at the terminal reaches every process of the group: the server stops its jobs
+    process and its store itself, without taking the jobs process's exit for a crash."""
+    data_dir = tmp_path / "data"
+    with serving(data_dir, free_port(), own_group=True) as (_base, _env, server):
+        store = int((data_dir / "redis" / "redis.pid").read_text())
+        started = time.monotonic()
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(timeout=30)
+        took = time.monotonic() - started
+    output = server.stdout.read() if server.stdout else ""
+    assert "jobs process exited" not in output and "SIGKILL" not in output, output[-3000:]
+    assert took < 8, f"stopping took {took:.1f} s (the graceful timeout is 10 s)"
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{store}").exists():  # the store goes with the server that started it
+        assert time.monotonic() < deadline, "the embedded store is still running"
+        time.sleep(0.2)
