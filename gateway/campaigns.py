@@ -34,6 +34,15 @@ from gateway.validation import FontName, Name, Note, PosterText, PosterTitle, Sh
 #: Documented shape of a destination; the full rules live in gateway.destinations.
 URL_SCHEMA: dict[str, Any] = {"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+#: A sharer's or participant's external id.
+PERSON_PATTERN = r"^[A-Za-z0-9._:@+-]{1,128}$"
+#: What each pattern accepts, in words: pydantic's own message quotes the regular expression.
+PATTERN_WORDS = {
+    SLUG_PATTERN: (
+        "must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"
+    ),
+    PERSON_PATTERN: "must be 1 to 128 letters, digits or . _ : @ + -",
+}
 
 
 class CampaignStatus(StrEnum):
@@ -181,7 +190,7 @@ class LinkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    referrer: Annotated[str, Field(pattern=r"^[A-Za-z0-9._:@+-]{1,128}$")]
+    referrer: Annotated[str, Field(pattern=PERSON_PATTERN)]
     #: A platform key (see gateway.platforms); decides whether to share the link or the QR poster.
     platform: Annotated[str | None, Field(max_length=32)] = None
 
@@ -560,5 +569,7 @@ def field_errors(exc: ValidationError) -> FieldErrors:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown field"
+        elif error["type"] == "string_pattern_mismatch":
+            message = PATTERN_WORDS.get(error.get("ctx", {}).get("pattern", ""), message)
         fields.setdefault(name, message.removeprefix("Value error, "))
     return fields

@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.campaigns import Campaign
+from gateway.campaigns import PERSON_PATTERN, Campaign
 from gateway.errors import ApiError
 from gateway.invites import InvalidCode, invite_code, parse_invite_code
 from gateway.links import LinkCodec, ShareLink
 from gateway.store import keys
 from gateway.store.scripts import script
 
-REFERRER_PATTERN = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
+REFERRER_PATTERN = re.compile(PERSON_PATTERN)
 
 
 @dataclass(frozen=True)

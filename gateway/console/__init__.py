@@ -24,6 +24,7 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
 from gateway.apikeys import Role
+from gateway.console.messages import translated
 from gateway.errors import ApiError
 from gateway.services import services
 from gateway.users import StaffUser
@@ -161,7 +162,7 @@ def _not_found(exc: Exception) -> tuple[str, int]:
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError) -> tuple[str, int]:
-    return _error_page(exc.status, _("Not possible"), exc.message)
+    return _error_page(exc.status, _("Not possible"), translated(exc.message))
 
 
 @bp.errorhandler(RedisError)

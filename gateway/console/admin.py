@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import abort, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
 from gateway.console import ADMIN, audit, bp, roles, user
+from gateway.console.messages import translated
 from gateway.services import services
 from gateway.users import STAFF_ROLES, UserError
 
@@ -39,7 +41,7 @@ def add_user() -> Page:
             form["email"], form["role"], request.form.get("password", "")
         )
     except UserError as exc:
-        return _users_page({exc.field: exc.message}, form)
+        return _users_page({exc.field: translated(exc.message)}, form)
     audit("user.add", created.email, role=created.role)
     return redirect(url_for("console.users"))
 
@@ -54,16 +56,16 @@ def change_user(email: str) -> Page:
     try:
         if action in ("disable", "enable"):
             if email == user().email:
-                return _users_page({"action": "you cannot disable your own account"})
+                return _users_page({"action": _("You cannot disable your own account.")})
             found.set_disabled(email, action == "disable")
         elif action == "reset":
             found.reset_password(email, request.form.get("password", ""))
         elif action == "role":
             found.set_role(email, request.form.get("role", ""))
         else:
-            return _users_page({"action": "one of disable, enable, reset, role"})
+            return _users_page({"action": _("Disable, enable, reset or role.")})
     except UserError as exc:
-        return _users_page({exc.field: exc.message})
+        return _users_page({exc.field: translated(exc.message)})
     detail = {"role": request.form.get("role", "")} if action == "role" else {}
     audit(f"user.{action}", email, **detail)
     return redirect(url_for("console.users"))

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
 from gateway.console import ADMIN, STAFF, audit, bp, client_ip, roles, user
+from gateway.console.messages import translated
 from gateway.services import services
 from gateway.users import LOCALES, UserError
 
@@ -80,7 +81,9 @@ def settings() -> Response | tuple[str, int] | str:
         try:
             services().users.set_locale(user().email, locale)
         except UserError as exc:
-            return render_template("console/settings.html", locales=LOCALES, error=exc.message), 400
+            return render_template(
+                "console/settings.html", locales=LOCALES, error=translated(exc.message)
+            ), 400
         audit("user.locale", user().email, locale=locale)
         return redirect(url_for("console.settings"))
     return render_template("console/settings.html", locales=LOCALES, error=None)

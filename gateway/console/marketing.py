@@ -15,6 +15,7 @@ from gateway.blueprints.api import _platform_entry as platform_entry
 from gateway.campaigns import Campaign, LinkRequest, validate
 from gateway.console import MARKETING, STAFF, audit, bp, roles, user
 from gateway.console.charts import bar_chart, line_chart
+from gateway.console.messages import translated, translated_fields
 from gateway.errors import ApiError
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platforms import platform as known_platform
@@ -172,7 +173,7 @@ def _save(campaign: Campaign | None) -> Page:
     # (a reward left out for a bad number is not a problem of its own).
     for name, message in found.campaigns.problems(doc, create=campaign is None).items():
         if not any(mine == name or mine.startswith(name + ".") for mine in errors):
-            errors[name] = message
+            errors[name] = translated(message)
     if errors:
         return _render_form(campaign, form, errors, 400)
     try:
@@ -181,7 +182,7 @@ def _save(campaign: Campaign | None) -> Page:
         else:
             saved = found.campaigns.update(campaign.slug, doc, user().actor)
     except ApiError as exc:
-        fields = exc.fields or {"body": exc.message}
+        fields = translated_fields(exc.fields or {"body": exc.message})
         return _render_form(campaign, form, fields, exc.status)
     audit("campaign.create" if campaign is None else "campaign.edit", saved.slug)
     if saved.copy_warnings():
@@ -308,7 +309,7 @@ def mint(slug: str) -> Page:
             "console/mint.html",
             campaign=campaign,
             form=form,
-            errors=exc.fields or {"referrer": exc.message},
+            errors=translated_fields(exc.fields or {"referrer": exc.message}),
             minted=None,
             platforms=_platform_names(),
         )

@@ -18,7 +18,7 @@ from detectors.review import describe
 from gateway.campaigns import Campaign, validate
 from gateway.console import RISK, STAFF, audit, bp, roles, user
 from gateway.errors import ApiError
-from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary, check_filters
+from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary
 from gateway.services import services
 from gateway.store import keys
 from gateway.store.scripts import hmget_many
@@ -47,7 +47,18 @@ def _filters() -> dict[str, Any]:
         )
     status = args.get("status", "open") or None
     kind = args.get("kind") or None
-    check_filters(status, kind)
+    if status is not None and status not in STATUSES:
+        raise ApiError(
+            400,
+            "validation_failed",
+            _("The status is one of: %(names)s.", names=", ".join(STATUSES)),
+        )
+    if kind is not None and kind not in FLAG_KINDS:
+        raise ApiError(
+            400,
+            "validation_failed",
+            _("The kind is one of: %(names)s.", names=", ".join(FLAG_KINDS)),
+        )
     raw_score = args.get("min_score", "").strip()
     try:
         min_score = float(raw_score) if raw_score else 0.0

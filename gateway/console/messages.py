@@ -1,0 +1,123 @@
+"""The services' messages, as the console shows them: in the reader's language.
+
+The API's messages are English, stable and meant for developers. When a console page shows one
+(a field the campaign service refused, a campaign or person that is not there), it goes through
+``translated``: the known messages are in the catalogues, by their exact text or, where they
+carry a value, by pattern. An unknown message is shown as it is rather than hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from flask_babel import gettext
+
+from gateway.campaigns import PATTERN_WORDS
+from gateway.i18n import N_
+
+#: Messages without values: the campaign fields' checks, the destination rules, the accounts'.
+_EXACT: dict[str, str] = {
+    message: message
+    for message in (
+        N_("must not be blank"),
+        N_("must not be null"),
+        N_("unknown field"),
+        N_("must be an ISO 8601 date-time string with a timezone"),
+        N_("ends_at must be after starts_at"),
+        N_("thresholds must satisfy deny_credit_at <= challenge_at <= block_at"),
+        N_("must be a string"),
+        N_("must not be empty"),
+        N_("contains whitespace or control characters"),
+        N_("contains a backslash"),
+        N_("must be an absolute http:// or https:// URL"),
+        N_("has no host"),
+        N_("must not contain user information (user@host)"),
+        N_("host must be a domain name, not an IP address"),
+        N_("host must not be percent-encoded"),
+        N_("host is not a valid domain name"),
+        N_("host must be a fully qualified domain name"),
+        N_("port must be a number"),
+        N_("port must be between 1 and 65535"),
+        N_("the campaign changed while saving; retry"),
+        N_("an ended campaign cannot be paused or resumed"),
+        N_("must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"),
+        N_("must be 1 to 128 letters, digits or . _ : @ + -"),
+        N_("not an email address"),
+        N_("unknown language"),
+    )
+}
+# pydantic's message for an empty required text.
+_EXACT["String should have at least 1 character"] = _EXACT["must not be empty"]
+assert set(PATTERN_WORDS.values()) <= set(_EXACT), "a pattern's words are missing above"
+
+#: Messages that carry a value (a number, a name), and the catalogue's text for them.
+_PATTERNS = (
+    (
+        re.compile(r"^String should have at least (?P<n>\d+) characters?$"),
+        N_("at least %(n)s characters"),
+    ),
+    (
+        re.compile(r"^String should have at most (?P<n>\d+) characters?$"),
+        N_("at most %(n)s characters"),
+    ),
+    (
+        re.compile(r"^Input should be greater than or equal to (?P<n>-?\d+)$"),
+        N_("%(n)s or more"),
+    ),
+    (re.compile(r"^Input should be greater than (?P<n>-?\d+)$"), N_("more than %(n)s")),
+    (
+        re.compile(r"^Input should be less than or equal to (?P<n>-?\d+)$"),
+        N_("at most %(n)s"),
+    ),
+    (re.compile(r"^Input should be a valid integer"), N_("a whole number")),
+    (
+        re.compile(r"^Input should be a valid (datetime|date)"),
+        N_("a date and time with its time zone, such as 2026-02-01T10:00:00+08:00"),
+    ),
+    (re.compile(r"^Input should be a valid string"), N_("must be text")),
+    (re.compile(r"^longer than (?P<n>\d+) characters$"), N_("longer than %(n)s characters")),
+    (
+        re.compile(r"^host (?P<name>\S+) is not in REFGATE_DESTINATION_HOSTS$"),
+        N_("host %(name)s is not among the allowed destination hosts"),
+    ),
+    (
+        re.compile(r"^host is not a valid domain name \(.*\)$"),
+        N_("host is not a valid domain name"),
+    ),
+    (
+        re.compile(r"^a campaign with slug '(?P<name>[^']*)' exists$"),
+        N_("a campaign with the slug %(name)s exists"),
+    ),
+    (
+        re.compile(r"^a password has (?P<low>\d+)-(?P<high>\d+) characters$"),
+        N_("a password has %(low)s to %(high)s characters"),
+    ),
+    (re.compile(r"^(?P<name>\S+) already has an account$"), N_("%(name)s already has an account")),
+    (re.compile(r"^one of (?P<names>.+)$"), N_("one of: %(names)s")),
+    (re.compile(r"^no campaign '(?P<name>.*)'$"), N_("There is no campaign %(name)s.")),
+    (
+        re.compile(r"^'(?P<name>.*)' is not in this campaign's tree$"),
+        N_("%(name)s is not in this campaign's referral tree."),
+    ),
+    (
+        re.compile(r"^'(?P<name>.*)' has no links in this campaign$"),
+        N_("%(name)s has no links in this campaign."),
+    ),
+)
+
+
+def translated(message: str) -> str:
+    """``message`` (a service's English message) in the current request's language."""
+    exact = _EXACT.get(message)
+    if exact is not None:
+        return str(gettext(exact))
+    for pattern, text in _PATTERNS:
+        found = pattern.match(message)
+        if found is not None:
+            return str(gettext(text, **found.groupdict()))
+    return message
+
+
+def translated_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    return {name: translated(message) for name, message in fields.items()}

@@ -1,0 +1,154 @@
+"""The console shows the services' (the API's, English) messages in the reader's language."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.campaigns import CampaignCreate, LinkRequest, validate
+from gateway.console.messages import translated
+from gateway.destinations import InvalidDestination, normalise_destination
+from gateway.errors import ApiError
+from gateway.services import Services
+from gateway.users import UserError
+from tests.console_helpers import add_staff, login, token
+from tests.test_destinations import payloads
+
+ZH = {"Accept-Language": "zh-CN"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def destination_reasons() -> set[str]:
+    """Every reason the destination rules give for the open-redirect corpus and a few more."""
+    extra = ["", " ", "x" * 2100, "https://shop.example.com:99999/", "https://shop.example.com:x/"]
+    reasons = set()
+    for raw in [*payloads(), *extra, 42]:
+        for allowed in ((), ("shop.example.com",)):
+            try:
+                normalise_destination(raw, allowed)
+            except InvalidDestination as exc:
+                reasons.add(exc.reason)
+    return reasons
+
+
+def field_messages(model: type, data: dict[str, object]) -> dict[str, str]:
+    try:
+        validate(model, data)
+    except ApiError as exc:
+        return exc.fields
+    raise AssertionError(f"{data} passed")
+
+
+def test_every_destination_reason_reads_in_chinese(app: Flask) -> None:
+    reasons = destination_reasons()
+    assert len(reasons) >= 10
+    with app.test_request_context(headers=ZH):
+        for reason in reasons:
+            assert HAN.search(translated(reason)), reason
+
+
+def test_the_campaign_fields_messages_read_in_chinese(app: Flask) -> None:
+    bad = {
+        "slug": "Bad Slug!",
+        "name": " ",
+        "destination_url": "",
+        "starts_at": "tomorrow",
+        "link_ttl_days": 0,
+        "share_text": "x" * 301,
+        "reward": {"amount": -1, "budget_total": "ten"},
+        "poster": {"title": "t" * 41},
+        "colour": "red",
+    }
+    fields = field_messages(CampaignCreate, bad)
+    later = field_messages(
+        CampaignCreate,
+        {
+            "slug": "ok",
+            "name": "n",
+            "destination_url": "https://shop.example.com/",
+            "starts_at": "2026-02-01T00:00:00+08:00",
+            "ends_at": "2026-01-01T00:00:00+08:00",
+            "link_ttl_days": 4000,
+        },
+    )
+    person = field_messages(LinkRequest, {"referrer": "a b"})
+    messages = {*fields.values(), *later.values(), *person.values()}
+    assert len(messages) >= 9, messages
+    with app.test_request_context(headers=ZH):
+        for message in messages:
+            assert HAN.search(translated(message)), message
+    # The API says what a slug may hold, not the regular expression it is checked with.
+    assert fields["slug"] == (
+        "must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"
+    )
+    assert person["referrer"] == "must be 1 to 128 letters, digits or . _ : @ + -"
+
+
+def test_account_messages_read_in_chinese(app: Flask, services: Services) -> None:
+    add_staff(services)
+    problems = []
+    for email, role, password in (
+        ("not-an-email", "risk", "a long enough password"),
+        ("new@staff.example.com", "boss", "a long enough password"),
+        ("new@staff.example.com", "risk", "short"),
+        ("risk@staff.example.com", "risk", "a long enough password"),
+    ):
+        try:
+            services.users.add(email, role, password)
+        except UserError as exc:
+            problems.append(exc.message)
+    assert len(problems) == 4
+    with app.test_request_context(headers=ZH):
+        for message in problems:
+            assert HAN.search(translated(message)), message
+        # A message the table does not know is shown as it is, not hidden.
+        assert translated("something new went wrong") == "something new went wrong"
+
+
+def test_console_pages_show_service_messages_in_chinese(app: Flask, services: Services) -> None:
+    add_staff(services)
+    client: FlaskClient = app.test_client()
+    assert login(client, "admin").status_code == 302
+
+    def page(response: object) -> str:
+        return str(response.text)  # type: ignore[attr-defined]
+
+    missing = client.get("/console/campaigns/nope", headers=ZH)
+    assert missing.status_code == 404
+    assert "没有活动 nope。" in page(missing)
+    assert "no campaign" not in page(missing)
+    wrong_kind = client.get("/console/flags?kind=zzz", headers=ZH)
+    assert wrong_kind.status_code == 400
+    assert "类型须为以下之一：click, referrer, participant, cluster。" in page(wrong_kind)
+    wrong_status = client.get("/console/flags?status=bad", headers=ZH)
+    assert wrong_status.status_code == 400
+    assert "状态须为以下之一" in page(wrong_status)
+
+    form = {
+        "slug": "tea",
+        "name": "Tea",
+        "destination_url": "https://shop.example.com/x",
+        "link_ttl_days": "30",
+        "csrf_token": token(client),
+    }
+    assert client.post("/console/campaigns/new", data=form, headers=ZH).status_code == 302
+    taken = client.post("/console/campaigns/new", data=form, headers=ZH)
+    assert taken.status_code == 409
+    assert "标识为 tea 的活动已存在" in page(taken)
+    bad = client.post(
+        "/console/campaigns/new",
+        data={**form, "slug": "Bad Slug", "name": "", "destination_url": "javascript:alert(1)"},
+        headers=ZH,
+    )
+    assert bad.status_code == 400
+    errors = re.findall(r'class="field-error"[^>]*>([^<]*)<', page(bad))
+    assert len(errors) == 3, errors
+    assert all(HAN.search(error) for error in errors), errors
+    assert "须为以 http:// 或 https:// 开头的完整网址" in errors
+    ghost = client.get("/console/campaigns/tea/tree?node=ghost", headers=ZH)
+    assert ghost.status_code == 404
+    assert "ghost 不在本活动的邀请树中。" in page(ghost)
+    assert services.campaigns.get("tea") is not None  # the refused forms changed nothing
+    assert services.campaigns.get("bad-slug") is None
