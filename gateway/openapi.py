@@ -588,10 +588,11 @@ def openapi_document() -> dict[str, Any]:
                 "summary": "Decide a flag: fraud or legit, with a note; kept with who and when, "
                 "usable as a training label (risk, admin)",
                 "description": "fraud claws back the credited rewards the flag touches and "
-                "denies the held ones; legit releases the held ones. Deciding again corrects "
-                "the decision: legit after fraud pays back what the fraud decision took, "
-                "within the budget and the sharer's cap, unless another fraud decision is "
-                "about the reward.",
+                "denies the held ones; legit releases the held ones that no other open flag "
+                "is about. Deciding again corrects the decision: legit after fraud pays back "
+                "what the fraud decision took, within the budget and the sharer's cap, unless "
+                "another fraud decision is about the reward (held again while another flag "
+                "about it is open).",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("FlagDecision")}},

@@ -139,6 +139,34 @@ class RewardService:
             return restored + self._settle(campaign_id, flag, "release", "reviewed_legit")
         return self._settle(campaign_id, flag, "fraud", "reviewed_fraud")
 
+    def _other_flags(
+        self, campaign_id: int, flag: Flag, rewards: list[tuple[str, str, str]]
+    ) -> list[set[bytes]]:
+        """For each (participant, referrer, click): the statuses of the other flags about that
+        reward (its participant's, referrer's and click's, and the clusters of either person),
+        as far as they were raised. A reward stays held while any of them is open, and denied
+        while any of them is decided fraud: one flag's decision speaks for that flag only."""
+        if not rewards:
+            return []
+        ck = keys.campaign_keys(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for user, referrer, _click in rewards:
+            pipe.hmget(ck.cluster_index, user, referrer)
+        others: list[list[str]] = []
+        for (user, referrer, click), clusters in zip(rewards, pipe.execute(), strict=True):
+            ids = stake_flag_ids(campaign_id, user, referrer, click)
+            ids += [i for raw in clusters if raw for i in raw.decode().split(",")]
+            others.append([i for i in dict.fromkeys(ids) if i and i != flag.id])
+        pipe = self._redis.pipeline(transaction=False)
+        for ids in others:
+            for flag_id in ids:
+                pipe.hget(ck.flag(flag_id), "status")
+        statuses = iter(pipe.execute())
+        found: list[set[bytes]] = []
+        for ids in others:
+            found.append({status for status in (next(statuses) for _ in ids) if status})
+        return found
+
     def affected(self, campaign_id: int, flag: Flag) -> list[str]:
         """The participants whose conversion rewards a flag is about."""
         ck = keys.campaign_keys(campaign_id)
@@ -196,13 +224,22 @@ class RewardService:
             for user, (referrer, status, click) in zip(users, pipe.execute(), strict=True)
             if referrer is not None and status is not None and status.decode() in movable
         ]
+        if action == "release":
+            chosen = [
+                reward
+                for reward, statuses in zip(
+                    chosen, self._other_flags(campaign_id, flag, chosen), strict=True
+                )
+                if not statuses & {b"open", b"fraud"}
+            ]
         return self._move(campaign_id, flag, chosen, action, reason)
 
     def _restore(self, campaign_id: int, flag: Flag) -> int:
         """Credit again the rewards this flag's fraud decision denied or clawed back, unless
-        another fraud decision is about them too, within the budget and the referrer's cap
-        (settle_reward.lua checks both atomically; what has no room stays denied). Rewards
-        settled before the ledger kept who settled them are left as they are."""
+        another fraud decision is about them too (and hold them again while another flag about
+        them is open), within the budget and the referrer's cap (settle_reward.lua checks both
+        atomically; what has no room stays denied). Rewards settled before the ledger kept who
+        settled them are left as they are."""
         campaign = self._campaigns.get_by_id(campaign_id) if self._campaigns else None
         if campaign is None or campaign.reward is None:
             return 0
@@ -223,28 +260,21 @@ class RewardService:
         ]
         if not taken:
             return 0
-        # The other flags about each reward (its participant's, referrer's, click's and the
-        # clusters of either person): a fraud decision among them keeps the reward denied.
-        pipe = self._redis.pipeline(transaction=False)
-        for user, referrer, _click in taken:
-            pipe.hmget(ck.cluster_index, user, referrer)
-        others: list[list[str]] = []
-        for (user, referrer, click), clusters in zip(taken, pipe.execute(), strict=True):
-            ids = stake_flag_ids(campaign_id, user, referrer, click)
-            ids += [i for raw in clusters if raw for i in raw.decode().split(",")]
-            others.append([i for i in dict.fromkeys(ids) if i and i != flag.id])
-        pipe = self._redis.pipeline(transaction=False)
-        for ids in others:
-            for flag_id in ids:
-                pipe.hget(ck.flag(flag_id), "status")
-        statuses = iter(pipe.execute())
-        free = []
-        for reward, ids in zip(taken, others, strict=True):
-            if b"fraud" not in [next(statuses) for _ in ids]:
-                free.append(reward)
+        # Another flag decided fraud keeps a reward denied; another one still open gets it back
+        # as held, for that flag's review to settle.
+        credited: list[tuple[str, str, str]] = []
+        held: list[tuple[str, str, str]] = []
+        for reward, statuses in zip(
+            taken, self._other_flags(campaign_id, flag, taken), strict=True
+        ):
+            if b"fraud" in statuses:
+                continue
+            (held if b"open" in statuses else credited).append(reward)
         cap = campaign.reward.max_per_referrer or 0
         limits = (str(campaign.reward.budget_total), str(cap))
-        return self._move(campaign_id, flag, free, "restore", "reviewed_legit", limits)
+        return self._move(
+            campaign_id, flag, credited, "restore", "reviewed_legit", limits
+        ) + self._move(campaign_id, flag, held, "restore_held", "reviewed_legit", limits)
 
     def _move(
         self,

@@ -335,6 +335,59 @@ def test_a_cluster_holds_what_it_names_and_a_fraud_decision_denies_it(
     assert services.rewards.get(campaign["id"], "m2")["status"] == "denied"  # type: ignore[index]
 
 
+def test_a_reward_stays_held_while_another_flag_about_it_is_open(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """One flag's legit decision speaks for that flag: a reward another open flag is about
+    stays held (as the reward of a member of two overlapping chains), and a corrected fraud
+    decision gives it back as held, not credited, until the other review settles it."""
+    campaign = setup_campaign(client, admin)
+    tea = services.campaigns.require("tea")
+    convert_ = services.conversions.convert
+    convert_(record_click(services, campaign, "m1"), "m2")
+    convert_(record_click(services, campaign, "n1"), "n2")
+    flags = services.flags
+    first, _ = flags.raise_flag(
+        campaign["id"],
+        "tea",
+        FlagCandidate("cluster", "chain:m1", 0.9, ("fast joins",), members=("m1", "m2")),
+        1.0,
+    )
+    second, _ = flags.raise_flag(
+        campaign["id"],
+        "tea",
+        FlagCandidate("cluster", "chain:n1", 0.9, ("fast joins",), members=("n1", "m1")),
+        1.0,
+    )
+
+    def status(user: str) -> str:
+        found = services.rewards.get(campaign["id"], user)
+        assert found is not None
+        return str(found["status"])
+
+    assert (status("m2"), status("n2")) == ("held", "held")
+    flags.decide(first.id, "legit", "", "apikey:risk")
+    # m2's reward (m1's referral) is still under the second chain's review: held.
+    assert (status("m2"), status("n2")) == ("held", "held")
+    flags.decide(first.id, "fraud", "", "apikey:risk")
+    assert status("m2") == "denied"
+    flags.decide(first.id, "legit", "", "apikey:risk")  # taken back: held again, not paid
+    assert status("m2") == "held"
+    budget = services.rewards.budget(tea)
+    assert (budget["spent"], budget["held"], budget["left"]) == (0, 2, 98)
+    flags.decide(second.id, "legit", "", "apikey:risk")
+    assert (status("m2"), status("n2")) == ("credited", "credited")
+    budget = services.rewards.budget(tea)
+    assert (budget["spent"], budget["held"], budget["left"]) == (2, 0, 98)
+    moves = [
+        (e["type"], e["user"], e["flag"])
+        for e in services.rewards.ledger(campaign["id"])
+        if e.get("flag")
+    ]
+    assert moves[-4:-2] == [("denied", "m2", first.id), ("held", "m2", first.id)]
+    assert sorted(moves[-2:]) == [("credited", "m2", second.id), ("credited", "n2", second.id)]
+
+
 def test_a_growing_cluster_holds_its_new_members_rewards(
     client: FlaskClient, admin: dict[str, str], services: Services
 ) -> None:

@@ -2,16 +2,16 @@
 -- Allowed moves: credited -> held (a flag touched it), held -> credited (reviewed legit),
 -- credited -> clawed_back and held -> denied (reviewed fraud), and back to credited from those
 -- two (restore: the reviewer took back the fraud decision that moved it, and the budget and the
--- referrer's cap still have room). History is never edited: every move appends to the ledger,
+-- referrer's cap still have room; restore_held when another flag about it is still open). History is never edited: every move appends to the ledger,
 -- and amounts move between the budget's spent and held.
 -- KEYS[1]  the reward hash   KEYS[2] budget hash   KEYS[3] the referrer's reward totals hash
 -- KEYS[4]  ledger stream     KEYS[5] top sharers sorted set   KEYS[6] outbox stream
 -- KEYS[7]  flags by amount at stake   KEYS[8] open flags by amount at stake
 -- KEYS[9]  cluster index hash (member -> cluster flag ids)
--- ARGV[1]  hold | release | fraud | restore   ARGV[2] reason   ARGV[3] now   ARGV[4] flag id
+-- ARGV[1]  hold | release | fraud | restore | restore_held   ARGV[2] reason   ARGV[3] now   ARGV[4] flag id
 -- ARGV[5..7] the ids of the flags this reward is at stake in, whether raised or not: the
 --          participant's own, the referrer's and the click's (and, from KEYS[9], clusters)
--- ARGV[8]  the campaign's budget_total   ARGV[9] its max_per_referrer (0: none); restore only
+-- ARGV[8]  the campaign's budget_total   ARGV[9] its max_per_referrer (0: none); restores only
 -- Returns the new status, '' when the reward was in no state this action moves, or 'no_room'
 -- when a restore would overspend the budget or the referrer's cap (the reward stays as it is).
 -- The flag whose decision moved a reward is kept in the reward (settled_by): a restore moves
@@ -48,7 +48,8 @@ elseif action == 'fraud' and status == 'held' then
   new = 'denied'
   redis.call('HINCRBY', KEYS[2], 'held', -amount)
   redis.call('HINCRBY', KEYS[3], 'held', -amount)
-elseif action == 'restore' and (status == 'denied' or status == 'clawed_back') then
+elseif (action == 'restore' or action == 'restore_held')
+    and (status == 'denied' or status == 'clawed_back') then
   local moved = redis.call('HMGET', KEYS[1], 'reason', 'settled_by')
   if moved[1] ~= 'reviewed_fraud' or moved[2] ~= ARGV[4] then return '' end
   -- Paid again only within the budget and the referrer's cap, as convert.lua pays: what was
@@ -65,10 +66,16 @@ elseif action == 'restore' and (status == 'denied' or status == 'clawed_back') t
       return 'no_room'
     end
   end
-  new = 'credited'
-  redis.call('HINCRBY', KEYS[2], 'spent', amount)
-  redis.call('HINCRBY', KEYS[3], 'credited', amount)
-  redis.call('ZINCRBY', KEYS[5], 1, referrer)
+  if action == 'restore' then
+    new = 'credited'
+    redis.call('HINCRBY', KEYS[2], 'spent', amount)
+    redis.call('HINCRBY', KEYS[3], 'credited', amount)
+    redis.call('ZINCRBY', KEYS[5], 1, referrer)
+  else  -- another flag about it is still open: held again, for that review to settle
+    new = 'held'
+    redis.call('HINCRBY', KEYS[2], 'held', amount)
+    redis.call('HINCRBY', KEYS[3], 'held', amount)
+  end
 else
   return ''
 end
@@ -77,7 +84,7 @@ redis.call('HSET', KEYS[1], 'status', new, 'reason', ARGV[2], 'settled_at', ARGV
 local user = redis.call('HGET', KEYS[1], 'user')
 if action == 'fraud' then
   _stake_move(KEYS[7], KEYS[8], KEYS[9], {ARGV[5], ARGV[6], ARGV[7]}, {user, referrer}, -amount)
-elseif action == 'restore' then  -- at stake again in every flag that is about it
+elseif action == 'restore' or action == 'restore_held' then  -- at stake again in every flag
   _stake_move(KEYS[7], KEYS[8], KEYS[9], {ARGV[5], ARGV[6], ARGV[7]}, {user, referrer}, amount)
 end
 redis.call('XADD', KEYS[4], '*', 'type', new, 'user', user, 'referrer', referrer,
