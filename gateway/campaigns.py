@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -127,11 +128,14 @@ class _CampaignFields(BaseModel):
 
     _timestamps = field_validator("starts_at", "ends_at", mode="before")(_iso_string)
 
-    @model_validator(mode="after")
-    def _window(self) -> _CampaignFields:
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
-        return self
+    @field_validator("ends_at")
+    @classmethod
+    def _after_start(cls, ends_at: datetime | None, info: ValidationInfo) -> datetime | None:
+        # On ends_at, as an edit reports it (a model validator's error names no field).
+        starts_at = info.data.get("starts_at")
+        if starts_at and ends_at and ends_at <= starts_at:
+            raise ValueError("must be after starts_at")
+        return ends_at
 
 
 class CampaignCreate(_CampaignFields):
@@ -461,9 +465,12 @@ class CampaignService:
             destination = self._destination(changes["destination_url"])
             changes["destination_url"] = destination.url
             changes["destination_host"] = destination.host
-        if patch.action is not None:
-            changes["status"] = _apply_action(campaign, patch.action)
         updated = campaign.model_copy(update=changes)
+        if patch.action is not None:  # on the edited dates: a new ends_at may reopen it
+            status = _apply_action(updated, patch.action, time.time())
+            updated = updated.model_copy(update={"status": status})
+        if "reward" in changes:
+            self._check_committed(campaign, updated.reward)
         if updated.starts_at and updated.ends_at and updated.ends_at <= updated.starts_at:
             raise ApiError(
                 400,
@@ -476,6 +483,35 @@ class CampaignService:
         if new_logo:
             return self._save(campaign, updated, actor, logo=(logo,))
         return self._save(campaign, updated, actor)
+
+    def _check_committed(self, campaign: Campaign, reward: RewardSpec | None) -> None:
+        """A budget is never set below what is already spent or held: the ledger cannot take
+        back a payment to fit it, and the summary (spent + held + left = total) would stop
+        adding up. Lowering it to exactly that much stops new rewards."""
+        raw = self._redis.hmget(keys.campaign_keys(campaign.id).budget, "spent", "held")
+        committed = sum(int(value or 0) for value in raw)
+        if committed == 0:
+            return
+        if reward is None:
+            raise ApiError(
+                409,
+                "budget_committed",
+                "rewards are spent or held",
+                fields={
+                    "reward": f"{committed} units are already spent or held: to stop new "
+                    f"rewards, set budget_total to {committed}"
+                },
+            )
+        if reward.budget_total < committed:
+            raise ApiError(
+                409,
+                "budget_committed",
+                "rewards are spent or held",
+                fields={
+                    "reward.budget_total": f"must be at least {committed}: that much is "
+                    "already spent or held"
+                },
+            )
 
     def set_platform(
         self, slug: str, platform: str, data: Mapping[str, Any], actor: str
@@ -539,16 +575,21 @@ class CampaignService:
             ) from None
 
 
-def _apply_action(campaign: Campaign, action: str) -> CampaignStatus:
+def _apply_action(campaign: Campaign, action: str, now: float) -> CampaignStatus:
+    if action == "end":
+        return CampaignStatus.ENDED  # ending an ended campaign changes nothing
     if campaign.status is CampaignStatus.ENDED:
         raise ApiError(
             409, "campaign_ended", "an ended campaign cannot be paused or resumed", field="action"
         )
-    return {
-        "pause": CampaignStatus.PAUSED,
-        "resume": CampaignStatus.ACTIVE,
-        "end": CampaignStatus.ENDED,
-    }[action]
+    if campaign.state_at(now) == "ended":
+        raise ApiError(
+            409,
+            "campaign_ended",
+            "the campaign ended at its ends_at: move ends_at later to pause or resume it",
+            field="action",
+        )
+    return CampaignStatus.PAUSED if action == "pause" else CampaignStatus.ACTIVE
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from itsdangerous import BadSignature, Signer
 
+from gateway.validation import ascii_digits
+
 SALT = "refgate.challenge.v1"
 #: Faster than this, nobody read the page and tapped.
 MIN_SECONDS = 0.8
@@ -49,7 +51,7 @@ class ChallengeSigner:
         except (BadSignature, UnicodeDecodeError):
             return ChallengeResult(None, "invalid")
         click_id, bound_token, served = [*raw.split("|"), "", ""][:3]
-        if bound_token != link_token or not served.isdigit():
+        if bound_token != link_token or not ascii_digits(served):
             return ChallengeResult(None, "invalid")
         age = (time.time() if now is None else now) - int(served) / 1000
         if age < MIN_SECONDS:

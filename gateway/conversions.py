@@ -36,7 +36,10 @@ REFUSALS = {
     "self_referral": (422, "a user cannot convert on their own link"),
     "cycle": (422, "the user is an ancestor of the sharer: joining would make a cycle"),
     "already_participant": (409, "the user is already a sharer in this campaign"),
+    "idempotency_key_reused": (422, "this idempotency_key was used for another user's join"),
 }
+#: The field a refusal is about (the user, unless named here).
+_REFUSED_FIELD = {"idempotency_key_reused": "idempotency_key"}
 
 
 class ConversionRequest(BaseModel):
@@ -187,7 +190,7 @@ class ConversionService:
         error = answer.get("error")
         if error is not None:
             status, message = REFUSALS.get(error, (409, error))
-            raise ApiError(status, error, message, field="user")
+            raise ApiError(status, error, message, field=_REFUSED_FIELD.get(error, "user"))
         return ConversionOutcome(bool(new), answer, campaign.slug)
 
     def _campaign_of(self, click_id: str) -> Campaign:

@@ -17,6 +17,8 @@ from urllib.parse import quote, urlsplit
 
 import idna
 
+from gateway.validation import ascii_digits
+
 MAX_URL_LENGTH = 2000
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
@@ -119,7 +121,7 @@ def _normalise_host(raw: str) -> str:
 def _normalise_port(raw: str, scheme: str) -> str:
     if not raw:
         return ""
-    if not raw.isdigit() or len(raw) > 5:
+    if not ascii_digits(raw) or len(raw) > 5:
         raise InvalidDestination("port must be a number")
     port = int(raw)
     if not 1 <= port <= 65535:

@@ -125,13 +125,21 @@ class FontCatalog:
                     f"no CJK font is installed to draw the Chinese text; "
                     f"install the Debian package {CJK_PACKAGES}"
                 )
-            face = self._first(text, PREFERRED_LATIN)
-            if face is None:
-                raise FontProblem(
-                    f"no installed font can draw {_sample(text)}; "
-                    f"install the Debian package {CJK_PACKAGES}"
+            other = self._first(text, PREFERRED_LATIN)
+            if other is not None:
+                return other
+            # Name what the closest face lacks (an emoji, mostly), not the whole text; a CJK
+            # package helps only when there is no CJK face yet.
+            closest = face or self.closest(text)
+            missing = closest.missing(text) if closest is not None else sorted(set(text))
+            raise FontProblem(
+                f"no installed font can draw {''.join(missing[:10])!r}; "
+                + (
+                    "leave them out or install a font that has them"
+                    if face is not None
+                    else f"install the Debian package {CJK_PACKAGES}"
                 )
-            return face
+            )
         face = self.find(font)
         if face is None:
             known = self.families()
@@ -149,6 +157,24 @@ class FontCatalog:
             )
         return face
 
+    def closest(self, text: str) -> Face | None:
+        """The face that draws the most of ``text`` (the CJK face on a tie)."""
+        faces = [face for face in (self.cjk(), *self.faces()) if face is not None]
+        if not faces:
+            return None
+        return min(faces, key=lambda face: len(face.missing(text)))
+
+    def drawable(self, text: str) -> str:
+        """``text`` without what the closest face cannot draw (emoji, mostly): for text shown
+        on a best-effort basis, such as a campaign's name on a poster it has not configured.
+        Chinese is kept: a server without a CJK font must say so, not print a poster without
+        its title."""
+        face = self.closest(text)
+        if face is None:
+            return text
+        missing = {c for c in face.missing(text) if not is_cjk(c)}
+        return "".join(c for c in text if c not in missing)
+
     def _first(self, text: str, preferred: Sequence[str]) -> Face | None:
         faces = self.faces()
         for family in preferred:
@@ -156,10 +182,6 @@ class FontCatalog:
             if face is not None:
                 return face
         return next((f for f in faces if f.covers(text)), None)
-
-
-def _sample(text: str) -> str:
-    return repr("".join(dict.fromkeys(c for c in text if not c.isspace()))[:10])
 
 
 def _rank(face: Face) -> tuple[bool, int, int, bool, str, int]:

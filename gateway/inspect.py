@@ -6,9 +6,10 @@ history-based detectors need a real click and are not run here.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.base import ClickInput, History
 from detectors.engine import Engine
@@ -29,6 +30,17 @@ class InspectRequest(BaseModel):
     headers: dict[str, Annotated[str, Field(max_length=2000)]] = Field(
         default_factory=dict, max_length=50
     )
+
+    @field_validator("ip")
+    @classmethod
+    def _address(cls, ip: str) -> str:
+        # A typo would otherwise be classified as "no address given", silently.
+        if ip:
+            try:
+                ipaddress.ip_address(ip)
+            except ValueError:
+                raise ValueError("must be an IPv4 or IPv6 address") from None
+        return ip
 
 
 def inspect_request(request: InspectRequest, engine: Engine) -> dict[str, Any]:

@@ -93,7 +93,12 @@ class MediaService:
     def poster(self, link: ShareLink, campaign: Campaign) -> ImageJob:
         """Raises :class:`gateway.fonts.FontProblem` if the font went missing since the save."""
         spec = campaign.poster
-        title, text = (spec.title, spec.text) if spec else (campaign.name, "")
+        if spec is not None:
+            title, text = spec.title, spec.text
+        else:
+            # The name stands in for a poster never configured, best effort: what no font can
+            # draw (an emoji in "春节 🧋") is left out rather than failing the poster.
+            title, text = self.fonts.drawable(campaign.name).strip(), ""
         face = self.fonts.resolve(spec.font if spec else "auto", title + text + posters.FIXED_CHARS)
         code = invite_code(link.campaign_id, link.referrer_id)
         code_url = self.code_url(code).split("://", 1)[1]

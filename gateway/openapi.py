@@ -417,7 +417,12 @@ def openapi_document() -> dict[str, Any]:
                     "201": _json(_ref("Conversion"), "Joined"),
                     "200": _json(_ref("Conversion"), "Joined earlier: the first answer"),
                     **_errors(400, *AUTH_ERRORS, 404, 409, 413),
-                    "422": _json(_ref("Error"), "Refused: the sharer's own link (`self_referral`)"),
+                    "422": _json(
+                        _ref("Error"),
+                        "Refused: the sharer's own link (`self_referral`), a join that would "
+                        "make a cycle (`cycle`), or an `idempotency_key` already used for "
+                        "another user (`idempotency_key_reused`)",
+                    ),
                 },
             },
         },

@@ -29,6 +29,7 @@ from gateway.events import ClickEvent
 from gateway.metrics import Metrics
 from gateway.store import keys, scripts
 from gateway.store.scripts import execute_with_scripts
+from gateway.validation import ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class Spool:
         claimed = []
         for path in sorted(self.directory.glob("*.jsonl")):
             kind, _, rest = path.stem.partition("-")
-            owner = int(rest.split("-")[0]) if rest.split("-")[0].isdigit() else 0
+            owner = int(rest.split("-")[0]) if ascii_digits(rest.split("-")[0]) else 0
             if kind == "claimed" and owner == pid:
                 claimed.append(path)
             elif kind in {"active", "claimed"} and owner and not _alive(owner):

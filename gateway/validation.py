@@ -6,16 +6,28 @@ published schema (whose ``maxLength`` counts what is sent) untrue; these types c
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+#: Control characters a text of several lines may hold; every other one is refused (a NUL or
+#: an escape sequence in a name ends up in consoles, posters, webhooks and CSV exports).
+_LINE_BREAKS = frozenset("\n\r\t")
+
+
+def _controls(value: str, allowed: frozenset[str]) -> None:
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value):
+        raise ValueError("must not contain control characters")
+
 
 def _strip(value: str) -> str:
+    _controls(value, _LINE_BREAKS)
     return value.strip()
 
 
 def _strip_nonblank(value: str) -> str:
+    _controls(value, frozenset())
     stripped = value.strip()
     if not stripped:
         raise ValueError("must not be blank")
@@ -29,3 +41,9 @@ FontName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_s
 ShareText = Annotated[str, Field(max_length=300), AfterValidator(_strip)]
 Note = Annotated[str, Field(max_length=500), AfterValidator(_strip)]
 LongNote = Annotated[str, Field(max_length=2000), AfterValidator(_strip)]
+
+
+def ascii_digits(value: str) -> bool:
+    """Whether ``value`` is one or more of 0-9. ``str.isdigit`` also takes '²' (which ``int``
+    then refuses: a 500) and other scripts' digits (which ``int`` reads: '٣' is 3)."""
+    return value.isascii() and value.isdigit()

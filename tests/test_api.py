@@ -98,6 +98,17 @@ def test_body_must_be_a_json_object(client: FlaskClient, admin: dict[str, str]) 
         )
         assert response.status_code == 400
         assert response.json["error"] == "invalid_json"
+        assert response.json["message"] == "the request body must be a JSON object"
+    # Valid JSON sent as text: the message says what is missing.
+    as_text = client.post(
+        "/api/v1/campaigns",
+        data='{"slug": "x"}',
+        headers={**admin, "Content-Type": "text/plain"},
+    )
+    assert as_text.status_code == 400
+    assert as_text.json["message"] == (
+        "the request body must be a JSON object, sent with Content-Type: application/json"
+    )
 
 
 def test_duplicate_slug_is_409(client: FlaskClient, admin: dict[str, str]) -> None:

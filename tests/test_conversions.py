@@ -148,6 +148,15 @@ def test_idempotency_and_first_touch(
     later = convert(client, conversion_key, record_click(services, campaign, "dave"), "bob")
     assert later.status_code == 200 and later.json == first.json
     assert services.rewards.budget(services.campaigns.require("tea"))["spent"] == 1
+    # The same key for another user is the client's mistake: refused, not bob's answer, and
+    # carol has not joined (a join under a fresh key then works).
+    reused = convert(client, conversion_key, first_click, "carol", idempotency_key="k1")
+    assert reused.status_code == 422
+    assert reused.json["error"] == "idempotency_key_reused"
+    assert set(reused.json["fields"]) == {"idempotency_key"}
+    assert services.tree.nodes(services.campaigns.require("tea"), ["carol"]) == [None]
+    fresh = convert(client, conversion_key, first_click, "carol", idempotency_key="k2")
+    assert fresh.status_code == 201 and fresh.json["participant"] == "carol"
 
 
 def test_a_retry_after_review_still_gets_the_first_answer_from_a_compact_node(

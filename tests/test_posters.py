@@ -133,6 +133,32 @@ def test_without_a_poster_the_campaign_name_is_the_title(
     assert_scans_as(image_of(response.data), link["scan_url"], "M")
 
 
+def test_a_name_with_an_emoji_still_gets_its_poster_without_the_emoji(
+    client: FlaskClient, admin: dict[str, str], link: dict[str, Any], services: Services
+) -> None:
+    """The name stands in for a poster never configured, best effort: an emoji no installed
+    font can draw is left out, not a 500 (found exploring the demo)."""
+    renamed = client.patch("/api/v1/campaigns/milk-tea", json={"name": "春节 🧋"}, headers=admin)
+    assert renamed.status_code == 200
+    response = client.get(f"/s/{link['token']}/poster.png")
+    assert response.status_code == 200, response.data
+    _, layout = posters.render_poster(expected_poster(services, link, "春节", ""))
+    assert layout.lines[0].text == "春节"
+    assert_scans_as(image_of(response.data), link["scan_url"], "M")
+
+
+def test_an_emoji_in_a_configured_poster_is_named_at_save_time(
+    client: FlaskClient, admin: dict[str, str], campaign: dict[str, Any]
+) -> None:
+    response = set_poster(client, admin, poster={"title": "春节 🧧 快乐"})
+    assert response.status_code == 400
+    message = response.json["fields"]["poster.font"]
+    # What cannot be drawn, and no advice to install the CJK font that is installed.
+    assert message == (
+        "no installed font can draw '🧧'; leave them out or install a font that has them"
+    )
+
+
 def test_long_text_wraps_and_shrinks_to_fit() -> None:
     face = FontCatalog().resolve("auto", "字")
     content = posters.PosterContent(

@@ -25,6 +25,7 @@ from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
+from gateway.validation import ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,15 @@ def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
     field has a default), while a body that is not a JSON object is still refused."""
     if allow_empty and not request.get_data(cache=True):
         return {}
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes; silent=True does not cover it
+        data = None
     if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the request body must be a JSON object")
+        message = "the request body must be a JSON object"
+        if not request.is_json:
+            message += ", sent with Content-Type: application/json"
+        raise ApiError(400, "invalid_json", message)
     return data
 
 
@@ -316,7 +323,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not ascii_digits(raw) or not low <= int(raw) <= high:
         raise ApiError(
             400, "validation_failed", "invalid query", fields={name: f"an integer {low}-{high}"}
         )

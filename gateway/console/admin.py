@@ -11,6 +11,7 @@ from gateway.console import ADMIN, audit, bp, roles, user
 from gateway.console.messages import translated
 from gateway.services import services
 from gateway.users import STAFF_ROLES, UserError
+from gateway.validation import ascii_digits
 
 Page = Response | tuple[str, int] | str
 
@@ -134,4 +135,4 @@ def audit_log() -> Page:
 
 def _stream_id(value: str) -> bool:
     left, sep, right = value.partition("-")
-    return bool(sep) and left.isdigit() and right.isdigit() and len(value) < 40
+    return bool(sep) and ascii_digits(left) and ascii_digits(right) and len(value) < 40

@@ -24,6 +24,7 @@ from gateway.services import services
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
 from gateway.store import keys
+from gateway.validation import ascii_digits
 
 Page = Response | tuple[str, int] | str
 
@@ -109,10 +110,10 @@ def _document(form: dict[str, str], *, create: bool) -> tuple[dict[str, Any], di
         raw = form[name].strip()
         if not raw:
             return None
-        if raw.startswith("-") and raw[1:].isdigit():
+        if raw.startswith("-") and ascii_digits(raw[1:]):
             errors[name] = _("0 or more")
             return None
-        if not raw.isdigit() or len(raw) > 16:
+        if not ascii_digits(raw) or len(raw) > 16:
             errors[name] = _("a whole number")
             return None
         return int(raw)

@@ -21,10 +21,11 @@ _EXACT: dict[str, str] = {
     message: message
     for message in (
         N_("must not be blank"),
+        N_("must not contain control characters"),
         N_("must not be null"),
         N_("unknown field"),
         N_("must be an ISO 8601 date-time string with a timezone"),
-        N_("ends_at must be after starts_at"),
+        N_("must be after starts_at"),
         N_("thresholds must satisfy deny_credit_at <= challenge_at <= block_at"),
         N_("must be a string"),
         N_("must not be empty"),
@@ -41,6 +42,7 @@ _EXACT: dict[str, str] = {
         N_("port must be between 1 and 65535"),
         N_("the campaign changed while saving; retry"),
         N_("an ended campaign cannot be paused or resumed"),
+        N_("the campaign ended at its ends_at: move ends_at later to pause or resume it"),
         N_("must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"),
         N_("must be 1 to 128 letters, digits or . _ : @ + -"),
         N_("not an email address"),
@@ -95,6 +97,18 @@ _PATTERNS = (
     ),
     (re.compile(r"^(?P<name>\S+) already has an account$"), N_("%(name)s already has an account")),
     (re.compile(r"^one of (?P<names>.+)$"), N_("one of: %(names)s")),
+    (
+        re.compile(r"^must be at least (?P<n>\d+): that much is already spent or held$"),
+        N_("must be at least %(n)s: that much is already spent or held"),
+    ),
+    (
+        re.compile(r"^(?P<n>\d+) units are already spent or held: to stop new rewards"),
+        N_("%(n)s units are already spent or held: to stop new rewards, set the budget to %(n)s"),
+    ),
+    (
+        re.compile(r"^no installed font can draw (?P<chars>'.*'); leave them out or install"),
+        N_("no installed font can draw %(chars)s: leave them out or install a font that has them"),
+    ),
     (re.compile(r"^no campaign '(?P<name>.*)'$"), N_("There is no campaign %(name)s.")),
     (
         re.compile(r"^'(?P<name>.*)' is not in this campaign's tree$"),

@@ -22,6 +22,7 @@ from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary
 from gateway.services import services
 from gateway.store import keys
 from gateway.store.scripts import hmget_many
+from gateway.validation import ascii_digits
 
 Page = Response | tuple[str, int] | str
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _filters() -> dict[str, Any]:
     if sort not in SORTS:
         raise ApiError(400, "validation_failed", _("Sort by score, amount or newest."))
     page = args.get("page", "1")
-    if not page.isdigit() or not 1 <= int(page) <= MAX_PAGE:
+    if not ascii_digits(page) or not 1 <= int(page) <= MAX_PAGE:
         raise ApiError(
             400,
             "validation_failed",
@@ -360,7 +361,7 @@ def tree(slug: str) -> Page:
     campaign = found.campaigns.require(slug)
     node_id = request.args.get("node", "").strip()
     cursor = request.args.get("cursor", "0")
-    if not cursor.isdigit() or int(cursor) > 10**9:
+    if not ascii_digits(cursor) or int(cursor) > 10**9:
         abort(400)
     stats = found.tree.stats(campaign, top=20)
     if not node_id:

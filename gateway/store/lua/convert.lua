@@ -49,7 +49,14 @@ end
 
 if idem ~= '' then
   local seen = redis.call('HGET', KEYS[1], idem)
-  if seen then return {0, seen} end
+  if seen then
+    -- A key names one request. Sent again for another user it is the client's mistake, which
+    -- would otherwise answer for someone else while the new user silently never joins.
+    if cjson.decode(seen).participant ~= user then
+      return {0, cjson.encode({error = 'idempotency_key_reused'})}
+    end
+    return {0, seen}
+  end
 end
 -- The answer a join gave, rebuilt from the participant's hash: kept there as short fields (the
 -- first reward outcome in 'first'), the hash stays in Redis's compact encoding (a JSON copy

@@ -1,0 +1,190 @@
+"""Odd and hostile input gets a clear 4xx and changes nothing (cases found exploring the demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.services import Services
+from tests.console_helpers import add_staff, login, token
+from tests.test_api import VALID, create
+from tests.test_conversions import record_click, setup_campaign
+
+#: Characters str.isdigit() takes that are not 0-9: int() refuses the first, reads the others.
+NOT_ASCII_DIGITS = ("²", "٣", "８")
+
+
+@pytest.mark.parametrize("digit", NOT_ASCII_DIGITS)
+def test_a_port_in_other_digits_is_refused(
+    client: FlaskClient, admin: dict[str, str], digit: str
+) -> None:
+    response = create(client, admin, destination_url=f"https://shop.example.com:80{digit}/")
+    assert response.status_code == 400
+    assert response.json["fields"] == {"destination_url": "port must be a number"}
+    assert client.get(f"/api/v1/campaigns/{VALID['slug']}", headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize("digit", NOT_ASCII_DIGITS)
+def test_query_numbers_in_other_digits_are_refused(
+    client: FlaskClient, admin: dict[str, str], services: Services, digit: str
+) -> None:
+    campaign = setup_campaign(client, admin)
+    services.conversions.convert(record_click(services, campaign, "s1"), "u1")
+    for url in (
+        f"/api/v1/flags?limit={digit}",
+        f"/api/v1/rewards?campaign=tea&limit={digit}",
+        f"/api/v1/rewards?campaign=tea&offset={digit}",
+        f"/api/v1/campaigns/tea/tree/s1?cursor={digit}",
+        f"/api/v1/campaigns/tea/tree/s1?depth={digit}",
+    ):
+        response = client.get(url, headers=admin)
+        assert response.status_code == 400, (url, response.status_code)
+        assert response.json["error"] == "validation_failed", url
+
+
+def test_console_numbers_in_other_digits_are_refused(app: Flask, services: Services) -> None:
+    add_staff(services)
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    en = {"Accept-Language": "en"}
+    for url in ("/console/flags?page=²", "/console/admin/audit?before=²-²"):
+        assert client.get(url, headers=en).status_code == 400, url
+    form = {
+        "slug": "tea",
+        "name": "Tea",
+        "destination_url": "https://shop.example.com/",
+        "link_ttl_days": "３０",
+        "reward.amount": "²",
+        "csrf_token": token(client),
+    }
+    response = client.post("/console/campaigns/new", data=form, headers=en)
+    assert response.status_code == 400
+    assert response.text.count("a whole number") == 2
+    assert services.campaigns.get("tea") is None
+    form = {**form, "link_ttl_days": "30", "reward.amount": "", "csrf_token": token(client)}
+    assert client.post("/console/campaigns/new", data=form, headers=en).status_code == 302
+    tree = client.get("/console/campaigns/tea/tree?node=x&cursor=²", headers=en)
+    assert tree.status_code == 400
+
+
+def test_json_nested_too_deep_is_a_400(client: FlaskClient, admin: dict[str, str]) -> None:
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    for url in ("/api/v1/campaigns", "/api/v1/webhooks", "/api/v1/conversions"):
+        response = client.post(
+            url, data=deep, headers={**admin, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, url
+        assert response.json["error"] == "invalid_json"
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tea\x1b[31m", "line\nbreak"])
+def test_control_characters_in_a_name_are_refused(
+    client: FlaskClient, admin: dict[str, str], name: str
+) -> None:
+    response = create(client, admin, name=name)
+    assert response.status_code == 400
+    assert response.json["fields"] == {"name": "must not contain control characters"}
+
+
+def test_share_text_keeps_its_line_breaks(client: FlaskClient, admin: dict[str, str]) -> None:
+    response = create(client, admin, share_text="Spring tea!\nOpen {url}")
+    assert response.status_code == 201, response.json
+    assert response.json["share_text"] == "Spring tea!\nOpen {url}"
+    refused = client.patch(
+        f"/api/v1/campaigns/{VALID['slug']}", json={"share_text": "bell\x07"}, headers=admin
+    )
+    assert refused.status_code == 400
+    assert refused.json["fields"] == {"share_text": "must not contain control characters"}
+
+
+def test_an_end_before_the_start_is_reported_on_ends_at_alike(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    dates = {"starts_at": "2026-02-10T00:00:00Z", "ends_at": "2026-02-01T00:00:00Z"}
+    created = create(client, admin, **dates)
+    assert created.status_code == 400
+    assert created.json["fields"] == {"ends_at": "must be after starts_at"}
+    assert create(client, admin).status_code == 201
+    edited = client.patch(f"/api/v1/campaigns/{VALID['slug']}", json=dates, headers=admin)
+    assert edited.status_code == 400
+    assert edited.json["fields"] == {"ends_at": "must be after starts_at"}
+
+
+def test_a_campaign_past_its_end_date_is_not_paused_or_resumed(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    assert create(client, admin, ends_at="2020-01-01T00:00:00Z").status_code == 201
+    url = f"/api/v1/campaigns/{VALID['slug']}"
+    for action in ("pause", "resume"):
+        response = client.patch(url, json={"action": action}, headers=admin)
+        assert response.status_code == 409
+        assert "move ends_at later" in response.json["fields"]["action"]
+    assert client.get(url, headers=admin).json["status"] == "active"
+    # Moving the end later in the same edit reopens it, so it can be paused.
+    later = {"ends_at": "2099-01-01T00:00:00Z", "action": "pause"}
+    paused = client.patch(url, json=later, headers=admin)
+    assert paused.status_code == 200 and paused.json["status"] == "paused"
+    # Ending is idempotent: an ended campaign ends again without an error.
+    for _ in range(2):
+        ended = client.patch(url, json={"action": "end"}, headers=admin)
+        assert ended.status_code == 200 and ended.json["status"] == "ended"
+    resumed = client.patch(url, json={"action": "resume"}, headers=admin)
+    assert resumed.status_code == 409
+    assert resumed.json["fields"]["action"] == "an ended campaign cannot be paused or resumed"
+
+
+def test_a_budget_is_never_set_below_what_is_spent_or_held(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    campaign = setup_campaign(client, admin)
+    for user in ("u1", "u2", "u3"):
+        services.conversions.convert(record_click(services, campaign, "s1"), user)
+
+    def budget() -> dict[str, Any]:
+        return services.rewards.budget(services.campaigns.require("tea"))
+
+    assert budget()["spent"] == 3
+
+    def patch(reward: dict[str, int] | None) -> Any:
+        return client.patch("/api/v1/campaigns/tea", json={"reward": reward}, headers=admin)
+
+    low = patch({"amount": 1, "budget_total": 2})
+    assert low.status_code == 409
+    assert low.json["error"] == "budget_committed"
+    assert low.json["fields"] == {
+        "reward.budget_total": "must be at least 3: that much is already spent or held"
+    }
+    removed = patch(None)
+    assert removed.status_code == 409
+    assert "set budget_total to 3" in removed.json["fields"]["reward"]
+    assert budget()["total"] == 100  # nothing changed
+    # Exactly what is committed stops new rewards, and the summary still adds up.
+    assert patch({"amount": 1, "budget_total": 3}).status_code == 200
+    after = budget()
+    assert (after["total"], after["spent"], after["held"], after["left"]) == (3, 3, 0, 0)
+    assert after["exhausted"] is True
+    later = services.conversions.convert(record_click(services, campaign, "s1"), "u4")
+    assert later.answer["reward"]["status"] == "denied"
+    assert later.answer["reward"]["reason"] == "budget_exhausted"
+
+
+def test_a_reward_can_be_removed_before_anything_is_paid(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    setup_campaign(client, admin)
+    response = client.patch("/api/v1/campaigns/tea", json={"reward": None}, headers=admin)
+    assert response.status_code == 200 and response.json["reward"] is None
+
+
+@pytest.mark.parametrize("ip", ["not-an-ip", "256.1.1.1", "1.2.3.4/24", "1.2.3.4 "])
+def test_inspect_refuses_an_address_that_is_not_one(
+    client: FlaskClient, admin: dict[str, str], ip: str
+) -> None:
+    response = client.post("/api/v1/inspect", json={"ip": ip}, headers=admin)
+    assert response.status_code == 400
+    assert response.json["fields"] == {"ip": "must be an IPv4 or IPv6 address"}
+    fine = client.post("/api/v1/inspect", json={"ip": "2001:db8::1"}, headers=admin)
+    assert fine.status_code == 200
