@@ -258,7 +258,12 @@ def openapi_document() -> dict[str, Any]:
             "scan_clicks": {"type": "integer"},
             "unscored_clicks": {"type": "integer"},
             "unique_visitors": {"type": "integer"},
-            "referrers": {"type": "integer"},
+            "referrers": {
+                "type": "integer",
+                "description": "People who may share in this campaign: sharers given a link, "
+                "and participants who joined (each joiner may share in turn and is checked "
+                "against their own devices when they do)",
+            },
             "decisions": counts,
             "outcomes": counts,
             "platforms": counts,

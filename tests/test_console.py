@@ -594,6 +594,26 @@ def test_review_queue_filters_and_sorts(app: Flask, services: Services, staff: N
     assert client.get("/console/flags?campaign=nope").status_code == 404
 
 
+def test_a_legit_decision_says_what_other_open_flags_still_hold(
+    app: Flask, services: Services, staff: None
+) -> None:
+    doc, flag = flagged_campaign(services)
+    # p1 is also the subject of a participant flag of its own, still open.
+    services.flags.raise_flag(
+        doc["id"], "tea", FlagCandidate("participant", "p1", 0.9, ("alt account",)), 2.0
+    )
+    client = as_role(app, "risk")
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": token(client)},
+        headers=EN,
+    )
+    page = client.get(decided.location, headers=EN)
+    assert "rewards 1 held → credited. 1 stay held: other open flags are about them." in page.text
+    assert services.rewards.get(doc["id"], "p1")["status"] == "held"  # type: ignore[index]
+    assert services.rewards.get(doc["id"], "p2")["status"] == "credited"  # type: ignore[index]
+
+
 def test_a_decision_releases_or_claws_back_and_says_so(
     app: Flask, services: Services, staff: None
 ) -> None:

@@ -306,23 +306,26 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     after = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
     moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
     audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
-    if not moves:
-        return str(
-            _(
-                "Flag %(id)s decided %(decision)s: no reward changed.",
-                id=flag_id,
-                decision=body.decision,
-            )
-        )
-    changes = ", ".join(f"{n} {old or '-'} → {new}" for (old, new), n in sorted(moves.items()))
-    return str(
-        _(
+    if moves:
+        changes = ", ".join(f"{n} {old or '-'} → {new}" for (old, new), n in sorted(moves.items()))
+        said = _(
             "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
             id=flag_id,
             decision=body.decision,
             changes=changes,
         )
-    )
+    else:
+        said = _(
+            "Flag %(id)s decided %(decision)s: no reward changed.",
+            id=flag_id,
+            decision=body.decision,
+        )
+    # A legit decision leaves held what another open flag is about: say so, or the reviewer
+    # would wonder why cleared rewards were not paid.
+    still_held = sum(s == "held" for s in after.values()) if body.decision == "legit" else 0
+    if still_held:
+        said += " " + _("%(n)s stay held: other open flags are about them.", n=still_held)
+    return str(said)
 
 
 @bp.post("/flags/<flag_id>/decision")
