@@ -188,3 +188,31 @@ def test_inspect_refuses_an_address_that_is_not_one(
     assert response.json["fields"] == {"ip": "must be an IPv4 or IPv6 address"}
     fine = client.post("/api/v1/inspect", json={"ip": "2001:db8::1"}, headers=admin)
     assert fine.status_code == 200
+
+
+def test_every_read_refuses_parameters_it_does_not_take(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """As the list endpoints do: a misspelt parameter is an error, not silently ignored."""
+    campaign = setup_campaign(client, admin)
+    services.conversions.convert(record_click(services, campaign, "s1"), "u1")
+    hook = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
+        headers=admin,
+    )
+    assert hook.status_code == 201, hook.json
+    for url in (
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/tea",
+        "/api/v1/campaigns/tea/stats",
+        "/api/v1/campaigns/tea/platforms",
+        "/api/v1/campaigns/tea/ancestors/u1",
+        "/api/v1/campaigns/tea/tree/u1",
+        "/api/v1/webhooks",
+        f"/api/v1/webhooks/{hook.json['id']}",
+    ):
+        assert client.get(url, headers=admin).status_code == 200, url
+        refused = client.get(url + "?since=abc", headers=admin)
+        assert refused.status_code == 400, url
+        assert refused.json["fields"] == {"since": "unknown parameter"}, url

@@ -139,12 +139,14 @@ def create_campaign() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/campaigns")
 @roles(*READERS)
 def list_campaigns() -> Response:
+    _only_args()
     return jsonify(campaigns=[c.public() for c in services().campaigns.list()])
 
 
 @bp.get("/campaigns/<slug>")
 @roles(*READERS)
 def get_campaign(slug: str) -> Response:
+    _only_args()
     found = services()
     campaign = found.campaigns.require(slug)
     return jsonify({**campaign.public(), "budget": found.rewards.budget(campaign)})
@@ -159,6 +161,7 @@ def update_campaign(slug: str) -> Response:
 @bp.get("/campaigns/<slug>/stats")
 @roles(*READERS)
 def get_stats(slug: str) -> Response:
+    _only_args()
     found = services()
     campaign = found.campaigns.require(slug)
     return jsonify(
@@ -226,6 +229,7 @@ def _known_platform(key: str) -> str:
 @bp.get("/campaigns/<slug>/platforms")
 @roles(*READERS)
 def list_platforms(slug: str) -> Response:
+    _only_args()
     found = services()
     campaign = found.campaigns.require(slug)
     alerts = open_alerts(found.store.main, campaign)
@@ -279,6 +283,7 @@ def subtree(slug: str, participant: str) -> Response:
 @bp.get("/campaigns/<slug>/ancestors/<participant>")
 @roles(*READERS)
 def ancestors(slug: str, participant: str) -> Response:
+    _only_args()
     found = services()
     campaign = found.campaigns.require(slug)
     return jsonify(participant=participant, ancestors=found.tree.ancestors(campaign, participant))
@@ -370,6 +375,7 @@ def list_flags() -> Response:
 @bp.get("/flags/<flag_id>")
 @roles(*RISK)
 def get_flag(flag_id: str) -> Response:
+    _only_args()
     flag = services().flags.get(flag_id)
     if flag is None:
         raise ApiError(404, "flag_not_found", f"no flag {flag_id!r}")

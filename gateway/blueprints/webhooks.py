@@ -25,6 +25,7 @@ def create_webhook() -> tuple[Response, int, dict[str, str]]:
 @bp.get("/webhooks")
 @roles(*MANAGERS)
 def list_webhooks() -> Response:
+    _only_args()
     hooks = services().webhooks
     return jsonify(webhooks=[hooks.summary(e) for e in hooks.endpoints()])
 
@@ -32,6 +33,7 @@ def list_webhooks() -> Response:
 @bp.get("/webhooks/<endpoint_id>")
 @roles(*MANAGERS)
 def get_webhook(endpoint_id: str) -> Response:
+    _only_args()
     hooks = services().webhooks
     return jsonify(hooks.summary(hooks.require(endpoint_id)))
 
