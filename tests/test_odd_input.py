@@ -80,6 +80,31 @@ def test_json_nested_too_deep_is_a_400(client: FlaskClient, admin: dict[str, str
         assert response.json["error"] == "invalid_json"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"slug": "t", "name": "t", "destination_url": "https://a.example.com/", '
+        b'"fraud_policy": {"deny_credit_at": NaN}}',
+        b'{"slug": "t", "name": "t", "destination_url": "https://a.example.com/", '
+        b'"fraud_policy": {"block_at": Infinity}}',
+        b'{"slug": "t", "name": "\\ud800", "destination_url": "https://a.example.com/"}',
+        b'{"slug": "t", "name": "\xff", "destination_url": "https://a.example.com/"}',
+    ],
+)
+def test_what_is_not_strict_json_is_refused(
+    client: FlaskClient, admin: dict[str, str], body: bytes
+) -> None:
+    """NaN and Infinity (Python's json takes them), lone surrogates (a string Redis could not be
+    sent) and bytes that are not UTF-8: not JSON, so a 400, and nothing is created."""
+    response = client.post(
+        "/api/v1/campaigns", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.json
+    assert response.json["error"] == "invalid_json"
+    assert response.json["message"].startswith("the request body is not JSON: ")
+    assert client.get("/api/v1/campaigns/t", headers=admin).status_code == 404
+
+
 @pytest.mark.parametrize("name", ["a\x00b", "tea\x1b[31m", "line\nbreak"])
 def test_control_characters_in_a_name_are_refused(
     client: FlaskClient, admin: dict[str, str], name: str

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import orjson
 from flask import Blueprint, g, jsonify, request
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
@@ -84,16 +85,19 @@ def actor() -> str:
 def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
     """The request's JSON object; with ``allow_empty``, no body at all means ``{}`` (every
     field has a default), while a body that is not a JSON object is still refused."""
-    if allow_empty and not request.get_data(cache=True):
+    body = request.get_data(cache=True)
+    if allow_empty and not body:
         return {}
+    message = "the request body must be a JSON object"
+    if not request.is_json:
+        raise ApiError(400, "invalid_json", message + ", sent with Content-Type: application/json")
+    # orjson, strict JSON: NaN and Infinity (which Python's json takes, and no threshold or
+    # budget can be) are refused, and nesting too deep is an error rather than a RecursionError.
     try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # nested deeper than the parser goes; silent=True does not cover it
-        data = None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from None
     if not isinstance(data, dict):
-        message = "the request body must be a JSON object"
-        if not request.is_json:
-            message += ", sent with Content-Type: application/json"
         raise ApiError(400, "invalid_json", message)
     return data
 
