@@ -93,7 +93,12 @@ def _is_setting(name: str) -> bool:
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:
-    """JSON errors under /api; the default HTML pages elsewhere."""
+    """JSON errors under /api; the console's own pages under /console; the default HTML pages
+    elsewhere."""
+    if request.path == "/console" or request.path.startswith("/console/"):
+        from gateway.console import http_error_page
+
+        return http_error_page(exc)
     if request.path.startswith("/api/"):
         response = jsonify(
             error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description

@@ -11,6 +11,7 @@ import hmac
 import json
 import secrets
 import time
+import unicodedata
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -56,6 +57,8 @@ class ApiKeyService:
         name = name.strip()
         if not name or len(name) > 100:
             raise ValueError("name must be 1-100 characters")
+        if any(unicodedata.category(ch) == "Cc" for ch in name):
+            raise ValueError("must not contain control characters")
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = _digest(plaintext)
         key = ApiKey(id=digest[:12], name=name, role=Role(role), created_at=time.time())

@@ -448,9 +448,25 @@ class CampaignService:
             )
         return campaign
 
-    def update(self, slug: str, data: Mapping[str, Any], actor: str) -> Campaign:
+    def update(
+        self,
+        slug: str,
+        data: Mapping[str, Any],
+        actor: str,
+        *,
+        expected_version: int | None = None,
+    ) -> Campaign:
+        """Apply ``data``; with ``expected_version`` (the version a form was opened at), a
+        campaign changed since is a 409 rather than overwritten with older values."""
         patch = validate(CampaignPatch, data)
         campaign = self.require(slug)
+        if expected_version is not None and campaign.version != expected_version:
+            raise ApiError(
+                409,
+                "edit_conflict",
+                "the campaign was changed by someone else since this form was opened; reload "
+                "it to see their changes",
+            )
         changes: dict[str, Any] = patch.model_dump(exclude_unset=True, exclude={"action"})
         for model_field in ("reward", "poster", "fraud_policy"):  # models, not their dicts
             if model_field in changes:

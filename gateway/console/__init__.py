@@ -20,6 +20,7 @@ from flask_babel import gettext as _
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
@@ -138,7 +139,9 @@ def console_time(value: float | None) -> str:
 
 
 def _error_page(status: int, title: str, message: str) -> tuple[str, int]:
-    return render_template("console/error.html", title=title, message=message), status
+    context = {} if request.blueprint == bp.name else _template_globals()
+    page = render_template("console/error.html", title=title, message=message, **context)
+    return page, status
 
 
 @bp.errorhandler(CSRFError)
@@ -158,6 +161,40 @@ def _forbidden(exc: Exception) -> tuple[str, int]:
 @bp.errorhandler(404)
 def _not_found(exc: Exception) -> tuple[str, int]:
     return _error_page(404, _("Not found"), _("There is nothing here."))
+
+
+def http_error_page(exc: HTTPException) -> Response:
+    """A console page for an HTTP error anywhere under /console, the router's included (an
+    unknown address, a form's address opened as a page): the app's handler calls this, as
+    blueprint handlers never see routing errors."""
+    routed = request.blueprint == bp.name
+    if not routed:
+        # The router's error (no console view ran): the blueprint's hooks and template globals
+        # did not either, so they are applied here.
+        g.csp_nonce = secrets.token_urlsafe(16)
+        if current_user.is_authenticated and current_user.locale:
+            g.locale = current_user.locale
+    code = exc.code or 500
+    if code == 403:
+        body, status = _forbidden(exc)
+    elif code == 404:
+        body, status = _not_found(exc)
+    elif code == 405:
+        body, status = _error_page(
+            405, _("Not possible"), _("This address does not take that kind of request.")
+        )
+    elif code == 400:
+        body, status = _error_page(
+            400,
+            _("Not understood"),
+            _("The address or the form is not what this page takes. Go back and retry."),
+        )
+    else:
+        body, status = _error_page(code, exc.name, exc.description or "")
+    response = Response(body, status, content_type="text/html; charset=utf-8")
+    if code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return response if routed else _security_headers(response)
 
 
 @bp.errorhandler(ApiError)

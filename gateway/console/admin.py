@@ -47,7 +47,7 @@ def add_user() -> Page:
     return redirect(url_for("console.users"))
 
 
-@bp.post("/admin/users/<email>")
+@bp.post("/admin/users/<path:email>")
 @roles(*ADMIN)
 def change_user(email: str) -> Page:
     found = services().users
@@ -55,9 +55,13 @@ def change_user(email: str) -> Page:
         abort(404)
     action = request.form.get("action", "")
     try:
+        if action in ("disable", "enable", "role") and email == user().email:
+            # An admin locking themselves out (or the last admin demoting themselves) would
+            # leave nobody to undo it from the console.
+            if action == "role":
+                return _users_page({"action": _("You cannot change your own role.")})
+            return _users_page({"action": _("You cannot disable your own account.")})
         if action in ("disable", "enable"):
-            if email == user().email:
-                return _users_page({"action": _("You cannot disable your own account.")})
             found.set_disabled(email, action == "disable")
         elif action == "reset":
             found.reset_password(email, request.form.get("password", ""))
@@ -81,6 +85,7 @@ def apikeys() -> Page:
         roles=[r.value for r in Role],
         created=None,
         error=None,
+        form={},
     )
 
 
@@ -97,7 +102,8 @@ def create_apikey() -> Page:
             keys=found.list(),
             roles=[r.value for r in Role],
             created=None,
-            error=str(exc) if role in {r.value for r in Role} else "unknown role",
+            error=translated(str(exc)) if role in {r.value for r in Role} else _("Unknown role."),
+            form={"name": name, "role": role},
         )
         return body, 400
     audit("apikey.create", key.id, name=key.name, role=key.role.value)
@@ -108,6 +114,7 @@ def create_apikey() -> Page:
         roles=[r.value for r in Role],
         created=(plaintext, key),
         error=None,
+        form={},
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
@@ -26,11 +27,23 @@ def index() -> Response:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect."""
+    """Only a page inside the console: never an open redirect. A form's address (a sign-in asked
+    for when a form was sent: its POST was not made) becomes the page the form is on, its
+    parent: /console/flags/<id>/decision goes back to the flag, not to a 405."""
     if target:
         parts = urlsplit(target)
         if not parts.scheme and not parts.netloc and target.startswith("/console/"):
-            return target
+            adapter = current_app.url_map.bind("")
+            path = parts.path
+            while path.startswith("/console/"):
+                try:
+                    adapter.match(path, method="GET")
+                except MethodNotAllowed:
+                    path = path.rsplit("/", 1)[0]
+                    continue
+                except HTTPException:  # no such page (a redirect to the slash form included)
+                    break
+                return path + (f"?{parts.query}" if path == parts.path and parts.query else "")
     return url_for("console.index")
 
 
@@ -60,6 +73,9 @@ def login() -> Response | tuple[str, int] | str:
         error = _("Wrong email or password, or the account is disabled.")
         return render_template("console/login.html", email=email, error=error), 401
     found.logins.succeeded(email)
+    # A new session for whoever signs in: forms opened under the session before (another
+    # user's, in another tab) carry its CSRF token and are refused, not made in this name.
+    session.clear()
     login_user(account)
     audit("login", account.email)
     return redirect(_safe_next(request.args.get("next")))
@@ -70,6 +86,7 @@ def logout() -> Response:
     if current_user.is_authenticated:
         audit("logout", user().email)
         logout_user()
+    session.clear()  # the CSRF token too: a form left open in another tab is void
     return redirect(url_for("console.login"))
 
 

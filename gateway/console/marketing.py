@@ -15,7 +15,7 @@ from gateway.blueprints.api import _platform_entry as platform_entry
 from gateway.campaigns import Campaign, LinkRequest, validate
 from gateway.console import MARKETING, STAFF, audit, bp, roles, user
 from gateway.console.charts import bar_chart, line_chart
-from gateway.console.messages import translated, translated_fields
+from gateway.console.messages import translated_fields
 from gateway.errors import ApiError
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platforms import platform as known_platform
@@ -98,6 +98,7 @@ def _form_values(campaign: Campaign | None) -> dict[str, str]:
         "share_text": campaign.share_text or "",
         "poster.title": poster.title if poster else "",
         "poster.text": poster.text if poster else "",
+        "version": str(campaign.version),
     }
 
 
@@ -110,10 +111,10 @@ def _document(form: dict[str, str], *, create: bool) -> tuple[dict[str, Any], di
         raw = form[name].strip()
         if not raw:
             return None
-        if raw.startswith("-") and ascii_digits(raw[1:]):
-            errors[name] = _("0 or more")
-            return None
-        if not ascii_digits(raw) or len(raw) > 16:
+        # A whole number, any sign and size: the service says which range the field takes
+        # ("1 or more", "at most 3650") rather than a guess here.
+        digits = raw.removeprefix("-")
+        if not ascii_digits(digits) or len(digits) > 30:
             errors[name] = _("a whole number")
             return None
         return int(raw)
@@ -136,9 +137,11 @@ def _document(form: dict[str, str], *, create: bool) -> tuple[dict[str, Any], di
         k: number(f"reward.{k}")
         for k in ("amount", "budget_total", "max_per_referrer", "max_per_day")
     }
-    if reward["amount"] is not None or reward["budget_total"] is not None:
+    if any(value is not None for value in reward.values()):
+        # A limit without the amount and budget is refused for those (the service's "Field
+        # required"), not dropped, nor taken on an edit as removing the reward.
         doc["reward"] = {k: v for k, v in reward.items() if v is not None}
-    elif not create:
+    elif not create and not any(name.startswith("reward.") for name in errors):
         doc["reward"] = None
     if form["poster.title"].strip() or form["poster.text"].strip():
         doc["poster"] = {"title": form["poster.title"], "text": form["poster.text"]}
@@ -164,27 +167,45 @@ def _render_form(
     return (body, status) if status != 200 else body
 
 
+def _form_errors(fields: dict[str, str]) -> dict[str, str]:
+    """The service's field errors, translated, under the form's places for them: the poster's
+    font (which the form does not ask for) is the poster's problem."""
+    return {
+        ("poster" if name == "poster.font" else name): message
+        for name, message in translated_fields(fields).items()
+    }
+
+
 def _save(campaign: Campaign | None) -> Page:
     form = {name: request.form.get(name, "") for name in FORM_FIELDS}
+    version = form["version"] = request.form.get("version", "")
     if campaign is not None:
         form["slug"] = campaign.slug
     doc, errors = _document(form, create=campaign is None)
     found = services()
     # All the form's problems at once: its own (whole numbers) and the service's for the rest
     # (a reward left out for a bad number is not a problem of its own).
-    for name, message in found.campaigns.problems(doc, create=campaign is None).items():
+    problems = _form_errors(found.campaigns.problems(doc, create=campaign is None))
+    for name, message in problems.items():
         if not any(mine == name or mine.startswith(name + ".") for mine in errors):
-            errors[name] = translated(message)
+            errors[name] = message
     if errors:
         return _render_form(campaign, form, errors, 400)
     try:
         if campaign is None:
             saved = found.campaigns.create(doc, user().actor)
         else:
-            saved = found.campaigns.update(campaign.slug, doc, user().actor)
+            # The version the form was opened at: an edit saved by someone else meanwhile is a
+            # conflict to reload, not overwritten with this form's older values.
+            saved = found.campaigns.update(
+                campaign.slug,
+                doc,
+                user().actor,
+                expected_version=int(version) if ascii_digits(version) else None,
+            )
     except ApiError as exc:
-        fields = translated_fields(exc.fields or {"body": exc.message})
-        return _render_form(campaign, form, fields, exc.status)
+        errors = _form_errors(exc.fields or {"body": exc.message})
+        return _render_form(campaign, form, errors, exc.status)
     audit("campaign.create" if campaign is None else "campaign.edit", saved.slug)
     if saved.copy_warnings():
         return redirect(url_for("console.edit_campaign", slug=saved.slug, saved=1))

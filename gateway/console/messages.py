@@ -41,6 +41,10 @@ _EXACT: dict[str, str] = {
         N_("port must be a number"),
         N_("port must be between 1 and 65535"),
         N_("the campaign changed while saving; retry"),
+        N_(
+            "the campaign was changed by someone else since this form was opened; reload it to "
+            "see their changes"
+        ),
         N_("an ended campaign cannot be paused or resumed"),
         N_("the campaign ended at its ends_at: move ends_at later to pause or resume it"),
         N_("must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"),
@@ -49,8 +53,12 @@ _EXACT: dict[str, str] = {
         N_("unknown language"),
     )
 }
-# pydantic's message for an empty required text.
+# pydantic's own messages, said as the console says them.
 _EXACT["String should have at least 1 character"] = _EXACT["must not be empty"]
+_EXACT["Field required"] = N_("required")
+_EXACT["Input should have timezone info"] = N_(
+    "a date and time with its time zone, such as 2026-02-01T10:00:00+08:00"
+)
 assert set(PATTERN_WORDS.values()) <= set(_EXACT), "a pattern's words are missing above"
 
 #: Messages that carry a value (a number, a name), and the catalogue's text for them.
@@ -97,6 +105,7 @@ _PATTERNS = (
     ),
     (re.compile(r"^(?P<name>\S+) already has an account$"), N_("%(name)s already has an account")),
     (re.compile(r"^one of (?P<names>.+)$"), N_("one of: %(names)s")),
+    (re.compile(r"^name must be 1-100 characters$"), N_("The name has 1 to 100 characters.")),
     (
         re.compile(r"^must be at least (?P<n>\d+): that much is already spent or held$"),
         N_("must be at least %(n)s: that much is already spent or held"),

@@ -171,7 +171,17 @@ def flags() -> Page:
         shown, total = [f for f in page_flags if f is not None], len(matching)
     if stake is None:
         stake = found.flags.stakes(shown) if indexed else _at_stake(shown)
-    query = {k: v for k, v in filters.items() if not k.startswith("_") and v and k != "page"}
+    # An empty status (every status) is a choice of its own: the pager keeps it.
+    query = {
+        k: v
+        for k, v in filters.items()
+        if not k.startswith("_") and k != "page" and (v or k == "status")
+    }
+    pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    if filters["page"] > pages:
+        # Past the end (the last page's flags were just decided, or a typed page number): the
+        # last page that has flags, not an empty table saying there is nothing to review.
+        return redirect(url_for("console.flags", **query, page=pages))
     return render_template(
         "console/flags.html",
         flags=shown,
@@ -182,7 +192,7 @@ def flags() -> Page:
         kinds=FLAG_KINDS,
         statuses=STATUSES,
         page=filters["page"],
-        pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=pages,
         query=query,
         back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
         results=get_flashed_messages(),
@@ -380,6 +390,10 @@ def tree(slug: str) -> Page:
             tree_url=url_for("console.tree", slug=slug),
         )
     node = found.tree.subtree(campaign, node_id, depth=1, limit=PAGE_SIZE, cursor=int(cursor))
+    total = node["children_page"]["total"]
+    if int(cursor) > 0 and int(cursor) >= total:  # past the last child: the last page
+        last = (max(total - 1, 0) // PAGE_SIZE) * PAGE_SIZE
+        return redirect(url_for("console.tree", slug=slug, node=node_id, cursor=last))
     return render_template(
         "console/tree.html",
         campaign=campaign,
@@ -389,6 +403,7 @@ def tree(slug: str) -> Page:
         tree_url=url_for("console.tree", slug=slug),
         ancestors=found.tree.ancestors(campaign, node_id),
         cursor=int(cursor),
+        page_size=PAGE_SIZE,
         leaders=[],
     )
 

@@ -1,0 +1,193 @@
+"""The console where staff work around each other: two editors, two accounts in one browser, a
+sign-in in the middle of a decision, pages past the end (cases found exploring the console)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from gateway.services import Services
+from tests.console_helpers import add_staff, csrf_of, email, flagged_campaign, login, token
+from tests.test_console import as_role, campaign_form, field_errors
+
+EN = {"Accept-Language": "en"}
+
+
+@pytest.fixture
+def staff(services: Services) -> None:
+    add_staff(services)
+
+
+def edit_form(client: FlaskClient, slug: str) -> dict[str, str]:
+    """The edit form as the browser would send it back unchanged (its hidden fields included)."""
+    page = client.get(f"/console/campaigns/{slug}/edit", headers=EN).text
+    fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+    texts = dict(re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>([^<]*)</textarea>', page))
+    return {**campaign_form(), **fields, **texts}
+
+
+def test_an_older_form_does_not_overwrite_a_newer_edit(
+    app: Flask, services: Services, staff: None
+) -> None:
+    ann, bob = as_role(app, "marketing"), as_role(app, "admin")
+    created = ann.post("/console/campaigns/new", data={**campaign_form(), "csrf_token": token(ann)})
+    assert created.status_code == 302
+    first, second = edit_form(ann, "spring-tea"), edit_form(bob, "spring-tea")
+    assert first["version"] == second["version"] == "1"
+    saved = ann.post("/console/campaigns/spring-tea/edit", data={**first, "name": "Ann's name"})
+    assert saved.status_code == 302
+    late = bob.post(
+        "/console/campaigns/spring-tea/edit",
+        data={**second, "share_text": "Bob's text {url}"},
+        headers=EN,
+    )
+    assert late.status_code == 409
+    assert "changed by someone else since this form was opened" in late.text
+    assert 'value="Bob&#39;s text' in late.text or "Bob&#39;s text {url}" in late.text  # kept
+    campaign = services.campaigns.require("spring-tea")
+    assert (campaign.name, campaign.share_text, campaign.version) == ("Ann's name", None, 2)
+    # Reloaded, the form carries the new version and saves.
+    again = edit_form(bob, "spring-tea")
+    assert again["version"] == "2"
+    assert bob.post("/console/campaigns/spring-tea/edit", data=again).status_code == 302
+
+
+def test_a_form_from_another_accounts_session_is_void(
+    app: Flask, services: Services, staff: None
+) -> None:
+    _doc, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN)
+    left_open = csrf_of(page.text)
+    client.post("/console/logout", data={"csrf_token": token(client)})
+    assert login(client, "admin").status_code == 302
+    sent = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "csrf_token": left_open},
+        headers=EN,
+    )
+    assert sent.status_code == 400 and "The form expired" in sent.text
+    assert services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_signing_in_for_a_forms_address_returns_to_its_page(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """A sign-in asked for a form's address (only POST there) lands on the page the form is on,
+    not on a 405: the flag, for its decision."""
+    _doc, flag = flagged_campaign(services)
+    client = app.test_client()
+    url = f"/console/login?next=/console/flags/{flag.id}/decision"
+    page = client.get(url)
+    signed_in = client.post(
+        url,
+        data={
+            "email": email("risk"),
+            "password": "correct horse battery",
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert signed_in.status_code == 302
+    assert signed_in.location == f"/console/flags/{flag.id}"
+    assert client.get(signed_in.location).status_code == 200
+    assert services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_campaign_form_edges(app: Flask, services: Services, staff: None) -> None:
+    client = as_role(app, "marketing")
+
+    def post(**fields: str) -> tuple[int, dict[str, str], str]:
+        response = client.post(
+            "/console/campaigns/new",
+            data={**campaign_form(**fields), "csrf_token": token(client)},
+            headers=EN,
+        )
+        return response.status_code, field_errors(response.text), response.text
+
+    # A poster no font can draw: said under the poster, not a form with no field marked.
+    status, _errors, page = post(**{"poster.title": "🎉🧋 party"})
+    assert status == 400
+    assert "no installed font can draw" in page and "🎉" in page
+    # A limit without the amount and budget is refused, not dropped.
+    status, errors, _ = post(
+        **{"reward.amount": "", "reward.budget_total": "", "reward.max_per_referrer": "5"}
+    )
+    assert status == 400
+    assert errors == {"reward.amount": "required", "reward.budget_total": "required"}
+    # The range each field takes, from the service: not "0 or more" for a field that takes 1.
+    status, errors, _ = post(link_ttl_days="-1", **{"reward.amount": "0"})
+    assert errors == {"link_ttl_days": "1 or more", "reward.amount": "1 or more"}
+    status, errors, _ = post(link_ttl_days="99999999999999999999")
+    assert errors == {"link_ttl_days": "at most 3650"}
+    assert services.campaigns.get("spring-tea") is None
+
+
+def test_admins_keep_their_own_account_and_manage_any_address(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "admin")
+    me = email("admin")
+    demoted = client.post(
+        f"/console/admin/users/{me}",
+        data={"action": "role", "role": "marketing", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert demoted.status_code == 400 and "You cannot change your own role." in demoted.text
+    assert services.users.get(me).role == "admin"  # type: ignore[union-attr]
+    services.users.add("a/b@example.com", "risk", "correct horse battery")
+    disabled = client.post(
+        "/console/admin/users/a/b@example.com",
+        data={"action": "disable", "csrf_token": token(client)},
+    )
+    assert disabled.status_code == 302
+    assert services.users.verify("a/b@example.com", "correct horse battery") is None
+
+
+def test_queue_pages_keep_their_filters_and_never_run_past_the_end(
+    app: Flask, services: Services, staff: None
+) -> None:
+    flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get("/console/flags?status=&sort=newest", headers=EN)
+    assert page.status_code == 200
+    # Every status stays chosen in the pager's links.
+    past = client.get("/console/flags?status=&sort=newest&page=7", headers=EN)
+    assert past.status_code == 302
+    assert "status=&" in past.location and past.location.endswith("page=1")
+    assert client.get("/console/flags?page=9", headers=EN).location.endswith("page=1")
+
+
+def test_console_errors_are_console_pages(app: Flask, services: Services, staff: None) -> None:
+    flagged_campaign(services)
+    client = as_role(app, "risk")
+    for url, status in (
+        ("/console/nope", 404),
+        ("/console/campaigns/tea/tree?node=farmer&cursor=abc", 400),
+        ("/console/campaigns/tea/action", 405),
+    ):
+        response = client.get(url, headers=EN)
+        assert response.status_code == status, url
+        assert 'class="top"' in response.text, url  # the console's header, not werkzeug's page
+    assert client.get("/console/campaigns/tea/action").headers["Allow"]
+    past = client.get("/console/campaigns/tea/tree?node=farmer&cursor=500", headers=EN)
+    assert past.status_code == 302 and past.location.endswith("cursor=0")
+
+
+def test_api_key_form_defaults_to_the_least_role_and_keeps_the_name(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "admin")
+    page = client.get("/console/admin/apikeys", headers=EN).text
+    assert re.search(r"<option selected>conversion</option>", page)
+    refused = client.post(
+        "/console/admin/apikeys",
+        data={"name": "landing\tapp", "role": "conversion", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert refused.status_code == 400
+    assert "must not contain control characters" in refused.text
+    assert 'value="landing\tapp"' in refused.text
+    assert services.api_keys.list() == []
