@@ -63,6 +63,8 @@ class ShareLinkService:
     def mint(self, campaign: Campaign, referrer: str, now: float | None = None) -> MintedLink:
         referrer = check_referrer(referrer)
         referrer_id, generation = referrer_number(self._redis, campaign.id, referrer)
+        # A link minted after a revocation is the sharer's way back: their code works again.
+        self._redis.hdel(keys.campaign_keys(campaign.id).referrer_revoked, referrer_id)
         issued = int(now if now is not None else time.time())
         link = ShareLink(campaign.id, int(referrer_id), issued, int(generation))
         return self.describe(link, referrer, campaign.link_ttl_days)
@@ -85,7 +87,8 @@ class ShareLinkService:
 
     def invite_target(self, code: str, now: float | None = None) -> str | None:
         """The URL of the current share link of the sharer an invite code names, issued now;
-        None for a malformed code or an unknown campaign or sharer."""
+        None for a malformed code, an unknown campaign or sharer, or a sharer whose links were
+        revoked (until a link is minted for them again)."""
         try:
             campaign_id, referrer_id = parse_invite_code(code)
         except InvalidCode:
@@ -95,8 +98,9 @@ class ShareLinkService:
         pipe.exists(ck.config)
         pipe.hget(ck.referrer_external, referrer_id)
         pipe.hget(ck.referrer_generation, referrer_id)
-        exists, external, generation = pipe.execute()
-        if not exists or external is None:
+        pipe.hexists(ck.referrer_revoked, referrer_id)
+        exists, external, generation, revoked = pipe.execute()
+        if not exists or external is None or revoked:
             return None
         issued = int(now if now is not None else time.time())
         link = ShareLink(campaign_id, referrer_id, issued, int(generation or 0))
@@ -106,7 +110,11 @@ class ShareLinkService:
         referrer = check_referrer(referrer)
         ck = keys.campaign_keys(campaign.id)
         generation = int(
-            script("revoke")(self._redis, [ck.referrer_index, ck.referrer_generation], [referrer])
+            script("revoke")(
+                self._redis,
+                [ck.referrer_index, ck.referrer_generation, ck.referrer_revoked],
+                [referrer],
+            )
         )
         if generation < 0:
             raise ApiError(404, "referrer_not_found", f"{referrer!r} has no links in this campaign")

@@ -124,9 +124,12 @@ def test_code_redirects_to_the_sharers_current_link(
     assert client.get(f"/c/{sloppy}").status_code == 302
 
 
-def test_after_a_revoke_the_code_leads_to_a_working_new_link(
+def test_a_revoke_stops_the_code_until_a_link_is_minted_again(
     client: FlaskClient, link: dict[str, Any], services: Services, admin: dict[str, str]
 ) -> None:
+    """The code names the sharer, not a link: while their links are revoked it leads nowhere
+    (it used to mint a fresh link, so a revoked sharer's posters kept earning); a link minted
+    for them again is the way back, and the code leads to it."""
     assert (
         client.post("/api/v1/campaigns/milk-tea/referrers/alice/revoke", headers=admin).json[
             "generation"
@@ -134,6 +137,11 @@ def test_after_a_revoke_the_code_leads_to_a_working_new_link(
         == 1
     )
     assert client.get(f"/s/{link['token']}", headers=BROWSER).status_code == 410
+    assert client.get(f"/c/{link['code']}").status_code == 404
+    minted = client.post(
+        "/api/v1/campaigns/milk-tea/links", json={"referrer": "alice"}, headers=admin
+    )
+    assert minted.status_code == 201 and minted.json["code"] == link["code"]
     location = client.get(f"/c/{link['code']}").headers["Location"]
     token = location.rsplit("/", 1)[1]
     assert services.codec.decode(token).generation == 1

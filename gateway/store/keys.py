@@ -45,6 +45,7 @@ class CampaignKeys:
         "referrer_external",
         "referrer_generation",
         "referrer_index",
+        "referrer_revoked",
         "tag",
         "timeline",
         "visitors",
@@ -72,6 +73,9 @@ class CampaignKeys:
         self.referrer_external = f"{tag}:referrer-external"
         #: hash numeric id -> link generation; revoking a sharer bumps it
         self.referrer_generation = f"{tag}:referrer-generation"
+        #: hash numeric id -> 1 while a sharer's links are revoked and none was minted since:
+        #: their invite code (which names the sharer, not a link) leads nowhere meanwhile
+        self.referrer_revoked = f"{tag}:referrer-revoked"
         #: string: the campaign logo's image bytes (the document keeps only their SHA-256)
         self.logo = f"{tag}:logo"
         #: prefix of per-click records (``<prefix><click id>``), kept for the attribution window
