@@ -321,6 +321,11 @@ def effective_strategy(policy: PlatformPolicy | None, default: Strategy | None) 
     return default or Strategy.REDIRECT
 
 
+#: Seconds a campaign's view may be old for answers without a round trip of their own (the
+#: click path's round trip notices every change at once).
+RECENT_VIEW = 5.0
+
+
 class CampaignService:
     def __init__(
         self,
@@ -331,7 +336,10 @@ class CampaignService:
         self._redis = store
         self._destination_hosts = destination_hosts
         self.fonts = fonts or FontCatalog()
-        self._views: dict[int, tuple[int, ClickView]] = {}
+        #: How old a view may be for answers without a round trip of their own.
+        self.recent_seconds = RECENT_VIEW
+        #: campaign id -> (version, view, when loaded: time.monotonic())
+        self._views: dict[int, tuple[int, ClickView, float]] = {}
         self._lock = threading.Lock()
 
     # -- reads -------------------------------------------------------------------------------
@@ -370,6 +378,15 @@ class CampaignService:
         entry = self._views.get(campaign_id)
         return entry[1] if entry else None
 
+    def recent_view(self, campaign_id: int) -> ClickView | None:
+        """The view loaded at most ``recent_seconds`` ago, else loaded now (one read), for the
+        answers that have no store round trip of their own to notice a change (a crawler's
+        preview, a challenge's answer). Raises RedisError when a load is needed and fails."""
+        entry = self._views.get(campaign_id)
+        if entry is not None and time.monotonic() - entry[2] < self.recent_seconds:
+            return entry[1]
+        return self.load_view(campaign_id)
+
     def cached_version(self, campaign_id: int) -> int:
         entry = self._views.get(campaign_id)
         return entry[0] if entry else 0
@@ -381,7 +398,7 @@ class CampaignService:
             return None
         view = ClickView.of(Campaign.model_validate_json(raw[0]))
         with self._lock:
-            self._views[campaign_id] = (int(raw[1] or 0), view)
+            self._views[campaign_id] = (int(raw[1] or 0), view, time.monotonic())
         return view
 
     # -- writes ------------------------------------------------------------------------------

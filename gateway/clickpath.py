@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
-from werkzeug.wsgi import get_current_url
 
 from detectors.base import ClickInput, History, four_decimals
 from detectors.engine import Decision, Engine, Verdict
@@ -34,6 +33,7 @@ from gateway.pages import ClickPages, PageRenderer
 from gateway.platforms import ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
+from gateway.store import keys
 from gateway.store.clickstore import ClickStore
 
 log = logging.getLogger(__name__)
@@ -203,15 +203,25 @@ class ClickGateway:
                 # of times would go unnoticed. Counted in memory; the recorder's flusher writes
                 # the counts (no store call here).
                 self._recorder.note_automated(link.campaign_id, link.referrer_id)
-            # Unfurlers may cache the preview briefly; it carries nothing per visitor.
-            return self.page(
+            # No round trip of their own notices a change here: a view at most seconds old, so
+            # link cards show the campaign as it is (its name, a pause, an end), as people see
+            # it. (A revocation needs the store's history call, which previews do not make.)
+            view = self._recent(link.campaign_id, view)
+            state = link_state(view, link, now)
+            if state != "live":
+                return self.gone(environ, view, state)
+            # Unfurlers may cache the preview briefly; it carries nothing per visitor. The same
+            # address answers people with a redirect: caches must keep them apart.
+            preview = self.page(
                 environ,
                 200,
                 "click/preview.html",
                 cache="public, max-age=300",
-                slots={"page_url": get_current_url(environ)},
+                slots={"page_url": self.share_url(token)},
                 view=view,
             )
+            preview.headers.append(("Vary", "User-Agent, Accept-Language"))
+            return preview
 
         signals = self._gatherer.gather(environ, link, now, client)
         cid = click_id(link)
@@ -285,6 +295,48 @@ class ClickGateway:
         return None
 
     # -- the store -------------------------------------------------------------------------------
+
+    def current(self, link: ShareLink, now: float) -> tuple[ClickView, str] | None:
+        """The campaign's recent view and the link's state in it, revocation included, for an
+        answer with no click round trip of its own (the challenge's); None for an unknown
+        campaign. Raises StoreUnavailable when the campaign was never loaded and cannot be."""
+        view = self._campaigns.cached_view(link.campaign_id)
+        if view is None:
+            view = self._load(link.campaign_id)
+            if view is None:
+                return None
+        view = self._recent(link.campaign_id, view)
+        state = link_state(view, link, now)
+        if state == "live" and self.breaker.closed:
+            ck = keys.campaign_keys(link.campaign_id)
+            try:
+                generation = self._redis.hget(ck.referrer_generation, link.referrer_id)
+            except RedisError as exc:  # fail open: the person still gets where they were going
+                log.warning("store unavailable reading a link's generation: %s", exc)
+                self.metrics.store_error("load")
+                self.breaker.trip()
+            else:
+                if int(generation or 0) != link.generation:
+                    state = "revoked"
+        return view, state
+
+    def gone(self, environ: Environ, view: ClickView, state: str) -> Answer:
+        """The page a link that is not live shows (403 paused or not started, else 410)."""
+        status = 403 if state in {"paused", "not_started"} else 410
+        return self.page(environ, status, "click/gone.html", reason=state, view=view)
+
+    def _recent(self, campaign_id: int, view: ClickView) -> ClickView:
+        """The campaign's view loaded at most RECENT_VIEW seconds ago (one read when older), for
+        answers without a round trip of their own; ``view`` when the store fails (fail open)."""
+        if not self.breaker.closed:
+            return view
+        try:
+            return self._campaigns.recent_view(campaign_id) or view
+        except RedisError as exc:
+            log.warning("store unavailable refreshing campaign %s: %s", campaign_id, exc)
+            self.metrics.store_error("load")
+            self.breaker.trip()
+            return view
 
     def _load(self, campaign_id: int) -> ClickView | None:
         """Load a campaign this worker has not seen yet (one extra round trip, once)."""
@@ -409,10 +461,7 @@ def _rounded(vector: Sequence[float]) -> list[float]:
 def respond_gone(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:
     if click.state == "live":
         return None
-    status = 403 if click.state in {"paused", "not_started"} else 410
-    return click.state, gateway.page(
-        click.environ, status, "click/gone.html", reason=click.state, view=click.view
-    )
+    return click.state, gateway.gone(click.environ, click.view, click.state)
 
 
 def respond_block(gateway: ClickGateway, click: Click) -> tuple[str, Answer] | None:

@@ -38,6 +38,12 @@ class Destination:
     url: str
     host: str
 
+    @property
+    def home(self) -> str:
+        """The destination site's front page (scheme, host and port as configured)."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}/"
+
     def with_param(self, name: str, value: str) -> str:
         """The destination with one query parameter appended (before any fragment)."""
         base, hash_mark, fragment = self.url.partition("#")

@@ -86,7 +86,17 @@ class Metrics:
         }
         self._error_children = {
             k: self._store_errors.labels(k)
-            for k in ("click", "load", "record", "drain", "automated", "api", "console")
+            for k in (
+                "click",
+                "load",
+                "record",
+                "drain",
+                "automated",
+                "api",
+                "console",
+                "share",
+                "media",
+            )
         }
 
     # -- the click path --------------------------------------------------------------------------

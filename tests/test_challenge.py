@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
 
 from gateway.services import Services
-from tests.conftest import BROWSER
+from tests.conftest import BROWSER, make_app, services_of
 
 NO_LANGUAGE = {"User-Agent": BROWSER["User-Agent"]}  # headers signal 0.35
 
@@ -114,3 +115,36 @@ def test_challenge_text_is_translated(client: FlaskClient, admin: dict[str, str]
     token = make_campaign(client, admin)
     page: Any = client.get(f"/s/{token}", headers={**NO_LANGUAGE, "Accept-Language": ""})
     assert "继续" in page.data.decode()
+
+
+def test_an_answer_meets_the_campaign_as_it_is_now(
+    client: FlaskClient,
+    admin: dict[str, str],
+    services: Services,
+    tmp_path: Path,
+    store_url: str,
+) -> None:
+    """A challenge answered after the campaign changed elsewhere (another worker's edit, a pause,
+    a revoked sharer) gets what a click gets now, not this worker's older copy."""
+    token = make_campaign(client, admin)
+    answers = [
+        challenge_of(client.get(f"/s/{token}", headers=NO_LANGUAGE).data.decode()) for _ in range(3)
+    ]
+    other = make_app(tmp_path / "other", store_url)  # another worker on the same store
+    elsewhere = services_of(other)
+    services.campaigns.recent_seconds = 0.0  # rather than wait the seconds a view may be old
+    time.sleep(0.9)  # a person reads, then taps
+    try:
+        elsewhere.campaigns.update("tea", {"destination_url": "https://new.example.com/y"}, "t")
+        moved = client.post(f"/s/{token}/go", data={"c": answers[0]})
+        assert moved.status_code == 303
+        assert moved.headers["Location"].startswith("https://new.example.com/y?rg_click=")
+        elsewhere.campaigns.update("tea", {"action": "pause"}, "t")
+        paused = client.post(f"/s/{token}/go", data={"c": answers[1]})
+        assert paused.status_code == 403
+        elsewhere.campaigns.update("tea", {"action": "resume"}, "t")
+        elsewhere.links.revoke(elsewhere.campaigns.require("tea"), "ann")
+        revoked = client.post(f"/s/{token}/go", data={"c": answers[2]})
+        assert revoked.status_code == 410
+    finally:
+        elsewhere.close()

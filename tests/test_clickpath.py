@@ -294,6 +294,29 @@ def test_head_and_link_previews_get_open_graph_and_are_not_clicks(
     assert stats(client, admin, services)["clicks"] == 0
 
 
+def test_a_preview_shows_the_campaign_as_it_is_and_caches_apart_from_people(
+    client: FlaskClient, link: dict[str, Any], services: Services, admin: dict[str, str]
+) -> None:
+    """Link cards are not an advertisement for a paused or ended campaign, caches keep the
+    preview apart from people's redirects, and og:url is the public link, never the request's
+    Host header or query."""
+    crawler = {"User-Agent": "facebookexternalhit/1.1", "Host": "evil.example"}
+    preview = client.get(f"/s/{link['token']}?next=https://evil.example/", headers=crawler)
+    assert preview.status_code == 200
+    assert preview.headers["Vary"] == "User-Agent, Accept-Language"
+    assert f'property="og:url" content="{link["url"]}"'.encode() in preview.data
+    assert b"evil.example" not in preview.data
+    services.campaigns.recent_seconds = 0.0  # rather than wait the seconds a view may be old
+    client.patch("/api/v1/campaigns/milk-tea", json={"action": "pause"}, headers=admin)
+    for headers in (crawler, {"User-Agent": "WhatsApp/2.23.20.0"}):
+        paused = client.get(f"/s/{link['token']}", headers=headers)
+        assert paused.status_code == 403 and paused.headers["Cache-Control"] == "no-store"
+    assert client.head(f"/s/{link['token']}", headers=BROWSER).status_code == 403
+    client.patch("/api/v1/campaigns/milk-tea", json={"action": "end"}, headers=admin)
+    assert client.get(f"/s/{link['token']}", headers=crawler).status_code == 410
+    assert stats(client, admin, services)["clicks"] == 0
+
+
 _people = itertools.count(1)
 
 

@@ -183,3 +183,14 @@ def test_the_console_answers_a_clear_503_when_the_store_hangs(
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'refgate_store_errors_total{where="console"} 1.0' in metrics
     assert client.get("/console/campaigns").status_code == 200
+
+
+def test_a_challenge_answer_during_an_outage_answers_busy(
+    outage_app: Flask, own_store: EmbeddedRedis
+) -> None:
+    """Not a 500 after the store's timeout: the busy page, as a click gets."""
+    _, client, _, token = campaign_and_link(outage_app)
+    own_store.stop(force=True)
+    response = client.post(f"/s/{token}/go", data={"c": "x"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]

@@ -78,7 +78,9 @@ def invite(code: str) -> Response:
 @bp.errorhandler(RedisError)
 def _store_down(exc: RedisError) -> Response:
     log.warning("store unavailable serving %s: %s", request.path, exc)
-    return _answer(services().gateway.busy(request.environ))
+    found = services()
+    found.metrics.store_error("media")
+    return _answer(found.gateway.busy(request.environ))
 
 
 @bp.errorhandler(LogoUnavailable)

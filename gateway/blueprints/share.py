@@ -6,15 +6,20 @@ names the endpoint for ``url_for`` and the URL map and answers through the same 
 
 from __future__ import annotations
 
+import logging
+import time
+
 from flask import Blueprint, request
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from gateway.clickpath import click_id
+from gateway.clickpath import StoreUnavailable, click_id
 from gateway.fastpath import serve_click
 from gateway.links import InvalidLink
 from gateway.services import services
 
 bp = Blueprint("share", __name__)
+log = logging.getLogger(__name__)
 
 
 def _response(answer: object) -> Response:
@@ -36,11 +41,17 @@ def challenge_answer(token: str) -> Response:
         link = found.codec.decode(token)
     except InvalidLink:
         return _response(gateway.page(request.environ, 404, "click/not_found.html"))
-    view = found.campaigns.cached_view(link.campaign_id) or found.campaigns.load_view(
-        link.campaign_id
-    )
-    if view is None:
+    # The campaign as it is now (edited, paused, ended, the sharer revoked since the challenge
+    # was shown): the same destination and the same refusals as a click gets.
+    try:
+        current = gateway.current(link, time.time())
+    except StoreUnavailable:
+        return _response(gateway.busy(request.environ))
+    if current is None:
         return _response(gateway.page(request.environ, 404, "click/not_found.html"))
+    view, state = current
+    if state != "live":
+        return _response(gateway.gone(request.environ, view, state))
     result = gateway.challenges.check(request.form.get("c", ""), token)
     if not result.passed:
         # Too fast, stale or forged: the same page again (a person just taps once more). A
@@ -60,3 +71,12 @@ def challenge_answer(token: str) -> Response:
     found.recorder.count(link.campaign_id, "challenge:passed")
     location = view.destination.with_param("rg_click", result.click_id)
     return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+@bp.errorhandler(RedisError)
+def _store_down(exc: RedisError) -> Response:
+    """The busy page (503, Retry-After), as the click path answers when the store fails."""
+    log.warning("store unavailable serving %s: %s", request.path, exc)
+    found = services()
+    found.metrics.store_error("share")
+    return _response(found.gateway.busy(request.environ))
