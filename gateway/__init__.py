@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
@@ -99,6 +99,17 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
         from gateway.console import http_error_page
 
         return http_error_page(exc)
+    if exc.code == 404 and request.path.startswith(("/s/", "/c/")):
+        # A share link or code copied with something extra (a trailing slash a chat app added,
+        # a cut-off path): the link itself without the slash, else the branded page people get
+        # for a link that does not work, not werkzeug's.
+        token, slash, rest = request.path[3:].partition("/")
+        if token and slash and not rest:
+            target = request.path[:-1]
+            return Response(status=301, headers={"Location": target, "Cache-Control": "no-store"})
+        gateway = current_app.extensions["refgate"].gateway
+        answer = gateway.page(request.environ, 404, "click/not_found.html")
+        return Response(answer.body, answer.status, answer.headers)
     if request.path.startswith("/api/"):
         response = jsonify(
             error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description

@@ -401,7 +401,7 @@ class ClickGateway:
 
     def too_many(self, environ: Environ) -> Answer:
         """A flood limit was hit: the busy page with 429; the minute's counters reset soon."""
-        answer = self.page(environ, 429, "busy.html")
+        answer = self.page(environ, 429, "busy.html", wait_a_minute=True)  # as Retry-After says
         answer.headers.append(("Retry-After", "60"))
         return answer
 

@@ -61,7 +61,7 @@ class Strategy(StrEnum):
 class Platform:
     #: Stable id, one of PLATFORM_KEYS.
     key: str
-    #: Display name.
+    #: Display name: an English msgid, shown translated (the fallback page, the console).
     name: str
     in_app: bool
     #: The default strategy for this platform.
@@ -97,28 +97,28 @@ _GENERIC = N_("Tap ··· (or ⋮) in the top right corner, then choose “Open 
 _KAKAO = N_("Tap ··· or ⋮ in a corner of the screen, then choose “Open in another browser”.")
 
 _PLATFORMS = (
-    Platform("wechat", "WeChat", True, Strategy.QR_FIRST, _MENU),
-    Platform("wecom", "WeCom", True, Strategy.GUIDE, _MENU),
-    Platform("qq", "QQ", True, Strategy.GUIDE, _MENU),
-    Platform("weibo", "Weibo", True, Strategy.GUIDE, _MENU),
-    Platform("douyin", "Douyin", True, Strategy.QR_FIRST, _MENU_OR_COPY),
-    Platform("tiktok", "TikTok", True, Strategy.GUIDE, _MENU),
-    Platform("kuaishou", "Kuaishou", True, Strategy.QR_FIRST, _MENU_OR_COPY),
-    Platform("xiaohongshu", "Xiaohongshu", True, Strategy.QR_FIRST, _MENU_OR_COPY),
-    Platform("alipay", "Alipay", True, Strategy.GUIDE, _MENU_OR_COPY),
-    Platform("dingtalk", "DingTalk", True, Strategy.GUIDE, _MENU),
-    Platform("lark", "Feishu/Lark", True, Strategy.GUIDE, _MENU),
-    Platform("facebook", "Facebook", True, Strategy.REDIRECT, _META),
-    Platform("instagram", "Instagram", True, Strategy.REDIRECT, _META),
-    Platform("line", "LINE", True, Strategy.REDIRECT, _LINE),
-    Platform("x", "X", True, Strategy.REDIRECT, _GENERIC),
-    Platform("snapchat", "Snapchat", True, Strategy.REDIRECT, _GENERIC),
-    Platform("whatsapp", "WhatsApp", True, Strategy.REDIRECT, _GENERIC),
-    Platform("kakaotalk", "KakaoTalk", True, Strategy.REDIRECT, _KAKAO),
-    Platform("browser", "Mobile browser", False, Strategy.REDIRECT, ""),
-    Platform("desktop", "Desktop browser", False, Strategy.REDIRECT, ""),
-    Platform("bot", "Bot", False, Strategy.REDIRECT, ""),
-    Platform("unknown", "Unknown", False, Strategy.REDIRECT, ""),
+    Platform("wechat", N_("WeChat"), True, Strategy.QR_FIRST, _MENU),
+    Platform("wecom", N_("WeCom"), True, Strategy.GUIDE, _MENU),
+    Platform("qq", N_("QQ"), True, Strategy.GUIDE, _MENU),
+    Platform("weibo", N_("Weibo"), True, Strategy.GUIDE, _MENU),
+    Platform("douyin", N_("Douyin"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
+    Platform("tiktok", N_("TikTok"), True, Strategy.GUIDE, _MENU),
+    Platform("kuaishou", N_("Kuaishou"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
+    Platform("xiaohongshu", N_("Xiaohongshu"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
+    Platform("alipay", N_("Alipay"), True, Strategy.GUIDE, _MENU_OR_COPY),
+    Platform("dingtalk", N_("DingTalk"), True, Strategy.GUIDE, _MENU),
+    Platform("lark", N_("Feishu/Lark"), True, Strategy.GUIDE, _MENU),
+    Platform("facebook", N_("Facebook"), True, Strategy.REDIRECT, _META),
+    Platform("instagram", N_("Instagram"), True, Strategy.REDIRECT, _META),
+    Platform("line", N_("LINE"), True, Strategy.REDIRECT, _LINE),
+    Platform("x", N_("X"), True, Strategy.REDIRECT, _GENERIC),
+    Platform("snapchat", N_("Snapchat"), True, Strategy.REDIRECT, _GENERIC),
+    Platform("whatsapp", N_("WhatsApp"), True, Strategy.REDIRECT, _GENERIC),
+    Platform("kakaotalk", N_("KakaoTalk"), True, Strategy.REDIRECT, _KAKAO),
+    Platform("browser", N_("Mobile browser"), False, Strategy.REDIRECT, ""),
+    Platform("desktop", N_("Desktop browser"), False, Strategy.REDIRECT, ""),
+    Platform("bot", N_("Bot"), False, Strategy.REDIRECT, ""),
+    Platform("unknown", N_("Unknown"), False, Strategy.REDIRECT, ""),
 )
 _BY_KEY = {p.key: p for p in _PLATFORMS}
 PLATFORM_KEYS: tuple[str, ...] = tuple(p.key for p in _PLATFORMS)

@@ -184,6 +184,7 @@ def test_flood_limits_per_prefix_and_per_link(limited_app: Flask) -> None:
     assert [status == 429 for status in statuses] == [False] * 4 + [True] * 2
     refused = client.get(f"/s/{bob}", headers=BROWSER, environ_base={"REMOTE_ADDR": "10.1.1.1"})
     assert refused.headers["Retry-After"] == "60"
+    assert "请一分钟后再试" in refused.text  # what the page says agrees with Retry-After
     services.recorder.flush()
     events = keys.campaign_keys(services.campaigns.require("tea").id).events
     assert services.store.main.xlen(events) == 8  # refused clicks are not recorded

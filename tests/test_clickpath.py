@@ -395,3 +395,18 @@ def test_click_records_and_events_are_kept_as_long_as_configured(
         assert abs(oldest_kept - (time.time() - 14 * 86400)) < 60
     finally:
         services.close()
+
+
+def test_a_link_copied_with_something_extra_still_gets_somewhere(
+    client: FlaskClient, link: dict[str, Any]
+) -> None:
+    """A trailing slash (chat apps add them) leads to the link; any other extra path gets the
+    page a broken link gets, not werkzeug's bare 404."""
+    slashed = client.get(f"/s/{link['token']}/", headers=BROWSER)
+    assert slashed.status_code == 301 and slashed.headers["Location"] == f"/s/{link['token']}"
+    assert client.get(f"/c/{link['code']}/").headers["Location"] == f"/c/{link['code']}"
+    broken = client.get("/s/junk", headers=BROWSER).data
+    for path in (f"/s/{link['token']}/extra/more", "/c/a/b"):
+        response = client.get(path, headers=BROWSER)
+        assert response.status_code == 404, path
+        assert response.data == broken, path

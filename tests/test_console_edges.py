@@ -191,3 +191,52 @@ def test_api_key_form_defaults_to_the_least_role_and_keeps_the_name(
     assert "must not contain control characters" in refused.text
     assert 'value="landing\tapp"' in refused.text
     assert services.api_keys.list() == []
+
+
+def test_a_campaign_page_offers_only_the_actions_its_state_allows(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    assert (
+        client.post(
+            "/console/campaigns/new", data={**campaign_form(), "csrf_token": token(client)}
+        ).status_code
+        == 302
+    )
+
+    def actions() -> list[str]:
+        page = client.get("/console/campaigns/spring-tea", headers=EN).text
+        return re.findall(r'name="action" value="(\w+)"', page)
+
+    assert actions() == ["pause", "end"]
+    services.campaigns.update("spring-tea", {"action": "pause"}, "test")
+    assert actions() == ["resume", "end"]
+    services.campaigns.update("spring-tea", {"action": "end"}, "test")
+    assert actions() == []
+
+
+def test_a_refused_reset_names_the_account_at_the_top(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "admin")
+    target = email("risk")
+    refused = client.post(
+        f"/console/admin/users/{target}",
+        data={"action": "reset", "password": "short", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert refused.status_code == 400
+    top = re.search(r'<p class="error" role="alert">([^<]*)</p>', refused.text)
+    assert top and top.group(1).startswith(f"{target}: a password has ")
+    assert '<p class="field-error">' not in refused.text  # not under the add-a-user form
+
+
+def test_the_audit_log_finds_a_staff_member_by_their_address(
+    app: Flask, services: Services, staff: None
+) -> None:
+    as_role(app, "risk")  # signs in: an audit entry of theirs
+    client = as_role(app, "admin")
+    for typed in (f"user:{email('risk')}", f"  {email('risk').upper()} "):
+        page = client.get("/console/admin/audit", query_string={"actor": typed}, headers=EN)
+        assert page.status_code == 200
+        assert page.text.count(f"<td>user:{email('risk')}</td>") == 1, typed

@@ -152,3 +152,28 @@ def test_console_pages_show_service_messages_in_chinese(app: Flask, services: Se
     assert "ghost 不在本活动的邀请树中。" in page(ghost)
     assert services.campaigns.get("tea") is not None  # the refused forms changed nothing
     assert services.campaigns.get("bad-slug") is None
+
+
+def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Services) -> None:
+    """The services' words (open, held, live, qr_first...) are shown through the catalogue,
+    while forms still send them as they are."""
+    from tests.console_helpers import flagged_campaign
+
+    add_staff(services)
+    _doc, flag = flagged_campaign(services)
+    client: FlaskClient = app.test_client()
+    assert login(client, "admin").status_code == 302
+    queue = client.get("/console/flags", headers=ZH).text
+    assert '<span class="status status-open">待审核</span>' in queue
+    assert "<td>分享者</td>" in queue  # the flag's kind
+    assert '<option value="fraud" >作弊</option>' in queue  # a filter sends the word itself
+    page = client.get(f"/console/flags/{flag.id}", headers=ZH).text
+    assert '<span class="status status-held">冻结</span>' in page
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": token(client)},
+        headers=ZH,
+    )
+    assert "2 冻结 → 已发放" in client.get(decided.location, headers=ZH).text
+    campaigns = client.get("/console/campaigns", headers=ZH).text
+    assert '<span class="state state-live">进行中</span>' in campaigns

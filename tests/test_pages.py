@@ -110,3 +110,20 @@ def test_a_template_that_changes_a_value_is_rendered_each_time() -> None:
     # The first click: its own page and the marker render, which did not fill in to it; then
     # a fresh render for each later click.
     assert len(calls) == 3
+
+
+def test_the_fallback_page_names_the_app_in_the_readers_language(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    blocked = client.put(
+        "/api/v1/campaigns/milk-tea/platforms/wechat", json={"status": "blocked"}, headers=admin
+    )
+    assert blocked.status_code == 200, blocked.json
+    for language, text in (
+        ("zh-CN", "微信 无法直接打开此链接"),
+        ("en", "WeChat does not open this link directly"),
+    ):
+        page = client.get(
+            f"/s/{link['token']}", headers={"User-Agent": WECHAT, "Accept-Language": language}
+        )
+        assert page.status_code == 200 and text in page.data.decode(), language

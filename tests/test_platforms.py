@@ -460,8 +460,9 @@ def test_every_in_app_platform_has_one_signature() -> None:
         assert keys.index(first) < keys.index(then)
 
 
-def test_guides_are_marked_for_extraction() -> None:
-    """Every guide is the literal argument of an N_() call, as `pybabel extract -k N_` needs."""
+def test_guides_and_names_are_marked_for_extraction() -> None:
+    """Every guide and display name is the literal argument of an N_() call, as
+    `pybabel extract -k N_` needs."""
     tree = ast.parse(Path(platforms.__file__).read_text(encoding="utf-8"))
     marked = {
         node.args[0].value
@@ -472,7 +473,8 @@ def test_guides_are_marked_for_extraction() -> None:
         and isinstance(node.args[0], ast.Constant)
     }
     guides = {platform(key).guide for key in PLATFORM_KEYS} - {""}
-    assert guides == marked
+    names = {platform(key).name for key in PLATFORM_KEYS}
+    assert guides | names == marked
     assert platforms.N_("x") == "x"
 
 

@@ -222,6 +222,10 @@ def _store_unavailable(exc: RedisError) -> tuple[str, int, dict[str, str]]:
 
 
 def init_app(app: Flask) -> None:
+    from gateway.console.labels import label
+
+    # A filter, not a per-request hook: it costs nothing until a console template uses it.
+    app.jinja_env.filters["label"] = label
     manager = LoginManager()
     # Not manager.init_app(app): that adds an app-wide after_request hook (for remember-me
     # cookies, which the console does not use) and a context processor to every template.

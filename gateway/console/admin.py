@@ -70,7 +70,9 @@ def change_user(email: str) -> Page:
         else:
             return _users_page({"action": _("Disable, enable, reset or role.")})
     except UserError as exc:
-        return _users_page({exc.field: translated(exc.message)})
+        # Said at the top, naming the account: under a field it would sit in the form to add
+        # a user, not in this account's row.
+        return _users_page({"action": f"{email}: {translated(exc.message)}"})
     detail = {"role": request.form.get("role", "")} if action == "role" else {}
     audit(f"user.{action}", email, **detail)
     return redirect(url_for("console.users"))
@@ -135,7 +137,9 @@ def audit_log() -> Page:
     before = request.args.get("before") or None
     if before is not None and not _stream_id(before):
         abort(400)
-    actor = request.args.get("actor") or None
+    actor = request.args.get("actor", "").strip() or None
+    if actor is not None and ":" not in actor:
+        actor = f"user:{actor.lower()}"  # a staff member's address, as the log names them
     entries = services().audit.recent(limit=100, before=before, actor=actor)
     return render_template("console/audit.html", entries=entries, actor=actor or "")
 

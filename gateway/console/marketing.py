@@ -15,6 +15,7 @@ from gateway.blueprints.api import _platform_entry as platform_entry
 from gateway.campaigns import Campaign, LinkRequest, validate
 from gateway.console import MARKETING, STAFF, audit, bp, roles, user
 from gateway.console.charts import bar_chart, line_chart
+from gateway.console.labels import label
 from gateway.console.messages import translated_fields
 from gateway.errors import ApiError
 from gateway.platforms import PLATFORM_KEYS
@@ -278,7 +279,11 @@ def campaign(slug: str) -> Page:
         fallback_chart=bar_chart(
             _("Fallback views per platform"), stats["fallback_views"], _("No data yet.")
         ),
-        decision_chart=bar_chart(_("Decisions"), stats["decisions"], _("No data yet.")),
+        decision_chart=bar_chart(
+            _("Decisions"),
+            {label(name): n for name, n in stats["decisions"].items()},
+            _("No data yet."),
+        ),
     )
 
 
@@ -302,7 +307,7 @@ def set_platform(slug: str, platform: str) -> Page:
 
 
 def _platform_names() -> list[tuple[str, str]]:
-    return [(key, known_platform(key).name) for key in PLATFORM_KEYS]
+    return [(key, str(_(known_platform(key).name))) for key in PLATFORM_KEYS]
 
 
 @bp.route("/campaigns/<slug>/links", methods=["GET", "POST"])

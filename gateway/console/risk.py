@@ -17,6 +17,7 @@ from detectors.features import CONDUCT
 from detectors.review import describe
 from gateway.campaigns import Campaign, validate
 from gateway.console import RISK, STAFF, audit, bp, roles, user
+from gateway.console.labels import label
 from gateway.errors import ApiError
 from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary
 from gateway.services import services
@@ -317,7 +318,10 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
     audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
     if moves:
-        changes = ", ".join(f"{n} {old or '-'} → {new}" for (old, new), n in sorted(moves.items()))
+        changes = ", ".join(
+            f"{n} {label(old) if old else '-'} → {label(new)}"
+            for (old, new), n in sorted(moves.items())
+        )
         said = _(
             "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
             id=flag_id,

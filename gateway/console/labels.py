@@ -1,0 +1,58 @@
+"""The words the services use for states, kinds and decisions, as staff read them.
+
+Stored and sent as they are (``open``, ``held``, ``qr_first``...), shown through ``label``: in
+the catalogues, so a Chinese console does not show English codes. An unknown word is shown as
+it is.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext
+
+from gateway.i18n import N_
+
+LABELS = {
+    word: word
+    for word in (
+        # flags and reviews
+        N_("open"),
+        N_("fraud"),
+        N_("legit"),
+        N_("click"),
+        N_("referrer"),
+        N_("participant"),
+        N_("cluster"),
+        N_("suspect"),
+        # rewards
+        N_("credited"),
+        N_("held"),
+        N_("denied"),
+        N_("clawed_back"),
+        # campaigns and links
+        N_("live"),
+        N_("active"),
+        N_("paused"),
+        N_("ended"),
+        N_("not_started"),
+        N_("expired"),
+        N_("revoked"),
+        # platforms and strategies
+        N_("ok"),
+        N_("blocked"),
+        N_("redirect"),
+        N_("guide"),
+        N_("qr_first"),
+        # click decisions
+        N_("allow"),
+        N_("deny_credit"),
+        N_("challenge"),
+        N_("block"),
+    )
+}
+
+
+def label(word: object) -> str:
+    """``word`` in the reader's language when it is one of the services' words."""
+    text = str(word)
+    known = LABELS.get(text)
+    return str(gettext(known)) if known is not None else text
