@@ -107,9 +107,8 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
         if token and slash and not rest:
             target = request.path[:-1]
             return Response(status=301, headers={"Location": target, "Cache-Control": "no-store"})
-        gateway = current_app.extensions["refgate"].gateway
-        answer = gateway.page(request.environ, 404, "click/not_found.html")
-        return Response(answer.body, answer.status, answer.headers)
+        found: Services = current_app.extensions["refgate"]
+        return found.gateway.page(request.environ, 404, "click/not_found.html").response()
     if request.path.startswith("/api/"):
         response = jsonify(
             error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description

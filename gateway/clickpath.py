@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
 
 from detectors.base import ClickInput, History, four_decimals
 from detectors.engine import Decision, Engine, Verdict
@@ -66,6 +67,10 @@ class Answer:
         self.status = status
         self.headers = headers
         self.body = body
+
+    def response(self) -> Response:
+        """As a werkzeug Response, for Flask views (the fast path calls the answer itself)."""
+        return Response(self.body, status=self.status, headers=self.headers)
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

@@ -19,7 +19,7 @@ from flask import Blueprint, request
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from gateway.clickpath import Answer
+from gateway.blueprints import busy_when_the_store_fails
 from gateway.fonts import FontProblem
 from gateway.media import IMMUTABLE, ImageJob, LogoUnavailable
 from gateway.qr import BadParams, parse_params
@@ -75,18 +75,10 @@ def invite(code: str) -> Response:
     return Response(status=302, headers={"Location": target, "Cache-Control": "no-store"})
 
 
-@bp.errorhandler(RedisError)
-def _store_down(exc: RedisError) -> Response:
-    log.warning("store unavailable serving %s: %s", request.path, exc)
-    found = services()
-    found.metrics.store_error("media")
-    return _answer(found.gateway.busy(request.environ))
-
-
 @bp.errorhandler(LogoUnavailable)
 def _logo_changing(exc: LogoUnavailable) -> Response:
     # The logo was replaced between reading the campaign and reading the logo: ask again.
-    return _answer(services().gateway.busy(request.environ, retry_after=1))
+    return services().gateway.busy(request.environ, retry_after=1).response()
 
 
 def _send(job: ImageJob) -> Response:
@@ -101,8 +93,7 @@ def _send(job: ImageJob) -> Response:
 
 
 def _not_found() -> Response:
-    return _answer(services().gateway.page(request.environ, 404, "click/not_found.html"))
+    return services().gateway.page(request.environ, 404, "click/not_found.html").response()
 
 
-def _answer(answer: Answer) -> Response:
-    return Response(answer.body, status=answer.status, headers=answer.headers)
+bp.register_error_handler(RedisError, busy_when_the_store_fails("media"))

@@ -6,30 +6,24 @@ names the endpoint for ``url_for`` and the URL map and answers through the same 
 
 from __future__ import annotations
 
-import logging
 import time
 
 from flask import Blueprint, request
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
+from gateway.blueprints import busy_when_the_store_fails
 from gateway.clickpath import StoreUnavailable, click_id
 from gateway.fastpath import serve_click
 from gateway.links import InvalidLink
 from gateway.services import services
 
 bp = Blueprint("share", __name__)
-log = logging.getLogger(__name__)
-
-
-def _response(answer: object) -> Response:
-    body, status, headers = answer.body, answer.status, answer.headers  # type: ignore[attr-defined]
-    return Response(body, status=status, headers=headers)
 
 
 @bp.route("/s/<token>", methods=["GET", "HEAD"])
 def click(token: str) -> Response:
-    return _response(serve_click(services().gateway, token, request.environ))
+    return serve_click(services().gateway, token, request.environ).response()
 
 
 @bp.post("/s/<token>/go")
@@ -40,18 +34,18 @@ def challenge_answer(token: str) -> Response:
     try:
         link = found.codec.decode(token)
     except InvalidLink:
-        return _response(gateway.page(request.environ, 404, "click/not_found.html"))
+        return gateway.page(request.environ, 404, "click/not_found.html").response()
     # The campaign as it is now (edited, paused, ended, the sharer revoked since the challenge
     # was shown): the same destination and the same refusals as a click gets.
     try:
         current = gateway.current(link, time.time())
     except StoreUnavailable:
-        return _response(gateway.busy(request.environ))
+        return gateway.busy(request.environ).response()
     if current is None:
-        return _response(gateway.page(request.environ, 404, "click/not_found.html"))
+        return gateway.page(request.environ, 404, "click/not_found.html").response()
     view, state = current
     if state != "live":
-        return _response(gateway.gone(request.environ, view, state))
+        return gateway.gone(request.environ, view, state).response()
     result = gateway.challenges.check(request.form.get("c", ""), token)
     if not result.passed:
         # Too fast, stale or forged: the same page again (a person just taps once more). A
@@ -66,17 +60,11 @@ def challenge_answer(token: str) -> Response:
             },
             view=view,
         )
-        return _response(answer)
+        return answer.response()
     assert result.click_id is not None
     found.recorder.count(link.campaign_id, "challenge:passed")
     location = view.destination.with_param("rg_click", result.click_id)
     return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-@bp.errorhandler(RedisError)
-def _store_down(exc: RedisError) -> Response:
-    """The busy page (503, Retry-After), as the click path answers when the store fails."""
-    log.warning("store unavailable serving %s: %s", request.path, exc)
-    found = services()
-    found.metrics.store_error("share")
-    return _response(found.gateway.busy(request.environ))
+bp.register_error_handler(RedisError, busy_when_the_store_fails("share"))
