@@ -49,20 +49,51 @@ def _digest(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
+#: How long a creation form's id is remembered: a resubmission later than this (a tab restored
+#: the next week) creates a key again.
+FORM_SECONDS = 86400
+
+
+class AlreadyCreated(Exception):
+    """The form was submitted before (a reload, a double click): its key exists already."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"this form created key {key_id} already")
+        #: The key the first submission created ("" while that submission is still writing it).
+        self.key_id = key_id
+
+
+def new_form_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
 class ApiKeyService:
     def __init__(self, store: Any) -> None:
         self._redis = store
 
-    def create(self, name: str, role: Role | str) -> tuple[str, ApiKey]:
+    def create(self, name: str, role: Role | str, *, form_id: str = "") -> tuple[str, ApiKey]:
+        """A new key and its secret, which is shown once and never kept. ``form_id`` names the
+        form it was asked for with: the same form sent again creates nothing and raises
+        AlreadyCreated (a browser reloading the page that showed the secret resends it)."""
         name = name.strip()
         if not name or len(name) > 100:
             raise ValueError("name must be 1-100 characters")
         if any(unicodedata.category(ch) == "Cc" for ch in name):
             raise ValueError("must not contain control characters")
+        role = Role(role)
+        once = ""
+        if form_id:
+            if len(form_id) > 32 or not form_id.replace("-", "").replace("_", "").isalnum():
+                raise ValueError("the form is damaged; open the page again")
+            once = keys.api_key_form(form_id)
+            if not self._redis.set(once, "", nx=True, ex=FORM_SECONDS):
+                raise AlreadyCreated((self._redis.get(once) or b"").decode())
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = _digest(plaintext)
-        key = ApiKey(id=digest[:12], name=name, role=Role(role), created_at=time.time())
+        key = ApiKey(id=digest[:12], name=name, role=role, created_at=time.time())
         self._redis.hset(keys.API_KEYS, digest, json.dumps(asdict(key)))
+        if once:
+            self._redis.set(once, key.id, xx=True, keepttl=True)
         return plaintext, key
 
     def authenticate(self, plaintext: str) -> ApiKey | None:

@@ -70,6 +70,18 @@ def test_a_suspicious_click_is_challenged_and_a_person_passes(
     assert location.endswith("rg_click=" + recorded["id"])
     counters = services.store.main.hgetall("rg:{c1}:counters")
     assert counters[b"challenge:passed"] == b"1"
+    # A double tap or a replayed answer still goes on, to the same click, counted once.
+    again = client.post(f"/s/{token}/go", data={"c": answer})
+    assert again.status_code == 303 and again.headers["Location"] == location
+    services.recorder.flush()
+    assert services.store.main.hget("rg:{c1}:counters", "challenge:passed") == b"1"
+    # A second person passing their own challenge is counted.
+    client.delete_cookie("rg_vid")
+    other = challenge_of(client.get(f"/s/{token}", headers=NO_LANGUAGE).data.decode())
+    time.sleep(0.9)
+    assert client.post(f"/s/{token}/go", data={"c": other}).status_code == 303
+    services.recorder.flush()
+    assert services.store.main.hget("rg:{c1}:counters", "challenge:passed") == b"2"
 
 
 def test_forged_and_stale_answers(client: FlaskClient, admin: dict[str, str]) -> None:

@@ -677,9 +677,25 @@ def test_bulk_decisions(app: Flask, services: Services, staff: None) -> None:
     )
     client = as_role(app, "risk")
     none = client.post(
-        "/console/flags/decisions", data={"decision": "fraud", "csrf_token": token(client)}
+        "/console/flags/decisions",
+        data={
+            "decision": "fraud",
+            "note": "checked the orders <b>by hand</b>",
+            "back": "/console/flags?status=open",
+            "csrf_token": token(client),
+        },
+        headers=EN,
     )
-    assert none.status_code == 400
+    # Back to the queue as it was: the reviewer is told what to do and keeps their note.
+    assert none.status_code == 302 and none.location == "/console/flags?status=open"
+    again = client.get(none.location, headers=EN).text
+    assert '<p class="error" role="alert">Select 1 to 50 flags.</p>' in again
+    assert 'value="checked the orders &lt;b&gt;by hand&lt;/b&gt;"' in again
+    assert (
+        'id="bulk-note" name="note" maxlength="2000" value=""'
+        in client.get(none.location, headers=EN).text
+    )  # shown once
+    assert services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
     unknown = client.post(
         "/console/flags/decisions",
         data={"flag": [flag.id, "1-ffffffffff"], "decision": "fraud", "csrf_token": token(client)},

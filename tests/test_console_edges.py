@@ -240,3 +240,40 @@ def test_the_audit_log_finds_a_staff_member_by_their_address(
         page = client.get("/console/admin/audit", query_string={"actor": typed}, headers=EN)
         assert page.status_code == 200
         assert page.text.count(f"<td>user:{email('risk')}</td>") == 1, typed
+
+
+def test_reloading_the_page_that_showed_a_new_key_creates_no_second_key(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "admin")
+    page = client.get("/console/admin/apikeys", headers=EN).text
+    form_id = re.search(r'name="form_id" value="([^"]+)"', page)
+    assert form_id
+    form = {
+        "name": "landing",
+        "role": "conversion",
+        "csrf_token": token(client),
+        "form_id": form_id.group(1),
+    }
+    created = client.post("/console/admin/apikeys", data=form, headers=EN)
+    assert created.status_code == 200 and 'id="new-key"' in created.text
+    key_id = services.api_keys.list()[0].id
+    # The browser's reload sends the same form again.
+    again = client.post("/console/admin/apikeys", data=form, headers=EN)
+    assert again.status_code == 409 and 'id="new-key"' not in again.text
+    assert f"created key {key_id}" in again.text and "Nothing new was created" in again.text
+    assert [key.id for key in services.api_keys.list()] == [key_id]
+    # The page it shows offers a fresh form, which creates the next key.
+    fresh = re.search(r'name="form_id" value="([^"]+)"', again.text)
+    assert fresh and fresh.group(1) != form_id.group(1)
+    second = client.post(
+        "/console/admin/apikeys",
+        data={**form, "name": "crm", "form_id": fresh.group(1)},
+        headers=EN,
+    )
+    assert second.status_code == 200 and len(services.api_keys.list()) == 2
+    damaged = client.post(
+        "/console/admin/apikeys", data={**form, "form_id": "<script>"}, headers=EN
+    )
+    assert damaged.status_code == 400 and "the form is damaged" in damaged.text
+    assert len(services.api_keys.list()) == 2

@@ -169,6 +169,8 @@ def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Servic
     assert '<option value="fraud" >作弊</option>' in queue  # a filter sends the word itself
     page = client.get(f"/console/flags/{flag.id}", headers=ZH).text
     assert '<span class="status status-held">冻结</span>' in page
+    # Why the rewards are held, and the evidence's headings, in words too.
+    assert "<td>已被标记</td>" in page and "<td>flagged</td>" not in page
     decided = client.post(
         f"/console/flags/{flag.id}/decision",
         data={"decision": "legit", "csrf_token": token(client)},

@@ -6,6 +6,7 @@ names the endpoint for ``url_for`` and the URL map and answers through the same 
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, request
@@ -13,11 +14,14 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from gateway.blueprints import busy_when_the_store_fails
+from gateway.challenge import MAX_SECONDS
 from gateway.clickpath import StoreUnavailable, click_id
 from gateway.fastpath import serve_click
 from gateway.links import InvalidLink
-from gateway.services import services
+from gateway.services import Services, services
+from gateway.store import keys
 
+log = logging.getLogger(__name__)
 bp = Blueprint("share", __name__)
 
 
@@ -62,9 +66,26 @@ def challenge_answer(token: str) -> Response:
         )
         return answer.response()
     assert result.click_id is not None
-    found.recorder.count(link.campaign_id, "challenge:passed")
+    if first_answer(found, link.campaign_id, result.click_id):
+        found.recorder.count(link.campaign_id, "challenge:passed")
     location = view.destination.with_param("rg_click", result.click_id)
     return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def first_answer(found: Services, campaign_id: int, click: str) -> bool:
+    """True the first time a click's challenge is passed: a double tap, a reload of the form or
+    a replayed answer still goes on to the destination (the same click id, so no credit moves),
+    but is not counted as another person passing. When the store fails the person goes on all
+    the same; the tally misses them."""
+    try:
+        first = found.store.main.set(
+            keys.campaign_keys(campaign_id).challenge_answered(click), 1, nx=True, ex=MAX_SECONDS
+        )
+    except RedisError as exc:
+        log.warning("store unavailable marking a challenge answered: %s", exc)
+        found.metrics.store_error("share")
+        return False
+    return bool(first)
 
 
 bp.register_error_handler(RedisError, busy_when_the_store_fails("share"))

@@ -6,7 +6,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from gateway.apikeys import Role
+from gateway.apikeys import AlreadyCreated, ApiKey, Role, new_form_id
 from gateway.console import ADMIN, audit, bp, roles, user
 from gateway.console.messages import translated
 from gateway.services import services
@@ -78,17 +78,28 @@ def change_user(email: str) -> Page:
     return redirect(url_for("console.users"))
 
 
-@bp.get("/admin/apikeys")
-@roles(*ADMIN)
-def apikeys() -> Page:
+def _apikeys_page(
+    created: tuple[str, ApiKey] | None = None,
+    error: str | None = None,
+    form: dict[str, str] | None = None,
+) -> str:
+    # Each rendering carries a fresh form id: the form it shows creates one key, however often
+    # the browser sends it.
     return render_template(
         "console/apikeys.html",
         keys=services().api_keys.list(),
         roles=[r.value for r in Role],
-        created=None,
-        error=None,
-        form={},
+        created=created,
+        error=error,
+        form=form or {},
+        form_id=new_form_id(),
     )
+
+
+@bp.get("/admin/apikeys")
+@roles(*ADMIN)
+def apikeys() -> Page:
+    return _apikeys_page()
 
 
 @bp.post("/admin/apikeys")
@@ -97,27 +108,22 @@ def create_apikey() -> Page:
     found = services().api_keys
     name, role = request.form.get("name", ""), request.form.get("role", "")
     try:
-        plaintext, key = found.create(name, role)
-    except ValueError as exc:
-        body = render_template(
-            "console/apikeys.html",
-            keys=found.list(),
-            roles=[r.value for r in Role],
-            created=None,
-            error=translated(str(exc)) if role in {r.value for r in Role} else _("Unknown role."),
-            form={"name": name, "role": role},
+        plaintext, key = found.create(name, role, form_id=request.form.get("form_id", ""))
+    except AlreadyCreated as exc:
+        # A reload of the page that showed the secret: the secret is gone (only its digest is
+        # kept), and a second key would be one nobody knows about.
+        message = _(
+            "This form was sent already and created key %(key)s; its secret was shown once. "
+            "Nothing new was created.",
+            key=exc.key_id or "…",
         )
-        return body, 400
+        return _apikeys_page(error=message), 409
+    except ValueError as exc:
+        error = translated(str(exc)) if role in {r.value for r in Role} else _("Unknown role.")
+        return _apikeys_page(error=error, form={"name": name, "role": role}), 400
     audit("apikey.create", key.id, name=key.name, role=key.role.value)
     # Shown once, on this response only (no-store): only its digest is kept.
-    return render_template(
-        "console/apikeys.html",
-        keys=found.list(),
-        roles=[r.value for r in Role],
-        created=(plaintext, key),
-        error=None,
-        form={},
-    )
+    return _apikeys_page(created=(plaintext, key))
 
 
 @bp.post("/admin/apikeys/<key_id>/disable")

@@ -47,6 +47,31 @@ LABELS = {
         N_("deny_credit"),
         N_("challenge"),
         N_("block"),
+        # why a reward is held or denied (gateway.conversions, convert.lua, settle_reward.lua)
+        N_("flagged"),
+        N_("no_reward_configured"),
+        N_("referrer_fraud"),
+        N_("click_fraud"),
+        N_("budget_exhausted"),
+        N_("referrer_cap"),
+        N_("daily_cap"),
+        N_("referrer_under_review"),
+        N_("click_denied"),
+        N_("click_block"),
+        N_("click_preview"),
+        N_("unscored_click"),
+        N_("challenged_click"),
+        N_("conversion_before_click"),
+        N_("conversion_too_fast"),
+        N_("reviewed_fraud"),
+        N_("self_referral"),
+        # a flag's evidence
+        N_("clicks"),
+        N_("suspicious"),
+        N_("parent"),
+        N_("ts"),
+        N_("prefix"),
+        N_("decision"),
     )
 }
 

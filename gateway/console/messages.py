@@ -22,6 +22,7 @@ _EXACT: dict[str, str] = {
     for message in (
         N_("must not be blank"),
         N_("must not contain control characters"),
+        N_("the form is damaged; open the page again"),
         N_("must not be null"),
         N_("unknown field"),
         N_("must be an ISO 8601 date-time string with a timezone"),

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import abort, flash, get_flashed_messages, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -196,7 +205,9 @@ def flags() -> Page:
         pages=pages,
         query=query,
         back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
-        results=get_flashed_messages(),
+        results=get_flashed_messages(category_filter=["message"]),
+        problems=get_flashed_messages(category_filter=["error"]),
+        bulk_note=session.pop("bulk_note", ""),
     )
 
 
@@ -353,18 +364,22 @@ def decide(flag_id: str) -> Page:
 @roles(*RISK)
 def decide_many() -> Page:
     ids = request.form.getlist("flag")
-    if not ids or len(ids) > PAGE_SIZE:
-        raise ApiError(400, "validation_failed", _("Select 1 to %(n)s flags.", n=PAGE_SIZE))
     decision, note = request.form.get("decision", ""), request.form.get("note", "")
+    back = request.form.get("back", "")
+    if not back.startswith("/console/flags"):
+        back = url_for("console.flags")
+    if not ids or len(ids) > PAGE_SIZE:
+        # Back to the queue as it was, saying what to do, with the note kept for the next try
+        # (an error page would lose what the reviewer wrote).
+        flash(_("Select 1 to %(n)s flags.", n=PAGE_SIZE), "error")
+        session["bulk_note"] = note[:2000]
+        return redirect(back)
     validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
     for flag_id in ids:
         if services().flags.get(flag_id) is None:
             raise ApiError(404, "flag_not_found", _("No flag %(id)s.", id=flag_id))
     for flag_id in ids:
         flash(_decide(flag_id, decision, note))
-    back = request.form.get("back", "")
-    if not back.startswith("/console/flags"):
-        back = url_for("console.flags")
     return redirect(back)
 
 

@@ -87,6 +87,11 @@ class CampaignKeys:
     def click(self, click_id: str) -> str:
         return self.click_prefix + click_id
 
+    def challenge_answered(self, click_id: str) -> str:
+        """String set when a challenge for the click is first passed; expires with the
+        challenge (gateway.challenge.MAX_SECONDS), after which no answer passes anyway."""
+        return f"{self.tag}:challenge-answered:{click_id}"
+
     def flag(self, flag_id: str) -> str:
         """Hash of one flag (see gateway.flags)."""
         return f"{self.tag}:flag:{flag_id}"
@@ -283,6 +288,12 @@ class CampaignKeys:
 @lru_cache(maxsize=4096)
 def campaign_keys(campaign_id: int) -> CampaignKeys:
     return CampaignKeys(campaign_id)
+
+
+def api_key_form(form_id: str) -> str:
+    """String: the id of the API key a console creation form made (gateway.apikeys): the same
+    form sent again (a reload) creates nothing. Expires after a day."""
+    return f"{PREFIX}:api-key-form:{form_id}"
 
 
 def job_lock(name: str) -> str:
