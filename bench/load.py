@@ -429,6 +429,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=default_workers())
     parser.add_argument("--links", type=int, default=2000)
+    parser.add_argument(
+        "--saturation",
+        type=float,
+        default=0.0,
+        help="req/s the surge's multiples are of, skipping the throughput rounds (for comparing "
+        "admission settings on one scale); by default measured in this run",
+    )
     parser.add_argument("--surge", default="0.5,1,2,3,4,2,1,0.5", help="multiples of saturation")
     parser.add_argument("--phase-seconds", type=float, default=6.0)
     parser.add_argument("--surge-connections", type=int, default=512)
@@ -457,7 +464,7 @@ def main() -> None:
 
     metrics_dir = tempfile.mkdtemp(prefix="refgate-bench-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # as `refgate serve` sets it
-    settings = Settings.from_env({"REFGATE_DATA_DIR": metrics_dir})
+    settings = Settings.from_env({**os.environ, "REFGATE_DATA_DIR": metrics_dir})
     threads = worker_threads(settings.max_in_flight)
     tool = "wrk" if shutil.which("wrk") else "python closed-loop generator"
     print(
@@ -486,7 +493,7 @@ def main() -> None:
                 "REFGATE_MAX_QUEUE_MS": "60000",
                 "REFGATE_DOOR_QUEUE": "0",
             }
-            for round_number in range(args.rounds):
+            for round_number in range(0 if args.saturation else args.rounds):
                 for name, spec in (("bare", BARE), ("gateway", GATEWAY)):
                     with gunicorn(spec, capacity_env, args.workers, WORKER, threads) as base:
                         result = throughput(base, paths, args.seconds, args.connections)
@@ -499,11 +506,14 @@ def main() -> None:
                         f"{unscored}",
                         flush=True,
                     )
-            bare = median([r.requests_per_second for r in results["bare"]])
-            scored = median([r.requests_per_second for r in results["gateway"]])
-            print(f"\nbare Flask 302       {bare:8.0f} req/s (median of {args.rounds})")
-            print(f"scored click path    {scored:8.0f} req/s (median of {args.rounds})")
-            print(f"ratio scored/bare    {scored / bare:8.2f}  (goal >= 0.70)\n", flush=True)
+            if args.saturation:
+                scored = args.saturation
+            else:
+                bare = median([r.requests_per_second for r in results["bare"]])
+                scored = median([r.requests_per_second for r in results["gateway"]])
+                print(f"\nbare Flask 302       {bare:8.0f} req/s (median of {args.rounds})")
+                print(f"scored click path    {scored:8.0f} req/s (median of {args.rounds})")
+                print(f"ratio scored/bare    {scored / bare:8.2f}  (goal >= 0.70)\n", flush=True)
 
             use_wrk = shutil.which("wrk") is not None
             print(

@@ -25,7 +25,10 @@ from gateway.links import InvalidLink, LinkCodec, ShareLink
 #: Bump when the pictures change for the same inputs (layout, colours, library upgrades).
 RENDER_VERSION = 1
 CACHE_BYTES = 32 << 20  # a poster is 50-300 KB, a QR code 1-20 KB
-IMMUTABLE = "public, max-age=31536000, immutable"
+#: An image never changes for its inputs, but the link it carries can be revoked or expire, and
+#: its campaign end: then it is answered 410 (gateway.blueprints.media). Caches keep an image an
+#: hour and then ask again; the ETag makes that a 304 without rendering.
+IMAGE_CACHE = "public, max-age=3600"
 CONTENT_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 

@@ -21,7 +21,7 @@ from tests.scanning import (
     svg_to_image,
 )
 
-IMMUTABLE = "public, max-age=31536000, immutable"
+IMAGE_CACHE = "public, max-age=3600"
 
 
 @pytest.fixture
@@ -141,21 +141,21 @@ def test_svg_with_logo_scans_at_level_h(
     assert all(svg_modules[r][c] == png_modules[r][c] for r, c in outside)
 
 
-def test_etag_304_and_year_long_caching(
+def test_etag_304_and_an_hour_of_caching(
     client: FlaskClient, link: dict[str, Any], services: Services
 ) -> None:
     first = client.get(qr_url(link))
     assert first.status_code == 200
     etag = first.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"') and len(etag) > 20
-    assert first.headers["Cache-Control"] == IMMUTABLE
+    assert first.headers["Cache-Control"] == IMAGE_CACHE
     assert services.media.cache_info()[0] == 1
 
     again = client.get(qr_url(link), headers={"If-None-Match": etag})
     assert again.status_code == 304
     assert again.data == b""
     assert again.headers["ETag"] == etag
-    assert again.headers["Cache-Control"] == IMMUTABLE
+    assert again.headers["Cache-Control"] == IMAGE_CACHE
     weak = client.get(qr_url(link), headers={"If-None-Match": f'"other", W/{etag}'})
     assert weak.status_code == 304
     assert client.get(qr_url(link), headers={"If-None-Match": '"other"'}).status_code == 200
@@ -278,3 +278,34 @@ def test_store_outage_is_503_not_a_crash(tmp_path: Path, own_store: EmbeddedRedi
             assert response.headers["Retry-After"]
     finally:
         services_of(app).close()
+
+
+def test_a_revoked_or_ended_links_images_are_gone(
+    client: FlaskClient, admin: dict[str, str], link: dict[str, Any], services: Services
+) -> None:
+    """A poster printed after its link was revoked, or its campaign ended, would lead nowhere:
+    its images answer 410 with the page a click would show, and are not kept by caches."""
+    services.campaigns.recent_seconds = 0  # no wait for the campaign's view (5 s) to go stale
+    poster = f"/s/{link['token']}/poster.png"
+    assert client.get(poster).status_code == 200
+    paused = client.patch("/api/v1/campaigns/milk-tea", json={"action": "pause"}, headers=admin)
+    assert paused.status_code == 200
+    assert client.get(qr_url(link)).status_code == 200  # a pause ends: posters still printed
+    client.patch("/api/v1/campaigns/milk-tea", json={"action": "resume"}, headers=admin)
+    revoked = client.post("/api/v1/campaigns/milk-tea/referrers/alice/revoke", headers=admin)
+    assert revoked.status_code == 200, revoked.json
+    for url in (qr_url(link), qr_url(link, "svg"), poster):
+        gone = client.get(url, headers={"Accept-Language": "en"})
+        assert gone.status_code == 410, url
+        assert gone.content_type.startswith("text/html")
+        assert gone.headers["Cache-Control"] == "no-store" and "ETag" not in gone.headers
+    # A conditional request from a cache that kept the image is told it is gone too.
+    assert client.get(qr_url(link), headers={"If-None-Match": '"x"'}).status_code == 410
+    fresh = client.post(
+        "/api/v1/campaigns/milk-tea/links", json={"referrer": "alice"}, headers=admin
+    ).json
+    assert fresh is not None and client.get(qr_url(fresh)).status_code == 200
+    ended = client.patch("/api/v1/campaigns/milk-tea", json={"action": "end"}, headers=admin)
+    assert ended.status_code == 200
+    assert client.get(qr_url(fresh)).status_code == 410
+    assert client.get(f"/s/{fresh['token']}/poster.png").status_code == 410

@@ -3,7 +3,9 @@
 ``GET /s/<token>/qr.png``, ``/s/<token>/qr.svg`` (``size``: the image is at most this many pixels
 wide; ``margin``: quiet zone in modules) and ``/s/<token>/poster.png`` hold the link's *scan* URL,
 so scans are counted apart from clicks. An image never changes for its inputs, so it is sent with
-a year of caching and an ETag, and ``If-None-Match`` gets a 304 without rendering.
+an ETag and ``If-None-Match`` gets a 304 without rendering; caches keep it an hour, because the
+link it carries may be revoked, expire or see its campaign end, and then its images are gone
+(410, the click path's page saying why): a poster printed afterwards would lead nowhere.
 
 ``GET /c/<code>`` sends a person who typed a sharer's invite code to that sharer's current link.
 
@@ -14,6 +16,7 @@ get the click path's own 404 page.
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, request
 from redis.exceptions import RedisError
@@ -21,7 +24,9 @@ from werkzeug.wrappers import Response
 
 from gateway.blueprints import busy_when_the_store_fails
 from gateway.fonts import FontProblem
-from gateway.media import IMMUTABLE, ImageJob, LogoUnavailable
+from gateway.clickpath import StoreUnavailable
+from gateway.links import ShareLink
+from gateway.media import IMAGE_CACHE, ImageJob, LogoUnavailable
 from gateway.qr import BadParams, parse_params
 from gateway.services import services
 
@@ -40,6 +45,9 @@ def qr_code(token: str, kind: str) -> Response:
     found = media.find(token)
     if found is None:
         return _not_found()
+    gone = _gone(found[0])
+    if gone is not None:
+        return gone
     try:
         job = media.qr(*found, kind, parse_params(request.args))
     except BadParams as exc:
@@ -53,6 +61,9 @@ def poster(token: str) -> Response:
     found = media.find(token)
     if found is None:
         return _not_found()
+    gone = _gone(found[0])
+    if gone is not None:
+        return gone
     try:
         job = media.poster(*found)
     except FontProblem as exc:
@@ -82,7 +93,7 @@ def _logo_changing(exc: LogoUnavailable) -> Response:
 
 
 def _send(job: ImageJob) -> Response:
-    headers = {"ETag": f'"{job.etag}"', "Cache-Control": IMMUTABLE}
+    headers = {"ETag": f'"{job.etag}"', "Cache-Control": IMAGE_CACHE}
     if request.if_none_match.contains_weak(job.etag):
         return Response(status=304, headers=headers)
     headers["Content-Type"] = job.content_type
@@ -90,6 +101,26 @@ def _send(job: ImageJob) -> Response:
     if job.content_type == "image/svg+xml":
         headers["Content-Security-Policy"] = SVG_POLICY
     return Response(services().media.body(job), 200, headers)
+
+
+#: States in which a link's images are no longer given out. A paused campaign's or one not
+#: started yet still are: posters are printed ahead of the start, and a pause ends.
+GONE = frozenset({"revoked", "expired", "ended"})
+
+
+def _gone(link: ShareLink) -> Response | None:
+    """The gone page (410) when the link was revoked or expired or its campaign ended, as a
+    click on it would show; None while its images may be given out. When the store cannot say
+    whether the sharer was revoked, the images are given out (they lead to the click path,
+    which checks again)."""
+    gateway = services().gateway
+    try:
+        current = gateway.current(link, time.time())
+    except StoreUnavailable:
+        return None
+    if current is None or current[1] not in GONE:
+        return None
+    return gateway.gone(request.environ, *current).response()
 
 
 def _not_found() -> Response:
