@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from gateway.blueprints import busy_when_the_store_fails
-from gateway.fonts import FontProblem
 from gateway.clickpath import StoreUnavailable
+from gateway.fonts import FontProblem
 from gateway.links import ShareLink
 from gateway.media import IMAGE_CACHE, ImageJob, LogoUnavailable
 from gateway.qr import BadParams, parse_params
