@@ -52,6 +52,24 @@ class CampaignStatus(StrEnum):
     ENDED = "ended"
 
 
+#: Why a cap is refused (the console translates it: gateway.console.messages).
+CAP_BELOW_AMOUNT = "is counted in units and must be at least amount (one reward)"
+
+
+def _check_caps(reward: RewardSpec | None) -> None:
+    """Caps count units, as the budget does: one below the amount would refuse every reward.
+    (Checked on input, not in the model: campaigns saved before the check must still load.)"""
+    if reward is None:
+        return
+    fields = {
+        f"reward.{name}": CAP_BELOW_AMOUNT
+        for name in ("max_per_referrer", "max_per_day")
+        if (cap := getattr(reward, name)) is not None and cap < reward.amount
+    }
+    if fields:
+        raise ApiError(400, "validation_failed", "invalid campaign", fields=fields)
+
+
 class RewardSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -61,8 +79,14 @@ class RewardSpec(BaseModel):
     budget_total: Annotated[
         int, Field(ge=0, le=10**15, description="Units the campaign may spend in all")
     ]
-    max_per_referrer: Annotated[int | None, Field(ge=1, le=10**15)] = None
-    max_per_day: Annotated[int | None, Field(ge=1, le=10**15)] = None
+    max_per_referrer: Annotated[
+        int | None,
+        Field(ge=1, le=10**15, description="Units one sharer may earn in all (not rewards)"),
+    ] = None
+    max_per_day: Annotated[
+        int | None,
+        Field(ge=1, le=10**15, description="Units the campaign may spend in one day (UTC)"),
+    ] = None
 
 
 #: A timestamp with a timezone, given as an ISO 8601 string (numbers are refused: seconds or
@@ -422,6 +446,7 @@ class CampaignService:
 
     def create(self, data: Mapping[str, Any], actor: str) -> Campaign:
         spec = validate(CampaignCreate, data)
+        _check_caps(spec.reward)
         destination = self._destination(spec.destination_url)
         logo = logos.check_logo(spec.logo) if spec.logo is not None else None
         self._check_poster(spec.poster)
@@ -503,6 +528,7 @@ class CampaignService:
             status = _apply_action(updated, patch.action, time.time())
             updated = updated.model_copy(update={"status": status})
         if "reward" in changes:
+            _check_caps(updated.reward)
             self._check_committed(campaign, updated.reward)
         if updated.starts_at and updated.ends_at and updated.ends_at <= updated.starts_at:
             raise ApiError(

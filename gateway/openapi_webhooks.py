@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate, WebhookRotate
+from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate, WebhookRotate, WebhookUpdate
 
 ENDPOINT_ID = {
     "name": "endpoint_id",
@@ -21,6 +21,7 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
 
     schemas["WebhookCreate"] = _schema(WebhookCreate)
     schemas["WebhookRotate"] = _schema(WebhookRotate)
+    schemas["WebhookUpdate"] = _schema(WebhookUpdate)
     schemas["Webhook"] = {
         "type": "object",
         "required": ["id", "url", "events", "campaigns", "created_at", "retrying", "failed"],
@@ -115,6 +116,17 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "operationId": "getWebhook",
             "summary": f"One webhook endpoint {ROLES}",
             "responses": {"200": _json(_ref("Webhook")), **_errors(401, 403, 404)},
+        },
+        "patch": {
+            "operationId": "updateWebhook",
+            "summary": f"Disable or enable an endpoint {ROLES}. Nothing is sent to a disabled "
+            "endpoint; enabled again, it gets what happened meanwhile that the outboxes still "
+            "keep (an hour), and its delivery log and failed events stay.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("WebhookUpdate")}},
+            },
+            "responses": {"200": _json(_ref("Webhook")), **_errors(400, 401, 403, 404, 413)},
         },
         "delete": {
             "operationId": "deleteWebhook",

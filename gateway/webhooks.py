@@ -11,7 +11,9 @@ click path and off the API's request path, from a periodic job (``gateway.jobs``
   followed) is retried with exponential backoff and full jitter, up to ``max_attempts``; then
   the event is failed for good (a dead letter) and can be redelivered through the API. After a
   failure the run leaves that endpoint alone until the next run, so one dead receiver costs one
-  timeout per run and never holds up the others for long.
+  timeout per run. A run serves the endpoints whose receivers answered first and the failing
+  ones after, the least recently tried first, so however many receivers hang, the others are
+  served each run and the failing ones take turns with what is left of the run's time.
 - Delivery is at least once: a process dying between a receiver's 2xx and the cursor write sends
   that event again. Every event carries an id (``Refgate-Event-Id`` and ``id`` in the body) that
   is the same for every attempt and every endpoint, so receivers drop what they have seen.
@@ -25,11 +27,13 @@ click path and off the API's request path, from a periodic job (``gateway.jobs``
 - Each run trims every outbox to what some endpoint has not handled yet or the last hour.
 
 Private addresses: an endpoint URL must be http(s) without user information; unless
-``REFGATE_WEBHOOK_ALLOW_PRIVATE`` is set, IP literals must be public and host names are resolved
-at each delivery and refused when any address is private, loopback, link-local or reserved (so a
-key holder cannot make refgate probe the internal network). The check and urllib3's own lookup
-are separate, so a name re-pointed in between slips through once; deployments that need more
-send webhooks through an egress proxy.
+``REFGATE_WEBHOOK_ALLOW_PRIVATE`` is set, IP literals must be public (IPv4 carried in IPv6 too:
+mapped, 6to4, Teredo, NAT64) and host names are resolved at each delivery and refused when any
+address is private, loopback, link-local or reserved (so a key holder cannot make refgate probe
+the internal network). A host name is stored in its ASCII form (IDNA 2008 with UTS 46 mapping:
+full-width letters folded, ``ß`` kept), the name both the check and urllib3 look up. The two
+lookups are still separate, so a name re-pointed in between slips through once; deployments that
+need more send webhooks through an egress proxy.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import idna
 import urllib3
@@ -83,6 +87,7 @@ EVENT_ID = re.compile(r"^evt_[0-9a-f]{1,8}_[0-9]{1,20}-[0-9]{1,20}$")
 MAX_URL_LENGTH = 2048
 MAX_ENDPOINTS = 100
 SIGNATURE_HEADER = "Refgate-Signature"
+USER_AGENT = "refgate-webhooks/1"
 #: Outbox entries read per campaign and endpoint in one go.
 BATCH = 200
 #: Delivery log entries kept per endpoint (approximately; Redis trims whole nodes).
@@ -117,6 +122,14 @@ class WebhookRotate(BaseModel):
 
     #: Seconds the previous secret keeps signing beside the new one (0: stop at once).
     expire_previous_after: Annotated[int, Field(ge=0, le=MAX_ROTATION_OVERLAP)] = ROTATION_OVERLAP
+
+
+class WebhookUpdate(BaseModel):
+    """``PATCH /api/v1/webhooks/<id>``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    disabled: bool
 
 
 @dataclass(frozen=True)
@@ -248,12 +261,46 @@ def check_url(url: str, *, allow_private: bool) -> str | None:
         address = ipaddress.ip_address(host)
     except ValueError:
         return _check_name(host, allow_private=allow_private)
-    if not allow_private and not address.is_global:
+    if not allow_private and not _public(address):
         return (
             "is a private, loopback, link-local or reserved address "
             "(allowed only with REFGATE_WEBHOOK_ALLOW_PRIVATE)"
         )
     return None
+
+
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits (RFC 6052 NAT64, well-known
+#: and local-use): a gateway there forwards to that IPv4 address.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and so is any IPv4 address it carries (mapped, 6to4, Teredo, NAT64)."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        carried = [address.ipv4_mapped, address.sixtofour]
+        if address.teredo is not None:
+            carried += list(address.teredo)
+        if any(address in network for network in _NAT64):
+            carried.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+        return all(v4.is_global for v4 in carried if v4 is not None)
+    return True
+
+
+def canonical_url(url: str) -> str:
+    """``url`` (accepted by :func:`check_url`) with its host name in the ASCII form refgate both
+    checks and connects to, and its scheme in lower case; IP literals are kept as written."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    else:
+        host = f"[{host}]" if ":" in host else host
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
 
 
 def _check_name(host: str, *, allow_private: bool) -> str | None:
@@ -280,7 +327,7 @@ def _private_address(host: str, port: int) -> str | None:
     """The first non-public address ``host`` resolves to, or None."""
     for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
         address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
-        if not address.is_global:
+        if not _public(address):
             return str(address)
     return None
 
@@ -311,6 +358,9 @@ class WebhookService:
         self._clock = clock
         self._rng = rng or random.Random()
         self._owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
+        #: Endpoint id -> when its receiver last failed, while its last attempt failed (in this
+        #: process: the jobs process delivers; another starts with every endpoint answered).
+        self._failing: dict[str, float] = {}
         # urllib3, not raw sockets: pooled connections, TLS verification on by default (certifi
         # or the system store), timeouts. Retries are ours (backoff across runs), not urllib3's.
         self._http = urllib3.PoolManager(
@@ -318,7 +368,6 @@ class WebhookService:
             maxsize=1,
             retries=False,
             timeout=urllib3.Timeout(total=timeout, connect=min(timeout, 3.0)),
-            headers={"User-Agent": "refgate-webhooks/1"},
         )
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -330,6 +379,7 @@ class WebhookService:
         problem = check_url(url, allow_private=self.allow_private)
         if problem is not None:
             raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
+        url = canonical_url(url)
         ids: list[int] = []
         slugs = sorted(set(request.campaigns or ()))
         for slug in slugs:
@@ -371,27 +421,47 @@ class WebhookService:
         for ``expire_previous_after`` seconds so receivers can switch without a gap."""
         request = validate(WebhookRotate, data, "invalid rotation")
         secret = "whsec_" + secrets.token_urlsafe(32)
-        swap = script("swap_field")
-        # Compare and set: two rotations at once must not both keep the first secret.
-        while True:
-            valid = ENDPOINT_ID.match(endpoint_id)
-            raw = self._redis.hget(keys.WEBHOOKS, endpoint_id) if valid else None
-            if raw is None:
-                raise ApiError(404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}")
-            current = _load(raw)
+        overlap = request.expire_previous_after
+
+        def rotated(current: Endpoint) -> Endpoint:
             now = self._clock()
-            overlap = request.expire_previous_after
-            endpoint = replace(
+            return replace(
                 current,
                 secret=secret,
                 previous_secret=current.secret if overlap else "",
                 previous_until=now + overlap if overlap else 0.0,
                 rotated_at=now,
             )
-            if swap(self._redis, [keys.WEBHOOKS], [endpoint.id, raw, json.dumps(asdict(endpoint))]):
-                break
+
+        endpoint = self._change(endpoint_id, rotated)
         log.info("webhook %s: secret rotated by %s", endpoint.id, actor)
         return endpoint, secret
+
+    def update(self, endpoint_id: str, data: dict[str, Any], actor: str) -> Endpoint:
+        """Disable an endpoint (nothing is sent to it; what happens meanwhile waits in the
+        outboxes, which keep an hour of it) or enable it again (delivery resumes where it
+        stopped, with what is still kept)."""
+        request = validate(WebhookUpdate, data, "invalid webhook")
+        endpoint = self._change(endpoint_id, lambda e: replace(e, disabled=request.disabled))
+        log.info(
+            "webhook %s: %s by %s",
+            endpoint.id,
+            "disabled" if endpoint.disabled else "enabled",
+            actor,
+        )
+        return endpoint
+
+    def _change(self, endpoint_id: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:
+        """Compare and set: two changes at once (two rotations) must not lose either."""
+        swap = script("swap_field")
+        while True:
+            valid = ENDPOINT_ID.match(endpoint_id)
+            raw = self._redis.hget(keys.WEBHOOKS, endpoint_id) if valid else None
+            if raw is None:
+                raise ApiError(404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}")
+            endpoint = change(_load(raw))
+            if swap(self._redis, [keys.WEBHOOKS], [endpoint.id, raw, json.dumps(asdict(endpoint))]):
+                return endpoint
 
     def endpoints(self) -> list[Endpoint]:
         endpoints = [_load(raw) for raw in self._redis.hvals(keys.WEBHOOKS)]
@@ -499,13 +569,24 @@ class WebhookService:
 
         try:
             endpoints = self.endpoints()
-            for endpoint in endpoints:
-                if not endpoint.disabled:
-                    delivered += self._run_endpoint(endpoint, slugs, now, renew)
+            for endpoint in self._turns(endpoints):
+                delivered += self._run_endpoint(endpoint, slugs, now, renew)
             self._trim(slugs, endpoints, now)
         finally:
             lease(self._redis, [keys.WEBHOOK_LEASE], [self._owner, 0])
         return delivered
+
+    def _turns(self, endpoints: list[Endpoint]) -> list[Endpoint]:
+        """The order a run serves endpoints in: those whose receivers answered (or were not
+        tried yet) first, then the failing ones, the least recently tried first. A dead
+        receiver costs a timeout a try: served first, a few of them would spend the run's time
+        every run and starve the endpoints after them."""
+        failing = self._failing
+        live = [e for e in endpoints if not e.disabled]
+        for gone in set(failing) - {e.id for e in live}:
+            del failing[gone]
+        answered = [e for e in live if e.id not in failing]
+        return answered + sorted((e for e in live if e.id in failing), key=lambda e: failing[e.id])
 
     def _trim(self, slugs: dict[int, str], endpoints: list[Endpoint], now: float) -> None:
         """Drop outbox entries every endpoint has handled and older than OUTBOX_GRACE (a new
@@ -515,7 +596,10 @@ class WebhookService:
         for campaign_id in slugs:
             minid = floor
             for endpoint in endpoints:
-                if endpoint.campaign_ids and campaign_id not in endpoint.campaign_ids:
+                # A disabled endpoint holds nothing back: its outboxes keep their hour.
+                if endpoint.disabled or (
+                    endpoint.campaign_ids and campaign_id not in endpoint.campaign_ids
+                ):
                     continue
                 wk = keys.webhook_keys(endpoint.id)
                 raw = self._redis.hget(wk.cursors, str(campaign_id)) or b"0-0"
@@ -567,6 +651,10 @@ class WebhookService:
         item.attempts += 1
         result = self._post(endpoint, item)
         if result.ok:
+            self._failing.pop(endpoint.id, None)
+        else:
+            self._failing[endpoint.id] = time.monotonic()
+        if result.ok:
             outcome = "delivered"
         elif item.attempts >= self.max_attempts:
             outcome = "failed"
@@ -582,7 +670,8 @@ class WebhookService:
                 "status_code": result.status_code or "",
                 "error": result.error,
                 "latency_ms": round(result.latency_ms, 2),
-                "at": repr(now),
+                # When this attempt was made: a run's attempts follow one another for seconds.
+                "at": repr(self._clock()),
             },
             maxlen=LOG_LENGTH,
             approximate=True,
@@ -613,18 +702,21 @@ class WebhookService:
             "Refgate-Event-Id": item.event_id,
             "Refgate-Event-Type": item.event,
             "Refgate-Delivery-Attempt": str(item.attempts),
+            # Here, not on the pool: urllib3 drops a pool's headers when a request has its own.
+            "User-Agent": USER_AGENT,
         }
         started = time.perf_counter()
         try:
+            url = canonical_url(endpoint.url)
             if not self.allow_private:
-                parts = urlsplit(endpoint.url)
+                parts = urlsplit(url)
                 default = 443 if parts.scheme == "https" else 80
                 private = _private_address(parts.hostname or "", parts.port or default)
                 if private is not None:
                     return Attempt(None, f"refused: the host resolves to {private}", 0.0)
             response = self._http.request(
                 "POST",
-                endpoint.url,
+                url,
                 body=body,
                 headers=headers,
                 redirect=False,
@@ -637,7 +729,7 @@ class WebhookService:
             status = response.status
             error = "" if 200 <= status < 300 else f"HTTP {status}"
             return Attempt(status, error, (time.perf_counter() - started) * 1000)
-        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, idna.IDNAError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
             return Attempt(None, error, (time.perf_counter() - started) * 1000)
 

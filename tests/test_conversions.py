@@ -478,6 +478,41 @@ def test_budget_exhaustion_and_caps(
     assert campaign_view["budget"]["exhausted"] is True and campaign_view["budget"]["left"] == 0
 
 
+def test_caps_count_units_and_hold_at_least_one_reward(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """max_per_referrer and max_per_day are units, as the budget is: a cap below the amount
+    would deny every reward, so it is refused when the campaign is made or edited."""
+    body = {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"}
+    refused = client.post(
+        "/api/v1/campaigns",
+        json={**body, "reward": {"amount": 5, "budget_total": 20, "max_per_referrer": 3}},
+        headers=admin,
+    )
+    assert refused.status_code == 400
+    assert "at least amount" in refused.json["fields"]["reward.max_per_referrer"]
+    assert services.campaigns.get("tea") is None
+    campaign = setup_campaign(client, admin, amount=5, budget_total=20, max_per_referrer=10)
+    edit = client.patch(
+        "/api/v1/campaigns/tea",
+        json={"reward": {"amount": 5, "budget_total": 20, "max_per_day": 4}},
+        headers=admin,
+    )
+    assert edit.status_code == 400 and set(edit.json["fields"]) == {"reward.max_per_day"}
+    assert services.campaigns.require("tea").reward.max_per_referrer == 10  # type: ignore[union-attr]
+    convert_ = services.conversions.convert
+    paid = [
+        convert_(record_click(services, campaign, "a"), f"a{n}").answer["reward"] for n in range(3)
+    ]
+    # Two rewards of 5 units reach the sharer's 10; the third would pass it.
+    assert [(r["status"], r["amount"]) for r in paid] == [
+        ("credited", 5),
+        ("credited", 5),
+        ("denied", 0),
+    ]
+    assert paid[2]["reason"] == "referrer_cap"
+
+
 def test_daily_cap(client: FlaskClient, admin: dict[str, str], services: Services) -> None:
     campaign = setup_campaign(client, admin, max_per_day=2)
     convert_ = services.conversions.convert

@@ -241,3 +241,42 @@ def test_every_read_refuses_parameters_it_does_not_take(
         refused = client.get(url + "?since=abc", headers=admin)
         assert refused.status_code == 400, url
         assert refused.json["fields"] == {"since": "unknown parameter"}, url
+
+
+def test_every_write_refuses_query_parameters(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """No write takes a query parameter: one sent (a field meant for the body) is refused, and
+    nothing is changed."""
+    setup_campaign(client, admin)
+    hook = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
+        headers=admin,
+    ).json
+    assert hook is not None
+    writes = [
+        ("post", "/api/v1/campaigns", {"slug": "other", "name": "O", "destination_url": "https://shop.example.com/"}),
+        ("patch", "/api/v1/campaigns/tea", {"name": "Renamed"}),
+        ("post", "/api/v1/campaigns/tea/links", {"referrer": "zed"}),
+        ("post", "/api/v1/campaigns/tea/referrers/zed/revoke", None),
+        ("put", "/api/v1/campaigns/tea/platforms/wechat", {"status": "blocked"}),
+        ("post", "/api/v1/webhooks", {"url": "https://hooks.example.com/b", "events": ["flag.raised"]}),
+        ("post", f"/api/v1/webhooks/{hook['id']}/rotate-secret", None),
+        ("delete", f"/api/v1/webhooks/{hook['id']}", None),
+    ]  # fmt: skip
+    for method, url, body in writes:
+        response = getattr(client, method)(url + "?dry_run=1", json=body, headers=admin)
+        assert response.status_code == 400, (method, url, response.json)
+        assert response.json["fields"] == {"dry_run": "unknown parameter"}, url
+    assert services.campaigns.get("other") is None
+    assert services.campaigns.require("tea").name == "Tea"
+    assert [w["id"] for w in client.get("/api/v1/webhooks", headers=admin).json["webhooks"]] == [
+        hook["id"]
+    ]
+    assert (
+        client.post(
+            "/api/v1/campaigns/tea/links", json={"referrer": "zed"}, headers=admin
+        ).status_code
+        == 201
+    )

@@ -20,10 +20,11 @@ from gateway.flags import FlagCandidate
 from gateway.services import Services
 from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
 from gateway.store.scripts import script
-from gateway.webhooks import SIGNATURE_HEADER, check_url, verify
+from gateway.webhooks import SIGNATURE_HEADER, USER_AGENT, canonical_url, check_url, verify
 from tests.conftest import bearer, make_app, services_of
 from tests.test_conversions import record_click
 
+SLOW = 0.6
 ALL_EVENTS = [
     "conversion.created",
     "reward.credited",
@@ -42,6 +43,8 @@ class Receiver:
         self.secrets: dict[str, str] = {}
         self.fail_first: set[str] = set()
         self.always_fail: set[str] = set()
+        #: Paths whose receiver takes SLOW seconds and then fails (a receiver hanging).
+        self.slow_fail: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self._failed_once: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
@@ -68,10 +71,12 @@ class Receiver:
         secret = self.secrets.get(path, "")
         valid = verify(secret, handler.headers[SIGNATURE_HEADER] or "", body, now=time.time())
         payload = json.loads(body)
+        if path in self.slow_fail:
+            time.sleep(SLOW)
         with self._lock:
             if not valid or payload["id"] != event_id:
                 status = 400
-            elif path in self.always_fail:
+            elif path in self.always_fail or path in self.slow_fail:
                 status = 500
             elif path in self.fail_first and (path, event_id) not in self._failed_once:
                 self._failed_once.add((path, event_id))
@@ -87,6 +92,7 @@ class Receiver:
                     "status": status,
                     "valid": valid,
                     "payload": payload,
+                    "user_agent": handler.headers["User-Agent"],
                 }
             )
         handler.send_response(status)
@@ -377,6 +383,13 @@ def test_only_marketing_and_admin_manage_webhooks(
         "http://localhost/hook",
         "http://printer.local/hook",
         "http://2130706433/hook",
+        # IPv4 carried in IPv6: mapped, 6to4, NAT64 (well-known prefix), Teredo
+        "http://[::ffff:10.0.0.1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[2002:a9fe:a9fe::1]/hook",
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",
     ],
 )
 def test_private_addresses_are_refused_unless_allowed(url: str) -> None:
@@ -391,8 +404,82 @@ def test_public_endpoints_are_accepted() -> None:
         "https://hooks.example.com/refgate?x=1",
         "http://8.8.8.8:8080/h",
         "https://例え.jp/",
+        "http://[64:ff9b::808:808]/h",  # NAT64 of 8.8.8.8
+        "http://[2606:4700::1111]/h",
     ):
         assert check_url(url, allow_private=False) is None, url
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("https://ｅｘａｍｐｌｅ.com/hook", "https://example.com/hook"),
+        ("https://straße.de/hook", "https://xn--strae-oqa.de/hook"),  # IDNA 2008: ß kept
+        ("HTTPS://Hooks.Example.COM:8443/A?b=C", "https://hooks.example.com:8443/A?b=C"),
+        ("https://例え.jp/", "https://xn--r8jz45g.jp/"),
+        ("http://[2606:4700::1111]:81/h", "http://[2606:4700::1111]:81/h"),
+    ],
+)
+def test_hosts_are_stored_as_the_name_both_checked_and_connected_to(
+    typed: str, stored: str
+) -> None:
+    """The private-address check and urllib3 must look up the same name: one spelling, the
+    ASCII form urllib3 connects to, is stored."""
+    assert check_url(typed, allow_private=False) is None
+    assert canonical_url(typed) == stored
+    assert canonical_url(stored) == stored
+
+
+def test_a_full_width_host_is_delivered_to(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    port = receiver.server.server_address[1]
+    created = client.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://ｌｏｃａｌｈｏｓｔ:{port}/wide", "events": ["conversion.created"]},
+        headers=bearer(keys["admin"]),
+    )
+    assert created.status_code == 201
+    assert created.json["url"] == f"http://localhost:{port}/wide"
+    receiver.secrets["/wide"] = created.json["secret"]
+    convert(client, keys, services, campaign, "bob")
+    services.webhooks.run(time.time())
+    (delivered,) = receiver.delivered("/wide")
+    assert delivered["user_agent"] == USER_AGENT
+
+
+def test_hanging_receivers_do_not_starve_the_others(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    """Three receivers that hang and then fail, registered before a healthy one, with a run's
+    time enough for two of them: the healthy one is served by the second run, and from then on
+    first, while the failing ones take turns."""
+    for n in range(3):
+        register(client, keys["admin"], receiver, f"/hang{n}")
+        receiver.slow_fail.add(f"/hang{n}")
+    healthy = register(client, keys["admin"], receiver, "/healthy")
+    services.webhooks.run_budget = SLOW * 1.5
+    convert(client, keys, services, campaign, "bob")
+    now = time.time()
+    services.webhooks.run(now)
+    services.webhooks.run(now + 1)
+    assert len(receiver.delivered("/healthy")) == 2  # conversion.created, reward.credited
+    # The failing ones took turns with the rest of the runs' time: each was tried.
+    assert {r["path"] for r in receiver.requests} == {"/hang0", "/hang1", "/hang2", "/healthy"}
+    convert(client, keys, services, campaign, "carol")
+    services.webhooks.run(now + 2)
+    assert len(receiver.delivered("/healthy")) == 4
+    # Each attempt is logged at its own time, not its run's.
+    log = services.webhooks.deliveries(healthy["id"])
+    assert len({entry["at"] for entry in log}) == len(log)
 
 
 def test_one_process_delivers_at_a_time(
@@ -497,3 +584,34 @@ def test_a_receiver_accepts_any_matching_v1_and_refuses_odd_headers() -> None:
     assert not verify("whsec_new", header, body, now=now + 301)  # too old
     assert not verify("whsec_new", f"t=1,{header}", body, now=now)  # two timestamps
     assert not verify("whsec_new", header.split(",", 1)[1], body, now=now)  # none
+
+
+def test_a_disabled_endpoint_gets_nothing_until_enabled_again(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    hook = register(client, keys["admin"], receiver, "/paused", events=["conversion.created"])
+    url = f"/api/v1/webhooks/{hook['id']}"
+    marketing = bearer(keys["marketing"])
+    for bad in ({"disabled": "yes"}, {}, {"disabled": True, "url": "https://x.example.com/"}):
+        assert client.patch(url, json=bad, headers=marketing).status_code == 400, bad
+    assert (
+        client.patch(url, json={"disabled": True}, headers=bearer(keys["risk"])).status_code == 403
+    )
+    missing = client.patch(
+        "/api/v1/webhooks/wh_0000000000000000", json={"disabled": True}, headers=marketing
+    )
+    assert missing.status_code == 404
+    paused = client.patch(url, json={"disabled": True}, headers=marketing)
+    assert paused.status_code == 200 and paused.json["disabled"] is True
+    convert(client, keys, services, campaign, "bob")
+    services.webhooks.run(time.time())
+    assert receiver.requests == []
+    resumed = client.patch(url, json={"disabled": False}, headers=marketing)
+    assert resumed.status_code == 200 and resumed.json["disabled"] is False
+    services.webhooks.run(time.time())
+    (delivered,) = receiver.delivered("/paused")
+    assert delivered["payload"]["data"]["participant"] == "bob"

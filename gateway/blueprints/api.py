@@ -48,6 +48,10 @@ def roles(*allowed: Role) -> Callable[[F], F]:
             if key.role is not Role.ADMIN and key.role not in allowed:
                 raise ApiError(403, "forbidden", f"the {key.role.value} role cannot do this")
             g.api_key = key
+            if request.method not in ("GET", "HEAD"):
+                # No write takes query parameters: one sent is a mistake (a field meant for
+                # the body), refused rather than ignored. Reads list what they take.
+                _only_args()
             return view(*args, **kwargs)
 
         wrapper.roles = (Role.ADMIN, *allowed)  # type: ignore[attr-defined]

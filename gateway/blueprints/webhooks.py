@@ -38,6 +38,14 @@ def get_webhook(endpoint_id: str) -> Response:
     return jsonify(hooks.summary(hooks.require(endpoint_id)))
 
 
+@bp.patch("/webhooks/<endpoint_id>")
+@roles(*MANAGERS)
+def update_webhook(endpoint_id: str) -> Response:
+    found = services()
+    endpoint = found.webhooks.update(endpoint_id, json_body(), actor())
+    return jsonify(found.webhooks.summary(endpoint))
+
+
 @bp.delete("/webhooks/<endpoint_id>")
 @roles(*MANAGERS)
 def delete_webhook(endpoint_id: str) -> tuple[str, int]:

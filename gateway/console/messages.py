@@ -23,6 +23,7 @@ _EXACT: dict[str, str] = {
         N_("must not be blank"),
         N_("must not contain control characters"),
         N_("the form is damaged; open the page again"),
+        N_("is counted in units and must be at least amount (one reward)"),
         N_("must not be null"),
         N_("unknown field"),
         N_("must be an ISO 8601 date-time string with a timezone"),
