@@ -17,6 +17,8 @@ Decisions, cheapest harm first:
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -32,6 +34,8 @@ from detectors.review import ReferrerReviewDetector
 from detectors.selfreferral import SelfReferralDetector
 from detectors.timing import TimingRegularityDetector
 from detectors.velocity import VelocityDetector
+
+log = logging.getLogger(__name__)
 
 #: Signal kinds that put a floor under the score whatever the model says ("referrer": the
 #: sharer is under review or was found cheating; detectors.review).
@@ -84,12 +88,21 @@ class Engine:
         model = self.model
         reasons = [f"{name}: {signal.reason}" for name, signal in fired]
         if model is not None:
-            score = model.predict(vector)
-            if score >= policy.deny_credit_at:
+            try:
+                score = model.predict(vector)
+            except Exception:
+                score = math.nan
+            if not math.isfinite(score):
+                # A model that cannot score must not take the click path down: the rules
+                # score, and this process drops the model (its refresh job loads it again in
+                # seconds, so a fixed one comes back; a broken one is logged each time).
+                log.error("model %s failed to score a click; scoring with the rules", model.version)
+                self.model = model = None
+            elif score >= policy.deny_credit_at:
                 # Which features pushed the score up costs ten times the score itself (a walk
                 # of every tree's path): that is for review, off the click path (explain()).
                 reasons.append(f"model: {score:.2f}")
-        else:
+        if model is None:
             remaining = 1.0
             for _, signal in fired:
                 remaining *= 1.0 - signal.value

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from typing import Any
 from detectors.features import FEATURE_NAMES
 
 KIND = "gradient_boosting"
+
+
+#: A version name: shown in lists and logs, used as a key (no spaces, no control characters).
+VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class ModelError(ValueError):
@@ -157,14 +162,29 @@ class ExportedModel:
                 raise ModelError("model was trained on a different feature list")
             trees = tuple(_tree(raw, len(FEATURE_NAMES)) for raw in document["trees"])
             calibration = document.get("calibration") or {}
+            version = document["version"]
+            if not isinstance(version, str) or not VERSION.match(version):
+                raise ModelError(
+                    "model version must be 1-64 letters, digits, '.', '_' or '-', starting "
+                    "with a letter or digit"
+                )
+            numbers = {
+                "learning_rate": float(document["learning_rate"]),
+                "baseline": float(document["baseline"]),
+                "calibration a": float(calibration.get("a", 1.0)),
+                "calibration b": float(calibration.get("b", 0.0)),
+            }
+            for name, value in numbers.items():
+                if not math.isfinite(value):  # json.loads takes NaN and Infinity
+                    raise ModelError(f"model {name} is not a finite number")
             return cls(
-                version=str(document["version"]),
+                version=version,
                 features=tuple(document["features"]),
                 trees=trees,
-                learning_rate=float(document["learning_rate"]),
-                baseline=float(document["baseline"]),
-                calibration_a=float(calibration.get("a", 1.0)),
-                calibration_b=float(calibration.get("b", 0.0)),
+                learning_rate=numbers["learning_rate"],
+                baseline=numbers["baseline"],
+                calibration_a=numbers["calibration a"],
+                calibration_b=numbers["calibration b"],
                 metrics=dict(document.get("metrics", {})),
                 trained_at=float(document.get("trained_at", 0.0)),
             )

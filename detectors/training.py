@@ -113,7 +113,11 @@ def train(data: LabelledClicks, *, seed: int = 0, folds: int = FOLDS) -> Trainin
     platt = LogisticRegression(C=1e6, max_iter=1000)
     platt.fit(margins.reshape(-1, 1), y)
     ensemble = _ensemble(seed).fit(x, y)
-    model = export(ensemble, platt, version=f"m{time.strftime('%Y%m%d-%H%M%S')}")
+    # The time, and milliseconds: two trainings finishing in one second get two names (a name
+    # is one model for good: gateway.models).
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    model = export(ensemble, platt, version=f"m{stamp}-{int(now * 1000) % 1000:03d}")
     scores = platt.predict_proba(margins.reshape(-1, 1))[:, 1]
     policy = Policy()
     metrics: dict[str, Any] = {

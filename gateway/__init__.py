@@ -58,7 +58,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Periodic jobs run in served workers unless a jobs process runs them (refgate serve);
     # tests drive them directly with their own clock.
     services = Services.open(
-        settings, FlaskPageRenderer(app), run_jobs=settings.jobs_in_workers and not app.testing
+        settings,
+        FlaskPageRenderer(app),
+        run_jobs=settings.jobs_in_workers and not app.testing,
+        run_local_jobs=not app.testing,
     )
     services.install(app)
     # Outermost first: the client address is fixed before the click path reads it.

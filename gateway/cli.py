@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from flask import Flask
 from flask.cli import ScriptInfo, with_appcontext
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.apikeys import Role
 from gateway.services import Services
@@ -38,6 +39,21 @@ def main() -> None:
     except SettingsError as exc:
         click.echo(f"refgate: configuration error: {exc}", err=True)
         sys.exit(2)
+    except (RedisError, RedisClusterException) as exc:
+        # A command that needs the store and cannot reach it: one line, not a traceback.
+        where = _redacted(os.environ.get("REDIS_URL", "")) or "the embedded store"
+        click.echo(f"refgate: the store is unavailable ({where}): {exc}", err=True)
+        sys.exit(2)
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}://{user + ':***' if user else '***'}@{host}"
 
 
 def register(app: Flask) -> None:

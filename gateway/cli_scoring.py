@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from datetime import datetime
@@ -70,16 +72,24 @@ def replay_command(log: Path, out: Path, model_file: Path | None, features: bool
             if position[0] % 2000 == 0:
                 bar.update(0)
 
+        # Into a directory beside --out, renamed into place once whole: a replay that fails
+        # or is interrupted leaves no partial results that look real, nor blocks its rerun.
+        partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
         try:
             summary = replay(
                 log,
-                out,
+                partial,
                 model_json=model_json,
                 with_features=features,
                 progress=progress if show else None,
             )
+            if out.exists():
+                out.rmdir()  # empty, checked above
+            partial.rename(out)
         except ReplayError as exc:
             raise click.ClickException(f"{log}: {exc}") from None
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
     for name, value in summary.public().items():
         click.echo(f"{name}: {value}")
 
@@ -87,17 +97,25 @@ def replay_command(log: Path, out: Path, model_file: Path | None, features: bool
 # -- export ------------------------------------------------------------------------------------
 
 
+#: The latest --since taken: the end of year 9999 (stream ids are milliseconds).
+LATEST = 253402300799.0
+
+
 def _since(value: str | None) -> float:
     if value is None:
         return 0.0
     try:
-        return float(value)
+        since = float(value)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        raise click.BadParameter("unix seconds or an ISO 8601 time", param_hint="--since") from None
+        try:
+            since = datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            raise click.BadParameter(
+                "unix seconds or an ISO 8601 time", param_hint="--since"
+            ) from None
+    if not 0.0 <= since <= LATEST:  # NaN included
+        raise click.BadParameter("a time from 1970 to 9999", param_hint="--since")
+    return since
 
 
 @click.command("export")
@@ -105,20 +123,35 @@ def _since(value: str | None) -> float:
 @click.option(
     "--since", default=None, help="Only events at or after this time (unix seconds or ISO 8601)."
 )
-@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @with_appcontext
 def export_command(slug: str, since: str | None, out: Path) -> None:
     """Write a campaign's recorded clicks and conversions as click log v1 (IP hashes, no IPs)."""
     from gateway.errors import ApiError
     from gateway.exporter import export_campaign
 
+    start = _since(since)  # every check before the output is touched
     found = _services()
     try:
         campaign = found.campaigns.require(slug)
     except ApiError as exc:
         raise click.BadParameter(exc.message, param_hint="--campaign") from None
-    with open(out, "wb") as fh:
-        written = export_campaign(found.store.main, campaign, _since(since), fh)
+    if str(out) == "-":
+        written = export_campaign(found.store.main, campaign, start, sys.stdout.buffer)
+        click.echo(f"wrote {written} events", err=True)
+        return
+    problem = _unwritable(out)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="OUT")
+    # Written beside the target and renamed into place: an error or a Ctrl-C part way leaves
+    # an existing file as it was, never a truncated log that looks whole.
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        with open(partial, "wb") as fh:
+            written = export_campaign(found.store.main, campaign, start, fh)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     click.echo(f"wrote {written} events to {out}", err=True)
 
 
@@ -162,6 +195,11 @@ def train_command(
 
     if not simulations and not decisions:
         raise click.UsageError("give simulation directories and/or --decisions")
+    if out is not None:
+        # Checked before minutes of training, not after (the model would be saved, not written).
+        problem = _unwritable(out)
+        if problem is not None:
+            raise click.BadParameter(problem, param_hint="--out")
     data = LabelledClicks([], [], [], [])
     for directory in simulations:
         click.echo(f"replaying {directory} for features...", err=True)
@@ -186,7 +224,10 @@ def train_command(
                 "attack), or save it anyway with --force."
             )
         click.echo(f"warning: {unfit}; saved because of --force", err=True)
-    found.models.save(report.model)
+    try:
+        found.models.save(report.model)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"saved model version {report.model.version} (sha256 {report.model.sha256[:12]})")
     if out is not None:
         out.write_text(report.model.to_json())
@@ -255,5 +296,20 @@ def model_import(path: Path) -> None:
         model = ExportedModel.from_json(path.read_bytes())
     except ModelError as exc:
         raise click.ClickException(f"{path}: {exc}") from None
-    _services().models.save(model)
+    try:
+        _services().models.save(model)
+    except ModelError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
     click.echo(f"imported {model.version}")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a file cannot be written at ``path``, or None when it can (it is not created)."""
+    if path.is_dir():
+        return f"{path} is a directory"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return f"{path} cannot be written"
+    return None

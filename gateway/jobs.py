@@ -67,15 +67,18 @@ class Scheduler:
         self._owner = f"{os.uname().nodename}:{os.getpid()}"
         self._next_local: dict[str, float] = {}
 
-    def start(self, period: float = 5.0) -> None:
+    def start(self, period: float = 5.0, *, local_only: bool = False) -> None:
+        """Tick every ``period`` seconds in a thread of this process; with ``local_only``, only
+        the per-process jobs (a serving worker beside a ``refgate jobs`` process still picks up
+        a newly activated model)."""
         self._thread = threading.Thread(
-            target=self._loop, args=(period,), name="refgate-jobs", daemon=True
+            target=self._loop, args=(period, local_only), name="refgate-jobs", daemon=True
         )
         self._thread.start()
 
-    def _loop(self, period: float) -> None:
+    def _loop(self, period: float, local_only: bool = False) -> None:
         while not self._stop.wait(period):
-            self.tick()
+            self.tick(local_only=local_only)
 
     def run(self, period: float = 5.0) -> None:
         """Tick now and every ``period`` seconds in the calling thread, until :meth:`stop`
@@ -83,11 +86,14 @@ class Scheduler:
         self.tick()
         self._loop(period)
 
-    def tick(self) -> list[str]:
-        """Run every job whose lock this process wins; returns the names of the jobs it ran."""
+    def tick(self, *, local_only: bool = False) -> list[str]:
+        """Run every job whose lock this process wins (with ``local_only``, the per-process
+        jobs only); returns the names of the jobs it ran."""
         ran = []
         now = self._clock()
         for job in self.jobs:
+            if local_only and not job.local:
+                continue
             try:
                 if job.local:
                     if now < self._next_local.get(job.name, 0.0):

@@ -18,7 +18,17 @@ class ModelRegistry:
         self._redis = store
 
     def save(self, model: ExportedModel) -> None:
-        self._redis.hset(keys.MODELS, model.version, model.to_json())
+        """Keep a version; one name is one model for good (workers compare names only), so a
+        different model under a name that exists is refused, and the same one again is a no-op."""
+        document = model.to_json()
+        if self._redis.hsetnx(keys.MODELS, model.version, document):
+            return
+        kept = self._redis.hget(keys.MODELS, model.version)
+        if kept is None or ExportedModel.from_json(kept).sha256 != model.sha256:
+            raise ModelError(
+                f"a different model is saved as version {model.version!r} already; give this "
+                "one another version name"
+            )
 
     def get(self, version: str) -> ExportedModel:
         raw = self._redis.hget(keys.MODELS, version)

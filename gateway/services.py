@@ -80,7 +80,16 @@ class Services:
     closed: bool = False
 
     @classmethod
-    def open(cls, settings: Settings, render: PageRenderer, *, run_jobs: bool = True) -> Services:
+    def open(
+        cls,
+        settings: Settings,
+        render: PageRenderer,
+        *,
+        run_jobs: bool = True,
+        run_local_jobs: bool = True,
+    ) -> Services:
+        """``run_jobs``: run the periodic jobs in a thread here; else, with ``run_local_jobs``,
+        only the per-process ones (a serving worker beside a ``refgate jobs`` process)."""
         store = open_store(settings)
         if not store.is_cluster:
             warn_about_persistence(store.main)
@@ -166,6 +175,10 @@ class Services:
             log.warning("no model loaded at start: %s", exc)
         if run_jobs:
             scheduler.start()
+        elif run_local_jobs:
+            # Workers beside a `refgate jobs` process run their own per-process jobs only: the
+            # model they score with follows `refgate model activate` without a restart.
+            scheduler.start(local_only=True)
         return cls(
             settings=settings,
             scheduler=scheduler,

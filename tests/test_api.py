@@ -263,6 +263,7 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
     ("GET", "/api/v1/webhooks/WEBHOOK/deliveries", {"admin", "marketing"}, None),
     ("POST", "/api/v1/webhooks/WEBHOOK/deliveries/EVENT/redeliver", {"admin", "marketing"}, None),
     ("POST", "/api/v1/webhooks/WEBHOOK/rotate-secret", {"admin", "marketing"}, None),
+    ("PATCH", "/api/v1/webhooks/WEBHOOK", {"admin", "marketing"}, {"disabled": False}),
     ("DELETE", "/api/v1/webhooks/WEBHOOK", {"admin", "marketing"}, None),
     (
         "GET",

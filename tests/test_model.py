@@ -89,6 +89,41 @@ def test_damaged_or_foreign_documents_are_refused() -> None:
     for broken in ("{", "[]", json.dumps({"sha256": "x"})):
         with pytest.raises(ModelError):
             ExportedModel.from_json(broken)
+    # json takes NaN and Infinity; a model holding one would fail every click it scores.
+    for name, value in (("baseline", float("nan")), ("learning_rate", float("inf"))):
+        with pytest.raises(ModelError, match="not a finite number"):
+            ExportedModel.from_json(resigned(**{name: value}))
+    with pytest.raises(ModelError, match="not a finite number"):
+        ExportedModel.from_json(resigned(calibration={"a": float("-inf"), "b": 0.0}))
+    for version in ("", "evil\n* m-fake", "x" * 65, " m1", "../m1"):
+        with pytest.raises(ModelError, match="version"):
+            ExportedModel.from_json(resigned(version=version))
+
+
+def test_a_model_that_fails_to_score_falls_back_to_the_rules() -> None:
+    """The click path never falls over: a model that cannot score a click is dropped (its
+    refresh job loads it again), and the rules score the click."""
+    from detectors.base import ClickInput, History
+    from detectors.engine import Engine
+
+    x, y = synthetic(seed=7)
+    model = export(*fitted(x, y), version="v")
+
+    class Broken:
+        version = "broken"
+
+        def predict(self, vector: object) -> float:
+            raise NameError("nan")
+
+    engine = Engine(model=Broken())  # type: ignore[arg-type]
+    click = ClickInput(
+        campaign_id=1, referrer_id=1, ts=1.0, ip_hash="h", prefix="198.51.100.0/24", ua="curl/8"
+    )
+    verdict = engine.score(click, History(available=True))
+    assert engine.model is None and not any("model" in r for r in verdict.reasons)
+    assert verdict.score == Engine().score(click, History(available=True)).score
+    engine.model = model
+    assert engine.score(click, History(available=True)) is not None and engine.model is model
 
 
 def test_training_reports_held_out_quality() -> None:
@@ -193,3 +228,28 @@ def test_explanations_add_up_to_the_margin_and_name_the_pushing_features() -> No
     factors = explain(model, suspicious)
     assert factors and all(name in FEATURE_NAMES and push > 0.25 for name, push in factors)
     assert explain(None, suspicious) == []
+
+
+def test_a_worker_beside_a_jobs_process_still_follows_the_active_model() -> None:
+    """`refgate serve` runs the periodic jobs in a process of their own; its workers still run
+    their per-process jobs (the model refresh), and only those."""
+    from gateway.jobs import Job, Scheduler
+
+    ran: list[str] = []
+    scheduler = Scheduler(
+        None,
+        [
+            Job("model", interval=0.01, run=lambda now: ran.append("model"), local=True),
+            Job("flagger", interval=0.01, run=lambda now: ran.append("flagger")),
+        ],
+    )
+    scheduler.start(period=0.01, local_only=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while ran.count("model") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        scheduler.stop()
+    assert ran.count("model") >= 2 and "flagger" not in ran

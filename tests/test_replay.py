@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
+from detectors.model import _digest
 from gateway.cli import cli
 from gateway.replay import ReplayError, replay, visitor_cookie_value
 
@@ -240,6 +241,15 @@ def test_replay_cli(tmp_path: Path) -> None:
         cli, ["replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "x")]
     )
     assert missing.exit_code == 2
+    # A failed replay leaves nothing that looks like results, and its rerun is not blocked.
+    half = tmp_path / "half.jsonl"
+    half.write_text("".join(json.dumps(line) + "\n" for line in lines[:5]) + "{not json\n")
+    broken = runner.invoke(cli, ["replay", str(half), "--out", str(tmp_path / "half-out")])
+    assert broken.exit_code == 1 and "line 6" in broken.output
+    assert not (tmp_path / "half-out").exists()
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    rerun = runner.invoke(cli, ["replay", str(log), "--out", str(tmp_path / "half-out")])
+    assert rerun.exit_code == 0 and (tmp_path / "half-out" / "summary.json").exists()
 
 
 def test_export_then_replay_round_trip(runner: FlaskCliRunner, app: Flask, tmp_path: Path) -> None:
@@ -269,10 +279,18 @@ def test_export_then_replay_round_trip(runner: FlaskCliRunner, app: Flask, tmp_p
     assert summary.clicks == 30
     bad = runner.invoke(args=["export", "--campaign", "nope", str(out)])
     assert bad.exit_code == 2 and "nope" in bad.output
-    bad_since = runner.invoke(
-        args=["export", "--campaign", "tea", "--since", "yesterday", str(out)]
-    )
-    assert bad_since.exit_code == 2 and "--since" in bad_since.output
+    kept = out.read_bytes()
+    for since in ("yesterday", "-1", "1e20", "nan"):
+        bad_since = runner.invoke(args=["export", "--campaign", "tea", "--since", since, str(out)])
+        assert bad_since.exit_code == 2 and "--since" in bad_since.output, since
+        assert out.read_bytes() == kept, since  # the existing log is left as it was
+    for target, problem in ((tmp_path / "no" / "x.jsonl", "is not a directory"), (tmp_path, "")):
+        refused = runner.invoke(args=["export", "--campaign", "tea", str(target)])
+        assert refused.exit_code == 2 and problem in refused.output, refused.output
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+    to_stdout = runner.invoke(args=["export", "--campaign", "tea", "--since", "0", "-"])
+    assert to_stdout.exit_code == 0 and to_stdout.output.count('"ip_hash"') == 30
+    assert not (Path.cwd() / "-").exists()
 
 
 def test_train_cli_from_a_simulation_directory(
@@ -326,6 +344,20 @@ def test_train_cli_from_a_simulation_directory(
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
     assert runner.invoke(args=["model", "import", str(broken)]).exit_code == 1
+    # A different model under a version name that exists is refused: one name, one model.
+    document = json.loads(model_file.read_text())
+    body = {k: v for k, v in document.items() if k != "sha256"}
+    body["baseline"] += 1.0
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**body, "sha256": _digest(body)}))
+    clash = runner.invoke(args=["model", "import", str(other)])
+    assert clash.exit_code == 1 and "another version name" in clash.output
+    assert services.models.get(document["version"]).baseline == document["baseline"]
+    unwritable = runner.invoke(
+        args=["train", str(simulation), "--out", str(tmp_path / "no" / "m.json")]
+    )
+    assert unwritable.exit_code == 2 and "--out" in unwritable.output
+    assert len(services.models.list()) == 2  # refused before training, nothing saved
     # replay with the trained model
     replayed = CliRunner().invoke(
         cli,
