@@ -27,6 +27,10 @@ def cli() -> None:
     )
 
 
+#: The files `refgate simulate` writes in its --out directory.
+OUTPUTS = ("clicks.jsonl", "labels.jsonl", "referrers.jsonl", "summary.json")
+
+
 def default_workers() -> int:
     return 2 * (os.cpu_count() or 1)
 
@@ -212,7 +216,14 @@ def flags_reindex(slug: str | None) -> None:
     type=click.IntRange(min=1),
     help="Honest seed sharers in the main campaign (~130 events each, attacks in proportion).",
 )
-@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option(
+    "--seed",
+    default=1,
+    show_default=True,
+    # What summary.json (JSON integers, 64 bits) can hold.
+    type=click.IntRange(-(2**63), 2**64 - 1),
+    help="Same seed, same bytes.",
+)
 @click.option(
     "--out",
     required=True,
@@ -246,6 +257,11 @@ def simulate(scale: int, seed: int, out: Path, force: bool, progress: bool | Non
         raise click.BadParameter(
             f"cannot write in {out}: {exc.strerror}", param_hint="--out"
         ) from None
+    in_the_way = [name for name in OUTPUTS if (out / name).is_dir()]
+    if in_the_way:
+        raise click.BadParameter(
+            f"{out / in_the_way[0]} is a directory, where an output file goes", param_hint="--out"
+        )
     report = progress if progress is not None else scale >= 2000
 
     def echo(message: str) -> None:

@@ -191,7 +191,7 @@ def train_command(
 ) -> None:
     """Train the click model from `refgate simulate` directories and/or review decisions."""
     from detectors.training import LabelledClicks, train
-    from gateway.training_data import from_decisions, from_simulation
+    from gateway.training_data import LabelError, from_decisions, from_simulation
 
     if not simulations and not decisions:
         raise click.UsageError("give simulation directories and/or --decisions")
@@ -205,7 +205,7 @@ def train_command(
         click.echo(f"replaying {directory} for features...", err=True)
         try:
             data.extend(from_simulation(directory))
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, LabelError) as exc:
             raise click.BadParameter(str(exc), param_hint="SIMULATIONS") from None
     found = _services()
     if decisions:

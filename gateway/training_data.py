@@ -16,6 +16,13 @@ from gateway.referrer_names import ReferrerNames
 from gateway.replay import replay
 from gateway.store import keys
 
+#: Share of a log's scored clicks (previews aside) that must have a label.
+MIN_LABELLED = 0.9
+
+
+class LabelError(ValueError):
+    """A simulation's labels cannot be used with its log."""
+
 
 def from_simulation(directory: Path) -> LabelledClicks:
     """Replay ``directory/clicks.jsonl`` on a fresh store and label its clicks from
@@ -26,10 +33,13 @@ def from_simulation(directory: Path) -> LabelledClicks:
             raise FileNotFoundError(f"{path} is missing (expected `refgate simulate` output)")
     labels: dict[str, dict[str, Any]] = {}
     with open(labels_path, "rb") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if line.strip():
-                row = orjson.loads(line)
-                labels[row["id"]] = row
+                try:
+                    row = orjson.loads(line)
+                    labels[row["id"]] = row
+                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise LabelError(f"{labels_path}: line {number}: not a label ({exc})") from None
     referrers: dict[str, str] = {}
     with open(log, "rb") as fh:
         for line in fh:
@@ -38,19 +48,29 @@ def from_simulation(directory: Path) -> LabelledClicks:
                 if event.get("type") == "click":
                     referrers[event["id"]] = f"{event['campaign']}/{event['referrer']}"
     data = LabelledClicks([], [], [], [])
+    scored = 0
     with tempfile.TemporaryDirectory(prefix="refgate-train-") as out:
         replay(log, Path(out), with_features=True)
         with open(Path(out) / "clicks.jsonl", "rb") as fh:
             for line in fh:
                 row = orjson.loads(line)
                 features = row.get("features")
+                if not features or len(features) != len(FEATURE_NAMES):
+                    continue  # previews are not scored
+                scored += 1
                 label = labels.get(row["id"])
-                if not features or label is None or len(features) != len(FEATURE_NAMES):
-                    continue  # previews are not scored; unlabelled clicks are not used
+                if label is None:
+                    continue  # unlabelled clicks are not used
                 data.features.append(features)
                 data.labels.append(1 if label.get("fraud") else 0)
                 data.groups.append(referrers.get(row["id"], row["id"]))
                 data.kinds.append(str(label.get("kind", "")))
+    if scored and len(data.labels) < scored * MIN_LABELLED:
+        # A cut-off or foreign labels file would train on a part, or on wrong labels.
+        raise LabelError(
+            f"{labels_path}: only {len(data.labels)} of {scored} clicks have a label; the labels "
+            "do not belong to this log (or were cut off)"
+        )
     return data
 
 

@@ -353,6 +353,17 @@ def test_train_cli_from_a_simulation_directory(
     clash = runner.invoke(args=["model", "import", str(other)])
     assert clash.exit_code == 1 and "another version name" in clash.output
     assert services.models.get(document["version"]).baseline == document["baseline"]
+    # Damaged labels: named by line, or refused when they do not cover the log.
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    write_log(damaged / "clicks.jsonl", lines)
+    whole = (simulation / "labels.jsonl").read_text()
+    (damaged / "labels.jsonl").write_text(whole[: whole.index("\n", len(whole) // 2) + 12])
+    cut = runner.invoke(args=["train", str(damaged)])
+    assert cut.exit_code == 2 and "not a label" in cut.output, cut.output
+    (damaged / "labels.jsonl").write_text("".join(whole.splitlines(True)[: len(labels) // 3]))
+    partial = runner.invoke(args=["train", str(damaged)])
+    assert partial.exit_code == 2 and "have a label" in partial.output, partial.output
     unwritable = runner.invoke(
         args=["train", str(simulation), "--out", str(tmp_path / "no" / "m.json")]
     )

@@ -522,6 +522,16 @@ def test_cli_refuses_a_non_empty_directory_unless_forced(tmp_path: Path) -> None
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_cli_refuses_a_seed_or_an_output_it_cannot_write(tmp_path: Path) -> None:
+    runner = CliRunner()
+    (tmp_path / "clicks.jsonl").mkdir()
+    blocked = runner.invoke(cli, ["simulate", "--scale", "1", "--out", str(tmp_path), "--force"])
+    assert blocked.exit_code == 2 and "is a directory" in blocked.output
+    huge = runner.invoke(cli, ["simulate", "--seed", str(2**64), "--out", str(tmp_path / "s")])
+    assert huge.exit_code == 2 and "--seed" in huge.output
+    assert not (tmp_path / "s").exists()
+
+
 def test_cli_reports_progress_on_stderr_when_asked(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["simulate", "--scale", "5", "--out", str(tmp_path / "p"), "--progress"]
