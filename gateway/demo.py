@@ -55,7 +55,10 @@ class DemoData:
             f"  admin API key:  {self.api_key}",
             f"  campaign:       {self.slug}",
             f"  staff console:  {self.public_url}/console/login",
-            f"                  {DEMO_STAFF_EMAIL} / {self.console_password} (admin)",
+            f"                  {DEMO_STAFF_EMAIL} / {self.console_password} (admin)"
+            if self.console_password
+            else f"                  {DEMO_STAFF_EMAIL} is disabled; to use it again: "
+            f"refgate user disable --enable {DEMO_STAFF_EMAIL}",
         ]
         lines += [f"  link of {name + ':':<8} {url}" for name, url in self.links.items()]
         if self.traffic is not None:
@@ -155,6 +158,11 @@ def _demo_staff(services: Services) -> str:
     """An admin account for the console, its password kept beside the demo API key."""
     path = services.settings.data_dir / DEMO_PASSWORD_FILE
     saved = path.read_text().strip() if path.exists() else ""
+    existing = services.users.get(DEMO_STAFF_EMAIL)
+    if existing is not None and existing.disabled:
+        # An operator disabled it: left alone, and said so (a printed password that cannot
+        # log in would only mislead).
+        return ""
     if saved and services.users.verify(DEMO_STAFF_EMAIL, saved) is not None:
         return saved
     password = secrets.token_urlsafe(12)

@@ -75,6 +75,11 @@ def test_demo_seeds_a_working_link(runner: FlaskCliRunner, app: Flask) -> None:
     services = services_of(app)
     assert services.users.verify(email, password) is not None
     assert services.users.require(email).role == "admin"
+    # An operator disabled the account: a later demo leaves it so, and says so.
+    services.users.set_disabled(email, True)
+    disabled = runner.invoke(cli, ["demo", "--no-traffic"])
+    assert disabled.exit_code == 0 and f"{email} is disabled" in disabled.stdout
+    assert password not in disabled.stdout and services.users.require(email).disabled
 
 
 WECHAT_UA = (
