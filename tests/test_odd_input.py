@@ -280,3 +280,34 @@ def test_every_write_refuses_query_parameters(
         ).status_code
         == 201
     )
+
+
+def test_changes_made_with_an_api_key_are_audited(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """As the console's are: who, what, to what, from where; never the body (it may hold a
+    secret). Conversions and minted links are traffic, not staff actions."""
+    campaign = setup_campaign(client, admin)
+    hook = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
+        headers=admin,
+    ).json
+    assert hook is not None
+    client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=admin)
+    client.post("/api/v1/campaigns/tea/links", json={"referrer": "zed"}, headers=admin)
+    services.conversions.convert(record_click(services, campaign, "s1"), "u1")
+    refused = client.patch("/api/v1/campaigns/tea", json={"name": ""}, headers=admin)
+    assert refused.status_code == 400
+    entries = services.audit.recent()
+    assert [(e.action, e.target) for e in entries] == [
+        (
+            "api POST /api/v1/webhooks/<endpoint_id>/rotate-secret",
+            f"/api/v1/webhooks/{hook['id']}/rotate-secret",
+        ),
+        ("api POST /api/v1/webhooks", "/api/v1/webhooks"),
+        ("api POST /api/v1/campaigns", "/api/v1/campaigns"),
+    ]
+    assert all(e.actor.startswith("apikey:") and e.network for e in entries)
+    raw = services.store.main.xrange("rg:audit")
+    assert all(b"whsec_" not in value for _, fields in raw for value in fields.values())

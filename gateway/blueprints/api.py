@@ -134,6 +134,35 @@ def _no_cache(response: Response) -> Response:
     return response
 
 
+#: Writes that are not staff actions: the landing app's conversions (traffic, recorded in the
+#: ledger), links minted for each sharer (a marketing system mints one per user: they would
+#: push the staff's actions out of the capped log) and inspecting a request (a read sent as
+#: POST).
+UNAUDITED = frozenset({"api.convert", "api.mint_link", "api.inspect"})
+
+
+@bp.after_request
+def _audit_write(response: Response) -> Response:
+    """A change made with an API key goes to the audit log, as the console's do: who (the
+    key's name), what (method and route), to what (the path), from where. Never the body: it
+    may carry a secret."""
+    key: ApiKey | None = g.get("api_key")
+    if (
+        key is not None
+        and request.method in ("POST", "PATCH", "PUT", "DELETE")
+        and 200 <= response.status_code < 300
+        and request.endpoint not in UNAUDITED
+    ):
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        try:
+            services().audit.record(
+                key.actor, f"api {request.method} {rule}", request.path, request.remote_addr or ""
+            )
+        except RedisError as exc:  # the change is made; its audit entry is what is lost
+            log.warning("audit entry lost for %s %s: %s", request.method, request.path, exc)
+    return response
+
+
 # -- campaigns -------------------------------------------------------------------------------
 
 
