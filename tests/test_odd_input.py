@@ -221,12 +221,7 @@ def test_every_read_refuses_parameters_it_does_not_take(
     """As the list endpoints do: a misspelt parameter is an error, not silently ignored."""
     campaign = setup_campaign(client, admin)
     services.conversions.convert(record_click(services, campaign, "s1"), "u1")
-    hook = client.post(
-        "/api/v1/webhooks",
-        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
-        headers=admin,
-    )
-    assert hook.status_code == 201, hook.json
+    hook = make_hook(client, admin)
     for url in (
         "/api/v1/campaigns",
         "/api/v1/campaigns/tea",
@@ -235,7 +230,7 @@ def test_every_read_refuses_parameters_it_does_not_take(
         "/api/v1/campaigns/tea/ancestors/u1",
         "/api/v1/campaigns/tea/tree/u1",
         "/api/v1/webhooks",
-        f"/api/v1/webhooks/{hook.json['id']}",
+        f"/api/v1/webhooks/{hook['id']}",
     ):
         assert client.get(url, headers=admin).status_code == 200, url
         refused = client.get(url + "?since=abc", headers=admin)
@@ -249,12 +244,7 @@ def test_every_write_refuses_query_parameters(
     """No write takes a query parameter: one sent (a field meant for the body) is refused, and
     nothing is changed."""
     setup_campaign(client, admin)
-    hook = client.post(
-        "/api/v1/webhooks",
-        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
-        headers=admin,
-    ).json
-    assert hook is not None
+    hook = make_hook(client, admin)
     writes = [
         ("post", "/api/v1/campaigns", {"slug": "other", "name": "O", "destination_url": "https://shop.example.com/"}),
         ("patch", "/api/v1/campaigns/tea", {"name": "Renamed"}),
@@ -288,12 +278,7 @@ def test_changes_made_with_an_api_key_are_audited(
     """As the console's are: who, what, to what, from where; never the body (it may hold a
     secret). Conversions and minted links are traffic, not staff actions."""
     campaign = setup_campaign(client, admin)
-    hook = client.post(
-        "/api/v1/webhooks",
-        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
-        headers=admin,
-    ).json
-    assert hook is not None
+    hook = make_hook(client, admin)
     client.post(f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=admin)
     client.post("/api/v1/campaigns/tea/links", json={"referrer": "zed"}, headers=admin)
     services.conversions.convert(record_click(services, campaign, "s1"), "u1")
@@ -311,3 +296,15 @@ def test_changes_made_with_an_api_key_are_audited(
     assert all(e.actor.startswith("apikey:") and e.network for e in entries)
     raw = services.store.main.xrange("rg:audit")
     assert all(b"whsec_" not in value for _, fields in raw for value in fields.values())
+
+
+def make_hook(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
+    """A webhook endpoint, registered as a marketing system would."""
+    response = client.post(
+        "/api/v1/webhooks",
+        json={"url": "https://hooks.example.com/refgate", "events": ["conversion.created"]},
+        headers=admin,
+    )
+    assert response.status_code == 201, response.json
+    hook: dict[str, Any] = response.json
+    return hook
