@@ -197,7 +197,7 @@ def flags_reindex(slug: str | None) -> None:
 
     found = _services()
     try:
-        campaigns = [found.campaigns.require(slug)] if slug else found.campaigns.list()
+        campaigns = [found.campaigns.require(slug)] if slug is not None else found.campaigns.list()
     except ApiError:
         raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
     for campaign in campaigns:

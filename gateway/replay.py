@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 import tempfile
@@ -267,7 +268,9 @@ class Replayer:
 
 
 def _environ(number: int, line: dict[str, Any], token: str) -> dict[str, Any]:
-    headers = line.get("headers") or {}
+    headers = line.get("headers")
+    if headers is None:
+        headers = {}
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise ReplayError(number, "headers must be an object of strings")
     ua = line.get("ua") or ""
@@ -287,6 +290,10 @@ def _environ(number: int, line: dict[str, Any], token: str) -> dict[str, Any]:
     if ip is not None:
         if not isinstance(ip, str):
             raise ReplayError(number, "ip must be a string")
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise ReplayError(number, f"ip {ip!r} is not an IPv4 or IPv6 address") from None
         environ["REMOTE_ADDR"] = ip
     elif "ip_hash" in line and "prefix" in line:
         environ[REPLAYED_NETWORK] = (

@@ -11,6 +11,7 @@ after ``NETWORK_LIMIT`` the whole prefix does, until the window passes.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -32,8 +33,14 @@ MAX_PASSWORD = 200
 ACCOUNT_LIMIT = 5
 NETWORK_LIMIT = 20
 LOCKOUT_SECONDS = 15 * 60
-#: A hash to check against when the account does not exist, so timing does not tell.
-_DUMMY_HASH = generate_password_hash("refgate-no-such-user")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the account does not exist, so timing does not tell. Made
+    on first use: scrypt takes a good part of a second, which every command (and every worker
+    start) paid at import."""
+    return generate_password_hash("refgate-no-such-user")
 
 
 class UserError(ValueError):
@@ -138,7 +145,7 @@ class UserService:
         """The active account when the password is right; None otherwise (same work either way)."""
         user = self.get(email)
         if user is None or len(password) > MAX_PASSWORD:
-            check_password_hash(_DUMMY_HASH, password[:MAX_PASSWORD])
+            check_password_hash(_dummy_hash(), password[:MAX_PASSWORD])
             return None
         if not check_password_hash(user.password_hash, password) or user.disabled:
             return None

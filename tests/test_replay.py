@@ -179,6 +179,14 @@ def test_replay_is_deterministic_in_its_decisions(tmp_path: Path) -> None:
             '{"type": "click", "id": "a", "ts": 1770552001, "campaign": "ok", "referrer": "r"}',
             "needs ip",
         ),
+        (
+            '{"type": "click", "id": "a", "ts": 1770552001, "campaign": "ok", "referrer": "r", "ip": "999.2.3.4"}',
+            "not an IPv4 or IPv6 address",
+        ),
+        (
+            '{"type": "click", "id": "a", "ts": 1770552001, "campaign": "ok", "referrer": "r", "ip": "1.2.3.4", "headers": []}',
+            "headers must be an object",
+        ),
     ],
 )
 def test_bad_lines_are_named(tmp_path: Path, line: str, problem: str) -> None:

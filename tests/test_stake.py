@@ -319,8 +319,9 @@ def test_reindex_builds_the_index_of_older_flags(
     again = runner.invoke(args=["flags", "reindex", "--campaign", "tea"])
     assert again.exit_code == 0 and "coffee" not in again.output
     assert rows(risk.get("/console/flags?sort=amount", headers=EN).text) == expected
-    bad = runner.invoke(args=["flags", "reindex", "--campaign", "nope"])
-    assert bad.exit_code == 2 and "no campaign 'nope'" in bad.output
+    for slug in ("nope", ""):
+        bad = runner.invoke(args=["flags", "reindex", "--campaign", slug])
+        assert bad.exit_code == 2 and f"no campaign {slug!r}" in bad.output, slug
 
 
 def test_the_api_lists_flags_by_amount_at_stake(
