@@ -134,6 +134,12 @@ class Settings:
         else:
             keys = (_dev_secret(data_dir),)
 
+        # Read by gateway.logs (before any app exists); checked here with the rest, so a typo
+        # is a configuration error rather than JSON logs nobody asked for.
+        log_format = env.get("REFGATE_LOG_FORMAT", "json").strip().lower()
+        if log_format not in {"json", "text"}:
+            raise SettingsError("REFGATE_LOG_FORMAT", f"json or text, got {log_format!r}")
+
         redis_url = env.get("REDIS_URL", "").strip() or None
         if redis_url is not None:
             scheme = urlsplit(redis_url).scheme

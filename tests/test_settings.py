@@ -36,6 +36,7 @@ def env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"REFGATE_TRUSTED_PROXIES": "two"}, "REFGATE_TRUSTED_PROXIES"),
         ({"REFGATE_TRUSTED_PROXIES": "-1"}, "REFGATE_TRUSTED_PROXIES"),
         ({"REDIS_URL": "http://127.0.0.1:6379"}, "REDIS_URL"),
+        ({"REFGATE_LOG_FORMAT": "xml"}, "REFGATE_LOG_FORMAT"),
         ({"REFGATE_STORE_TIMEOUT": "0"}, "REFGATE_STORE_TIMEOUT"),
         ({"REFGATE_ATTRIBUTION_DAYS": "0"}, "REFGATE_ATTRIBUTION_DAYS"),
         ({"REFGATE_ATTRIBUTION_DAYS": "a month"}, "REFGATE_ATTRIBUTION_DAYS"),
