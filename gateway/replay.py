@@ -162,6 +162,9 @@ class Replayer:
 
     def click(self, number: int, line: dict[str, Any]) -> dict[str, Any]:
         ts = _float(number, line, "ts")
+        if line["id"] in self._click_ids:
+            # Played twice, it would count twice and attribute conversions to the later one.
+            raise ReplayError(number, f"click id {line['id']!r} appears twice in the log")
         slug = self._campaign(number, line)
         referrer = _string(number, line, "referrer")
         if not REFERRER_PATTERN.match(referrer):

@@ -180,6 +180,10 @@ def test_replay_is_deterministic_in_its_decisions(tmp_path: Path) -> None:
             "needs ip",
         ),
         (
+            '{"type": "click", "id": "first", "ts": 1770552001, "campaign": "ok", "referrer": "r", "ip": "1.2.3.4"}',
+            "appears twice",
+        ),
+        (
             '{"type": "click", "id": "a", "ts": 1770552001, "campaign": "ok", "referrer": "r", "ip": "999.2.3.4"}',
             "not an IPv4 or IPv6 address",
         ),
