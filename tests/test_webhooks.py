@@ -62,8 +62,8 @@ class Receiver:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.server.server_address[1]}{path}"
 
     def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         path = handler.path
@@ -129,11 +129,16 @@ def receiver() -> Iterator[Receiver]:
 
 
 def register(
-    client: FlaskClient, key: str, receiver: Receiver, path: str, **body: Any
+    client: FlaskClient,
+    key: str,
+    receiver: Receiver,
+    path: str,
+    host: str = "127.0.0.1",
+    **body: Any,
 ) -> dict[str, Any]:
     response = client.post(
         "/api/v1/webhooks",
-        json={"url": receiver.url(path), "events": ALL_EVENTS, **body},
+        json={"url": receiver.url(path, host), "events": ALL_EVENTS, **body},
         headers=bearer(key),
     )
     assert response.status_code == 201, response.json
@@ -297,19 +302,15 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
     campaign: dict[str, Any],
     receiver: Receiver,
 ) -> None:
-    port = receiver.server.server_address[1]
-    response = client.post(
-        "/api/v1/webhooks",
-        json={"url": f"http://localhost:{port}/x", "events": ["conversion.created"]},
-        headers=bearer(keys["admin"]),
+    hook = register(
+        client, keys["admin"], receiver, "/x", "localhost", events=["conversion.created"]
     )
-    assert response.status_code == 201
     services.webhooks.allow_private = False  # the policy of a deployment that does not allow it
     convert(client, keys, services, campaign, "bob")
     services.webhooks.run(time.time())
     assert receiver.requests == []
     (attempt,) = client.get(
-        f"/api/v1/webhooks/{response.json['id']}/deliveries", headers=bearer(keys["admin"])
+        f"/api/v1/webhooks/{hook['id']}/deliveries", headers=bearer(keys["admin"])
     ).json["deliveries"]
     assert attempt["status_code"] is None and "resolves to 127.0.0.1" in attempt["error"]
 
@@ -437,15 +438,15 @@ def test_a_full_width_host_is_delivered_to(
     campaign: dict[str, Any],
     receiver: Receiver,
 ) -> None:
-    port = receiver.server.server_address[1]
-    created = client.post(
-        "/api/v1/webhooks",
-        json={"url": f"http://ｌｏｃａｌｈｏｓｔ:{port}/wide", "events": ["conversion.created"]},
-        headers=bearer(keys["admin"]),
+    created = register(
+        client,
+        keys["admin"],
+        receiver,
+        "/wide",
+        "ｌｏｃａｌｈｏｓｔ",
+        events=["conversion.created"],
     )
-    assert created.status_code == 201
-    assert created.json["url"] == f"http://localhost:{port}/wide"
-    receiver.secrets["/wide"] = created.json["secret"]
+    assert created["url"] == receiver.url("/wide", "localhost")
     convert(client, keys, services, campaign, "bob")
     services.webhooks.run(time.time())
     (delivered,) = receiver.delivered("/wide")
