@@ -88,9 +88,10 @@ def _services() -> Services:
 @click.option("--demo", is_flag=True, help="Seed a demo campaign and print URLs to try.")
 def serve(host: str, port: int, workers: int, demo: bool) -> None:
     """Run refgate with gunicorn (and its embedded store unless REDIS_URL is set)."""
-    from gateway import default_data_dir
+    from gateway import default_data_dir, logs
     from gateway.server import run
 
+    logs.use_json()  # from the first line: the settings' warnings and the store starting
     settings = Settings.from_env(default_data_dir=default_data_dir())
     run(settings, host=host, port=port, workers=workers, demo=demo)
 

@@ -42,15 +42,16 @@ def json_logs() -> bool:
     return os.environ.get("REFGATE_LOG_FORMAT", "json").strip().lower() != "text"
 
 
-def use_json(_: Any = None) -> None:
-    """Give the root logger's and gunicorn's handlers the JSON format (gunicorn hooks call this
-    in the master and in each worker; gunicorn's access log stays off, it costs every request)."""
+def use_json() -> None:
+    """Give the root logger's handlers the JSON format: `refgate serve` (whose workers inherit
+    them, gunicorn's own lines go through ``gateway.server.GunicornLogger``) and `refgate jobs`
+    call this before they log anything. gunicorn's access log stays off: it costs every
+    request."""
     if not json_logs():
         return
     formatter = JsonFormatter()
-    for name in (None, "gunicorn.error"):
-        logger = logging.getLogger(name)
-        if name is None and not logger.handlers:
-            logging.basicConfig(level=logging.INFO)
-        for handler in logger.handlers:
-            handler.setFormatter(formatter)
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO)
+    for handler in root.handlers:
+        handler.setFormatter(formatter)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from gateway import logs
 from gateway.jobsprocess import WORKERS_ENV, JobsProcess, serve_starts_jobs_process
@@ -34,6 +35,19 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
         from gateway import create_app
 
         return create_app()
+
+
+class GunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, writing refgate's JSON lines (gateway.logs) from its first line on:
+    hooks such as ``when_ready`` come after "Starting gunicorn" and "Listening at". gunicorn
+    calls ``setup`` again when it reloads (HUP), which builds new handlers."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if logs.json_logs():
+            formatter = logs.JsonFormatter()
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                handler.setFormatter(formatter)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
@@ -72,10 +86,11 @@ def gunicorn_options(
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
+        # The root logger (refgate's own lines) is set up by `refgate serve` before anything
+        # logs, and the workers inherit it; gunicorn's own lines come through this class.
+        "logger_class": GunicornLogger,
         "worker_exit": worker_exit,
         "child_exit": child_exit,
-        "when_ready": logs.use_json,
-        "post_worker_init": logs.use_json,
         "proc_name": "refgate",
         # gunicornc's control socket, one per data dir (the default is one per user, shared by
         # every gunicorn); off when the path is too long for a unix socket.

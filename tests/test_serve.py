@@ -148,7 +148,7 @@ def campaign_and_link(base: str, env: dict[str, str]) -> tuple[str, dict[str, An
 def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     port = free_port()
-    with serving(data_dir, port) as (base, env, _server):
+    with serving(data_dir, port) as (base, env, server):
         key, link = campaign_and_link(base, env)
         assert link["url"].startswith(base + "/s/")
         for _ in range(10):  # spread over both workers
@@ -188,6 +188,16 @@ def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path
 
     # It stopped with the server.
     assert not Path(f"/proc/{jobs_pid}").exists()
+    # Everything it logged, from its first line (the development key, the store starting,
+    # gunicorn starting) to its last, was one JSON object per line.
+    output = server.stdout.read() if server.stdout else ""
+    entries = [json.loads(line) for line in output.splitlines()]
+    messages = [entry["msg"] for entry in entries]
+    assert messages[0].startswith("REFGATE_SECRET_KEYS is not set"), messages[:3]
+    assert any(m.startswith("embedded store started") for m in messages), messages
+    assert any(m.startswith("Starting gunicorn") for m in messages), messages
+    assert "Shutting down: Master" in messages
+    assert {"ts", "level", "logger", "msg", "pid"} <= set(entries[0])
     # The store stopped with the server, and everything is still there after a restart.
     assert not (data_dir / "redis" / "redis.sock").exists()
     with serving(data_dir, port) as (base, _env, _server):
