@@ -1,8 +1,10 @@
-"""Languages: zh-CN (the default: the audience is Chinese) and en, through flask-babel.
+"""Languages: Simplified Chinese (the default: the audience is Chinese), Traditional Chinese
+and English, through flask-babel.
 
 Public pages follow the visitor's Accept-Language; staff pages (the console) may override it with
 the user's own setting. Catalogues live in gateway/translations (msgids in English);
-`./run i18n` refreshes them (see DEVELOPERS.md).
+`./run i18n` refreshes them (see DEVELOPERS.md). The Traditional catalogue is made from the
+Simplified one (tools/traditional.py), never edited by hand.
 """
 
 from __future__ import annotations
@@ -15,8 +17,17 @@ from werkzeug.datastructures import LanguageAccept
 
 #: Locales with a catalogue, and the Accept-Language tags that select them. Babel names
 #: Simplified Chinese zh_Hans_CN (it adds the script), so the catalogue directory does too.
-LOCALES = {"zh_Hans_CN": ("zh-CN", "zh-Hans", "zh"), "en": ("en",)}
+#: Readers in Taiwan, Hong Kong and Macao (LINE's and Facebook's in-app browsers among them) ask
+#: for zh-TW, zh-HK, zh-MO or zh-Hant: Traditional characters. A bare ``zh`` is Simplified.
+LOCALES = {
+    "zh_Hans_CN": ("zh-CN", "zh-Hans", "zh-SG", "zh"),
+    "zh_Hant_TW": ("zh-TW", "zh-Hant", "zh-HK", "zh-MO"),
+    "en": ("en",),
+}
 DEFAULT_LOCALE = "zh_Hans_CN"
+TRADITIONAL_LOCALE = "zh_Hant_TW"
+#: The page's ``lang`` attribute for each locale.
+HTML_LANG = {"zh_Hans_CN": "zh-CN", "zh_Hant_TW": "zh-TW", "en": "en"}
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
@@ -25,12 +36,23 @@ def N_(message: str) -> str:
     return message
 
 
+#: Lowercase language tag -> locale.
+_BY_TAG = {tag.lower(): locale for locale, tags in LOCALES.items() for tag in tags}
+
+
 def best_locale(accept: LanguageAccept) -> str:
-    tags = [tag for options in LOCALES.values() for tag in options]
-    match = accept.best_match(tags)
-    if match is None:
-        return DEFAULT_LOCALE
-    return next(locale for locale, options in LOCALES.items() if match in options)
+    """The locale of the reader's most preferred language that has one, each tag tried whole and
+    then shortened (zh-Hant-TW, zh-Hant; en-US, en). werkzeug's own ``best_match`` tries every
+    exact match before any shortened one, so "en-US, zh-TW;q=0.5" got Chinese."""
+    for value, quality in accept:  # werkzeug keeps them by quality, most preferred first
+        if quality <= 0:
+            continue
+        parts = value.lower().replace("_", "-").split("-")
+        for end in range(len(parts), 0, -1):
+            locale = _BY_TAG.get("-".join(parts[:end]))
+            if locale is not None:
+                return locale
+    return DEFAULT_LOCALE
 
 
 def select_locale() -> str:
@@ -52,4 +74,4 @@ def init_app(app: Flask) -> None:
 
 def html_lang() -> str:
     """The page's ``lang`` attribute for the current locale."""
-    return "zh-CN" if str(get_locale() or DEFAULT_LOCALE).startswith("zh") else "en"
+    return HTML_LANG.get(str(get_locale() or DEFAULT_LOCALE), HTML_LANG[DEFAULT_LOCALE])

@@ -25,7 +25,7 @@ from gateway.store import keys
 
 #: Roles a person may have in the console (the conversion role is for servers only).
 STAFF_ROLES: tuple[str, ...] = (Role.ADMIN.value, Role.MARKETING.value, Role.RISK.value)
-LOCALES: tuple[str, ...] = ("", "zh_Hans_CN", "en")
+LOCALES: tuple[str, ...] = ("", "zh_Hans_CN", "zh_Hant_TW", "en")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200

@@ -746,11 +746,17 @@ def test_language_follows_the_setting_then_accept_language(
     client = as_role(app, "marketing")
     assert "新建活动" in client.get("/console/campaigns", headers={"Accept-Language": "zh-CN"}).text
     assert "New campaign" in client.get("/console/campaigns", headers=EN).text
+    assert "新建活動" in client.get("/console/campaigns", headers={"Accept-Language": "zh-TW"}).text
     client.post("/console/settings", data={"locale": "zh_Hans_CN", "csrf_token": token(client)})
     assert "新建活动" in client.get("/console/campaigns", headers=EN).text
+    settings = client.get("/console/settings", headers=EN).text
+    assert "繁體中文" in settings and "简体中文" in settings
+    client.post("/console/settings", data={"locale": "zh_Hant_TW", "csrf_token": token(client)})
+    page = client.get("/console/campaigns", headers=EN).text
+    assert "新建活動" in page and '<html lang="zh-TW"' in page
     bad = client.post("/console/settings", data={"locale": "xx", "csrf_token": token(client)})
     assert bad.status_code == 400
-    assert services.users.require(email("marketing")).locale == "zh_Hans_CN"
+    assert services.users.require(email("marketing")).locale == "zh_Hant_TW"
 
 
 def test_the_open_queue_pages_from_the_index_as_find_would(

@@ -1,17 +1,20 @@
-"""Translations: every user-facing text has a zh-CN translation; the compiled catalogue is fresh."""
+"""Translations: every user-facing text has a zh-CN translation, the zh-TW catalogue is the
+conversion of it, and the compiled catalogues are fresh."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
-from gateway.i18n import DEFAULT_LOCALE, TRANSLATIONS, best_locale
+from gateway.i18n import DEFAULT_LOCALE, LOCALES, TRADITIONAL_LOCALE, TRANSLATIONS, best_locale
+from tools.traditional import po_path, rendered, traditional
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE = TRANSLATIONS / DEFAULT_LOCALE / "LC_MESSAGES"
@@ -43,21 +46,49 @@ def test_every_source_text_is_translated() -> None:
     assert missing == [], "run ./run i18n and translate these in messages.po"
 
 
-def test_compiled_catalogue_matches_the_po_file() -> None:
+def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> None:
+    """Nobody edits zh_Hant_TW by hand, and nobody forgets to convert after editing zh_Hans_CN."""
     with open(CATALOGUE / "messages.po", "rb") as fh:
+        simplified = read_po(fh, locale=DEFAULT_LOCALE)
+    made = rendered(traditional(simplified))
+    assert po_path(TRADITIONAL_LOCALE).read_bytes() == made, "run ./run i18n"
+    with open(po_path(TRADITIONAL_LOCALE), "rb") as fh:
+        converted = {m.id: m.string for m in read_po(fh) if m.id}
+    # Words, not only characters (OpenCC's Taiwan phrases), and Chinese quotation marks.
+    assert converted["Copy link"] == "複製連結", converted["Copy link"]
+    assert "「" in converted["Tap ··· in the top right corner, then choose “Open in Browser”."]
+
+
+@pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])
+def test_compiled_catalogue_matches_the_po_file(locale: str) -> None:
+    directory = TRANSLATIONS / locale / "LC_MESSAGES"
+    with open(directory / "messages.po", "rb") as fh:
         po = read_po(fh)
     compiled = io.BytesIO()
     write_mo(compiled, po)
-    assert (CATALOGUE / "messages.mo").read_bytes() == compiled.getvalue(), "run ./run i18n"
+    assert (directory / "messages.mo").read_bytes() == compiled.getvalue(), "run ./run i18n"
 
 
 def test_accept_language_picks_the_locale() -> None:
     cases = {
         "zh-CN,zh;q=0.9": "zh_Hans_CN",
-        "zh-TW": "zh_Hans_CN",
+        "zh": "zh_Hans_CN",
+        "zh-SG": "zh_Hans_CN",
+        "zh-Hans-CN": "zh_Hans_CN",
+        # Taiwan, Hong Kong and Macao read Traditional characters.
+        "zh-TW": "zh_Hant_TW",
+        "zh-HK,zh;q=0.9": "zh_Hant_TW",
+        "zh-MO": "zh_Hant_TW",
+        "zh-Hant-TW": "zh_Hant_TW",
+        "zh_TW": "zh_Hant_TW",
         "en-GB,en;q=0.8": "en",
+        # The most preferred language with a catalogue wins, whether its tag matched whole or
+        # shortened (werkzeug's best_match preferred any whole match: this was Chinese).
+        "en-US,zh-TW;q=0.5": "en",
+        "zh-TW;q=0, en": "en",
         "fr-FR": "zh_Hans_CN",
         "": "zh_Hans_CN",
+        "*": "zh_Hans_CN",
         "de, en;q=0.5": "en",
     }
     for header, locale in cases.items():

@@ -63,7 +63,7 @@ def pages_of(view: ClickView) -> list[tuple[str, dict[str, Any], list[dict[str, 
     ]
 
 
-@pytest.mark.parametrize("language", ["zh-CN,zh;q=0.9", "en-US,en;q=0.8", ""])
+@pytest.mark.parametrize("language", ["zh-CN,zh;q=0.9", "zh-TW,zh;q=0.9", "en-US,en;q=0.8", ""])
 def test_a_kept_page_is_the_page_a_fresh_render_gives(
     services: Services, campaign: dict[str, Any], language: str
 ) -> None:
@@ -119,11 +119,15 @@ def test_the_fallback_page_names_the_app_in_the_readers_language(
         "/api/v1/campaigns/milk-tea/platforms/wechat", json={"status": "blocked"}, headers=admin
     )
     assert blocked.status_code == 200, blocked.json
-    for language, text in (
-        ("zh-CN", "微信 无法直接打开此链接"),
-        ("en", "WeChat does not open this link directly"),
+    for language, text, lang in (
+        ("zh-CN", "微信 无法直接打开此链接", "zh-CN"),
+        # Taiwan and Hong Kong (LINE's and Facebook's readers too) read Traditional characters.
+        ("zh-TW", "微信 無法直接開啟此連結", "zh-TW"),
+        ("zh-HK,zh;q=0.8", "微信 無法直接開啟此連結", "zh-TW"),
+        ("en", "WeChat does not open this link directly", "en"),
     ):
         page = client.get(
             f"/s/{link['token']}", headers={"User-Agent": WECHAT, "Accept-Language": language}
         )
         assert page.status_code == 200 and text in page.data.decode(), language
+        assert f'<html lang="{lang}"' in page.data.decode(), language
