@@ -100,7 +100,8 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "v1=<hex HMAC-SHA256 of '<t>.<body>' under the secret>` and `Refgate-Event-Id` "
             "(the same on every attempt: deduplicate by it). Any 2xx is success; other answers "
             "are retried with exponential backoff, then failed. The URL must be http(s) without "
-            "user information; private addresses only where the deployment allows them.",
+            "user information; private addresses only where the deployment allows them. Each "
+            "event's body and headers: this document's `webhooks`.",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("WebhookCreate")}},
@@ -219,7 +220,7 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
 #: a reason, and a receiver should treat an unknown one as it treats the status.
 REWARD_REASONS = (
     "Why: empty when credited at the conversion; held at the conversion: `flagged` (an open "
-    "flag on the referrer or the click), `challenged_click`, `unscored_click`, "
+    "flag), `challenged_click`, `unscored_click`, "
     "`conversion_too_fast`, `referrer_under_review`; denied at the conversion: "
     "`no_reward_configured`, `referrer_fraud`, `click_fraud`, `click_denied`, `click_<outcome>` "
     "(a click that was not let through, such as `click_blocked`), `conversion_before_click`, "
