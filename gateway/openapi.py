@@ -631,9 +631,10 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
-    from gateway.openapi_webhooks import add_webhooks
+    from gateway.openapi_webhooks import add_webhook_events, add_webhooks
 
     add_webhooks(schemas, paths)
+    webhooks = add_webhook_events(schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -645,6 +646,8 @@ def openapi_document() -> dict[str, Any]:
         "servers": [{"url": "/api/v1"}],
         "security": [{"bearer": []}],
         "paths": paths,
+        # What refgate POSTs to webhook endpoints: every event's body and headers.
+        "webhooks": webhooks,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from gateway.webhooks import EVENTS, SIGNATURE_HEADER, WebhookCreate, WebhookRotate, WebhookUpdate
+from gateway.campaigns import SLUG_PATTERN
+from gateway.flags import FLAG_KINDS
+from gateway.rewards import STATUSES as REWARD_STATUSES
+from gateway.webhooks import (
+    EVENT_ID as EVENT_ID_PATTERN,
+)
+from gateway.webhooks import (
+    EVENTS,
+    SIGNATURE_HEADER,
+    USER_AGENT,
+    WebhookCreate,
+    WebhookRotate,
+    WebhookUpdate,
+)
 
 ENDPOINT_ID = {
     "name": "endpoint_id",
@@ -86,7 +100,8 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "v1=<hex HMAC-SHA256 of '<t>.<body>' under the secret>` and `Refgate-Event-Id` "
             "(the same on every attempt: deduplicate by it). Any 2xx is success; other answers "
             "are retried with exponential backoff, then failed. The URL must be http(s) without "
-            "user information; private addresses only where the deployment allows them.",
+            "user information; private addresses only where the deployment allows them. Each "
+            "event's body and headers: this document's `webhooks`.",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("WebhookCreate")}},
@@ -195,6 +210,222 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
                     "Queued",
                 ),
                 **_errors(401, 403, 404),
+            },
+        },
+    }
+
+
+#: Why a reward has its status (``reason``): decided at the conversion (gateway.conversions,
+#: convert.lua) or by a flag or review (settle_reward.lua). Not an enum: a new detector may add
+#: a reason, and a receiver should treat an unknown one as it treats the status.
+REWARD_REASONS = (
+    "Why: empty when credited at the conversion; held at the conversion: `flagged` (an open "
+    "flag), `challenged_click`, `unscored_click`, "
+    "`conversion_too_fast`, `referrer_under_review`; denied at the conversion: "
+    "`no_reward_configured`, `referrer_fraud`, `click_fraud`, `click_denied`, `click_<outcome>` "
+    "(a click that was not let through, such as `click_blocked`), `conversion_before_click`, "
+    "`budget_exhausted`, `referrer_cap`, `daily_cap`; moved by a flag or a review: `flagged` "
+    "(held when the flag was raised), `reviewed_legit` (credited, or held again while another "
+    "flag about it is open), `reviewed_fraud` (denied or clawed back)"
+)
+#: What each event reports (the webhook's description).
+EVENT_TEXT = {
+    "conversion.created": "A participant joined through a click: the answer `POST /conversions` "
+    "gave (201), sent once however often the conversion is reported again.",
+    "reward.credited": "A reward was credited: at the conversion (`depth` present), or by a "
+    "review (`flag` present): released by a `legit` decision, or paid back when `legit` "
+    "corrects a `fraud` decision.",
+    "reward.held": "A reward was held: at the conversion (`depth` present), or by a flag "
+    "(`flag` present): raised on it (`flagged`), or paid back as held by a `legit` decision "
+    "while another flag about it is still open (`reviewed_legit`).",
+    "reward.denied": "A reward was denied: at the conversion (`depth` present, `amount` 0), or "
+    "held and then reviewed `fraud` (`flag` present, `reviewed_fraud`, the amount it was held "
+    "at).",
+    "reward.clawed_back": "A credited reward was reviewed `fraud` and taken back (`flag` "
+    "present, `reviewed_fraud`, the amount it was paid at).",
+    "flag.raised": "A flag was opened for review. Raised again with more evidence, the same "
+    "flag sends nothing more.",
+}
+
+
+def data_schema_name(event: str) -> str:
+    """The component that describes an event's ``data``: ``reward.clawed_back`` ->
+    ``RewardClawedBackData``."""
+    return "".join(part.capitalize() for part in re.split(r"[._]", event)) + "Data"
+
+
+def add_webhook_events(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The deliveries refgate makes, one OpenAPI 3.1 ``webhooks`` entry per event in EVENTS; the
+    envelope and each event's ``data`` go into ``schemas``. Tests deliver every event for real
+    and validate the bodies and headers against these."""
+    from gateway.openapi import _ref
+
+    schemas["WebhookEnvelope"] = {
+        "type": "object",
+        "description": "The body of every webhook delivery; `data` depends on `type`",
+        "required": ["id", "type", "created", "campaign", "data"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "pattern": EVENT_ID_PATTERN.pattern,
+                "description": "The same on every attempt and every endpoint (also "
+                "`Refgate-Event-Id`): deduplicate by it, delivery is at least once",
+            },
+            "type": {"type": "string", "enum": list(EVENTS)},
+            "created": {
+                "type": "number",
+                "description": "When it happened (unix time, to the millisecond)",
+            },
+            "campaign": {
+                "type": "string",
+                "pattern": SLUG_PATTERN,
+                "description": "The campaign's slug",
+            },
+            "data": {"type": "object"},
+        },
+    }
+    schemas["WebhookReward"] = {
+        "type": "object",
+        "required": ["status", "reason", "amount"],
+        "properties": {
+            "status": {"type": "string", "enum": list(REWARD_STATUSES)},
+            "reason": {"type": "string", "description": REWARD_REASONS},
+            "amount": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Units the reward is worth to the sharer: 0 when denied at the "
+                "conversion; denied after being held, or clawed back, it keeps the amount it "
+                "was held or paid at",
+            },
+        },
+    }
+    schemas["RewardEventData"] = {
+        "type": "object",
+        "description": "A conversion's reward after a change. Exactly one of `depth` (the "
+        "reward as the conversion decided it) and `flag` (a flag or a review moved it) is "
+        "present.",
+        "required": ["participant", "parent", "click_id", "reward"],
+        "properties": {
+            "participant": {
+                "type": "string",
+                "description": "Who converted (`user` in `POST /conversions`)",
+            },
+            "parent": {"type": "string", "description": "The sharer the reward is for"},
+            "click_id": {"type": "string"},
+            "depth": {"type": "integer", "minimum": 1, "description": "The participant's depth"},
+            "flag": {
+                "type": "string",
+                "description": "The flag whose raising or decision moved the reward",
+            },
+            "reward": _ref("WebhookReward"),
+        },
+        "oneOf": [{"required": ["depth"]}, {"required": ["flag"]}],
+    }
+    # What a conversion can decide: the other statuses come only from a review (with `flag`).
+    decided = schemas["Reward"]["properties"]["status"]["enum"]
+    webhooks: dict[str, Any] = {}
+    for event in EVENTS:
+        name = data_schema_name(event)
+        if event == "conversion.created":
+            schemas[name] = {"$ref": "#/components/schemas/Conversion"}
+        elif event.startswith("reward."):
+            status = event.removeprefix("reward.")
+            overlay: dict[str, Any] = {
+                "properties": {"reward": {"properties": {"status": {"const": status}}}}
+            }
+            if status not in decided:
+                overlay["required"] = ["flag"]
+            schemas[name] = {"allOf": [_ref("RewardEventData"), overlay]}
+        elif event == "flag.raised":
+            schemas[name] = {
+                "type": "object",
+                "required": ["id", "kind", "subject", "score", "reasons", "members"],
+                "properties": {
+                    "id": {"type": "string", "description": "The flag's id (`GET /flags/{id}`)"},
+                    "kind": {"type": "string", "enum": list(FLAG_KINDS)},
+                    "subject": {
+                        "type": "string",
+                        "description": "By `kind`: a click id, a referrer's or participant's "
+                        "id, or a cluster's name",
+                    },
+                    "score": {"type": "number"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                    "members": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "A cluster's participants; empty for other kinds",
+                    },
+                },
+            }
+        else:
+            raise ValueError(f"no payload schema for the webhook event {event!r}")
+        schemas[name]["description"] = EVENT_TEXT[event]
+        webhooks[event] = {"post": _delivery(event, name)}
+    return webhooks
+
+
+def _delivery(event: str, data_schema: str) -> dict[str, Any]:
+    from gateway.openapi import _ref
+
+    def header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "schema": schema,
+            "description": description,
+        }
+
+    name = data_schema.removesuffix("Data")
+    return {
+        "operationId": name[0].lower() + name[1:] + "Webhook",
+        "summary": f"The `{event}` event, POSTed to the endpoints subscribed to it",
+        "description": EVENT_TEXT[event],
+        # Refgate signs the body; receivers do not get an API key.
+        "security": [],
+        "parameters": [
+            header(
+                SIGNATURE_HEADER,
+                {"type": "string", "pattern": r"^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
+                "`t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' under the endpoint's "
+                "secret>`, and a second `v1` (the previous secret) while a rotation overlaps. "
+                "Accept the body when any `v1` matches and `t` is within five minutes of your "
+                "clock.",
+            ),
+            header(
+                "Refgate-Event-Id",
+                {"type": "string", "pattern": EVENT_ID_PATTERN.pattern},
+                "The body's `id`: the same on every attempt and every endpoint",
+            ),
+            header("Refgate-Event-Type", {"type": "string", "const": event}, "The body's `type`"),
+            header(
+                "Refgate-Delivery-Attempt",
+                {"type": "integer", "minimum": 1},
+                "1 for the first attempt, counting retries and redeliveries",
+            ),
+            header("User-Agent", {"type": "string", "const": USER_AGENT}, "Refgate's"),
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "allOf": [
+                            _ref("WebhookEnvelope"),
+                            {"properties": {"type": {"const": event}, "data": _ref(data_schema)}},
+                        ]
+                    }
+                }
+            },
+        },
+        "responses": {
+            "2XX": {"description": "Delivered: any 2xx (the answer's body is not used)"},
+            "default": {
+                "description": "Anything else (redirects are not followed), or no answer "
+                "within the timeout (`REFGATE_WEBHOOK_TIMEOUT`, 5 s): retried with "
+                "exponential backoff and jitter (by default 30 s doubling to at most an hour, "
+                "8 attempts), then failed until redelivered through "
+                "`POST /webhooks/{endpoint_id}/deliveries/{event_id}/redeliver`"
             },
         },
     }

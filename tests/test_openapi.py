@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
 
+from gateway.openapi_webhooks import data_schema_name
+from gateway.webhooks import EVENTS, SIGNATURE_HEADER, USER_AGENT
 from tests.conftest import bearer
 
 
@@ -29,6 +32,47 @@ def test_document_lists_exactly_the_api_routes(client: Any, app: Flask) -> None:
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
     }
     assert documented == routed
+
+
+def test_webhooks_describe_every_event_refgate_delivers(client: Any) -> None:
+    """One ``webhooks`` entry per event in EVENTS, each the envelope with that event's ``data``
+    (tests/test_webhooks.py validates real deliveries against them), its headers and what the
+    receiver's answer means."""
+    document = client.get("/api/v1/openapi.json").json
+    assert set(document["webhooks"]) == set(EVENTS)
+    schemas = document["components"]["schemas"]
+    assert schemas["WebhookEnvelope"]["properties"]["type"]["enum"] == list(EVENTS)
+    for event, item in document["webhooks"].items():
+        assert list(item) == ["post"]
+        operation = item["post"]
+        assert operation["security"] == []  # signed, not authenticated by an API key
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        envelope, overlay = body["allOf"]
+        assert envelope == {"$ref": "#/components/schemas/WebhookEnvelope"}
+        assert overlay["properties"]["type"] == {"const": event}
+        data = overlay["properties"]["data"]["$ref"].removeprefix("#/components/schemas/")
+        assert data == data_schema_name(event) and schemas[data]["description"]
+        headers = {p["name"]: p for p in operation["parameters"] if p["in"] == "header"}
+        assert set(headers) == {
+            SIGNATURE_HEADER,
+            "Refgate-Event-Id",
+            "Refgate-Event-Type",
+            "Refgate-Delivery-Attempt",
+            "User-Agent",
+        }
+        assert headers["Refgate-Event-Type"]["schema"]["const"] == event
+        assert headers["User-Agent"]["schema"]["const"] == USER_AGENT
+        assert set(operation["responses"]) == {"2XX", "default"}
+    operations = [
+        operation["operationId"]
+        for section in ("paths", "webhooks")
+        for item in document[section].values()
+        for method, operation in item.items()
+        if method != "parameters"
+    ]
+    assert len(operations) == len(set(operations))
+    invalid = [name for name, schema in schemas.items() if not jsonschema_rs.meta.is_valid(schema)]
+    assert invalid == []
 
 
 #: A body over the 2 MiB limit is rejected with 413 (documented); schemathesis does not count 413

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -20,7 +21,14 @@ from gateway.flags import FlagCandidate
 from gateway.services import Services
 from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
 from gateway.store.scripts import script
-from gateway.webhooks import SIGNATURE_HEADER, USER_AGENT, canonical_url, check_url, verify
+from gateway.webhooks import (
+    EVENTS,
+    SIGNATURE_HEADER,
+    USER_AGENT,
+    canonical_url,
+    check_url,
+    verify,
+)
 from tests.conftest import bearer, make_app, services_of
 from tests.test_conversions import record_click
 
@@ -93,6 +101,7 @@ class Receiver:
                     "valid": valid,
                     "payload": payload,
                     "user_agent": handler.headers["User-Agent"],
+                    "headers": dict(handler.headers),
                 }
             )
         handler.send_response(status)
@@ -160,9 +169,14 @@ def run_until_idle(services: Services, start: float, runs: int = 30) -> float:
 
 
 def convert(
-    client: FlaskClient, keys: dict[str, str], services: Services, campaign: Any, user: str
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: Any,
+    user: str,
+    referrer: str = "alice",
 ) -> None:
-    click = record_click(services, campaign, "alice")
+    click = record_click(services, campaign, referrer)
     response = client.post(
         "/api/v1/conversions",
         json={"click_id": click, "user": user},
@@ -616,3 +630,121 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_again(
     services.webhooks.run(time.time())
     (delivered,) = receiver.delivered("/paused")
     assert delivered["payload"]["data"]["participant"] == "bob"
+
+
+def closed(schema: Any) -> Any:
+    """``schema`` with every object schema that lists its properties closed to any other
+    (``additionalProperties: false``). The document leaves them open, so refgate may add a
+    field without breaking a receiver's generated code; a test holds refgate to sending only
+    what is documented. Overlays in ``allOf`` name no ``type`` and stay open."""
+    if isinstance(schema, list):
+        return [closed(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    found = {key: closed(value) for key, value in schema.items()}
+    if found.get("type") == "object" and "properties" in found:
+        found.setdefault("additionalProperties", False)
+    return found
+
+
+def webhook_validators(document: dict[str, Any]) -> dict[str, Any]:
+    """Per event: a validator of its delivered body, as the document's ``webhooks`` describe it
+    (closed), and one per header parameter."""
+    components = closed(document["components"])
+    found = {}
+    for event, item in document["webhooks"].items():
+        operation = item["post"]
+        body = operation["requestBody"]["content"]["application/json"]["schema"]
+        headers = {
+            p["name"]: jsonschema_rs.Draft202012Validator(p["schema"])
+            for p in operation["parameters"]
+            if p["in"] == "header"
+        }
+        found[event] = (
+            jsonschema_rs.Draft202012Validator({**body, "components": components}),
+            headers,
+        )
+    return found
+
+
+def test_every_event_delivered_matches_its_schema_in_the_openapi_document(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    """Every event refgate emits, each reward event in both its shapes (decided at the
+    conversion, with ``depth``; moved by a flag or review, with ``flag``), delivered for real
+    and validated against the served document: code and schema cannot drift apart."""
+    register(client, keys["marketing"], receiver, "/all")
+    risk = bearer(keys["risk"])
+
+    def raise_flag(kind: str, subject: str, members: tuple[str, ...] = ()) -> str:
+        candidate = FlagCandidate(kind, subject, 0.9, ("ring",), members)
+        flag, new = services.flags.raise_flag(campaign["id"], "milk-tea", candidate, time.time())
+        assert new
+        return flag.id
+
+    def decide(flag_id: str, decision: str) -> None:
+        path = f"/api/v1/flags/{flag_id}/decision"
+        response = client.post(path, json={"decision": decision}, headers=risk)
+        assert response.status_code == 200, response.json
+
+    convert(client, keys, services, campaign, "bob")  # credited at the conversion
+    alice = raise_flag("referrer", "alice")  # bob's reward held by the flag
+    decide(alice, "legit")  # released: credited by a review
+    decide(alice, "fraud")  # clawed back
+    convert(client, keys, services, campaign, "carol")  # denied at the conversion
+    decide(alice, "legit")  # bob's paid back; carol's stays denied (referrer_fraud)
+    dave = raise_flag("referrer", "dave")
+    convert(client, keys, services, campaign, "erin", referrer="dave")  # held at the conversion
+    decide(dave, "fraud")  # erin's held reward denied by a review
+    raise_flag("cluster", "household-1", ("mallory", "trent"))
+    run_until_idle(services, time.time())
+
+    document = client.get("/api/v1/openapi.json").json
+    validators = webhook_validators(document)
+    envelope = jsonschema_rs.Draft202012Validator(
+        {"$ref": "#/components/schemas/WebhookEnvelope", "components": document["components"]}
+    )
+    delivered = receiver.delivered("/all")
+    assert {r["type"] for r in delivered} == set(EVENTS)
+    shapes = set()
+    for request in delivered:
+        payload = request["payload"]
+        body, headers = validators[request["type"]]
+        problems = [f"{e.instance_path}: {e.message}" for e in body.iter_errors(payload)]
+        assert not problems, (payload, problems)
+        assert envelope.is_valid(payload)
+        for name, header in headers.items():
+            value = request["headers"][name]
+            assert header.is_valid(int(value) if name.endswith("Attempt") else value), (name, value)
+        if request["type"].startswith("reward."):
+            shapes.add((request["type"], "depth" if "depth" in payload["data"] else "flag"))
+    assert shapes == {
+        ("reward.credited", "depth"),
+        ("reward.credited", "flag"),
+        ("reward.held", "depth"),
+        ("reward.held", "flag"),
+        ("reward.denied", "depth"),
+        ("reward.denied", "flag"),
+        ("reward.clawed_back", "flag"),
+    }
+
+    # The validators do catch drift: a field refgate would add, one it would drop, a status
+    # the event does not carry, both shapes at once.
+    body = {r["type"]: r["payload"] for r in delivered}
+    clawed, raised = body["reward.clawed_back"], body["flag.raised"]
+    data = clawed["data"]
+    for event, drifted in (
+        ("reward.clawed_back", {**clawed, "extra": 1}),
+        ("reward.clawed_back", {**clawed, "data": {**data, "note": ""}}),
+        ("reward.clawed_back", {**clawed, "data": {k: v for k, v in data.items() if k != "flag"}}),
+        ("reward.clawed_back", {**clawed, "data": {**data, "depth": 1}}),
+        ("reward.clawed_back", {**clawed, "data": {**data, "reward": {**data["reward"], "x": 0}}}),
+        ("reward.credited", {**clawed, "type": "reward.credited"}),
+        ("flag.raised", {**raised, "data": {**raised["data"], "kind": "household"}}),
+        ("flag.raised", {**raised, "data": {**raised["data"], "score": "0.9"}}),
+    ):
+        assert not validators[event][0].is_valid(drifted), (event, drifted)
