@@ -102,6 +102,8 @@ def test_marketing_registers_an_endpoint_and_sees_its_secret_once(
         "events": ["conversion.created", "flag.raised"],
         "campaigns": ["tea"],
     }
+    audit_page = as_role(app, "admin").get("/console/admin/audit", headers=EN).text
+    assert "webhook.create" in audit_page and endpoint.id in audit_page
 
 
 def test_errors_are_shown_in_the_form_which_keeps_the_input(app: Flask, services: Services) -> None:
