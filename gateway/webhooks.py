@@ -393,8 +393,7 @@ class WebhookService:
             raise
         if problem is not None:
             raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
-        url = request.url.strip()
-        url = canonical_url(url)
+        url = canonical_url(request.url.strip())
         ids: list[int] = []
         slugs = sorted(set(request.campaigns or ()))
         for slug in slugs:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -17,18 +16,11 @@ from gateway.services import Services
 from tests.console_helpers import flagged_campaign, token
 from tests.test_console import EN, as_role, field_errors, staff  # noqa: F401  (a fixture)
 from tests.test_console_messages import HAN, ZH
-from tests.test_webhooks import ALL_EVENTS, Receiver
+from tests.test_webhooks import ALL_EVENTS, Receiver, receiver  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.usefixtures("staff")
 
 URL = "https://hooks.example.com/refgate"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    found = Receiver()
-    yield found
-    found.close()
 
 
 def form_of(html: str, action: str) -> dict[str, str]:
@@ -199,17 +191,18 @@ def test_disable_enable_rotate_and_delete(app: Flask, services: Services) -> Non
 
 
 def test_the_delivery_log_and_redelivery(
-    app: Flask, services: Services, receiver: Receiver
+    app: Flask, services: Services, request: pytest.FixtureRequest
 ) -> None:
+    hooked: Receiver = request.getfixturevalue("receiver")  # test_webhooks' fixture
     # A loopback receiver, as a deployment allowing private addresses would have.
     services.webhooks.allow_private = True
     services.webhooks.max_attempts = 1
     client = as_role(app, "marketing")
-    created, _ = register(client, url=receiver.url("/hook"), events=["flag.raised"])
-    receiver.secrets["/hook"] = shown_secret(created.text)
+    created, _ = register(client, url=hooked.url("/hook"), events=["flag.raised"])
+    hooked.secrets["/hook"] = shown_secret(created.text)
     [endpoint] = services.webhooks.endpoints()
     page = f"/console/webhooks/{endpoint.id}"
-    receiver.always_fail.add("/hook")
+    hooked.always_fail.add("/hook")
     flagged_campaign(services)
     services.webhooks.run(time.time())
     failing = client.get(page, headers=EN).text
@@ -217,13 +210,13 @@ def test_the_delivery_log_and_redelivery(
     listed = client.get("/console/webhooks", headers=EN).text
     assert re.search(r'<td class="num error">1</td>', listed)
     [event_id] = re.findall(r'name="event_id" value="([^"]+)"', failing)
-    receiver.always_fail.clear()
+    hooked.always_fail.clear()
     redeliver = form_of(failing, f"{page}/redeliver")
     assert client.post(f"{page}/redeliver", data=redeliver).status_code == 302
     services.webhooks.run(time.time() + 1)
     delivered = client.get(page, headers=EN).text
     assert ">delivered<" in delivered and "Failed events" not in delivered
-    assert [r["valid"] for r in receiver.delivered("/hook")] == [True]  # signed with that secret
+    assert [r["valid"] for r in hooked.delivered("/hook")] == [True]  # signed with that secret
     entry = services.audit.recent()[0]
     assert (entry.action, entry.detail) == ("webhook.redeliver", {"event_id": event_id})
     # An event that is not failed is not redelivered.
