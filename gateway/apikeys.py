@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
@@ -55,16 +56,37 @@ FORM_SECONDS = 86400
 
 
 class AlreadyCreated(Exception):
-    """The form was submitted before (a reload, a double click): its key exists already."""
+    """The form was submitted before (a reload, a double click): what it created exists already."""
 
-    def __init__(self, key_id: str) -> None:
-        super().__init__(f"this form created key {key_id} already")
-        #: The key the first submission created ("" while that submission is still writing it).
-        self.key_id = key_id
+    def __init__(self, created_id: str) -> None:
+        super().__init__(f"this form created {created_id} already")
+        #: What the first submission created, an API key's or a webhook endpoint's id ("" while
+        #: that submission is still writing it).
+        self.created_id = created_id
 
 
 def new_form_id() -> str:
     return secrets.token_urlsafe(12)
+
+
+def claim_form(redis: Any, form_id: str, key_of: Callable[[str], str]) -> str:
+    """Claim a console creation form's one-time id (under the store key ``key_of(form_id)``)
+    and return that key, or "" for no id. The same form sent again raises AlreadyCreated naming
+    what the first sending created (see :func:`settle_form`); a malformed id, ValueError."""
+    if not form_id:
+        return ""
+    if len(form_id) > 32 or not form_id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError("the form is damaged; open the page again")
+    once = key_of(form_id)
+    if not redis.set(once, "", nx=True, ex=FORM_SECONDS):
+        raise AlreadyCreated((redis.get(once) or b"").decode())
+    return once
+
+
+def settle_form(redis: Any, once: str, created_id: str) -> None:
+    """Remember what the form claimed as ``once`` (by :func:`claim_form`) created."""
+    if once:
+        redis.set(once, created_id, xx=True, keepttl=True)
 
 
 class ApiKeyService:
@@ -81,19 +103,12 @@ class ApiKeyService:
         if any(unicodedata.category(ch) == "Cc" for ch in name):
             raise ValueError("must not contain control characters")
         role = Role(role)
-        once = ""
-        if form_id:
-            if len(form_id) > 32 or not form_id.replace("-", "").replace("_", "").isalnum():
-                raise ValueError("the form is damaged; open the page again")
-            once = keys.api_key_form(form_id)
-            if not self._redis.set(once, "", nx=True, ex=FORM_SECONDS):
-                raise AlreadyCreated((self._redis.get(once) or b"").decode())
+        once = claim_form(self._redis, form_id, keys.api_key_form)
         plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = _digest(plaintext)
         key = ApiKey(id=digest[:12], name=name, role=role, created_at=time.time())
         self._redis.hset(keys.API_KEYS, digest, json.dumps(asdict(key)))
-        if once:
-            self._redis.set(once, key.id, xx=True, keepttl=True)
+        settle_form(self._redis, once, key.id)
         return plaintext, key
 
     def authenticate(self, plaintext: str) -> ApiKey | None:

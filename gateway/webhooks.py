@@ -58,6 +58,7 @@ import idna
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.apikeys import claim_form, settle_form
 from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
 from gateway.errors import ApiError
 from gateway.store import keys
@@ -372,14 +373,27 @@ class WebhookService:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def create(self, data: dict[str, Any], actor: str) -> tuple[Endpoint, str]:
-        """Register an endpoint; returns it and its signing secret (shown only this once)."""
-        request = validate(WebhookCreate, data, "invalid webhook")
-        url = request.url.strip()
-        problem = check_url(url, allow_private=self.allow_private)
+    def create(
+        self, data: dict[str, Any], actor: str, *, form_id: str = ""
+    ) -> tuple[Endpoint, str]:
+        """Register an endpoint; returns it and its signing secret (shown only this once).
+        ``form_id`` names the console form it was asked for with: the same form sent again
+        creates nothing and raises AlreadyCreated naming the endpoint (gateway.apikeys)."""
+        raw_url = data.get("url")
+        problem = None
+        if isinstance(raw_url, str) and raw_url.strip():
+            problem = check_url(raw_url.strip(), allow_private=self.allow_private)
+        try:
+            request = validate(WebhookCreate, data, "invalid webhook")
+        except ApiError as exc:
+            # Every problem at once: a form does not learn of a bad URL only once its other
+            # fields are right.
+            if problem is not None:
+                exc.fields.setdefault("url", problem)
+            raise
         if problem is not None:
             raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
-        url = canonical_url(url)
+        url = canonical_url(request.url.strip())
         ids: list[int] = []
         slugs = sorted(set(request.campaigns or ()))
         for slug in slugs:
@@ -394,6 +408,7 @@ class WebhookService:
             ids.append(campaign.id)
         if self._redis.hlen(keys.WEBHOOKS) >= MAX_ENDPOINTS:
             raise ApiError(409, "too_many_webhooks", f"at most {MAX_ENDPOINTS} endpoints")
+        once = self._claim_form(form_id)
         secret = "whsec_" + secrets.token_urlsafe(32)
         endpoint = Endpoint(
             id="wh_" + secrets.token_hex(8),
@@ -412,14 +427,19 @@ class WebhookService:
             last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
             self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
         self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
+        settle_form(self._redis, once, endpoint.id)
         return endpoint, secret
 
     def rotate_secret(
-        self, endpoint_id: str, data: dict[str, Any], actor: str
+        self, endpoint_id: str, data: dict[str, Any], actor: str, *, form_id: str = ""
     ) -> tuple[Endpoint, str]:
         """A new signing secret (returned only now); the previous one keeps signing beside it
-        for ``expire_previous_after`` seconds so receivers can switch without a gap."""
+        for ``expire_previous_after`` seconds so receivers can switch without a gap. ``form_id``
+        names the console form it was asked for with: the same form sent again (a reload) raises
+        AlreadyCreated rather than rotating again, which would drop the secret receivers use."""
         request = validate(WebhookRotate, data, "invalid rotation")
+        self.require(endpoint_id)
+        once = self._claim_form(form_id)
         secret = "whsec_" + secrets.token_urlsafe(32)
         overlap = request.expire_previous_after
 
@@ -434,8 +454,17 @@ class WebhookService:
             )
 
         endpoint = self._change(endpoint_id, rotated)
+        settle_form(self._redis, once, endpoint.id)
         log.info("webhook %s: secret rotated by %s", endpoint.id, actor)
         return endpoint, secret
+
+    def _claim_form(self, form_id: str) -> str:
+        """Claim a console form's one-time id (gateway.apikeys.claim_form); a damaged id is a
+        400 like any bad field."""
+        try:
+            return claim_form(self._redis, form_id, keys.webhook_form)
+        except ValueError as exc:
+            raise ApiError(400, "validation_failed", str(exc), field="form_id") from None
 
     def update(self, endpoint_id: str, data: dict[str, Any], actor: str) -> Endpoint:
         """Disable an endpoint (nothing is sent to it; what happens meanwhile waits in the

@@ -324,9 +324,12 @@ def test_admin_manages_users_and_api_keys(app: Flask, services: Services, staff:
 # -- every route against every role ---------------------------------------------------------------
 
 
-def route_matrix(services: Services, flag_id: str, key_id: str) -> list[tuple[str, str, set[str]]]:
+def route_matrix(
+    services: Services, flag_id: str, key_id: str, webhook_id: str = "wh_0123456789abcdef"
+) -> list[tuple[str, str, set[str]]]:
     """(method, path, roles allowed); admin is allowed everywhere."""
     marketing, risk, staff = {"marketing"}, {"risk"}, {"marketing", "risk"}
+    hook = f"/console/webhooks/{webhook_id}"
     return [
         ("GET", "/console/", staff),
         ("GET", "/console/settings", staff),
@@ -346,6 +349,14 @@ def route_matrix(services: Services, flag_id: str, key_id: str) -> list[tuple[st
         ("GET", f"/console/flags/{flag_id}", risk),
         ("POST", f"/console/flags/{flag_id}/decision", risk),
         ("POST", "/console/flags/decisions", risk),
+        ("GET", "/console/webhooks", marketing),
+        ("POST", "/console/webhooks", marketing),
+        ("GET", hook, marketing),
+        ("GET", f"{hook}/delete", marketing),
+        ("POST", f"{hook}/action", marketing),
+        ("POST", f"{hook}/rotate", marketing),
+        ("POST", f"{hook}/redeliver", marketing),
+        ("POST", f"{hook}/delete", marketing),
         ("GET", "/console/admin/users", set()),
         ("POST", "/console/admin/users", set()),
         ("POST", f"/console/admin/users/{email('marketing')}", set()),
@@ -379,9 +390,12 @@ def test_every_console_route_against_every_role(
 ) -> None:
     _, flag = flagged_campaign(services)
     _, key = services.api_keys.create("matrix", "risk")
+    hook, _ = services.webhooks.create(
+        {"url": "https://hooks.example.com/matrix", "events": ["flag.raised"]}, "test"
+    )
     client = as_role(app, role)
     form = {"csrf_token": token(client)}
-    for method, path, allowed in route_matrix(services, flag.id, key.id):
+    for method, path, allowed in route_matrix(services, flag.id, key.id, hook.id):
         response = client.open(path, method=method, data=form if method == "POST" else None)
         if role == "anonymous":
             assert response.status_code == 302, (method, path)

@@ -235,6 +235,6 @@ def init_app(app: Flask) -> None:
     manager.session_protection = "strong"
     manager.user_loader(lambda session_id: services().users.from_session(session_id))
 
-    from gateway.console import admin, auth, marketing, risk  # noqa: F401  (routes)
+    from gateway.console import admin, auth, marketing, risk, webhooks  # noqa: F401  (routes)
 
     app.register_blueprint(bp)

@@ -115,7 +115,7 @@ def create_apikey() -> Page:
         message = _(
             "This form was sent already and created key %(key)s; its secret was shown once. "
             "Nothing new was created.",
-            key=exc.key_id or "…",
+            key=exc.created_id or "…",
         )
         return _apikeys_page(error=message), 409
     except ValueError as exc:

@@ -65,6 +65,10 @@ LABELS = {
         N_("conversion_too_fast"),
         N_("reviewed_fraud"),
         N_("self_referral"),
+        # webhook deliveries (gateway.webhooks)
+        N_("delivered"),
+        N_("retrying"),
+        N_("failed"),
         # a flag's evidence
         N_("clicks"),
         N_("suspicious"),

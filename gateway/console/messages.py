@@ -53,6 +53,20 @@ _EXACT: dict[str, str] = {
         N_("must be 1 to 128 letters, digits or . _ : @ + -"),
         N_("not an email address"),
         N_("unknown language"),
+        # webhook endpoints' URLs (gateway.webhooks.check_url)
+        N_("contains whitespace, control characters or a backslash"),
+        N_("is not a valid URL"),
+        N_("must not have a fragment"),
+        N_("port must be a number between 1 and 65535"),
+        N_(
+            "is a private, loopback, link-local or reserved address (allowed only with "
+            "REFGATE_WEBHOOK_ALLOW_PRIVATE)"
+        ),
+        N_("host looks like an IP address in an unusual spelling; write it dotted"),
+        N_(
+            "host must be a public, fully qualified domain name (local names only with "
+            "REFGATE_WEBHOOK_ALLOW_PRIVATE)"
+        ),
     )
 }
 # pydantic's own messages, said as the console says them.
@@ -88,6 +102,16 @@ _PATTERNS = (
         N_("a date and time with its time zone, such as 2026-02-01T10:00:00+08:00"),
     ),
     (re.compile(r"^Input should be a valid string"), N_("must be text")),
+    (re.compile(r"^List should have at least 1 item"), N_("choose at least one")),
+    (
+        re.compile(r"^List should have at most (?P<n>\d+) items?"),
+        N_("at most %(n)s of them"),
+    ),
+    (re.compile(r"^Input should be '"), N_("not one of the choices")),
+    (
+        re.compile(r"^at most (?P<n>\d+) endpoints$"),
+        N_("There are %(n)s endpoints already, the most there can be: delete one first."),
+    ),
     (re.compile(r"^longer than (?P<n>\d+) characters$"), N_("longer than %(n)s characters")),
     (
         re.compile(r"^host (?P<name>\S+) is not in REFGATE_DESTINATION_HOSTS$"),

@@ -296,6 +296,12 @@ def api_key_form(form_id: str) -> str:
     return f"{PREFIX}:api-key-form:{form_id}"
 
 
+def webhook_form(form_id: str) -> str:
+    """String: the id of the webhook endpoint a console creation form made (gateway.webhooks):
+    the same form sent again (a reload) creates nothing. Expires after a day."""
+    return f"{PREFIX}:webhook-form:{form_id}"
+
+
 def job_lock(name: str) -> str:
     """Held by the process running a periodic job (gateway.jobs); expires after its interval."""
     return f"{PREFIX}:job-lock:{name}"
