@@ -15,7 +15,7 @@ import ast
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flask import Flask
@@ -272,16 +272,16 @@ def test_nested_reasons_and_unknown_ones(app: Flask) -> None:
 def _clicks() -> Iterator[tuple[ClickInput, History]]:
     """Clicks that make the click detectors fire, each on a different branch."""
     chrome = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/125.0 Mobile Safari/537.36"
-    base = {"ts": 1e9, "campaign_id": 1, "referrer_id": 1, "ip_hash": "h", "prefix": "p"}
-    yield ClickInput(**base, ua="curl/8.0"), History()
-    yield ClickInput(**base, ua=chrome, network="datacenter"), History(ip_1m=40)
-    yield ClickInput(**base, ua=chrome, network="vpn", accept_language="*"), History()
+    base = ClickInput(ts=1e9, campaign_id=1, referrer_id=1, ip_hash="h", prefix="p", ua=chrome)
+    yield replace(base, ua="curl/8.0"), History()
+    yield replace(base, network="datacenter"), History(ip_1m=40)
+    yield replace(base, network="vpn", accept_language="*"), History()
     yield (
-        ClickInput(**base, ua=chrome, headers={"sec-ch-ua-platform": '"Windows"'}),
+        replace(base, headers={"sec-ch-ua-platform": '"Windows"'}),
         History(self_visitor=True),
     )
     yield (
-        ClickInput(**base, ua=chrome, accept_language="zh-CN"),
+        replace(base, accept_language="zh-CN"),
         History(referrer_review="open", referrer_review_source="tree:ring", visitor_1m=9),
     )
 
