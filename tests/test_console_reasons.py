@@ -2,11 +2,11 @@
 language.
 
 The reasons are read from the source of truth, the code that makes them: every ``Signal``'s
-reason, every reason of a ``FlagCandidate`` or ``ReferrerFinding``, every ``reasons.append``, in
-the detectors, the flagger and the tree watch. Their f-strings are rendered with sample values
-(names resolved through the function's and the module's assignments, functions of the module
-and its tables), so a new reason, or a new branch of one, fails here until
-gateway.console.reasons can translate it.
+reason, every reason of a ``FlagCandidate`` or ``ReferrerFinding``, every ``reasons.append``,
+anywhere in detectors/ and gateway/ (today: the click detectors, the flagger and the tree
+watch). Their f-strings are rendered with sample values (names resolved through the function's
+and the module's assignments, functions of the module and its tables), so a new reason, or a
+new branch of one, fails here until gateway.console.reasons can translate it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 from flask import Flask
@@ -29,10 +30,9 @@ from tests.conftest import bearer
 from tests.console_helpers import add_staff, as_role, flagged_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
-#: The code that makes the reasons the console shows.
-SOURCES = sorted(
-    [*(ROOT / "detectors").glob("*.py"), ROOT / "gateway/flagger.py", ROOT / "gateway/trees.py"]
-)
+#: The code that makes the reasons the console shows: all of it is read, so a reason made in a
+#: new place is found too.
+SOURCES = sorted([*(ROOT / "detectors").rglob("*.py"), *(ROOT / "gateway").rglob("*.py")])
 ZH = {"Accept-Language": "zh-CN"}
 EN = {"Accept-Language": "en"}
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -193,6 +193,7 @@ def _reason_expressions(function: ast.FunctionDef) -> Iterator[tuple[int, ast.ex
                 yield node.lineno, node.args[0]
 
 
+@cache
 def made_reasons() -> dict[str, set[str]]:
     """Where each reason is made ("file:line") -> the texts it can be, with sample values."""
     found: dict[str, set[str]] = {}
