@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.flags import Flag, FlagCandidate
@@ -49,6 +50,15 @@ def login(client: FlaskClient, role: str, password: str = PASSWORD, **environ: A
     )
 
 
+def as_role(app: Flask, role: str) -> FlaskClient:
+    """A test client signed in as the staff user of ``role`` (add_staff), or no one."""
+    client = app.test_client()
+    if role != "anonymous":
+        response = login(client, role)
+        assert response.status_code == 302, response.text
+    return client
+
+
 def flagged_campaign(services: Services, slug: str = "tea") -> tuple[dict[str, Any], Flag]:
     """A campaign with two converted referrals of ``farmer`` and an open referrer flag on them
     (which holds both rewards)."""
@@ -67,7 +77,7 @@ def flagged_campaign(services: Services, slug: str = "tea") -> tuple[dict[str, A
     flag, _ = services.flags.raise_flag(
         campaign.id,
         slug,
-        FlagCandidate("referrer", "farmer", 0.9, ("8 of 8 clicks suspicious: network",)),
+        FlagCandidate("referrer", "farmer", 0.9, ("8 of 8 clicks suspicious (network ×8)",)),
         1.0,
     )
     return doc, flag

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient, FlaskCliRunner
+from flask.testing import FlaskCliRunner
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
@@ -16,6 +16,7 @@ from gateway.users import ACCOUNT_LIMIT, NETWORK_LIMIT
 from tests.console_helpers import (
     PASSWORD,
     add_staff,
+    as_role,
     csrf_of,
     email,
     flagged_campaign,
@@ -30,14 +31,6 @@ EN = {"Accept-Language": "en"}
 @pytest.fixture
 def staff(services: Services) -> None:
     add_staff(services)
-
-
-def as_role(app: Flask, role: str) -> FlaskClient:
-    client = app.test_client()
-    if role != "anonymous":
-        response = login(client, role)
-        assert response.status_code == 302, response.text
-    return client
 
 
 # -- accounts and the command line ---------------------------------------------------------------

@@ -10,8 +10,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.services import Services
-from tests.console_helpers import add_staff, csrf_of, email, flagged_campaign, login, token
-from tests.test_console import as_role, campaign_form, field_errors
+from tests.console_helpers import (
+    add_staff,
+    as_role,
+    csrf_of,
+    email,
+    flagged_campaign,
+    login,
+    token,
+)
+from tests.test_console import campaign_form, field_errors
 
 EN = {"Accept-Language": "en"}
 

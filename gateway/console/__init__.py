@@ -223,9 +223,11 @@ def _store_unavailable(exc: RedisError) -> tuple[str, int, dict[str, str]]:
 
 def init_app(app: Flask) -> None:
     from gateway.console.labels import label
+    from gateway.console.reasons import translated_reason
 
-    # A filter, not a per-request hook: it costs nothing until a console template uses it.
+    # Filters, not per-request hooks: they cost nothing until a console template uses them.
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["reason"] = translated_reason
     manager = LoginManager()
     # Not manager.init_app(app): that adds an app-wide after_request hook (for remember-me
     # cookies, which the console does not use) and a context processor to every template.
