@@ -179,3 +179,22 @@ def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Servic
     assert "2 冻结 → 已发放" in client.get(decided.location, headers=ZH).text
     campaigns = client.get("/console/campaigns", headers=ZH).text
     assert '<span class="state state-live">进行中</span>' in campaigns
+
+
+def test_every_reason_a_conversion_can_be_denied_for_a_clicks_outcome_has_words(
+    app: Flask,
+) -> None:
+    """``click_<outcome>`` for each outcome that earns no credit (the label once said
+    ``click_block``, a word the ledger never writes)."""
+    from gateway.console.labels import label
+    from gateway.conversions import creditable
+    from gateway.events import COUNTED_OUTCOMES, CREDITABLE_OUTCOMES
+
+    outcomes = (COUNTED_OUTCOMES | {"preview"}) - CREDITABLE_OUTCOMES
+    assert outcomes == {"blocked", "preview"}
+    with app.test_request_context(headers=ZH):
+        for outcome in outcomes:
+            verdict = creditable({"outcome": outcome, "ts": 0.0}, 60.0)
+            reason = verdict.removeprefix("deny:")
+            assert reason == f"click_{outcome}", verdict
+            assert re.search("[\u4e00-\u9fff]", label(reason)), reason

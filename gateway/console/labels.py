@@ -57,7 +57,7 @@ LABELS = {
         N_("daily_cap"),
         N_("referrer_under_review"),
         N_("click_denied"),
-        N_("click_block"),
+        N_("click_blocked"),  # click_<outcome> (gateway.conversions.creditable)
         N_("click_preview"),
         N_("unscored_click"),
         N_("challenged_click"),
