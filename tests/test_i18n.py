@@ -57,6 +57,9 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     # Words, not only characters (OpenCC's Taiwan phrases), and Chinese quotation marks.
     assert converted["Copy link"] == "複製連結", converted["Copy link"]
     assert "「" in converted["Tap ··· in the top right corner, then choose “Open in Browser”."]
+    # Taiwan's words where OpenCC keeps the mainland's (tools/traditional.py TAIWAN_TERMS).
+    assert not [text for text in converted.values() if "賬號" in text or "二維碼" in text]
+    assert converted["Scan the QR code"] == "掃描 QR Code", converted["Scan the QR code"]
 
 
 @pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])

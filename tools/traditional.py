@@ -12,6 +12,7 @@ tests/test_i18n.py checks the committed catalogue is what this writes.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from gateway.i18n import DEFAULT_LOCALE, TRADITIONAL_LOCALE, TRANSLATIONS  # noq
 CONVERSION = "s2twp"
 #: Quotation marks as Traditional Chinese writes them (OpenCC converts words, not punctuation).
 QUOTES = str.maketrans({"“": "「", "”": "」"})
+#: Words OpenCC's phrase list leaves in their mainland form, as Taiwan's apps say them.
+TAIWAN_TERMS = {"賬號": "帳號", "郵箱": "電子郵件", "二維碼": "QR Code"}
+LATIN_BESIDE_HAN = re.compile(r"(?<=[\u4e00-\u9fff])(?=QR Code)|(?<=QR Code)(?=[\u4e00-\u9fff])")
 
 
 def traditional(simplified: Catalog) -> Catalog:
@@ -36,7 +40,11 @@ def traditional(simplified: Catalog) -> Catalog:
     converter = opencc.OpenCC(CONVERSION)
 
     def convert(text: str) -> str:
-        return str(converter.convert(text)).translate(QUOTES)
+        converted = str(converter.convert(text)).translate(QUOTES)
+        for mainland, taiwan in TAIWAN_TERMS.items():
+            converted = converted.replace(mainland, taiwan)
+        # A space between Latin words and Chinese characters, as Taiwan's typesetting has it.
+        return LATIN_BESIDE_HAN.sub(" ", converted)
 
     catalog = copy.deepcopy(simplified)
     catalog.locale = Locale.parse(TRADITIONAL_LOCALE)
