@@ -18,16 +18,18 @@ from werkzeug.datastructures import LanguageAccept
 #: Locales with a catalogue, and the Accept-Language tags that select them. Babel names
 #: Simplified Chinese zh_Hans_CN (it adds the script), so the catalogue directory does too.
 #: Readers in Taiwan, Hong Kong and Macao (LINE's and Facebook's in-app browsers among them) ask
-#: for zh-TW, zh-HK, zh-MO or zh-Hant: Traditional characters. A bare ``zh`` is Simplified.
+#: for zh-TW, zh-HK, zh-MO, zh-Hant or Cantonese (yue, zh-yue): Traditional characters. A bare
+#: ``zh`` is Simplified.
 LOCALES = {
     "zh_Hans_CN": ("zh-CN", "zh-Hans", "zh-SG", "zh"),
-    "zh_Hant_TW": ("zh-TW", "zh-Hant", "zh-HK", "zh-MO"),
+    "zh_Hant_TW": ("zh-TW", "zh-Hant", "zh-HK", "zh-MO", "zh-yue", "yue"),
     "en": ("en",),
 }
 DEFAULT_LOCALE = "zh_Hans_CN"
 TRADITIONAL_LOCALE = "zh_Hant_TW"
-#: The page's ``lang`` attribute for each locale.
-HTML_LANG = {"zh_Hans_CN": "zh-CN", "zh_Hant_TW": "zh-TW", "en": "en"}
+#: The page's ``lang`` attribute for each locale: the script, not a region, for Traditional (one
+#: catalogue serves Taiwan, Hong Kong and Macao; browsers pick fonts by it).
+HTML_LANG = {"zh_Hans_CN": "zh-CN", "zh_Hant_TW": "zh-Hant", "en": "en"}
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 

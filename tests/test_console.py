@@ -760,7 +760,7 @@ def test_language_follows_the_setting_then_accept_language(
     assert "繁體中文" in settings and "简体中文" in settings
     client.post("/console/settings", data={"locale": "zh_Hant_TW", "csrf_token": token(client)})
     page = client.get("/console/campaigns", headers=EN).text
-    assert "新建活動" in page and '<html lang="zh-TW"' in page
+    assert "新建活動" in page and '<html lang="zh-Hant"' in page
     bad = client.post("/console/settings", data={"locale": "xx", "csrf_token": token(client)})
     assert bad.status_code == 400
     assert services.users.require(email("marketing")).locale == "zh_Hant_TW"

@@ -60,6 +60,11 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     # Taiwan's words where OpenCC keeps the mainland's (tools/traditional.py TAIWAN_TERMS).
     assert not [text for text in converted.values() if "賬號" in text or "二維碼" in text]
     assert converted["Scan the QR code"] == "掃描 QR Code", converted["Scan the QR code"]
+    # Clicks counted are 點擊; a guide's "tap" keeps 點選.
+    assert converted["Clicks per hour"] == "每小時點擊", converted["Clicks per hour"]
+    assert converted["Tap ··· in the top right corner, then choose “Open in Browser”."].startswith(
+        "點選右上角"
+    )
 
 
 @pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])
@@ -84,6 +89,8 @@ def test_accept_language_picks_the_locale() -> None:
         "zh-MO": "zh_Hant_TW",
         "zh-Hant-TW": "zh_Hant_TW",
         "zh_TW": "zh_Hant_TW",
+        "yue-HK": "zh_Hant_TW",
+        "zh-yue": "zh_Hant_TW",
         "en-GB,en;q=0.8": "en",
         # The most preferred language with a catalogue wins, whether its tag matched whole or
         # shortened (werkzeug's best_match preferred any whole match: this was Chinese).

@@ -122,8 +122,9 @@ def test_the_fallback_page_names_the_app_in_the_readers_language(
     for language, text, lang in (
         ("zh-CN", "微信 无法直接打开此链接", "zh-CN"),
         # Taiwan and Hong Kong (LINE's and Facebook's readers too) read Traditional characters.
-        ("zh-TW", "微信 無法直接開啟此連結", "zh-TW"),
-        ("zh-HK,zh;q=0.8", "微信 無法直接開啟此連結", "zh-TW"),
+        ("zh-TW", "微信 無法直接開啟此連結", "zh-Hant"),
+        ("zh-HK,zh;q=0.8", "微信 無法直接開啟此連結", "zh-Hant"),
+        ("yue-HK", "微信 無法直接開啟此連結", "zh-Hant"),
         ("en", "WeChat does not open this link directly", "en"),
     ):
         page = client.get(

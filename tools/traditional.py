@@ -30,8 +30,33 @@ from gateway.i18n import DEFAULT_LOCALE, TRADITIONAL_LOCALE, TRANSLATIONS  # noq
 CONVERSION = "s2twp"
 #: Quotation marks as Traditional Chinese writes them (OpenCC converts words, not punctuation).
 QUOTES = str.maketrans({"“": "「", "”": "」"})
-#: Words OpenCC's phrase list leaves in their mainland form, as Taiwan's apps say them.
-TAIWAN_TERMS = {"賬號": "帳號", "郵箱": "電子郵件", "二維碼": "QR Code"}
+#: Words OpenCC's phrase list leaves in their mainland form or turns into the wrong sense (its
+#: Taiwan phrases are an IT glossary: 对象 "object", 类型 "data type", 审核 "audit", 点击
+#: "select"), as Taiwan's apps say them here. Checked by a reader of Traditional Chinese, not
+#: by OpenCC's authors: extend it when a page reads wrong.
+TAIWAN_TERMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), taiwan)
+    for pattern, taiwan in (
+        ("賬號", "帳號"),
+        ("郵箱", "電子郵件"),
+        ("二維碼", "QR Code"),
+        ("髮布", "發布"),  # 被发布 split as 被发|布
+        ("物件", "對象"),  # a flag's subject
+        ("型別", "類型"),  # a flag's kind
+        ("稽核", "審核"),  # the review queue; the audit log is 審計
+        # A click (the noun) is 點擊; 點選 stays where it is the verb of a guide: tap the corner,
+        # the screen, the button.
+        ("點選(?!右上角|左上角|螢幕|按鈕)", "點擊"),
+        ("轉化", "轉換"),  # conversions
+        ("欺詐", "詐欺"),
+        ("營銷", "行銷"),
+        ("響應", "回應"),
+        ("當前", "目前"),
+        ("後臺", "後台"),
+        ("平臺", "平台"),
+        ("指令碼", "腳本"),
+    )
+)
 LATIN_BESIDE_HAN = re.compile(r"(?<=[\u4e00-\u9fff])(?=QR Code)|(?<=QR Code)(?=[\u4e00-\u9fff])")
 
 
@@ -41,8 +66,8 @@ def traditional(simplified: Catalog) -> Catalog:
 
     def convert(text: str) -> str:
         converted = str(converter.convert(text)).translate(QUOTES)
-        for mainland, taiwan in TAIWAN_TERMS.items():
-            converted = converted.replace(mainland, taiwan)
+        for mainland, taiwan in TAIWAN_TERMS:
+            converted = mainland.sub(taiwan, converted)
         # A space between Latin words and Chinese characters, as Taiwan's typesetting has it.
         return LATIN_BESIDE_HAN.sub(" ", converted)
 
