@@ -4,6 +4,7 @@ and the marketing and risk pages doing what the API does."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,11 @@ from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from gateway.flags import FlagCandidate
+from gateway.platforms import PLATFORM_KEYS
+from gateway.platformwatch import BlockAlert
 from gateway.services import Services
+from gateway.stats import campaign_stats
+from gateway.store import keys
 from gateway.users import ACCOUNT_LIMIT, NETWORK_LIMIT
 from tests.console_helpers import (
     PASSWORD,
@@ -524,6 +529,16 @@ def test_campaign_page_and_minting(app: Flask, services: Services, staff: None) 
     assert page.text.count("<svg") == 3 and "Clicks per hour" in page.text
     assert page.text.count("No data yet.") == 1  # no fallback pages were shown
     assert "Budget held" in page.text
+    # Platforms by their names in the reader's language, not their keys: the charts and a
+    # "possible block" alert.
+    alert = BlockAlert("tea", "wechat", time.time(), 0.4, 0.05, 400, 3)
+    services.store.main.hset(keys.campaign_keys(doc["id"]).alerts, "wechat", alert.to_json())
+    chinese = client.get("/console/campaigns/tea", headers={"Accept-Language": "zh-CN"}).text
+    assert "微信：近几小时点击占比从 40.0% 降到 5.0%。" in chinese
+    platforms = services.campaigns.require("tea")
+    assert campaign_stats(services.store.main, platforms)["platforms"], "no clicks to chart"
+    charts = re.findall(r'text-anchor="end" font-size="12">([^<]+)<', chinese)
+    assert charts and not set(charts) & set(PLATFORM_KEYS), charts
     listing = client.get("/console/campaigns", headers=EN)
     assert "Tea" in listing.text
     minted = client.post(

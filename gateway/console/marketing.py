@@ -275,9 +275,12 @@ def campaign(slug: str) -> Page:
         platforms=[platform_entry(campaign, key, alerts) for key in PLATFORM_KEYS],
         alerts=alerts,
         clicks_chart=line_chart(_("Clicks per hour"), labels, series),
-        platform_chart=bar_chart(_("Clicks per platform"), stats["platforms"], _("No data yet.")),
+        alert_names={key: platform_name(key) for key in alerts},
+        platform_chart=bar_chart(
+            _("Clicks per platform"), _by_name(stats["platforms"]), _("No data yet.")
+        ),
         fallback_chart=bar_chart(
-            _("Fallback views per platform"), stats["fallback_views"], _("No data yet.")
+            _("Fallback views per platform"), _by_name(stats["fallback_views"]), _("No data yet.")
         ),
         decision_chart=bar_chart(
             _("Decisions"),
@@ -285,6 +288,15 @@ def campaign(slug: str) -> Page:
             _("No data yet."),
         ),
     )
+
+
+def platform_name(key: str) -> str:
+    """A platform's name in the reader's language (the stats and alerts keep its key)."""
+    return _(known_platform(key).name) if key in PLATFORM_KEYS else key
+
+
+def _by_name(counts: dict[str, int]) -> dict[str, int]:
+    return {platform_name(key): n for key, n in counts.items()}
 
 
 @bp.post("/campaigns/<slug>/platforms/<platform>")
