@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
@@ -222,3 +222,50 @@ def test_tables_keep_short_cells_whole_and_wrap_long_text_at_1280_px(
         )
         assert min(widths) > 40, widths
         context.close()
+
+
+def click_twice(page: Page, name: str, path: str) -> None:
+    """Two clicks on the button, the second while the first's POST to ``path`` is on its way
+    (held until both clicks are in), as a person double-clicking on a slow network: the page
+    sends the form once."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(f"**{path}", hold)
+    button = page.get_by_role("button", name=name)
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)  # the mouse, not the locator: that waits for the navigation
+    page.wait_for_timeout(100)
+    assert len(held) == 1
+    page.mouse.click(x, y)
+    page.wait_for_timeout(100)
+    assert len(held) == 1, "sent twice"
+    held[0].continue_()
+    page.unroute(f"**{path}")
+
+
+def test_a_double_click_on_register_or_rotate_sends_the_form_once_and_shows_the_secret(
+    page: Page, served: Served
+) -> None:
+    sign_in(page, "marketing")
+    page.goto("/console/webhooks")
+    page.locator("#f-url").fill("https://hooks.example.com/refgate")
+    page.locator('input[value="flag.raised"]').check()
+    click_twice(page, "Register", "/console/webhooks")
+    expect(page.locator("#new-secret")).to_be_visible()
+    [endpoint] = served.services.webhooks.endpoints()
+    assert page.locator("#new-secret").inner_text() == endpoint.secret
+    page.goto(f"/console/webhooks/{endpoint.id}")
+    click_twice(page, "Rotate the secret", f"/console/webhooks/{endpoint.id}/rotate")
+    expect(page.locator("#new-secret")).to_be_visible()
+    rotated = served.services.webhooks.require(endpoint.id)
+    assert page.locator("#new-secret").inner_text() == rotated.secret
+    assert rotated.previous_secret == endpoint.secret  # one rotation, not two
