@@ -89,8 +89,8 @@ def _form_value(created_id: str, actor: str, made: str) -> str:
     return f"{created_id}|{made}|{actor}" if actor else created_id
 
 
-def _already(raw: bytes | None) -> AlreadyCreated:
-    created_id, made, actor = [*(raw or b"").decode().split("|", 2), "", ""][:3]
+def _already(raw: bytes) -> AlreadyCreated:
+    created_id, made, actor = [*raw.decode().split("|", 2), "", ""][:3]
     return AlreadyCreated(created_id, actor, made)
 
 
@@ -119,8 +119,12 @@ def claim_form(
     while True:
         if redis.set(once, _form_value("", actor, ""), nx=True, ex=FORM_SECONDS):
             return once
-        found = _already(redis.get(once))
-        if found.created_id or time.monotonic() >= deadline:
+        raw = redis.get(once)
+        if raw is None:
+            continue  # given back this instant: claim it
+        found = _already(raw)
+        # Waiting helps only the one who sent it first: what it made is theirs to see.
+        if found.created_id or found.actor != actor or time.monotonic() >= deadline:
             raise found
         time.sleep(FORM_POLL)
 
