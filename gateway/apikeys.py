@@ -58,35 +58,89 @@ FORM_SECONDS = 86400
 class AlreadyCreated(Exception):
     """The form was submitted before (a reload, a double click): what it created exists already."""
 
-    def __init__(self, created_id: str) -> None:
+    def __init__(self, created_id: str, actor: str = "", made: str = "") -> None:
         super().__init__(f"this form created {created_id} already")
         #: What the first submission created, an API key's or a webhook endpoint's id ("" while
         #: that submission is still writing it).
         self.created_id = created_id
+        #: Who claimed the form ("" for a form claimed without saying, as API keys' are).
+        self.actor = actor
+        #: A fingerprint of what that submission made (see :func:`fingerprint`), or "".
+        self.made = made
+
+
+#: How often a resubmission looks whether the first submission finished (seconds).
+FORM_POLL = 0.05
+
+
+def fingerprint(secret: str) -> str:
+    """A digest naming a stored secret without revealing it: a form remembers which secret it
+    made, so its resubmission can tell whether that secret is still the current one."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 def new_form_id() -> str:
     return secrets.token_urlsafe(12)
 
 
-def claim_form(redis: Any, form_id: str, key_of: Callable[[str], str]) -> str:
+def _form_value(created_id: str, actor: str, made: str) -> str:
+    # "<created id>|<fingerprint>|<actor>" (the actor last: it may hold anything); a form
+    # claimed without an actor keeps the bare id, as API keys' forms always have.
+    return f"{created_id}|{made}|{actor}" if actor else created_id
+
+
+def _already(raw: bytes) -> AlreadyCreated:
+    created_id, made, actor = [*raw.decode().split("|", 2), "", ""][:3]
+    return AlreadyCreated(created_id, actor, made)
+
+
+def claim_form(
+    redis: Any,
+    form_id: str,
+    key_of: Callable[[str], str],
+    *,
+    actor: str = "",
+    wait: float = 0.0,
+) -> str:
     """Claim a console creation form's one-time id (under the store key ``key_of(form_id)``)
-    and return that key, or "" for no id. The same form sent again raises AlreadyCreated naming
-    what the first sending created (see :func:`settle_form`); a malformed id, ValueError."""
+    for ``actor`` and return that key, or "" for no id. The same form sent again raises
+    AlreadyCreated naming what the first sending created and who sent it (see
+    :func:`settle_form`); while that sending is still at work (claimed, not settled) it is
+    waited for up to ``wait`` seconds. A malformed id, ValueError."""
     if not form_id:
         return ""
     if len(form_id) > 32 or not form_id.replace("-", "").replace("_", "").isalnum():
         raise ValueError("the form is damaged; open the page again")
     once = key_of(form_id)
-    if not redis.set(once, "", nx=True, ex=FORM_SECONDS):
-        raise AlreadyCreated((redis.get(once) or b"").decode())
-    return once
+    # A double click's second request arrives while the first is still writing: polling the
+    # store (rather than a blocking primitive) keeps this to plain keys, which any store has.
+    # A claim given back meanwhile (the first sending failed) is taken again.
+    deadline = time.monotonic() + wait
+    while True:
+        if redis.set(once, _form_value("", actor, ""), nx=True, ex=FORM_SECONDS):
+            return once
+        raw = redis.get(once)
+        if raw is None:
+            continue  # given back this instant: claim it
+        found = _already(raw)
+        # Waiting helps only the one who sent it first: what it made is theirs to see.
+        if found.created_id or found.actor != actor or time.monotonic() >= deadline:
+            raise found
+        time.sleep(FORM_POLL)
 
 
-def settle_form(redis: Any, once: str, created_id: str) -> None:
-    """Remember what the form claimed as ``once`` (by :func:`claim_form`) created."""
+def settle_form(redis: Any, once: str, created_id: str, *, actor: str = "", made: str = "") -> None:
+    """Remember what the form claimed as ``once`` (by :func:`claim_form`, for ``actor``)
+    created: its id and ``made``, a fingerprint of what it made."""
     if once:
-        redis.set(once, created_id, xx=True, keepttl=True)
+        redis.set(once, _form_value(created_id, actor, made), xx=True, keepttl=True)
+
+
+def release_form(redis: Any, once: str) -> None:
+    """Give a claimed form back when its sending made nothing (it failed): sent again, it
+    does what it asked for."""
+    if once:
+        redis.delete(once)
 
 
 class ApiKeyService:

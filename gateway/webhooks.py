@@ -58,7 +58,13 @@ import idna
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.apikeys import claim_form, settle_form
+from gateway.apikeys import (
+    AlreadyCreated,
+    claim_form,
+    fingerprint,
+    release_form,
+    settle_form,
+)
 from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
 from gateway.errors import ApiError
 from gateway.store import keys
@@ -95,6 +101,9 @@ BATCH = 200
 LOG_LENGTH = 1000
 #: Seconds of outbox kept even when every endpoint has handled it (or there is none).
 OUTBOX_GRACE = 3600.0
+#: How long a console form sent again waits for its first sending to finish (seconds): a double
+#: click's two requests arrive milliseconds apart.
+FORM_WAIT = 2.0
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -378,7 +387,8 @@ class WebhookService:
     ) -> tuple[Endpoint, str]:
         """Register an endpoint; returns it and its signing secret (shown only this once).
         ``form_id`` names the console form it was asked for with: the same form sent again
-        creates nothing and raises AlreadyCreated naming the endpoint (gateway.apikeys)."""
+        creates nothing and raises AlreadyCreated naming the endpoint and who sent the form
+        (gateway.apikeys; see :meth:`made_by_form`)."""
         raw_url = data.get("url")
         problem = None
         if isinstance(raw_url, str) and raw_url.strip():
@@ -406,9 +416,20 @@ class WebhookService:
                     fields={"campaigns": f"no campaign {slug!r}"},
                 )
             ids.append(campaign.id)
+        once = self._claim_form(form_id, actor)
+        try:
+            endpoint = self._register(request, url, ids, slugs, actor)
+        except BaseException:
+            release_form(self._redis, once)
+            raise
+        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(endpoint.secret))
+        return endpoint, endpoint.secret
+
+    def _register(
+        self, request: WebhookCreate, url: str, ids: list[int], slugs: list[str], actor: str
+    ) -> Endpoint:
         if self._redis.hlen(keys.WEBHOOKS) >= MAX_ENDPOINTS:
             raise ApiError(409, "too_many_webhooks", f"at most {MAX_ENDPOINTS} endpoints")
-        once = self._claim_form(form_id)
         secret = "whsec_" + secrets.token_urlsafe(32)
         endpoint = Endpoint(
             id="wh_" + secrets.token_hex(8),
@@ -427,8 +448,7 @@ class WebhookService:
             last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
             self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
         self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
-        settle_form(self._redis, once, endpoint.id)
-        return endpoint, secret
+        return endpoint
 
     def rotate_secret(
         self, endpoint_id: str, data: dict[str, Any], actor: str, *, form_id: str = ""
@@ -439,7 +459,7 @@ class WebhookService:
         AlreadyCreated rather than rotating again, which would drop the secret receivers use."""
         request = validate(WebhookRotate, data, "invalid rotation")
         self.require(endpoint_id)
-        once = self._claim_form(form_id)
+        once = self._claim_form(form_id, actor)
         secret = "whsec_" + secrets.token_urlsafe(32)
         overlap = request.expire_previous_after
 
@@ -453,18 +473,36 @@ class WebhookService:
                 rotated_at=now,
             )
 
-        endpoint = self._change(endpoint_id, rotated)
-        settle_form(self._redis, once, endpoint.id)
+        try:
+            endpoint = self._change(endpoint_id, rotated)
+        except BaseException:
+            release_form(self._redis, once)
+            raise
+        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(secret))
         log.info("webhook %s: secret rotated by %s", endpoint.id, actor)
         return endpoint, secret
 
-    def _claim_form(self, form_id: str) -> str:
-        """Claim a console form's one-time id (gateway.apikeys.claim_form); a damaged id is a
-        400 like any bad field."""
+    def _claim_form(self, form_id: str, actor: str) -> str:
+        """Claim a console form's one-time id for ``actor`` (gateway.apikeys.claim_form),
+        waiting up to FORM_WAIT for a sending of it still at work; a damaged id is a 400 like
+        any bad field."""
         try:
-            return claim_form(self._redis, form_id, keys.webhook_form)
+            return claim_form(self._redis, form_id, keys.webhook_form, actor=actor, wait=FORM_WAIT)
         except ValueError as exc:
             raise ApiError(400, "validation_failed", str(exc), field="form_id") from None
+
+    def made_by_form(self, sent: AlreadyCreated, actor: str) -> Endpoint | None:
+        """The endpoint a console form's earlier sending registered or rotated (``sent``, what
+        :meth:`create` or :meth:`rotate_secret` raised for the form sent again), when ``actor``
+        sent that one too and the secret it made is still the endpoint's current one; None
+        otherwise. Secrets are stored (deliveries are signed with them), so the same person's
+        double click may be answered with what the first click made; anyone else's may not."""
+        if not (sent.created_id and sent.made and sent.actor) or sent.actor != actor:
+            return None
+        endpoint = self.get(sent.created_id)
+        if endpoint is None or not hmac.compare_digest(fingerprint(endpoint.secret), sent.made):
+            return None
+        return endpoint
 
     def update(self, endpoint_id: str, data: dict[str, Any], actor: str) -> Endpoint:
         """Disable an endpoint (nothing is sent to it; what happens meanwhile waits in the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -198,3 +199,62 @@ def test_every_reason_a_conversion_can_be_denied_for_a_clicks_outcome_has_words(
             reason = verdict.removeprefix("deny:")
             assert reason == f"click_{outcome}", verdict
             assert re.search("[\u4e00-\u9fff]", label(reason)), reason
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ledger_reasons() -> set[str]:
+    """Every reason a reward is written with, read from where they are decided: the click's
+    verdict (``gateway.conversions.creditable``), the conversion (``convert.lua``), the reviews'
+    moves (``gateway.rewards``, which settle_reward.lua writes), and the README's reasons."""
+    source = ROOT / "gateway"
+    found = set(re.findall(r'"(?:hold|deny):([a-z_]+)"', (source / "conversions.py").read_text()))
+    convert = (source / "store" / "lua" / "convert.lua").read_text()
+    found |= set(re.findall(r"status, reason = '[a-z_]+', '([a-z_]+)'", convert))
+    rewards = (source / "rewards.py").read_text()
+    found |= set(
+        re.findall(r'"(?:hold|release|fraud|restore|restore_held)",\s*"([a-z_]+)"', rewards)
+    )
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("| status | reason |") : readme.index("Afterwards a reward moves")]
+    for item in re.split(r"[;|]", table):
+        found |= set(re.findall(r"`([a-z_]+)`", item.partition("(")[0]))
+    moves = readme[readme.index("Afterwards a reward moves") :]
+    found |= set(re.findall(r"\((?:reason )?`([a-z_]+)`", moves[: moves.index("\n\n")]))
+    return found
+
+
+def test_every_reward_reason_the_ledger_writes_has_words(app: Flask) -> None:
+    """``reviewed_legit`` was once shown raw in the rewards table."""
+    from gateway.console.labels import label
+
+    reasons = ledger_reasons()
+    expected = {"flagged", "reviewed_legit", "reviewed_fraud", "referrer_under_review"}
+    assert expected | {"budget_exhausted", "click_blocked", "daily_cap"} <= reasons, reasons
+    with app.test_request_context(headers=ZH):
+        unlabelled = sorted(r for r in reasons if not HAN.search(label(r)))
+    assert unlabelled == []
+
+
+def test_a_referrers_click_tally_reads_in_words(app: Flask, services: Services) -> None:
+    """The line under the detectors' table: every field the flagger tallies, in words."""
+    from gateway.store.keys import campaign_keys
+    from tests.console_helpers import flagged_campaign
+
+    add_staff(services)
+    doc, flag = flagged_campaign(services)
+    flagger = (ROOT / "gateway" / "flagger.py").read_text()
+    fields = re.findall(r'\("([a-z_]+)", tally\.', flagger)
+    assert {"clicks", "suspicious", "self"} <= set(fields)
+    tally = {name: n for n, name in enumerate(fields, start=1)}
+    key = campaign_keys(doc["id"]).referrer_tally(flag.subject)
+    services.store.main.hset(key, mapping={**tally, "d:network": 3})
+    client: FlaskClient = app.test_client()
+    assert login(client, "risk").status_code == 302
+    page = client.get(f"/console/flags/{flag.id}", headers=ZH).text
+    line = re.search(r'<p id="tally">(.*?)</p>', page)
+    assert line, "no tally"
+    words = re.sub(r'<span class="num">\d+</span>', "", line.group(1)).split(" · ")
+    assert len(words) == len(fields) and all(HAN.search(w) for w in words), words
+    assert not any(name in line.group(1) for name in fields)

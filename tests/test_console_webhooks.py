@@ -5,14 +5,22 @@ audit log and the Chinese page."""
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 from werkzeug.test import TestResponse
 
+from gateway.apikeys import claim_form, fingerprint, release_form, settle_form
+from gateway.console.webhooks import failure
 from gateway.services import Services
+from gateway.store.keys import webhook_form, webhook_keys
+from gateway.webhooks import FORM_WAIT
 from tests.console_helpers import flagged_campaign, token
 from tests.test_console import EN, as_role, field_errors, staff  # noqa: F401  (a fixture)
 from tests.test_console_messages import HAN, ZH
@@ -80,11 +88,10 @@ def test_marketing_registers_an_endpoint_and_sees_its_secret_once(
     listed = client.get("/console/webhooks", headers=EN).text
     assert endpoint.secret not in listed
     assert f'href="/console/webhooks/{endpoint.id}"' in listed and URL in listed
-    # A reload of the page that showed the secret sends the same form: nothing new, and a 409
-    # naming the endpoint it made.
+    # A reload of the page that showed the secret sends the same form: nothing new; the same
+    # user sees what it made again (a double click shows the second response only).
     again = client.post("/console/webhooks", data=sent, headers=EN)
-    assert again.status_code == 409 and endpoint.id in again.text
-    assert endpoint.secret not in again.text
+    assert again.status_code == 200 and shown_secret(again.text) == endpoint.secret
     assert len(services.webhooks.endpoints()) == 1
     entry = services.audit.recent()[0]
     assert (entry.action, entry.target) == ("webhook.create", endpoint.id)
@@ -163,10 +170,11 @@ def test_disable_enable_rotate_and_delete(app: Flask, services: Services) -> Non
     assert now.previous_secret == endpoint.secret
     assert before + 3600 <= now.previous_until <= time.time() + 3600
     assert now.secret not in client.get(page, headers=EN).text
-    # Its reload rotates nothing more (that would drop the secret receivers use).
+    # Its reload rotates nothing more (that would drop the secret receivers use): the same
+    # user sees the secret it made again.
     reloaded = client.post(f"{page}/rotate", data=sent, headers=EN)
-    assert reloaded.status_code == 409 and "rotated the secret already" in reloaded.text
-    assert services.webhooks.require(endpoint.id).secret == now.secret
+    assert reloaded.status_code == 200 and shown_secret(reloaded.text) == now.secret
+    assert services.webhooks.require(endpoint.id) == now
     odd = client.post(f"{page}/rotate", data={**rotate_form, "expire_previous_after": "5"})
     assert odd.status_code == 400
     # Deleting asks first.
@@ -176,8 +184,13 @@ def test_disable_enable_rotate_and_delete(app: Flask, services: Services) -> Non
     deleted = act("/delete")
     assert deleted.status_code == 302
     assert services.webhooks.get(endpoint.id) is None
+    assert deleted.location == "/console/webhooks"
     after = client.get(deleted.location, headers=EN)
     assert f"Endpoint {endpoint.id} was deleted." in after.text
+    # Said once, by the action: neither again nor whatever an address says.
+    assert "was deleted" not in client.get(deleted.location, headers=EN).text
+    spoofed = client.get("/console/webhooks?deleted=Your+account+is+locked", headers=EN)
+    assert spoofed.status_code == 200 and "Your account is locked" not in spoofed.text
     assert client.get(page, headers=EN).status_code == 404
     assert act("/delete").status_code == 404
     entries = [(e.action, e.target, e.detail) for e in services.audit.recent()[:5]]
@@ -212,16 +225,27 @@ def test_the_delivery_log_and_redelivery(
     [event_id] = re.findall(r'name="event_id" value="([^"]+)"', failing)
     hooked.always_fail.clear()
     redeliver = form_of(failing, f"{page}/redeliver")
-    assert client.post(f"{page}/redeliver", data=redeliver).status_code == 302
+    queued = client.post(f"{page}/redeliver", data=redeliver, headers=EN)
+    assert queued.status_code == 302 and queued.location == page
+    confirmed = client.get(page, headers=EN).text
+    assert f"Event {event_id} is queued again" in confirmed
+    assert "Failed events" not in confirmed
     services.webhooks.run(time.time() + 1)
     delivered = client.get(page, headers=EN).text
     assert ">delivered<" in delivered and "Failed events" not in delivered
     assert [r["valid"] for r in hooked.delivered("/hook")] == [True]  # signed with that secret
     entry = services.audit.recent()[0]
     assert (entry.action, entry.detail) == ("webhook.redeliver", {"event_id": event_id})
-    # An event that is not failed is not redelivered.
-    again = client.post(f"{page}/redeliver", data=redeliver, headers=EN)
-    assert again.status_code == 404
+    # An event that is not failed (any more) is not redelivered: the endpoint's page says so,
+    # in the reader's language.
+    again = client.post(f"{page}/redeliver", data=redeliver, headers=ZH)
+    assert again.status_code == 302 and again.location == page
+    said = client.get(page, headers=ZH).text
+    assert f'<p class="notice warning" role="status">事件 {event_id} ' in said
+    assert "no failed delivery" not in said
+    assert services.audit.recent()[0].detail == {"event_id": event_id}  # nothing more
+    odd = client.post(f"{page}/redeliver", data={**redeliver, "event_id": "x" * 101})
+    assert odd.status_code == 400
 
 
 def test_unknown_endpoints_are_not_found(app: Flask) -> None:
@@ -279,3 +303,203 @@ def test_the_pages_read_in_chinese(app: Flask, services: Services) -> None:
     [endpoint] = services.webhooks.endpoints()
     detail = client.get(f"/console/webhooks/{endpoint.id}", headers=ZH).text
     assert "轮换签名密钥" in detail and "最近投递" in detail
+
+
+def resend(client: FlaskClient, path: str, sent: dict[str, object]) -> TestResponse:
+    """``sent`` (a form another page of the same user gave) posted with the client's own CSRF
+    token: the same form sent again from another tab of the session, or by someone else."""
+    return client.post(path, data={**sent, "csrf_token": token(client)}, headers=EN)
+
+
+def test_a_double_click_shows_its_sender_the_secret_the_first_click_made(
+    app: Flask, services: Services
+) -> None:
+    marketing = as_role(app, "marketing")
+    created, sent = register(marketing)
+    [endpoint] = services.webhooks.endpoints()
+    assert shown_secret(created.text) == endpoint.secret
+    # The second click's response is the one the browser shows: the same endpoint and secret.
+    again = marketing.post("/console/webhooks", data=sent, headers=EN)
+    assert again.status_code == 200 and shown_secret(again.text) == endpoint.secret
+    assert f"<code>{endpoint.id}</code>" in again.text
+    # Someone else sending that form gets no secret: a 409 naming the endpoint.
+    admin = as_role(app, "admin")
+    refused = resend(admin, "/console/webhooks", sent)
+    assert refused.status_code == 409 and endpoint.id in refused.text
+    assert endpoint.secret not in refused.text and "whsec_" not in refused.text
+    assert services.webhooks.endpoints() == [endpoint]
+    audited = [e.action for e in services.audit.recent() if e.action.startswith("webhook.")]
+    assert audited == ["webhook.create"]
+    # A rotation: the same; and once the secret is rotated again by another form, the first
+    # form's secret is no longer the endpoint's, so it is not shown again either.
+    page = f"/console/webhooks/{endpoint.id}"
+    first = {**form_of(marketing.get(page, headers=EN).text, f"{page}/rotate")}
+    rotated = marketing.post(f"{page}/rotate", data=first, headers=EN)
+    secret = shown_secret(rotated.text)
+    twice = marketing.post(f"{page}/rotate", data=first, headers=EN)
+    assert twice.status_code == 200 and shown_secret(twice.text) == secret
+    assert services.webhooks.require(endpoint.id).previous_secret == endpoint.secret
+    other = resend(admin, f"{page}/rotate", first)
+    assert other.status_code == 409 and "rotated the secret already" in other.text
+    assert "whsec_" not in other.text
+    second = form_of(marketing.get(page, headers=EN).text, f"{page}/rotate")
+    newest = shown_secret(marketing.post(f"{page}/rotate", data=second, headers=EN).text)
+    stale = marketing.post(f"{page}/rotate", data=first, headers=EN)
+    assert stale.status_code == 409 and "whsec_" not in stale.text
+    assert services.webhooks.require(endpoint.id).secret == newest != secret
+    # A rotation form sent to another endpoint's address shows nothing of the first's.
+    elsewhere, _ = services.webhooks.create({"url": URL, "events": ["flag.raised"]}, "test")
+    crossed = marketing.post(f"/console/webhooks/{elsewhere.id}/rotate", data=second, headers=EN)
+    assert crossed.status_code == 409 and "whsec_" not in crossed.text
+    assert services.webhooks.require(elsewhere.id).secret == elsewhere.secret
+
+
+def test_two_clicks_at_once_make_one_endpoint_and_one_rotation_and_show_both_its_secret(
+    app: Flask, services: Services
+) -> None:
+    """The two requests of a double click race (two threads, two tabs of one user): one makes
+    the endpoint, the other waits for it and shows the same secret."""
+    tabs = [as_role(app, "marketing"), as_role(app, "marketing")]
+    page = tabs[0].get("/console/webhooks", headers=EN).text
+    sent: dict[str, object] = {
+        **form_of(page, "/console/webhooks"),
+        "url": URL,
+        "events": ["flag.raised"],
+        "description": "twice",
+    }
+
+    def both(path: str, data: dict[str, object]) -> list[TestResponse]:
+        start = threading.Barrier(len(tabs))
+
+        def click(tab: FlaskClient) -> TestResponse:
+            start.wait()
+            return resend(tab, path, data)
+
+        with ThreadPoolExecutor(len(tabs)) as pool:
+            return list(pool.map(click, tabs))
+
+    responses = both("/console/webhooks", sent)
+    [endpoint] = services.webhooks.endpoints()
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [shown_secret(r.text) for r in responses] == [endpoint.secret] * 2
+    path = f"/console/webhooks/{endpoint.id}"
+    rotate = form_of(tabs[0].get(path, headers=EN).text, f"{path}/rotate")
+    responses = both(f"{path}/rotate", rotate)
+    now = services.webhooks.require(endpoint.id)
+    assert [r.status_code for r in responses] == [200, 200]
+    assert [shown_secret(r.text) for r in responses] == [now.secret] * 2
+    # One rotation: the previous secret is the endpoint's first, not one a second rotation made.
+    assert now.previous_secret == endpoint.secret != now.secret
+    audited = [e.action for e in services.audit.recent() if e.action.startswith("webhook.")]
+    assert audited == ["webhook.rotate", "webhook.create"]
+
+
+def test_a_form_sent_while_its_first_sending_is_at_work_waits_for_it(
+    app: Flask, services: Services
+) -> None:
+    """Claimed, not settled yet: the second sending waits (up to FORM_WAIT) for the first to
+    finish and shows what it made; one that never finishes gets a 409; a claim given back (the
+    first sending failed) is taken and the form does what it asks."""
+    redis = services.store.main
+    actor = "user:marketing@staff.example.com"
+    client = as_role(app, "marketing")
+
+    def claimed() -> tuple[dict[str, object], str]:
+        page = client.get("/console/webhooks", headers=EN).text
+        sent: dict[str, object] = {
+            **form_of(page, "/console/webhooks"),
+            "url": URL,
+            "events": ["flag.raised"],
+        }
+        once = claim_form(redis, str(sent["form_id"]), webhook_form, actor=actor)
+        return sent, once
+
+    sent, once = claimed()
+    made, _ = services.webhooks.create({"url": URL, "events": ["flag.raised"]}, actor)
+    finish = threading.Timer(
+        0.3, settle_form, (redis, once, made.id), {"actor": actor, "made": fingerprint(made.secret)}
+    )
+    finish.start()
+    waited = client.post("/console/webhooks", data=sent, headers=EN)
+    finish.join()
+    assert waited.status_code == 200 and shown_secret(waited.text) == made.secret
+    sent, once = claimed()
+    started = time.monotonic()
+    stuck = client.post("/console/webhooks", data=sent, headers=EN)
+    assert stuck.status_code == 409 and "whsec_" not in stuck.text
+    assert FORM_WAIT <= time.monotonic() - started < FORM_WAIT + 2
+    # Someone else does not wait: what the first sending makes is not theirs to see.
+    started = time.monotonic()
+    other = resend(as_role(app, "admin"), "/console/webhooks", sent)
+    assert other.status_code == 409 and time.monotonic() - started < FORM_WAIT
+    sent, once = claimed()
+    failed = threading.Timer(0.3, release_form, (redis, once))
+    failed.start()
+    retried = client.post("/console/webhooks", data=sent, headers=EN)
+    failed.join()
+    assert retried.status_code == 200
+    assert len(services.webhooks.endpoints()) == 2
+
+
+#: Errors as deliveries stored them (the QA pass's), and what the Chinese console says for them.
+FAILURES = {
+    "ReadTimeoutError: HTTPConnectionPool(host='hooks.example.com', port=443): Read timed out. "
+    "(read timeout=4.998)": "超时",
+    "NewConnectionError: <urllib3.connection.HTTPConnection object at 0x7f>: Failed to "
+    "establish a new connection: [Errno 111] Connection refused": "连接被拒绝",
+    "NameResolutionError: <urllib3.connection.HTTPSConnection object at 0x7f>: Failed to "
+    "resolve 'nx.example.com' ([Errno -2] Name or service not known)": "无法解析主机名",
+    "SSLError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed": "TLS 错误",
+    "HTTP 503": "HTTP 状态码 503",
+    "refused: the host resolves to 10.0.0.7": "已拒绝：主机解析到私有地址",
+    "something nobody expected": "something nobody expected",
+}
+
+
+def test_delivery_errors_read_as_a_few_words_with_the_whole_error_in_the_title(
+    app: Flask, services: Services
+) -> None:
+    with app.test_request_context(headers=ZH):
+        assert {error: failure(error) for error in FAILURES} == FAILURES
+    # A receiver that refuses connections, for real: its page says so in words, the API and
+    # the store keep the error as it was.
+    services.webhooks.allow_private = True
+    services.webhooks.max_attempts = 1
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    endpoint, _ = services.webhooks.create(
+        {"url": f"http://127.0.0.1:{port}/hook", "events": ["flag.raised"]}, "test"
+    )
+    flagged_campaign(services)
+    services.webhooks.run(time.time())
+    [logged] = services.webhooks.deliveries(endpoint.id)
+    assert "Connection refused" in logged["error"]
+    page = as_role(app, "marketing").get(f"/console/webhooks/{endpoint.id}", headers=ZH).text
+    shown = f'<span class="error" title="{escape(logged["error"])}">连接被拒绝</span>'
+    assert page.count(shown) == 1 and page.count(f'title="{escape(logged["error"])}"') == 2
+    assert ">连接被拒绝<" in page.split("最近投递")[0]  # the failed events' table
+
+
+def test_an_http_status_is_shown_once(app: Flask, services: Services) -> None:
+    """``500`` in the response column, not ``500 HTTP 500``."""
+    endpoint, _ = services.webhooks.create({"url": URL, "events": ["flag.raised"]}, "test")
+    wk = webhook_keys(endpoint.id)
+    row = {"event": "flag.raised", "attempt": 1, "latency_ms": 3.0, "at": repr(time.time())}
+    services.store.main.xadd(
+        wk.deliveries,
+        {
+            **row,
+            "event_id": "evt_1_1-0",
+            "outcome": "retrying",
+            "status_code": 500,
+            "error": "HTTP 500",
+        },
+    )
+    services.store.main.xadd(
+        wk.deliveries,
+        {**row, "event_id": "evt_1_2-0", "outcome": "delivered", "status_code": 204, "error": ""},
+    )
+    page = as_role(app, "marketing").get(f"/console/webhooks/{endpoint.id}", headers=EN).text
+    assert '<span class="num error">500</span></td>' in page
+    assert '<span class="num">204</span></td>' in page and "HTTP 500" not in page

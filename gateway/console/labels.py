@@ -63,15 +63,19 @@ LABELS = {
         N_("challenged_click"),
         N_("conversion_before_click"),
         N_("conversion_too_fast"),
+        N_("reviewed_legit"),
         N_("reviewed_fraud"),
         N_("self_referral"),
         # webhook deliveries (gateway.webhooks)
         N_("delivered"),
         N_("retrying"),
         N_("failed"),
-        # a flag's evidence
+        # a flag's evidence, and a referrer's click tally (gateway.flagger, add_tallies)
         N_("clicks"),
         N_("suspicious"),
+        N_("self"),
+        N_("external"),
+        N_("datacenter"),
         N_("parent"),
         N_("ts"),
         N_("prefix"),

@@ -146,6 +146,13 @@ _PATTERNS = (
     ),
     (re.compile(r"^no campaign '(?P<name>.*)'$"), N_("There is no campaign %(name)s.")),
     (
+        re.compile(r"^no failed delivery of ['\"]?(?P<id>.*?)['\"]? to this endpoint$"),
+        N_(
+            "Event %(id)s has no failed delivery to this endpoint (any more): it was redelivered "
+            "already or never failed."
+        ),
+    ),
+    (
         re.compile(r"^'(?P<name>.*)' is not in this campaign's tree$"),
         N_("%(name)s is not in this campaign's referral tree."),
     ),

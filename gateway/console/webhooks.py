@@ -2,16 +2,19 @@
 endpoint's settings and delivery log, disabling, enabling, rotating its secret, deleting it.
 
 Every change goes through gateway.webhooks (the service the API calls), so the URL rules
-(private and loopback hosts refused...) are the API's. Signing secrets are shown once, on the
-response that made them; the forms that make them carry a one-time id, so a reload of that page
-makes nothing new (409) instead of a second endpoint or a second rotation.
+(private and loopback hosts refused...) are the API's. Signing secrets are shown on the response
+that made them; the forms that make them carry a one-time id, so sending one again (a reload, a
+double click) makes nothing new instead of a second endpoint or a second rotation. The same user
+sending it again gets what the first sending made (the endpoint's page with that secret, while
+it is still the current one: a double click's browser shows the second response only); anyone
+else, or once the secret changed again, a 409.
 """
 
 from __future__ import annotations
 
 import re
 
-from flask import abort, redirect, render_template, request, url_for
+from flask import abort, flash, get_flashed_messages, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -42,6 +45,40 @@ OVERLAPS = (ROTATION_OVERLAP, 3600, 7 * 86400, 0)
 LOG_ROWS = 50
 FIELDS = ("url", "events", "campaigns", "description")
 _SEPARATORS = re.compile(r"[\s,，、]+")
+#: What a failed attempt's stored error (urllib3's exception, as gateway.webhooks._post writes it)
+#: says, in a few words: the first pattern found in it decides.
+_FAILURES = (
+    (re.compile(r"^refused: the host resolves to "), N_("refused: the host has a private address")),
+    (re.compile(r"TimeoutError|timed out", re.I), N_("timed out")),
+    (
+        re.compile(
+            r"NameResolutionError|Failed to resolve|Name or service not known|"
+            r"nodename nor servname|name resolution|No address associated",
+            re.I,
+        ),
+        N_("host name not resolved"),
+    ),
+    (re.compile(r"Connection refused|Errno 111\b", re.I), N_("connection refused")),
+    (re.compile(r"SSLError|SSL:|CERTIFICATE_VERIFY_FAILED|certificate", re.I), N_("TLS error")),
+    (
+        re.compile(r"Connection (reset|aborted)|RemoteDisconnected|ProtocolError", re.I),
+        N_("the connection was closed"),
+    ),
+    (re.compile(r"NewConnectionError|Errno", re.I), N_("could not connect")),
+)
+_HTTP_STATUS = re.compile(r"^HTTP (?P<status>\d{3})$")
+
+
+def failure(error: str) -> str:
+    """A failed delivery's error (as stored and as the API gives it: the exception's text, or
+    ``HTTP <status>``) in a few words of the reader's language; an unknown one as it is."""
+    status = _HTTP_STATUS.match(error)
+    if status is not None:
+        return str(_("HTTP status %(status)s", status=status.group("status")))
+    for pattern, text in _FAILURES:
+        if pattern.search(error):
+            return str(_(text))
+    return error
 
 
 def _endpoint(endpoint_id: str) -> Endpoint:
@@ -66,6 +103,7 @@ def _list_page(
         form=form or {"url": "", "events": [], "campaigns": "", "description": ""},
         errors=errors or {},
         form_id=new_form_id(),
+        results=get_flashed_messages(),
     )
     return body, status
 
@@ -81,7 +119,10 @@ def _detail_page(endpoint: Endpoint, secret: str = "", created: bool = False) ->
         secret=secret,
         created=created,
         overlaps=OVERLAPS,
+        failure=failure,
         form_id=new_form_id(),
+        results=get_flashed_messages(category_filter=["message"]),
+        problems=get_flashed_messages(category_filter=["warning"]),
     )
 
 
@@ -107,11 +148,16 @@ def create_webhook() -> Page:
         "campaigns": slugs or None,
         "description": form["description"],
     }
+    hooks = services().webhooks
     try:
-        endpoint, secret = services().webhooks.create(
+        endpoint, secret = hooks.create(
             document, user().actor, form_id=request.form.get("form_id", "")
         )
     except AlreadyCreated as exc:
+        made = hooks.made_by_form(exc, user().actor)
+        if made is not None:
+            # The same user's second click: the browser shows this response, not the first's.
+            return _detail_page(made, made.secret, created=True)
         # A reload of the page that showed the secret: the secret was shown once, and a second
         # endpoint would receive every event twice.
         message = _(
@@ -169,14 +215,19 @@ def rotate_webhook(endpoint_id: str) -> Page:
     raw = request.form.get("expire_previous_after", str(ROTATION_OVERLAP))
     if not ascii_digits(raw) or int(raw) not in OVERLAPS:
         abort(400)
+    hooks = services().webhooks
     try:
-        rotated, secret = services().webhooks.rotate_secret(
+        rotated, secret = hooks.rotate_secret(
             endpoint.id,
             {"expire_previous_after": int(raw)},
             user().actor,
             form_id=request.form.get("form_id", ""),
         )
-    except AlreadyCreated:
+    except AlreadyCreated as exc:
+        made = hooks.made_by_form(exc, user().actor)
+        if made is not None and made.id == endpoint.id:
+            # The same user's second click, and what the first made is still the secret.
+            return _detail_page(made, made.secret)
         # A reload of the page that showed the new secret: rotating again would drop the
         # secret receivers still check with.
         message = _(
@@ -193,8 +244,19 @@ def rotate_webhook(endpoint_id: str) -> Page:
 def redeliver_webhook(endpoint_id: str) -> Page:
     endpoint = _endpoint(endpoint_id)
     event_id = request.form.get("event_id", "")
-    services().webhooks.redeliver(endpoint.id, event_id)
-    audit("webhook.redeliver", endpoint.id, event_id=event_id)
+    if len(event_id) > 100:
+        abort(400)  # not an event id; it would be said back in the session's cookie
+    try:
+        services().webhooks.redeliver(endpoint.id, event_id)
+    except ApiError as exc:
+        if exc.code != "delivery_not_found":
+            raise
+        # Redelivered already (a second tab, a double click) or delivered meanwhile: said on
+        # the endpoint's page, where its log shows what happened.
+        flash(translated(exc.message), "warning")
+    else:
+        audit("webhook.redeliver", endpoint.id, event_id=event_id)
+        flash(_("Event %(id)s is queued again: the next delivery run sends it.", id=event_id))
     return redirect(url_for("console.webhook", endpoint_id=endpoint.id))
 
 
@@ -206,4 +268,5 @@ def delete_webhook(endpoint_id: str) -> Page:
         return render_template("console/webhook_delete.html", hook=endpoint)
     services().webhooks.delete(endpoint.id)
     audit("webhook.delete", endpoint.id, url=endpoint.url)
-    return redirect(url_for("console.webhooks", deleted=endpoint.id))
+    flash(_("Endpoint %(id)s was deleted.", id=endpoint.id))
+    return redirect(url_for("console.webhooks"))

@@ -297,8 +297,10 @@ def api_key_form(form_id: str) -> str:
 
 
 def webhook_form(form_id: str) -> str:
-    """String: the id of the webhook endpoint a console creation form made (gateway.webhooks):
-    the same form sent again (a reload) creates nothing. Expires after a day."""
+    """String ``<endpoint id>|<fingerprint of the secret made>|<actor>``: what a console form
+    registering an endpoint or rotating its secret did and who sent it (gateway.webhooks,
+    gateway.apikeys.claim_form; the id is empty while that sending is at work): the same form
+    sent again changes nothing. Expires after a day."""
     return f"{PREFIX}:webhook-form:{form_id}"
 
 

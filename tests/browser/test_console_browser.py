@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
+from gateway.flags import FlagCandidate
 from gateway.services import Services
 from tests.browser import artifact_dir, chromium, free_port, serving
 from tests.conftest import make_app, services_of
@@ -155,3 +156,116 @@ def test_risk_opens_a_flag_decides_it_and_sees_the_rewards_move(
     page.screenshot(path=artifacts / "risk-4-clawed-back.png", full_page=True)
     assert served.services.flags.get(other_flag.id).status == "fraud"  # type: ignore[union-attr]
     assert rewards.get(other["id"], "p2")["status"] == "denied"  # type: ignore[index]
+
+
+#: For each table cell but the long-text ones (.text): the texts that run over more than one
+#: line (a text node broken across lines has one client rect per line).
+BROKEN_CELLS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("main th, main td:not(.text):not([colspan])")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+      if (lines.size > 1) broken.push(node.textContent.trim());
+    }
+  }
+  return broken;
+}"""
+
+
+def test_tables_keep_short_cells_whole_and_wrap_long_text_at_1280_px(
+    browser: Browser, served: Served, artifacts: Path
+) -> None:
+    """The QA pass's pages: a long webhook description crushed the other columns to a few
+    letters; the review queue broke scores, flag ids, statuses and headers."""
+    for slug in ("tea", "coffee", "a-campaign-with-a-rather-long-slug-for-its-name"):
+        doc, _ = flagged_campaign(served.services, slug=slug)
+    reasons = (
+        "8 of 8 clicks suspicious (network ×8)",
+        "velocity: the same browser clicked 7 times within a minute, from 3 networks in turn",
+    )
+    served.services.flags.raise_flag(
+        doc["id"], doc["slug"], FlagCandidate("referrer", "p1", 0.99, reasons), 1.0
+    )
+    hooks = served.services.webhooks
+    for description in ("CRM", "x" * 500, "一个很长的说明" * 40):
+        hooks.create(
+            {
+                "url": "https://hooks.example.com/refgate/" + "path/" * 30,
+                "events": ["conversion.created", "reward.credited", "flag.raised"],
+                "description": description,
+            },
+            "test",
+        )
+    for locale in ("zh-CN", "en-US"):
+        context = browser.new_context(
+            locale=locale, base_url=served.url, viewport={"width": 1280, "height": 900}
+        )
+        page = context.new_page()
+        page.goto("/console/login")
+        page.locator("#email").fill(email("admin"))
+        page.locator("#password").fill(PASSWORD)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url("**/console/**")
+        for path, name in (("/console/flags", "queue"), ("/console/webhooks", "webhooks")):
+            page.goto(path)
+            page.screenshot(path=artifacts / f"tables-{name}-{locale}.png", full_page=True)
+            assert page.evaluate(BROKEN_CELLS) == [], (path, locale)
+            # Nothing wider than the window: a wide table scrolls in its box.
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280, (path, locale)
+        # The long description wraps; the columns beside it keep their words.
+        widths = page.eval_on_selector_all(
+            "main table th", "cells => cells.map((c) => c.getBoundingClientRect().width)"
+        )
+        assert min(widths) > 40, widths
+        context.close()
+
+
+def click_twice(page: Page, name: str, path: str) -> None:
+    """Two clicks on the button, the second while the first's POST to ``path`` is on its way
+    (held until both clicks are in), as a person double-clicking on a slow network: the page
+    sends the form once."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        if route.request.method == "POST":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(f"**{path}", hold)
+    button = page.get_by_role("button", name=name)
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.click(x, y)  # the mouse, not the locator: that waits for the navigation
+    page.wait_for_timeout(100)
+    assert len(held) == 1
+    page.mouse.click(x, y)
+    page.wait_for_timeout(100)
+    assert len(held) == 1, "sent twice"
+    held[0].continue_()
+    page.unroute(f"**{path}")
+
+
+def test_a_double_click_on_register_or_rotate_sends_the_form_once_and_shows_the_secret(
+    page: Page, served: Served
+) -> None:
+    sign_in(page, "marketing")
+    page.goto("/console/webhooks")
+    page.locator("#f-url").fill("https://hooks.example.com/refgate")
+    page.locator('input[value="flag.raised"]').check()
+    click_twice(page, "Register", "/console/webhooks")
+    expect(page.locator("#new-secret")).to_be_visible()
+    [endpoint] = served.services.webhooks.endpoints()
+    assert page.locator("#new-secret").inner_text() == endpoint.secret
+    page.goto(f"/console/webhooks/{endpoint.id}")
+    click_twice(page, "Rotate the secret", f"/console/webhooks/{endpoint.id}/rotate")
+    expect(page.locator("#new-secret")).to_be_visible()
+    rotated = served.services.webhooks.require(endpoint.id)
+    assert page.locator("#new-secret").inner_text() == rotated.secret
+    assert rotated.previous_secret == endpoint.secret  # one rotation, not two
