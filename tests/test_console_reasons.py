@@ -249,6 +249,19 @@ def test_every_reason_the_detectors_make_reads_in_chinese(app: Flask) -> None:
     assert not untranslated, "\n".join(untranslated)
 
 
+def test_the_detectors_names_read_in_words(app: Flask) -> None:
+    """A click's reason under its detector's name, a sharer's tally of detectors, and the flag
+    page's detector table name every detector of the engine in words."""
+    names = {detector.name for detector in Engine().detectors}
+    with app.test_request_context(headers=ZH):
+        for name in names:
+            shown = translated_reason(f"{name}: opened from a datacenter network")
+            assert HAN.search(shown.split("：")[0]), shown
+        listed = ", ".join(f"{name} ×3" for name in sorted(names))
+        shown = translated_reason(f"9 of 9 clicks suspicious ({listed})")
+        assert not re.search("[a-z_]{4,}", shown), shown
+
+
 def test_every_reason_reads_as_made_in_english(app: Flask) -> None:
     """The patterns take the values back out whole: the English console shows each reason
     exactly as stored."""
@@ -263,7 +276,7 @@ def test_nested_reasons_and_unknown_ones(app: Flask) -> None:
         nested = translated_reason(
             "referrer_review: the sharer is under review for sharers converting each other's links"
         )
-        assert nested.startswith("referrer_review")
+        assert nested.startswith("审核反馈：")  # the detector, in words
         assert "converting" not in nested and HAN.search(nested)
         assert translated_reason("something new") == "something new"
         assert translated_reason("model: 0.91") != "model: 0.91"
@@ -313,13 +326,13 @@ def test_the_flag_page_shows_reasons_in_the_readers_language(
         2.0,
     )
     zh = risk_client.get(f"/console/flags/{flag.id}", headers=ZH).text
-    assert zh.count("8 次点击中 8 次可疑（network ×8）") == 2  # the list and the sources' table
+    assert zh.count("8 次点击中 8 次可疑（网络来源 ×8）") == 2  # the list and the sources' table
     assert zh.count("3 个账号（a, b, c）从同一部手机加入其下级") == 2
     # Under review for the tree watch's finding: what later clicks on the sharer's links say.
     assert "有账号从其本人设备或同一部手机加入其下级" in zh
     assert "clicks suspicious" not in zh and "joined under them" not in zh
     queue = risk_client.get("/console/flags", headers=ZH).text
-    assert "8 次点击中 8 次可疑（network ×8）" in queue and "clicks suspicious" not in queue
+    assert "8 次点击中 8 次可疑（网络来源 ×8）" in queue and "clicks suspicious" not in queue
     en = risk_client.get(f"/console/flags/{flag.id}", headers=EN).text
     assert en.count(clicks) == 2 and en.count(phone) == 2
     assert "accounts joined under them from their own device or one phone" in en

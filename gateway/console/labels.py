@@ -66,6 +66,16 @@ LABELS = {
         N_("reviewed_legit"),
         N_("reviewed_fraud"),
         N_("self_referral"),
+        # the click detectors (their ``name``, in detectors/), shown in the flag page's detector
+        # table and inside reasons ("velocity: ...", "(timing ×298, velocity ×294)")
+        N_("network"),
+        N_("velocity"),
+        N_("fanout"),
+        N_("timing"),
+        N_("referrer_review"),
+        N_("crawler"),
+        N_("headers"),
+        N_("model"),
         # webhook deliveries (gateway.webhooks)
         N_("delivered"),
         N_("retrying"),

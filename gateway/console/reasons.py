@@ -5,7 +5,8 @@ as it is made: English, stable, for developers (``Flag.reasons``, the API, the e
 The console shows each through ``reason`` (a Jinja filter): a reason without values by its exact
 text, one that carries values (counts, names, seconds) by pattern, and a reason that holds another
 one ("the sharer is under review for <why>", "part of <a chain>", a click's
-"<detector>: <why>") with the inner one translated too. An unknown reason is shown as it is
+"<detector>: <why>") with the inner one translated too, and the detectors' names in words
+(gateway.console.labels). An unknown reason is shown as it is
 rather than hidden.
 
 Nothing here runs on the click path: the translation happens when a console page renders.
@@ -20,6 +21,7 @@ import re
 from flask_babel import gettext
 
 from detectors.review import SOURCES
+from gateway.console.labels import label
 from gateway.i18n import N_
 from gateway.trees import COLLUSION
 
@@ -223,6 +225,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
     )
 )
+#: A detector and the clicks it fired on, in a list of them: "timing ×298".
+_DETECTOR_COUNT = re.compile(r"(?P<name>[a-z_]+) ×(?P<n>\d+)")
 _BURST_TEXT = N_(
     "%(n)s children joined within %(minutes)s min from %(networks)s network(s), "
     "%(devices)s device(s)"
@@ -249,5 +253,13 @@ def translated_reason(reason: str) -> str:
             values = found.groupdict()
             if "reason" in values:
                 values["reason"] = translated_reason(values["reason"])
+            if "detector" in values:
+                values["detector"] = label(values["detector"])
+            if "detectors" in values:
+                values["detectors"] = _DETECTOR_COUNT.sub(_detector_count, values["detectors"])
             return str(gettext(text, **values))
     return reason
+
+
+def _detector_count(found: re.Match[str]) -> str:
+    return label(found["name"]) + " ×" + found["n"]
