@@ -647,7 +647,11 @@ def test_a_decision_releases_or_claws_back_and_says_so(
     # What the click path now does with the sharer's links (gateway.referrer_risk).
     now = page.text[page.text.index('id="click-path"') :]
     assert now.startswith('id="click-path"><span class="status status-open">open</span>')
-    assert "most clicks on their links looked suspicious" in now[:400]
+    assert "most clicks on their links looked suspicious (0.90): " in now[:400]
+    # In Chinese with Chinese punctuation: the state, why, its score and what it does.
+    zh = client.get(f"/console/flags/{flag.id}", headers={"Accept-Language": "zh-CN"}).text
+    zh_now = zh[zh.index('id="click-path"') :][:400]
+    assert "其链接上的大部分点击可疑（0.90）：仅作为原因显示" in zh_now, zh_now
     joins = page.text[page.text.index('id="joins"') :]
     assert joins.index("p1") < joins.index("p2") and "203.0.113.0/24" in joins
     empty = client.post(f"/console/flags/{flag.id}/decision", data={"csrf_token": token(client)})
