@@ -38,7 +38,16 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
     schemas["WebhookUpdate"] = _schema(WebhookUpdate)
     schemas["Webhook"] = {
         "type": "object",
-        "required": ["id", "url", "events", "campaigns", "created_at", "retrying", "failed"],
+        "required": [
+            "id",
+            "url",
+            "events",
+            "campaigns",
+            "created_at",
+            "waiting",
+            "retrying",
+            "failed",
+        ],
         "properties": {
             "id": {"type": "string"},
             "url": {"type": "string"},
@@ -58,6 +67,11 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
                 "signs beside the current one; 0 when none does",
             },
             "rotated_at": {"type": ["number", "null"]},
+            "waiting": {
+                "type": "integer",
+                "description": "Events not tried yet (behind a failing receiver, one new event "
+                "is tried a run); counted up to 200 a campaign",
+            },
             "retrying": {"type": "integer", "description": "Events waiting for a retry"},
             "failed": {"type": "integer", "description": "Events out of attempts"},
             "secret": {

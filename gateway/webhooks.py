@@ -557,9 +557,25 @@ class WebhookService:
         wk = keys.webhook_keys(endpoint.id)
         return {
             **endpoint.public(),
+            "waiting": self._waiting(endpoint),
             "retrying": int(self._redis.zcard(wk.retry)),
             "failed": int(self._redis.zcard(wk.failed)),
         }
+
+    def _waiting(self, endpoint: Endpoint) -> int:
+        """Events for the endpoint in the outboxes after its cursors: not tried yet. A failing
+        endpoint gets one new event tried a run (after its first failure a run leaves it), so
+        behind a dead receiver these wait in the outbox, counted neither as retrying nor as
+        failed. Counted up to BATCH (200) a campaign: enough to see a backlog grow."""
+        wk = keys.webhook_keys(endpoint.id)
+        campaign_ids = endpoint.campaign_ids or [c.id for c in self._campaigns.list()]
+        waiting = 0
+        for campaign_id in campaign_ids:
+            cursor = (self._redis.hget(wk.cursors, str(campaign_id)) or b"0-0").decode()
+            outbox = keys.campaign_keys(campaign_id).outbox
+            for _, fields in self._redis.xrange(outbox, min=f"({cursor}", count=BATCH):
+                waiting += fields[b"event"].decode() in endpoint.events
+        return waiting
 
     # -- the delivery log and dead letters ---------------------------------------------------
 

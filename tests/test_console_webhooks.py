@@ -217,8 +217,11 @@ def test_the_delivery_log_and_redelivery(
     page = f"/console/webhooks/{endpoint.id}"
     hooked.always_fail.add("/hook")
     flagged_campaign(services)
+    waiting = client.get(page, headers=EN).text
+    assert "<dt>Not tried yet</dt><dd>1</dd>" in waiting  # the flag.raised, in the outbox
     services.webhooks.run(time.time())
     failing = client.get(page, headers=EN).text
+    assert "<dt>Not tried yet</dt><dd>0</dd>" in failing
     assert "Failed events" in failing and ">failed<" in failing and "HTTP 500" in failing
     listed = client.get("/console/webhooks", headers=EN).text
     assert re.search(r'<td class="num error">1</td>', listed)

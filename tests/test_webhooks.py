@@ -269,6 +269,42 @@ def test_events_arrive_signed_once_per_endpoint_after_retries(
     assert services.store.main.xlen(campaign_keys(campaign["id"]).outbox) == 1
 
 
+def test_a_failing_receivers_backlog_is_counted_and_drains_when_it_answers(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    """Behind a dead receiver a run tries one new event (after a failure it leaves the
+    endpoint): the rest wait in the outbox, counted as not tried yet, and none is lost."""
+    receiver.always_fail.add("/down")
+    endpoint = register(client, keys["marketing"], receiver, "/down", events=["conversion.created"])
+    for user in ("bob", "carol", "dave"):
+        convert(client, keys, services, campaign, user)
+    path = f"/api/v1/webhooks/{endpoint['id']}"
+
+    def counts() -> tuple[int, int, int]:
+        summary = client.get(path, headers=bearer(keys["admin"])).json
+        return summary["waiting"], summary["retrying"], summary["failed"]
+
+    assert counts() == (3, 0, 0)
+    now = time.time()
+    services.webhooks.run(now)
+    assert counts() == (2, 1, 0) and len(receiver.requests) == 1
+    services.webhooks.run(now + 1)  # the first one's retry is not due: the next new one
+    assert counts() == (1, 2, 0) and len(receiver.requests) == 2
+    receiver.always_fail.discard("/down")
+    for step in (1, 2, 3):
+        services.webhooks.run(now + step * 10_000)
+    assert counts() == (0, 0, 0)
+    assert sorted(r["payload"]["data"]["participant"] for r in receiver.delivered("/down")) == [
+        "bob",
+        "carol",
+        "dave",
+    ]
+
+
 def test_out_of_attempts_is_failed_and_can_be_redelivered(
     client: FlaskClient,
     keys: dict[str, str],
