@@ -505,6 +505,7 @@ def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] 
         view=click.view,
         app_name=platform.name,
         guide=platform.guide,
+        scan=platform.scan,
         strategy=click.strategy.value,
         blocked=click.view.campaign.blocked_on(platform.key),
         slots={

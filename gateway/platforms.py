@@ -57,6 +57,19 @@ class Strategy(StrEnum):
     QR_FIRST = "qr_first"
 
 
+#: How to scan the fallback page's QR code: in the apps whose long-press menu on an image offers
+#: to scan the code in it (WeChat's 识别图中二维码 and its siblings), and in every other one,
+#: where that menu item does not exist.
+SCAN_IN_APP = N_(
+    "Long-press the code and choose “Scan QR Code”, or scan it with your phone's camera from "
+    "another screen."
+)
+SCAN_ELSEWHERE = N_(
+    "Scan it with your phone's camera from another screen, or take a screenshot and open it "
+    "in a QR code scanner."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Platform:
     #: Stable id, one of PLATFORM_KEYS.
@@ -68,6 +81,8 @@ class Platform:
     strategy: Strategy
     #: English msgid: where this app's menu puts "open in browser" (empty for non-in-app).
     guide: str
+    #: English msgid: how to scan the fallback page's QR code in this app.
+    scan: str = SCAN_ELSEWHERE
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +112,16 @@ _GENERIC = N_("Tap ··· (or ⋮) in the top right corner, then choose “Open 
 _KAKAO = N_("Tap ··· or ⋮ in a corner of the screen, then choose “Open in another browser”.")
 
 _PLATFORMS = (
-    Platform("wechat", N_("WeChat"), True, Strategy.QR_FIRST, _MENU),
-    Platform("wecom", N_("WeCom"), True, Strategy.GUIDE, _MENU),
-    Platform("qq", N_("QQ"), True, Strategy.GUIDE, _MENU),
+    Platform("wechat", N_("WeChat"), True, Strategy.QR_FIRST, _MENU, SCAN_IN_APP),
+    Platform("wecom", N_("WeCom"), True, Strategy.GUIDE, _MENU, SCAN_IN_APP),
+    Platform("qq", N_("QQ"), True, Strategy.GUIDE, _MENU, SCAN_IN_APP),
     Platform("weibo", N_("Weibo"), True, Strategy.GUIDE, _MENU),
     Platform("douyin", N_("Douyin"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
     Platform("tiktok", N_("TikTok"), True, Strategy.GUIDE, _MENU),
     Platform("kuaishou", N_("Kuaishou"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
     Platform("xiaohongshu", N_("Xiaohongshu"), True, Strategy.QR_FIRST, _MENU_OR_COPY),
     Platform("alipay", N_("Alipay"), True, Strategy.GUIDE, _MENU_OR_COPY),
-    Platform("dingtalk", N_("DingTalk"), True, Strategy.GUIDE, _MENU),
+    Platform("dingtalk", N_("DingTalk"), True, Strategy.GUIDE, _MENU, SCAN_IN_APP),
     Platform("lark", N_("Feishu/Lark"), True, Strategy.GUIDE, _MENU),
     Platform("facebook", N_("Facebook"), True, Strategy.REDIRECT, _META),
     Platform("instagram", N_("Instagram"), True, Strategy.REDIRECT, _META),

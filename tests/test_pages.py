@@ -12,6 +12,7 @@ from werkzeug.test import EnvironBuilder
 
 from gateway.campaigns import ClickView
 from gateway.pages import ClickPages
+from gateway.platforms import SCAN_IN_APP
 from gateway.services import Services
 
 WECHAT = (
@@ -45,6 +46,7 @@ def pages_of(view: ClickView) -> list[tuple[str, dict[str, Any], list[dict[str, 
                 "view": view,
                 "app_name": "WeChat",
                 "guide": "Tap ··· then Open in Browser",
+                "scan": SCAN_IN_APP,
                 "strategy": "qr_first",
                 "blocked": True,
             },
@@ -132,3 +134,33 @@ def test_the_fallback_page_names_the_app_in_the_readers_language(
         )
         assert page.status_code == 200 and text in page.data.decode(), language
         assert f'<html lang="{lang}"' in page.data.decode(), language
+
+
+def test_the_qr_code_is_explained_as_the_app_can_scan_it(
+    client: FlaskClient, link: dict[str, Any], admin: dict[str, str]
+) -> None:
+    """WeChat's long-press menu scans a code in an image; LINE's has no such item, so its
+    readers are told to use the camera from another screen or a screenshot."""
+    line = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Mobile/15E148 Safari Line/14.3.1"
+    )
+    for platform in ("wechat", "line"):
+        blocked = client.put(
+            f"/api/v1/campaigns/milk-tea/platforms/{platform}",
+            json={"status": "blocked"},
+            headers=admin,
+        )
+        assert blocked.status_code == 200, blocked.json
+    for agent, text in (
+        (WECHAT, "长按二维码并选择“识别图中二维码”"),
+        (line, "截图后用扫码工具识别"),
+    ):
+        page = client.get(
+            f"/s/{link['token']}", headers={"User-Agent": agent, "Accept-Language": "zh-CN"}
+        ).data.decode()
+        assert 'id="qr"' in page and text in page, agent
+    on_line = client.get(
+        f"/s/{link['token']}", headers={"User-Agent": line, "Accept-Language": "en"}
+    ).data.decode()
+    assert "take a screenshot" in on_line and "Long-press" not in on_line

@@ -461,7 +461,7 @@ def test_every_in_app_platform_has_one_signature() -> None:
 
 
 def test_guides_and_names_are_marked_for_extraction() -> None:
-    """Every guide and display name is the literal argument of an N_() call, as
+    """Every guide, display name and scanning hint is the literal argument of an N_() call, as
     `pybabel extract -k N_` needs."""
     tree = ast.parse(Path(platforms.__file__).read_text(encoding="utf-8"))
     marked = {
@@ -474,7 +474,9 @@ def test_guides_and_names_are_marked_for_extraction() -> None:
     }
     guides = {platform(key).guide for key in PLATFORM_KEYS} - {""}
     names = {platform(key).name for key in PLATFORM_KEYS}
-    assert guides | names == marked
+    scans = {platform(key).scan for key in PLATFORM_KEYS}
+    assert scans == {platforms.SCAN_IN_APP, platforms.SCAN_ELSEWHERE}
+    assert guides | names | scans == marked
     assert platforms.N_("x") == "x"
 
 
