@@ -406,16 +406,19 @@ class WebhookService:
         url = canonical_url(request.url.strip())
         ids: list[int] = []
         slugs = sorted(set(request.campaigns or ()))
+        unknown = []
         for slug in slugs:
             campaign = self._campaigns.get(slug)
             if campaign is None:
-                raise ApiError(
-                    400,
-                    "validation_failed",
-                    "invalid webhook",
-                    fields={"campaigns": f"no campaign {slug!r}"},
-                )
-            ids.append(campaign.id)
+                unknown.append(slug)
+            else:
+                ids.append(campaign.id)
+        if unknown:  # every one named at once, not one a try
+            named = ", ".join(repr(slug) for slug in unknown)
+            problem = f"no campaign {named}" if len(unknown) == 1 else f"no campaigns {named}"
+            raise ApiError(
+                400, "validation_failed", "invalid webhook", fields={"campaigns": problem}
+            )
         once = self._claim_form(form_id, actor)
         try:
             endpoint = self._register(request, url, ids, slugs, actor)

@@ -146,6 +146,10 @@ _PATTERNS = (
     ),
     (re.compile(r"^no campaign '(?P<name>.*)'$"), N_("There is no campaign %(name)s.")),
     (
+        re.compile(r"^no campaigns (?P<names>'.*')$"),
+        N_("There are no campaigns %(names)s."),
+    ),
+    (
         re.compile(r"^no failed delivery of ['\"]?(?P<id>.*?)['\"]? to this endpoint$"),
         N_(
             "Event %(id)s has no failed delivery to this endpoint (any more): it was redelivered "
