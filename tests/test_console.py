@@ -785,6 +785,16 @@ def test_language_follows_the_setting_then_accept_language(
     assert services.users.require(email("marketing")).locale == "zh_Hant_TW"
 
 
+def test_a_device_is_shown_by_both_its_parts(app: Flask) -> None:
+    """Two phones behind one address share the address hash: the flag page showed 16 letters of
+    it and listed one "device" four times with different counts (the second QA pass)."""
+    device = app.jinja_env.get_template("console/_device.html").module.device  # type: ignore[attr-defined]
+    one, other = "bfba72995c377d166a90|1f6381760aca", "bfba72995c377d166a90|6a1d0c2b44e1"
+    assert str(device(one)) == f'<code title="{one}">bfba7299·1f638176</code>'
+    assert str(device(one)) != str(device(other))
+    assert str(device("")) == '<code title=""></code>'
+
+
 def test_the_open_queue_pages_from_the_index_as_find_would(
     app: Flask, services: Services, staff: None
 ) -> None:

@@ -260,6 +260,7 @@ def test_the_detectors_names_read_in_words(app: Flask) -> None:
         listed = ", ".join(f"{name} ×3" for name in sorted(names))
         shown = translated_reason(f"9 of 9 clicks suspicious ({listed})")
         assert not re.search("[a-z_]{4,}", shown), shown
+        assert "、" in shown and ", " not in shown, shown  # Chinese list punctuation
 
 
 def test_every_reason_reads_as_made_in_english(app: Flask) -> None:

@@ -115,9 +115,9 @@ def test_errors_are_shown_in_the_form_which_keeps_the_input(app: Flask, services
         ({"events": []}, "events", "choose at least one"),
         ({"events": ["reward.spent"]}, "events", "not one of the choices"),
         ({"campaigns": "no-such-campaign"}, "campaigns", "no-such-campaign"),
-        # Every unknown one named, whatever separates them (Chinese commas too).
+        # Every unknown one named, whatever separates them (Chinese commas and semicolons too).
         (
-            {"campaigns": "nope，other、third"},
+            {"campaigns": "nope，other；third"},
             "campaigns",
             "no campaigns &#39;nope&#39;, &#39;other",
         ),

@@ -55,6 +55,10 @@ TAIWAN_TERMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ("後臺", "後台"),
         ("平臺", "平台"),
         ("指令碼", "腳本"),
+        ("反饋", "回饋"),
+        ("另一塊螢幕", "另一個螢幕"),
+        ("掃碼工具", "QR Code 掃描工具"),
+        ("位址列", "網址列"),  # a browser's address bar
     )
 )
 LATIN_BESIDE_HAN = re.compile(r"(?<=[\u4e00-\u9fff])(?=QR Code)|(?<=QR Code)(?=[\u4e00-\u9fff])")

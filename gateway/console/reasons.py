@@ -256,7 +256,8 @@ def translated_reason(reason: str) -> str:
             if "detector" in values:
                 values["detector"] = label(values["detector"])
             if "detectors" in values:
-                values["detectors"] = _DETECTOR_COUNT.sub(_detector_count, values["detectors"])
+                listed = _DETECTOR_COUNT.sub(_detector_count, values["detectors"])
+                values["detectors"] = listed.replace(", ", str(gettext(", ")))
             return str(gettext(text, **values))
     return reason
 

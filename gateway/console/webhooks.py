@@ -44,7 +44,7 @@ OVERLAPS = (ROTATION_OVERLAP, 3600, 7 * 86400, 0)
 #: Delivery log entries and failed events an endpoint's page shows.
 LOG_ROWS = 50
 FIELDS = ("url", "events", "campaigns", "description")
-_SEPARATORS = re.compile(r"[\s,，、]+")
+_SEPARATORS = re.compile(r"[\s,，、;；]+")
 #: What a failed attempt's stored error (urllib3's exception, as gateway.webhooks._post writes it)
 #: says, in a few words: the first pattern found in it decides.
 _FAILURES = (

@@ -216,11 +216,20 @@ def test_tables_keep_short_cells_whole_and_wrap_long_text_at_1280_px(
             assert page.evaluate(BROKEN_CELLS) == [], (path, locale)
             # Nothing wider than the window: a wide table scrolls in its box.
             assert page.evaluate("document.documentElement.scrollWidth") <= 1280, (path, locale)
+            if name == "webhooks":
+                # Every column in view (the second QA pass: the counts were scrolled away).
+                overflow = page.eval_on_selector(
+                    ".scroll", "box => box.scrollWidth - box.clientWidth"
+                )
+                assert overflow <= 0, (locale, overflow)
         # The long description wraps; the columns beside it keep their words.
         widths = page.eval_on_selector_all(
             "main table th", "cells => cells.map((c) => c.getBoundingClientRect().width)"
         )
         assert min(widths) > 40, widths
+        # An endpoint's page: one unbroken 500-letter description wraps in its box.
+        page.goto(f"/console/webhooks/{hooks.endpoints()[1].id}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280, locale
         context.close()
 
 
