@@ -65,8 +65,8 @@ SCAN_IN_APP = N_(
     "another screen."
 )
 SCAN_ELSEWHERE = N_(
-    "Scan it with your phone's camera from another screen, or take a screenshot and open it "
-    "in a QR code scanner."
+    "Open this page on another screen (a computer or a second phone) and scan the code with your "
+    "phone's camera, or take a screenshot and open it in a QR code scanner."
 )
 
 

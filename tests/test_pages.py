@@ -154,7 +154,7 @@ def test_the_qr_code_is_explained_as_the_app_can_scan_it(
         assert blocked.status_code == 200, blocked.json
     for agent, text in (
         (WECHAT, "长按二维码并选择“识别图中二维码”"),
-        (line, "截图后用扫码工具识别"),
+        (line, "在另一块屏幕（电脑或另一部手机）上打开本页"),
     ):
         page = client.get(
             f"/s/{link['token']}", headers={"User-Agent": agent, "Accept-Language": "zh-CN"}
