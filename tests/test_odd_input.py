@@ -290,8 +290,9 @@ def test_changes_made_with_an_api_key_are_audited(
             "api POST /api/v1/webhooks/<endpoint_id>/rotate-secret",
             f"/api/v1/webhooks/{hook['id']}/rotate-secret",
         ),
-        ("api POST /api/v1/webhooks", "/api/v1/webhooks"),
-        ("api POST /api/v1/campaigns", "/api/v1/campaigns"),
+        # What was created, by its address: which endpoint, which campaign.
+        ("api POST /api/v1/webhooks", f"/api/v1/webhooks/{hook['id']}"),
+        ("api POST /api/v1/campaigns", "/api/v1/campaigns/tea"),
     ]
     assert all(e.actor.startswith("apikey:") and e.network for e in entries)
     raw = services.store.main.xrange("rg:audit")

@@ -144,8 +144,9 @@ UNAUDITED = frozenset({"api.convert", "api.mint_link", "api.inspect"})
 @bp.after_request
 def _audit_write(response: Response) -> Response:
     """A change made with an API key goes to the audit log, as the console's do: who (the
-    key's name), what (method and route), to what (the path), from where. Never the body: it
-    may carry a secret."""
+    key's name), what (method and route), to what (the path; for something created, its
+    address, the response's Location: ``/api/v1/webhooks/<id>``, not ``/api/v1/webhooks``),
+    from where. Never the body: it may carry a secret."""
     key: ApiKey | None = g.get("api_key")
     if (
         key is not None
@@ -154,9 +155,10 @@ def _audit_write(response: Response) -> Response:
         and request.endpoint not in UNAUDITED
     ):
         rule = request.url_rule.rule if request.url_rule is not None else request.path
+        target = response.headers.get("Location") or request.path
         try:
             services().audit.record(
-                key.actor, f"api {request.method} {rule}", request.path, request.remote_addr or ""
+                key.actor, f"api {request.method} {rule}", target, request.remote_addr or ""
             )
         except RedisError as exc:  # the change is made; its audit entry is what is lost
             log.warning("audit entry lost for %s %s: %s", request.method, request.path, exc)
