@@ -391,7 +391,7 @@ class WebhookService:
         (gateway.apikeys; see :meth:`made_by_form`)."""
         raw_url = data.get("url")
         problem = None
-        if isinstance(raw_url, str) and raw_url.strip():
+        if isinstance(raw_url, str):  # blank too: " " passes the model's length check
             problem = check_url(raw_url.strip(), allow_private=self.allow_private)
         try:
             request = validate(WebhookCreate, data, "invalid webhook")
