@@ -31,9 +31,10 @@ Private addresses: an endpoint URL must be http(s) without user information; unl
 mapped, 6to4, Teredo, NAT64) and host names are resolved at each delivery and refused when any
 address is private, loopback, link-local or reserved (so a key holder cannot make refgate probe
 the internal network). A host name is stored in its ASCII form (IDNA 2008 with UTS 46 mapping:
-full-width letters folded, ``ß`` kept), the name both the check and urllib3 look up. The two
-lookups are still separate, so a name re-pointed in between slips through once; deployments that
-need more send webhooks through an egress proxy.
+full-width letters folded, ``ß`` kept). It is looked up once per delivery, and the connection
+goes to an address that lookup returned and the check passed, not to a second lookup's answer
+(``Host``, TLS SNI and the certificate check still use the name): a name re-pointed between a
+check and a connection (DNS rebinding) cannot reach the internal network.
 """
 
 from __future__ import annotations
@@ -333,12 +334,25 @@ def _check_name(host: str, *, allow_private: bool) -> str | None:
     return None
 
 
-def _private_address(host: str, port: int) -> str | None:
-    """The first non-public address ``host`` resolves to, or None."""
+Resolver = Callable[[str, int], list[str]]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to for a TCP connection, in the resolver's order, each
+    once."""
+    found: list[str] = []
     for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
-        address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
-        if not _public(address):
-            return str(address)
+        address = str(sockaddr[0])
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def _private_address(addresses: Sequence[str]) -> str | None:
+    """The first of ``addresses`` that is not public, or None."""
+    for address in addresses:
+        if not _public(ipaddress.ip_address(address.partition("%")[0])):
+            return address
     return None
 
 
@@ -356,6 +370,8 @@ class WebhookService:
         run_budget: float = 20.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        resolver: Resolver = resolve,
+        ca_certs: str | None = None,
     ) -> None:
         self._redis = store
         self._campaigns = campaigns
@@ -367,6 +383,7 @@ class WebhookService:
         self.run_budget = run_budget
         self._clock = clock
         self._rng = rng or random.Random()
+        self._resolve = resolver
         self._owner = f"{os.uname().nodename}:{os.getpid()}:{secrets.token_hex(4)}"
         #: Endpoint id -> when its receiver last failed, while its last attempt failed (in this
         #: process: the jobs process delivers; another starts with every endpoint answered).
@@ -378,6 +395,7 @@ class WebhookService:
             maxsize=1,
             retries=False,
             timeout=urllib3.Timeout(total=timeout, connect=min(timeout, 3.0)),
+            ca_certs=ca_certs,  # None: certifi or the system store
         )
 
     # -- endpoints ---------------------------------------------------------------------------
@@ -793,21 +811,18 @@ class WebhookService:
         }
         started = time.perf_counter()
         try:
-            url = canonical_url(endpoint.url)
+            parts = urlsplit(canonical_url(endpoint.url))
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            # Looked up once: the check and the connection use the same answer.
+            addresses = self._resolve(host, port)
             if not self.allow_private:
-                parts = urlsplit(url)
-                default = 443 if parts.scheme == "https" else 80
-                private = _private_address(parts.hostname or "", parts.port or default)
+                private = _private_address(addresses)
                 if private is not None:
                     return Attempt(None, f"refused: the host resolves to {private}", 0.0)
-            response = self._http.request(
-                "POST",
-                url,
-                body=body,
-                headers=headers,
-                redirect=False,
-                preload_content=False,
-            )
+            target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
+            headers["Host"] = parts.netloc
+            response = self._send(parts.scheme, host, port, addresses, target, headers, body)
             try:
                 response.read(4096, decode_content=False)  # a little of the answer, never all
             finally:
@@ -818,6 +833,41 @@ class WebhookService:
         except (urllib3.exceptions.HTTPError, OSError, ValueError, idna.IDNAError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
             return Attempt(None, error, (time.perf_counter() - started) * 1000)
+
+    def _send(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        addresses: Sequence[str],
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> urllib3.BaseHTTPResponse:
+        """POST to the first of ``addresses`` that accepts a connection (as a resolving client
+        tries them in turn). The pool is the address's, with TLS's SNI and certificate check
+        bound to the name ``host``."""
+        tls = {"server_hostname": host, "assert_hostname": host} if scheme == "https" else None
+        if not addresses:
+            raise OSError(f"{host} resolves to no address")
+        for address in addresses:
+            pool = self._http.connection_from_host(
+                address.partition("%")[0], port, scheme, pool_kwargs=tls
+            )
+            try:
+                return pool.urlopen(
+                    "POST",
+                    target,
+                    body=body,
+                    headers=headers,
+                    redirect=False,
+                    preload_content=False,
+                    assert_same_host=False,
+                    release_conn=True,
+                )
+            except urllib3.exceptions.ConnectTimeoutError as exc:  # refused or timed out: next
+                failure = exc
+        raise failure
 
 
 def _pending(

@@ -4,6 +4,8 @@ dead letters and redelivery, the delivery log, roles and bad input."""
 from __future__ import annotations
 
 import json
+import ssl
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -25,6 +27,7 @@ from gateway.webhooks import (
     EVENTS,
     SIGNATURE_HEADER,
     USER_AGENT,
+    WebhookService,
     canonical_url,
     check_url,
     verify,
@@ -47,7 +50,7 @@ class Receiver:
     """A marketing system's webhook receiver: checks every signature, answers 500 to the first
     attempt of each event on paths in ``fail_first`` and to everything on ``always_fail``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.secrets: dict[str, str] = {}
         self.fail_first: set[str] = set()
         self.always_fail: set[str] = set()
@@ -67,11 +70,13 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.server.server_address[1]}{path}"
+    def url(self, path: str, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.server.server_address[1]}{path}"
 
     def answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         path = handler.path
@@ -363,6 +368,124 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(
         f"/api/v1/webhooks/{hook['id']}/deliveries", headers=bearer(keys["admin"])
     ).json["deliveries"]
     assert attempt["status_code"] is None and "resolves to 127.0.0.1" in attempt["error"]
+
+
+class Resolver:
+    """A DNS resolver that knows names no real resolver does, and counts its lookups."""
+
+    def __init__(self, answers: dict[str, list[str]]) -> None:
+        self.answers = answers
+        self.lookups: list[str] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append(host)
+        return self.answers[host]
+
+
+def pinned_service(services: Services, resolver: Resolver, **options: Any) -> WebhookService:
+    """The delivery service as refgate builds it, with ``resolver`` for DNS."""
+    return WebhookService(
+        services.store.main, services.campaigns, allow_private=True, resolver=resolver, **options
+    )
+
+
+def test_a_delivery_connects_to_the_address_its_check_looked_up(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    """One lookup a delivery, and the connection goes where it said: a name re-pointed between
+    the private-address check and the connection (DNS rebinding) cannot reach another host.
+    No real resolver knows hooks.pinned.example, so a second lookup by the HTTP client would
+    fail the delivery. The receiver still sees the name in Host. The first address refuses
+    connections (nothing listens on 127.0.0.2): the next is tried, as a resolving client does."""
+    hook = register(
+        client,
+        keys["admin"],
+        receiver,
+        "/pinned",
+        "hooks.pinned.example",
+        events=["conversion.created"],
+    )
+    resolver = Resolver({"hooks.pinned.example": ["127.0.0.2", "127.0.0.1"]})
+    convert(client, keys, services, campaign, "bob")
+    assert pinned_service(services, resolver).run(time.time()) == 1
+    (request,) = receiver.delivered("/pinned")
+    port = receiver.server.server_address[1]
+    assert request["headers"]["Host"] == f"hooks.pinned.example:{port}"
+    assert request["valid"] and resolver.lookups == ["hooks.pinned.example"]
+
+    # The same name now resolving to a private address is refused, with no connection.
+    resolver.answers["hooks.pinned.example"] = ["8.8.8.8", "10.0.0.7"]
+    strict = pinned_service(services, resolver)
+    strict.allow_private = False
+    convert(client, keys, services, campaign, "carol")
+    strict.run(time.time())
+    assert len(receiver.requests) == 1
+    log = client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=bearer(keys["admin"]))
+    assert "resolves to 10.0.0.7" in log.json["deliveries"][0]["error"]
+
+
+def certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and its key (openssl, as an operator makes one)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("certified", ["hooks.pinned.example", "elsewhere.example"])
+def test_a_pinned_tls_connection_still_checks_the_certificate_for_the_name(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    tmp_path: Path,
+    certified: str,
+) -> None:
+    """Connecting to the looked-up address keeps TLS bound to the name: SNI and the certificate
+    check are the name's, so the delivery succeeds with a certificate for the name and fails
+    with anyone else's."""
+    cert, key = certificate(tmp_path, certified)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    tls.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment,misc,func-returns-value]
+    receiver = Receiver(tls)
+    try:
+        response = client.post(
+            "/api/v1/webhooks",
+            json={
+                "url": receiver.url("/tls", "hooks.pinned.example", "https"),
+                "events": ["conversion.created"],
+            },
+            headers=bearer(keys["admin"]),
+        )
+        assert response.status_code == 201
+        receiver.secrets["/tls"] = response.json["secret"]
+        resolver = Resolver({"hooks.pinned.example": ["127.0.0.1"]})
+        service = pinned_service(services, resolver, ca_certs=str(cert))
+        convert(client, keys, services, campaign, "bob")
+        delivered = service.run(time.time())
+        assert names == ["hooks.pinned.example"]
+        if certified == "hooks.pinned.example":
+            assert delivered == 1 and receiver.delivered("/tls")[0]["valid"]
+        else:
+            assert delivered == 0 and receiver.requests == []
+            log = client.get(
+                f"/api/v1/webhooks/{response.json['id']}/deliveries",
+                headers=bearer(keys["admin"]),
+            ).json
+            error = log["deliveries"][0]["error"]
+            assert error.startswith("SSLError") and "doesn't match 'elsewhere.example'" in error
+    finally:
+        receiver.close()
 
 
 def test_registration_checks_its_input(
