@@ -20,12 +20,17 @@ application. This worker
 - asks the kernel (``TCP_DEFER_ACCEPT``, Linux) to hand over a connection only once its first
   bytes have arrived, so the door sees the request it refuses (a connection accepted before
   its request arrives must be queued: closing it would reset it) and idle connections hold no
-  thread.
+  thread;
+- answers a request gunicorn cannot parse (a request line over its limit, a malformed header)
+  in the API's error shape, JSON ``{"error", "message"}``, instead of gunicorn's HTML page: at
+  that point no path is known, so one shape serves every client, and the API's clients (the
+  only ones that send such requests on purpose) can read it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import selectors
 import socket
 import threading
@@ -33,6 +38,7 @@ import time
 from functools import partial
 from typing import Any
 
+from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from gateway.admission import RETRY_AFTER, UNSHED, set_queue_wait
@@ -62,6 +68,9 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         for listener in self.sockets:
             defer_accept(listener)
+        # gunicorn's handle_error writes through this function and nothing else does; replaced
+        # in this worker's process only (after the fork).
+        util.write_error = write_json_error
         self._busy_lock = threading.Lock()
         super().init_process()
 
@@ -137,6 +146,21 @@ class RefgateWorker(ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
         conn.close()
         return True
+
+
+def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's error answer (its ``util.write_error``) as JSON: ``error`` is the reason in
+    snake case, as the API names werkzeug's errors (``uri_too_long``), ``message`` gunicorn's
+    description of what it could not parse."""
+    body = json.dumps(
+        {"error": reason.lower().replace(" ", "_"), "message": message or reason}
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
 def _probe(data: bytes) -> bool:

@@ -4,6 +4,7 @@ reconnect storm) and closed otherwise; admitted requests are served normally."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -214,3 +215,30 @@ def test_only_a_request_that_waited_for_a_thread_is_timed_for_shedding() -> None
         sock.close()
         assert exchange(sleeping, b"").startswith(b"HTTP/1.1 200")
         sleeping.close()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "error"),
+    [
+        (
+            b"GET /api/v1/campaigns?" + b"x" * 5000 + b" HTTP/1.1\r\nHost: r\r\n\r\n",
+            414,
+            "uri_too_long",
+        ),
+        (b"GET /api/v1/campaigns HTTP/1.1\r\nHost: r\r\nBad Header\r\n\r\n", 400, "bad_request"),
+        (b"GET /api/v1/campaigns HTTP/9.1\r\nHost: r\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["request line over the limit", "malformed header", "unknown HTTP version"],
+)
+def test_a_request_gunicorn_cannot_parse_is_answered_in_the_api_error_shape(
+    request_bytes: bytes, status: int, error: str
+) -> None:
+    """gunicorn refuses these before any application sees them; its answer is JSON like every
+    API error, not an HTML page an API client cannot read."""
+    with worker(threads=1) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        answer = exchange(sock, request_bytes)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), head
+    assert b"Content-Type: application/json" in head and b"Connection: close" in head
+    parsed = json.loads(body)
+    assert parsed["error"] == error and parsed["message"], parsed
