@@ -65,6 +65,10 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     assert converted["Tap ··· in the top right corner, then choose “Open in Browser”."].startswith(
         "點選右上角"
     )
+    # Chinese punctuation around the console's labels, counts and lists.
+    assert converted["%(label)s: %(value)s"] == "%(label)s：%(value)s"
+    assert converted["%(name)s (%(n)s)"] == "%(name)s（%(n)s）"
+    assert converted[", "] == "、"
 
 
 @pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])
