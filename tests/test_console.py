@@ -820,3 +820,101 @@ def test_the_open_queue_pages_from_the_index_as_find_would(
     second = client.get("/console/flags?page=2", headers=EN)
     assert "70 flags" in second.text and "2 / 2" in second.text
     assert second.text.count('class="pick"') == 20
+
+
+def test_chinese_pages_punctuate_in_chinese_and_english_ones_as_before(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """A label and its value, a count in brackets, a list, a date and who decided: the Chinese
+    console says them with Chinese punctuation (：（）、，), the English one exactly as before
+    (the third QA pass found ASCII ': ', ' (' and ', ' between Chinese words)."""
+    doc, flag = flagged_campaign(services)
+    cluster, _ = services.flags.raise_flag(
+        doc["id"],
+        "tea",
+        FlagCandidate("cluster", "ring:p1,p2", 0.9, ("ring",), members=("p1", "p2")),
+        2.0,
+    )
+    joined, _ = services.flags.raise_flag(
+        doc["id"],
+        "tea",
+        FlagCandidate("participant", "p2", 0.9, ("alt",), evidence={"parent": "farmer"}),
+        2.0,
+    )
+    risk = as_role(app, "risk")
+    # What a decision did, the decision in words, the rewards the open cluster flag still holds
+    # in a second sentence: no space between Chinese sentences.
+    said = risk.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": token(risk)},
+        headers={"Accept-Language": "zh-CN"},
+    )
+    decided = risk.get(said.location).text
+    assert "已判定为正常：奖励没有变化。仍有 2 笔奖励冻结：" in decided, decided
+    risk.post(
+        f"/console/flags/{cluster.id}/decision",
+        data={"decision": "fraud", "note": "a ring", "csrf_token": token(risk)},
+    )
+    zh, en = {"Accept-Language": "zh-CN"}, EN
+    page = risk.get(f"/console/flags/{cluster.id}", headers=zh).text
+    assert "<h2>成员（2）</h2>" in page
+    assert "<p>网段：203.0.113.0/24 ×2</p>" in page
+    assert re.search(r"<dd>[^<]+ UTC，更新于 [^<]+ UTC</dd>", page), page
+    assert re.search(r"<dd>user:risk@staff.example.com，[^<]+ UTC：a ring</dd>", page), page
+    page = risk.get(f"/console/flags/{cluster.id}", headers=en).text
+    assert "<h2>Members (2)</h2>" in page
+    assert "<p>Network prefixes: 203.0.113.0/24 ×2</p>" in page
+    assert re.search(r"<dd>[^<]+ UTC, updated [^<]+ UTC</dd>", page), page
+    assert re.search(r"<dd>user:risk@staff.example.com, [^<]+ UTC: a ring</dd>", page), page
+    # The inviter as a name, not as JSON ("farmer"); numbers as they were.
+    for headers in (zh, en):
+        page = risk.get(f"/console/flags/{joined.id}", headers=headers).text
+        assert "<code>farmer</code>" in page and "&#34;farmer" not in page, page
+    marketing = as_role(app, "marketing")
+    alert = BlockAlert("tea", "wechat", time.time(), 0.4, 0.05, 400, 3)
+    services.store.main.hset(keys.campaign_keys(doc["id"]).alerts, "wechat", alert.to_json())
+    assert "疑似屏蔽（1）" in marketing.get("/console/campaigns", headers=zh).text
+    assert "possible block (1)" in marketing.get("/console/campaigns", headers=en).text
+    campaign = marketing.get("/console/campaigns/tea", headers=zh).text
+    legend = re.findall(r'<text x="54" y="\d+" font-size="12">([^<]+)</text>', campaign)
+    assert legend and all(re.fullmatch(r"\S+（\d+）", text) for text in legend), legend
+    campaign = marketing.get("/console/campaigns/tea", headers=en).text
+    legend = re.findall(r'<text x="54" y="\d+" font-size="12">([^<]+)</text>', campaign)
+    assert "clicks (2)" in legend, legend
+    edit = marketing.get("/console/campaigns/tea/edit", headers=zh).text
+    assert "<p>标识：<code>tea</code></p>" in edit
+    edit = marketing.get("/console/campaigns/tea/edit", headers=en).text
+    assert "<p>Slug: <code>tea</code></p>" in edit
+    minted = marketing.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "alice", "csrf_token": token(marketing)},
+        headers=zh,
+    ).text
+    assert "<h1>生成分享链接：Tea</h1>" in minted and "<p>邀请码：<code" in minted
+    assert "<p>分享文案：" in minted
+    minted = marketing.post(
+        "/console/campaigns/tea/links",
+        data={"referrer": "alice", "csrf_token": token(marketing)},
+        headers=en,
+    ).text
+    assert "<h1>Mint a share link: Tea</h1>" in minted and "<p>Invite code: <code" in minted
+    tree = marketing.get("/console/campaigns/tea/tree", headers=zh).text
+    assert "<title>邀请关系树：Tea · refgate</title>" in tree
+    tree = marketing.get("/console/campaigns/tea/tree", headers=en).text
+    assert "<title>Referral tree: Tea · refgate</title>" in tree
+    # A copy check's warning: the term and the rule it breaks, after the check's name.
+    services.campaigns.update("tea", {"share_text": "转发得红包 {url}"}, "test")
+    edit = marketing.get("/console/campaigns/tea/edit", headers=zh).text
+    assert re.search(r'<p class="field-warning">文案检查：[^<: ]+：[^<]+</p>', edit), edit
+    edit = marketing.get("/console/campaigns/tea/edit", headers=en).text
+    assert re.search(r'<p class="field-warning">Copy check: [^<: ]+: [^<]+</p>', edit), edit
+    # An account's problem, named by its address.
+    admin = as_role(app, "admin")
+    for headers, colon in ((zh, "："), (en, ": ")):
+        refused = admin.post(
+            f"/console/admin/users/{email('risk')}",
+            data={"action": "reset", "password": "short", "csrf_token": token(admin)},
+            headers=headers,
+        )
+        assert refused.status_code == 400
+        assert f'role="alert">{email("risk")}{colon}' in refused.text, refused.text

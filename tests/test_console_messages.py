@@ -122,7 +122,7 @@ def test_console_pages_show_service_messages_in_chinese(app: Flask, services: Se
     assert "no campaign" not in page(missing)
     wrong_kind = client.get("/console/flags?kind=zzz", headers=ZH)
     assert wrong_kind.status_code == 400
-    assert "类型须为以下之一：click, referrer, participant, cluster。" in page(wrong_kind)
+    assert "类型须为以下之一：click、referrer、participant、cluster。" in page(wrong_kind)
     wrong_status = client.get("/console/flags?status=bad", headers=ZH)
     assert wrong_status.status_code == 400
     assert "状态须为以下之一" in page(wrong_status)

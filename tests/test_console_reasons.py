@@ -263,6 +263,24 @@ def test_the_detectors_names_read_in_words(app: Flask) -> None:
         assert "、" in shown and ", " not in shown, shown  # Chinese list punctuation
 
 
+def test_the_names_a_reason_lists_are_separated_as_in_chinese(app: Flask) -> None:
+    """The accounts and sharers a finding names: "a、b、c" in Chinese, "a, b, c" as made."""
+    made = (
+        "3 accounts (u1, u2, u3) joined under them from their own device",
+        "3 accounts (u1, u2, u3) joined under them from one phone",
+        "3 accounts (u1, u2, u3) made in a row on one phone joined under them, each within "
+        "9 s of its click",
+        "accounts made on one phone (first used by u0) joined under 3 sharers: u1, u2, u3",
+    )
+    with app.test_request_context(headers=ZH):
+        for reason in made:
+            shown = translated_reason(reason)
+            assert "u1、u2、u3" in shown and ", " not in shown, shown
+    with app.test_request_context(headers=EN):
+        for reason in made:
+            assert translated_reason(reason) == reason
+
+
 def test_every_reason_reads_as_made_in_english(app: Flask) -> None:
     """The patterns take the values back out whole: the English console shows each reason
     exactly as stored."""
@@ -328,7 +346,7 @@ def test_the_flag_page_shows_reasons_in_the_readers_language(
     )
     zh = risk_client.get(f"/console/flags/{flag.id}", headers=ZH).text
     assert zh.count("8 次点击中 8 次可疑（网络来源 ×8）") == 2  # the list and the sources' table
-    assert zh.count("3 个账号（a, b, c）从同一部手机加入其下级") == 2
+    assert zh.count("3 个账号（a、b、c）从同一部手机加入其下级") == 2  # names listed as in Chinese
     # Under review for the tree watch's finding: what later clicks on the sharer's links say.
     assert "有账号从其本人设备或同一部手机加入其下级" in zh
     assert "clicks suspicious" not in zh and "joined under them" not in zh

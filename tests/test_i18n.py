@@ -65,6 +65,14 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     assert converted["Tap ··· in the top right corner, then choose “Open in Browser”."].startswith(
         "點選右上角"
     )
+    # Visiting a page is 造訪 (the busy page, going on to a site); access keeps 訪問.
+    assert converted["We're very busy right now"] == "目前造訪人數較多"
+    assert "繼續造訪" in converted["Open this link to continue to %(host)s."]
+    assert converted["Not allowed"] == "無權訪問"
+    # Chinese punctuation around the console's labels, counts and lists.
+    assert converted["%(label)s: %(value)s"] == "%(label)s：%(value)s"
+    assert converted["%(name)s (%(n)s)"] == "%(name)s（%(n)s）"
+    assert converted[", "] == "、"
 
 
 @pytest.mark.parametrize("locale", [locale for locale in LOCALES if locale != "en"])

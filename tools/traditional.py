@@ -59,6 +59,9 @@ TAIWAN_TERMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ("另一塊螢幕", "另一個螢幕"),
         ("掃碼工具", "QR Code 掃描工具"),
         ("位址列", "網址列"),  # a browser's address bar
+        # Visiting a page or a site (the busy page's 造訪人數, continue to a site); 訪問 that
+        # means access (無權訪問, 被腳本訪問, 從公網訪問) is left as it is.
+        ("訪問(?=人數)|(?<=繼續)訪問", "造訪"),
     )
 )
 LATIN_BESIDE_HAN = re.compile(r"(?<=[\u4e00-\u9fff])(?=QR Code)|(?<=QR Code)(?=[\u4e00-\u9fff])")

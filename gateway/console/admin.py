@@ -72,7 +72,8 @@ def change_user(email: str) -> Page:
     except UserError as exc:
         # Said at the top, naming the account: under a field it would sit in the form to add
         # a user, not in this account's row.
-        return _users_page({"action": f"{email}: {translated(exc.message)}"})
+        said = _("%(label)s: %(value)s", label=email, value=translated(exc.message))
+        return _users_page({"action": said})
     detail = {"role": request.form.get("role", "")} if action == "role" else {}
     audit(f"user.{action}", email, **detail)
     return redirect(url_for("console.users"))

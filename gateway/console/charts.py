@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 
 COLOURS = ("#2563eb", "#16a34a", "#d97706", "#dc2626", "#7c3aed", "#0891b2")
@@ -47,15 +48,17 @@ def line_chart(
     for k, (name, values) in enumerate(series.items()):
         colour = COLOURS[k % len(COLOURS)]
         points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+        # "clicks: 4542" and "clicks (4542)", with the reader's punctuation (点击：4542).
+        total = _("%(label)s: %(value)s", label=name, value=sum(values))
+        legend = _("%(name)s (%(n)s)", name=name, n=sum(values))
         parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}">'
-            f"<title>{escape(name)}: {sum(values)}</title></polyline>"
+            f"<title>{escape(total)}</title></polyline>"
         )
         legend_y = HEIGHT + 14 + 20 * k
         parts.append(
             f'<rect x="{PAD}" y="{legend_y - 9}" width="12" height="10" fill="{colour}"/>'
-            f'<text x="{PAD + 18}" y="{legend_y}" font-size="12">{escape(name)} '
-            f"({sum(values)})</text>"
+            f'<text x="{PAD + 18}" y="{legend_y}" font-size="12">{escape(legend)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704  (every inserted text is escaped above)

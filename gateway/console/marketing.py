@@ -157,7 +157,8 @@ def _render_form(
     warnings: dict[str, list[str]] = {}
     if campaign is not None:
         for warning in campaign.copy_warnings():
-            warnings.setdefault(warning.field, []).append(f"{warning.term}: {_(warning.rule)}")
+            said = _("%(label)s: %(value)s", label=warning.term, value=_(warning.rule))
+            warnings.setdefault(warning.field, []).append(said)
     body = render_template(
         "console/campaign_form.html",
         campaign=campaign,

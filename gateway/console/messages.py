@@ -175,7 +175,10 @@ def translated(message: str) -> str:
     for pattern, text in _PATTERNS:
         found = pattern.match(message)
         if found is not None:
-            return str(gettext(text, **found.groupdict()))
+            values = found.groupdict()
+            if "names" in values:  # a list, "a, b", with the reader's separator (a、b)
+                values["names"] = values["names"].replace(", ", str(gettext(", ")))
+            return str(gettext(text, **values))
     return message
 
 

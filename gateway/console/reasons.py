@@ -258,6 +258,8 @@ def translated_reason(reason: str) -> str:
             if "detectors" in values:
                 listed = _DETECTOR_COUNT.sub(_detector_count, values["detectors"])
                 values["detectors"] = listed.replace(", ", str(gettext(", ")))
+            if "names" in values:  # the accounts or sharers a finding names: "a, b, c"
+                values["names"] = values["names"].replace(", ", str(gettext(", ")))
             return str(gettext(text, **values))
     return reason
 

@@ -54,7 +54,7 @@ def _filters() -> dict[str, Any]:
         raise ApiError(
             400,
             "validation_failed",
-            _("Unknown filter: %(names)s", names=", ".join(sorted(unknown))),
+            _("Unknown filter: %(names)s", names=_(", ").join(sorted(unknown))),
         )
     status = args.get("status", "open") or None
     kind = args.get("kind") or None
@@ -62,13 +62,13 @@ def _filters() -> dict[str, Any]:
         raise ApiError(
             400,
             "validation_failed",
-            _("The status is one of: %(names)s.", names=", ".join(STATUSES)),
+            _("The status is one of: %(names)s.", names=_(", ").join(STATUSES)),
         )
     if kind is not None and kind not in FLAG_KINDS:
         raise ApiError(
             400,
             "validation_failed",
-            _("The kind is one of: %(names)s.", names=", ".join(FLAG_KINDS)),
+            _("The kind is one of: %(names)s.", names=_(", ").join(FLAG_KINDS)),
         )
     raw_score = args.get("min_score", "").strip()
     try:
@@ -329,27 +329,28 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
     audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
     if moves:
-        changes = ", ".join(
+        changes = _(", ").join(
             f"{n} {label(old) if old else '-'} → {label(new)}"
             for (old, new), n in sorted(moves.items())
         )
         said = _(
             "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
             id=flag_id,
-            decision=body.decision,
+            decision=label(body.decision),
             changes=changes,
         )
     else:
         said = _(
             "Flag %(id)s decided %(decision)s: no reward changed.",
             id=flag_id,
-            decision=body.decision,
+            decision=label(body.decision),
         )
     # A legit decision leaves held what another open flag is about: say so, or the reviewer
     # would wonder why cleared rewards were not paid.
     still_held = sum(s == "held" for s in after.values()) if body.decision == "legit" else 0
     if still_held:
-        said += " " + _("%(n)s stay held: other open flags are about them.", n=still_held)
+        held = _("%(n)s stay held: other open flags are about them.", n=still_held)
+        said = _("%(sentence)s %(next)s", sentence=said, next=held)
     return str(said)
 
 
