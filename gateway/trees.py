@@ -641,7 +641,7 @@ class TreeWatch(FlaggingJob):
             if cycle:
                 members = tuple(sorted({owner, *cycle}))
                 why = (
-                    f"sharers converting each other's links: {' -> '.join([owner, *cycle, owner])}"
+                    f"sharers converting each other's links: {' → '.join([owner, *cycle, owner])}"
                 )
                 found.append(
                     FlagCandidate(

@@ -361,6 +361,10 @@ def test_a_ring_of_sharers_converting_each_others_links(world: World) -> None:
     flags = world.examine()
     rings = of(flags, "cluster", "ring:")
     assert len(rings) == 1 and set(rings[0].members) == set(phones)
+    # The cycle as a reader follows it, with arrows (→, not ASCII ->, in every language).
+    (cycle,) = [r for r in rings[0].reasons if "converting each other's links" in r]
+    hops = cycle.partition(": ")[2].split(" → ")
+    assert len(hops) == 4 and hops[0] == hops[-1] and set(hops) == set(phones), cycle
     assert set(phones) <= referrer_flags(flags)
     assert "organiser" not in referrer_flags(flags)
     assert all(world.reward(f"{n}-alt") == "held" for n in phones)
