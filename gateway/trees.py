@@ -640,9 +640,7 @@ class TreeWatch(FlaggingJob):
             cycle = self._cycle(ck, start=join.parent, target=owner, shortest=shortest)
             if cycle:
                 members = tuple(sorted({owner, *cycle}))
-                why = (
-                    f"sharers converting each other's links: {' → '.join([owner, *cycle, owner])}"
-                )
+                why = f"sharers converting each other's links: {' → '.join([owner, *cycle, owner])}"
                 found.append(
                     FlagCandidate(
                         "cluster",
