@@ -191,3 +191,27 @@ def test_a_blocked_platform_puts_the_qr_code_first_and_says_why(site: dict[str, 
             json={"status": "ok", "note": "browser test done"},
             headers=site["admin"],
         )
+
+
+@pytest.mark.parametrize("width", [320, 280])
+def test_the_fallback_page_fits_a_narrow_phone_without_sideways_scrolling(
+    site: dict[str, Any], width: int
+) -> None:
+    """An iPhone SE is 320 px wide, a folded Galaxy Fold 280: the copy row (the link's field
+    and its button) must shrink with the page, not push it wider than the screen."""
+    context = site["browser"].new_context(
+        user_agent=WECHAT,
+        viewport={"width": width, "height": 740},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
+        extra_http_headers={"Accept-Language": "en-US,en;q=0.9"},
+    )
+    page = context.new_page()
+    page.goto(site["link"]["url"])
+    assert page.evaluate("document.documentElement.scrollWidth") == width
+    button = page.locator("#copy button").bounding_box()
+    assert button is not None and button["x"] + button["width"] <= width
+    page.screenshot(path=str(artifact_dir("browser") / f"wechat-fallback-{width}.png"))
+    context.close()
