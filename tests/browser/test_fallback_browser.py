@@ -215,3 +215,27 @@ def test_the_fallback_page_fits_a_narrow_phone_without_sideways_scrolling(
     assert button is not None and button["x"] + button["width"] <= width
     page.screenshot(path=str(artifact_dir("browser") / f"wechat-fallback-{width}.png"))
     context.close()
+
+
+def test_copy_still_works_where_the_webview_refuses_the_clipboard_api(
+    site: dict[str, Any],
+) -> None:
+    """Android's WebView (WeChat's, most in-app browsers') refuses navigator.clipboard unless the
+    app grants a permission: the button copies the selected link instead, and says so."""
+    share_url = site["link"]["url"]
+    context = _phone(site["browser"], WECHAT)
+    context.add_init_script(
+        "navigator.clipboard.writeText = () => "
+        "Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError'));"
+    )
+    page = context.new_page()
+    page.goto(share_url)
+    page.evaluate(
+        "window.copied = null;"
+        "document.addEventListener('copy', () => { window.copied = String(getSelection()); });"
+    )
+    page.locator("#copy button").click()
+    page.wait_for_function("window.copied !== null", timeout=2000)
+    assert page.evaluate("window.copied") == share_url
+    assert page.locator("#copy button").inner_text() == "Copied"
+    context.close()
