@@ -31,7 +31,7 @@ from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
 from gateway.metrics import Metrics
 from gateway.pages import ClickPages, PageRenderer
-from gateway.platforms import ClientInfo, Platform, Strategy, detect
+from gateway.platforms import SCAN_ON_DESKTOP, ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
 from gateway.store import keys
@@ -400,20 +400,23 @@ class ClickGateway:
         self,
         environ: Environ,
         view: ClickView,
-        platform: Platform,
+        client: ClientInfo,
         strategy: Strategy,
         token: str,
         click: str,
     ) -> Answer:
         """The fallback page of an app that blocks or cripples links, continuing as ``click``."""
+        platform = client.platform
         return self.page(
             environ,
             200,
             "click/fallback.html",
             view=view,
             app_name=platform.name,
-            guide=platform.guide,
-            scan=platform.scan,
+            # The app's desktop client (WeChat, QQ, DingTalk... on a computer) has neither the
+            # phone app's ··· menu nor its long-press: the page's own guide, and a phone to scan.
+            guide=platform.guide if client.mobile else "",
+            scan=platform.scan if client.mobile else SCAN_ON_DESKTOP,
             strategy=strategy.value,
             blocked=view.campaign.blocked_on(platform.key),
             slots={
@@ -524,7 +527,7 @@ def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] 
     if click.strategy is Strategy.REDIRECT:
         return None
     return "fallback", gateway.fallback(
-        click.environ, click.view, click.client.platform, click.strategy, click.token, click.id
+        click.environ, click.view, click.client, click.strategy, click.token, click.id
     )
 
 

@@ -69,14 +69,14 @@ def challenge_answer(token: str) -> Response:
     assert result.click_id is not None
     if first_answer(found, link.campaign_id, result.click_id):
         found.recorder.count(link.campaign_id, "challenge:passed")
-    platform = detect(request.environ.get("HTTP_USER_AGENT", "")).platform
-    strategy = view.strategy_for(platform)
+    client = detect(request.environ.get("HTTP_USER_AGENT", ""))
+    strategy = view.strategy_for(client.platform)
     if strategy is not Strategy.REDIRECT:
         # In an app that blocks or cripples links the challenge leads on to what a click there
         # gets, the QR code, the app's way out and the link, with the same click id: not into a
         # destination the app will not open.
         return gateway.fallback(
-            request.environ, view, platform, strategy, token, result.click_id
+            request.environ, view, client, strategy, token, result.click_id
         ).response()
     location = view.destination.with_param("rg_click", result.click_id)
     return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
