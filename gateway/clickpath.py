@@ -31,7 +31,7 @@ from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
 from gateway.metrics import Metrics
 from gateway.pages import ClickPages, PageRenderer
-from gateway.platforms import ClientInfo, Strategy, detect
+from gateway.platforms import SCAN_ON_DESKTOP, ClientInfo, Strategy, detect
 from gateway.recorder import EventRecorder
 from gateway.signals import SignalGatherer, visitor_cookie
 from gateway.store import keys
@@ -396,6 +396,36 @@ class ClickGateway:
         body = self.pages(environ, template, slots or {}, context).encode()
         return Answer(status, [HTML, ("Cache-Control", cache)], body)
 
+    def fallback(
+        self,
+        environ: Environ,
+        view: ClickView,
+        client: ClientInfo,
+        strategy: Strategy,
+        token: str,
+        click: str,
+    ) -> Answer:
+        """The fallback page of an app that blocks or cripples links, continuing as ``click``."""
+        platform = client.platform
+        return self.page(
+            environ,
+            200,
+            "click/fallback.html",
+            view=view,
+            app_name=platform.name,
+            # The app's desktop client (WeChat, QQ, DingTalk... on a computer) has neither the
+            # phone app's ··· menu nor its long-press: the page's own guide, and a phone to scan.
+            guide=platform.guide if client.mobile else "",
+            scan=platform.scan if client.mobile else SCAN_ON_DESKTOP,
+            strategy=strategy.value,
+            blocked=view.campaign.blocked_on(platform.key),
+            slots={
+                "share_url": self.share_url(token),
+                "qr_url": f"/s/{token}/qr.svg",
+                "continue_url": view.destination.with_param(CLICK_PARAM, click),
+            },
+        )
+
     def share_url(self, token: str) -> str:
         return self._share_base + token
 
@@ -496,23 +526,8 @@ def respond_fallback(gateway: ClickGateway, click: Click) -> tuple[str, Answer] 
     the app's own "open in browser" route, a copyable link and a plain link to continue."""
     if click.strategy is Strategy.REDIRECT:
         return None
-    platform = click.client.platform
-    share_url = gateway.share_url(click.token)
-    return "fallback", gateway.page(
-        click.environ,
-        200,
-        "click/fallback.html",
-        view=click.view,
-        app_name=platform.name,
-        guide=platform.guide,
-        scan=platform.scan,
-        strategy=click.strategy.value,
-        blocked=click.view.campaign.blocked_on(platform.key),
-        slots={
-            "share_url": share_url,
-            "qr_url": f"/s/{click.token}/qr.svg",
-            "continue_url": click.view.destination.with_param(CLICK_PARAM, click.id),
-        },
+    return "fallback", gateway.fallback(
+        click.environ, click.view, click.client, click.strategy, click.token, click.id
     )
 
 

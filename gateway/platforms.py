@@ -68,6 +68,8 @@ SCAN_ELSEWHERE = N_(
     "Open this page on another screen (a computer or a second phone) and scan the code with your "
     "phone's camera, or take a screenshot and open it in a QR code scanner."
 )
+#: On a computer (an app's desktop client), the phone scans the screen.
+SCAN_ON_DESKTOP = N_("Scan the code with your phone's camera.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,10 @@ from gateway.services import Services
 from tests.conftest import BROWSER, make_app, services_of
 
 NO_LANGUAGE = {"User-Agent": BROWSER["User-Agent"]}  # headers signal 0.35
+WECHAT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 MicroMessenger/8.0.47(0x18002f2c) NetType/WIFI Language/zh_CN"
+)
 
 
 def make_campaign(client: FlaskClient, admin: dict[str, str], **policy: float) -> str:
@@ -82,6 +86,37 @@ def test_a_suspicious_click_is_challenged_and_a_person_passes(
     assert client.post(f"/s/{token}/go", data={"c": other}).status_code == 303
     services.recorder.flush()
     assert services.store.main.hget("rg:{c1}:counters", "challenge:passed") == b"2"
+
+
+def test_in_an_app_that_blocks_links_the_challenge_leads_to_the_fallback_page(
+    client: FlaskClient, admin: dict[str, str], services: Services
+) -> None:
+    """A person challenged inside WeChat, on a campaign WeChat blocks, taps on to the page a
+    click there gets (the QR code first), continuing as the same click, not to a destination
+    the app will not open; the same tap in Safari goes on to the destination."""
+    token = make_campaign(client, admin)
+    blocked = client.put(
+        "/api/v1/campaigns/tea/platforms/wechat",
+        json={"status": "blocked", "note": "test"},
+        headers=admin,
+    )
+    assert blocked.status_code == 200, blocked.json
+    wechat = {"User-Agent": WECHAT}  # no Accept-Language: headers signal 0.35, challenged
+    answer = challenge_of(client.get(f"/s/{token}", headers=wechat).data.decode())
+    time.sleep(0.9)
+    passed = client.post(f"/s/{token}/go", data={"c": answer}, headers=wechat)
+    assert passed.status_code == 200 and passed.headers["Cache-Control"] == "no-store"
+    html = passed.data.decode()
+    assert html.index('id="qr"') < html.index('id="guide"') < html.index('id="copy"')
+    assert f'src="/s/{token}/qr.svg"' in html and 'name="c"' not in html
+    click = answer.split("|")[0]
+    assert f'href="https://shop.example.com/land?rg_click={click}"' in html
+    services.recorder.flush()
+    assert services.store.main.hget("rg:{c1}:counters", "challenge:passed") == b"1"
+    # The same answer from a system browser (the link opened there) goes on to the destination.
+    onward = client.post(f"/s/{token}/go", data={"c": answer}, headers=NO_LANGUAGE)
+    assert onward.status_code == 303
+    assert onward.headers["Location"] == f"https://shop.example.com/land?rg_click={click}"
 
 
 def test_forged_and_stale_answers(client: FlaskClient, admin: dict[str, str]) -> None:

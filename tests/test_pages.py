@@ -164,3 +164,33 @@ def test_the_qr_code_is_explained_as_the_app_can_scan_it(
         f"/s/{link['token']}", headers={"User-Agent": line, "Accept-Language": "en"}
     ).data.decode()
     assert "take a screenshot" in on_line and "Long-press" not in on_line
+
+
+def test_on_a_computer_the_fallback_page_says_what_a_computer_can_do(
+    client: FlaskClient, link: dict[str, Any]
+) -> None:
+    """WeChat for Windows opens links in a window of its own: no long-press, no ··· corner
+    menu of the phone app; the person scans the screen with their phone."""
+    desktop = (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/122.0.0.0 Safari/537.36 NetType/WIFI MicroMessenger/7.0.20.1781(0x6700143B) "
+        "WindowsWechat(0x63090b19) XWEB/11275 Flue"
+    )
+    for language, text in (
+        ("en", "Scan the code with your phone's camera."),
+        ("zh-CN", "用手机相机扫描二维码。"),
+        ("zh-TW", "用手機相機掃描 QR Code。"),
+    ):
+        page = client.get(
+            f"/s/{link['token']}", headers={"User-Agent": desktop, "Accept-Language": language}
+        ).data.decode()
+        assert 'id="qr"' in page and text in page, language
+    english = client.get(
+        f"/s/{link['token']}", headers={"User-Agent": desktop, "Accept-Language": "en"}
+    ).data.decode()
+    assert "Long-press" not in english and "···" not in english
+    assert "Open the app's menu and choose to open the page in your browser." in english
+    on_phone = client.get(
+        f"/s/{link['token']}", headers={"User-Agent": WECHAT, "Accept-Language": "en"}
+    ).data.decode()
+    assert "Long-press the code" in on_phone and "Tap ··· in the top right corner" in on_phone

@@ -18,6 +18,7 @@ from gateway.challenge import MAX_SECONDS
 from gateway.clickpath import StoreUnavailable, click_id
 from gateway.fastpath import serve_click
 from gateway.links import InvalidLink
+from gateway.platforms import Strategy, detect
 from gateway.services import Services, services
 from gateway.store import keys
 
@@ -68,6 +69,15 @@ def challenge_answer(token: str) -> Response:
     assert result.click_id is not None
     if first_answer(found, link.campaign_id, result.click_id):
         found.recorder.count(link.campaign_id, "challenge:passed")
+    client = detect(request.environ.get("HTTP_USER_AGENT", ""))
+    strategy = view.strategy_for(client.platform)
+    if strategy is not Strategy.REDIRECT:
+        # In an app that blocks or cripples links the challenge leads on to what a click there
+        # gets, the QR code, the app's way out and the link, with the same click id: not into a
+        # destination the app will not open.
+        return gateway.fallback(
+            request.environ, view, client, strategy, token, result.click_id
+        ).response()
     location = view.destination.with_param("rg_click", result.click_id)
     return Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 

@@ -191,3 +191,51 @@ def test_a_blocked_platform_puts_the_qr_code_first_and_says_why(site: dict[str, 
             json={"status": "ok", "note": "browser test done"},
             headers=site["admin"],
         )
+
+
+@pytest.mark.parametrize("width", [320, 280])
+def test_the_fallback_page_fits_a_narrow_phone_without_sideways_scrolling(
+    site: dict[str, Any], width: int
+) -> None:
+    """An iPhone SE is 320 px wide, a folded Galaxy Fold 280: the copy row (the link's field
+    and its button) must shrink with the page, not push it wider than the screen."""
+    context = site["browser"].new_context(
+        user_agent=WECHAT,
+        viewport={"width": width, "height": 740},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        locale="en-US",
+        extra_http_headers={"Accept-Language": "en-US,en;q=0.9"},
+    )
+    page = context.new_page()
+    page.goto(site["link"]["url"])
+    assert page.evaluate("document.documentElement.scrollWidth") == width
+    button = page.locator("#copy button").bounding_box()
+    assert button is not None and button["x"] + button["width"] <= width
+    page.screenshot(path=str(artifact_dir("browser") / f"wechat-fallback-{width}.png"))
+    context.close()
+
+
+def test_copy_still_works_where_the_webview_refuses_the_clipboard_api(
+    site: dict[str, Any],
+) -> None:
+    """Android's WebView (WeChat's, most in-app browsers') refuses navigator.clipboard unless the
+    app grants a permission: the button copies the selected link instead, and says so."""
+    share_url = site["link"]["url"]
+    context = _phone(site["browser"], WECHAT)
+    context.add_init_script(
+        "navigator.clipboard.writeText = () => "
+        "Promise.reject(new DOMException('Write permission denied.', 'NotAllowedError'));"
+    )
+    page = context.new_page()
+    page.goto(share_url)
+    page.evaluate(
+        "window.copied = null;"
+        "document.addEventListener('copy', () => { window.copied = String(getSelection()); });"
+    )
+    page.locator("#copy button").click()
+    page.wait_for_function("window.copied !== null", timeout=2000)
+    assert page.evaluate("window.copied") == share_url
+    assert page.locator("#copy button").inner_text() == "Copied"
+    context.close()
