@@ -238,4 +238,6 @@ def test_copy_still_works_where_the_webview_refuses_the_clipboard_api(
     page.wait_for_function("window.copied !== null", timeout=2000)
     assert page.evaluate("window.copied") == share_url
     assert page.locator("#copy button").inner_text() == "Copied"
+    # Said aloud too: the button is a live region, so a screen reader announces "Copied".
+    assert page.locator("#copy button").get_attribute("aria-live") == "polite"
     context.close()
