@@ -212,6 +212,7 @@ def test_revoked_links_are_410_and_new_links_work(
     response = client.get(f"/s/{link['token']}", headers=BROWSER_EN)
     assert response.status_code == 410
     assert b"no longer valid" in response.data
+    assert b'<p class="lead">Milk tea</p>' in response.data  # which promotion the link was for
     fresh = client.post(
         "/api/v1/campaigns/milk-tea/links", json={"referrer": "alice"}, headers=admin
     ).json
