@@ -60,6 +60,8 @@ def test_a_suspicious_click_is_challenged_and_a_person_passes(
     # A script submitting at once is shown the page again.
     instant = client.post(f"/s/{token}/go", data={"c": answer})
     assert instant.status_code == 200 and 'name="c"' in instant.data.decode()
+    assert "请再点一次按钮" in instant.data.decode()  # told why (no language asked: Chinese)
+    assert "再点一次" not in html  # the first showing says nothing of it
     time.sleep(0.9)  # a person reads, then taps
     passed = client.post(f"/s/{token}/go", data={"c": answer})
     assert passed.status_code == 303

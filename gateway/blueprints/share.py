@@ -64,6 +64,9 @@ def challenge_answer(token: str) -> Response:
                 "challenge": gateway.challenges.issue(result.click_id or click_id(link), token),
             },
             view=view,
+            # A person who tapped at once is told why the page came back (a script learns
+            # nothing it did not know: the page is the same either way).
+            again=result.problem == "too_fast",
         )
         return answer.response()
     assert result.click_id is not None
