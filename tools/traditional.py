@@ -62,6 +62,9 @@ TAIWAN_TERMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         # Visiting a page or a site (the busy page's 造訪人數, continue to a site); 訪問 that
         # means access (無權訪問, 被腳本訪問, 從公網訪問) is left as it is.
         ("訪問(?=人數)|(?<=繼續)訪問", "造訪"),
+        # "By way of" is 透過 in Taiwan (through this link, through a known VPN); 通過 that means
+        # passing (a check) is left as it is.
+        ("通過(?=此連結|已知)", "透過"),
     )
 )
 LATIN_BESIDE_HAN = re.compile(r"(?<=[\u4e00-\u9fff])(?=QR Code)|(?<=QR Code)(?=[\u4e00-\u9fff])")
