@@ -70,7 +70,9 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     assert "繼續造訪" in converted["Open this link to continue to %(host)s."]
     assert converted["Not allowed"] == "無權訪問"
     # "By way of" is 透過 (the revoked link's page).
-    assert "透過此連結" in converted["The person who shared it can no longer invite with this link."]
+    assert (
+        "透過此連結" in converted["The person who shared it can no longer invite with this link."]
+    )
     # Chinese punctuation around the console's labels, counts and lists.
     assert converted["%(label)s: %(value)s"] == "%(label)s：%(value)s"
     assert converted["%(name)s (%(n)s)"] == "%(name)s（%(n)s）"
