@@ -745,6 +745,23 @@ def test_bulk_decisions(app: Flask, services: Services, staff: None) -> None:
     assert page.text.count("held → denied") == 2
 
 
+def test_a_decision_is_reported_in_the_readers_language(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """The result named the decision as stored ("fraud") inside a Chinese sentence."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    zh = {"Accept-Language": "zh-CN"}
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "csrf_token": token(client)},
+        headers=zh,
+    )
+    page = client.get(decided.location, headers=zh).text
+    results = page[page.index('id="results"') :][:200]
+    assert "作弊：奖励 2 冻结 → 拒发。" in results and "fraud" not in results
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):

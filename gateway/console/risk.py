@@ -336,14 +336,14 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
         said = _(
             "Flag %(id)s decided %(decision)s: rewards %(changes)s.",
             id=flag_id,
-            decision=body.decision,
+            decision=label(body.decision),
             changes=changes,
         )
     else:
         said = _(
             "Flag %(id)s decided %(decision)s: no reward changed.",
             id=flag_id,
-            decision=body.decision,
+            decision=label(body.decision),
         )
     # A legit decision leaves held what another open flag is about: say so, or the reviewer
     # would wonder why cleared rewards were not paid.
