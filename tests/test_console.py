@@ -762,6 +762,29 @@ def test_a_decision_is_reported_in_the_readers_language(
     assert "作弊：奖励 2 冻结 → 拒发。" in results and "fraud" not in results
 
 
+def test_the_flag_page_says_what_is_at_stake_and_what_each_decision_does(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """The queue showed an amount at stake, the flag page neither it nor what Fraud or
+    Legitimate would move; the buttons ask before money moves (static/console.js)."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<dd id="at-stake">2 (2 held and 0 credited rewards)</dd>' in page
+    fraud = "Fraud denies the 2 held rewards and claws back the 0 credited ones."
+    legit = "Legitimate credits the 2 held rewards, except those another open flag is about"
+    assert fraud in page and legit in page
+    assert f'value="fraud" id="decide-fraud" data-confirm="{fraud} Decide it?"' in page
+    assert f'value="legit" id="decide-legit" data-confirm="{legit}' in page
+    client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": token(client)},
+    )
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<dd id="at-stake">2 (0 held and 2 credited rewards)</dd>' in page
+    assert "Fraud denies the 0 held rewards and claws back the 2 credited ones." in page
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):

@@ -224,6 +224,20 @@ def _rewards(campaign: Campaign, flag: Flag) -> list[dict[str, Any]]:
     return [r for r in (found.rewards.get(campaign.id, u) for u in users) if r is not None]
 
 
+def _at_stake_now(campaign: Campaign, flag: Flag) -> dict[str, dict[str, int]]:
+    """Every reward the flag is about that a decision would move, by status: how many and how
+    many units, held and credited (all of them, not only the rewards the page lists)."""
+    users = services().rewards.affected(campaign.id, flag)
+    ck = keys.campaign_keys(campaign.id)
+    out = {status: {"n": 0, "units": 0} for status in ("held", "credited")}
+    rows = hmget_many(services().store.main, [ck.reward(u) for u in users], ("status", "amount"))
+    for status, amount in rows:
+        if status and status.decode() in out:
+            out[status.decode()]["n"] += 1
+            out[status.decode()]["units"] += int(amount or 0)
+    return out
+
+
 def _tally(campaign: Campaign, flag: Flag) -> dict[str, int]:
     """The flagger's running click tally of a referrer: clicks, suspicious, blocked, self, and
     how often each detector fired (``d:<name>``)."""
@@ -311,6 +325,7 @@ def flag(flag_id: str) -> Page:
         detectors={k[2:]: v for k, v in tally.items() if k.startswith("d:")},
         click_path=click_path,
         subject_risk=click_path.get(flag.subject),
+        stake=_at_stake_now(campaign, flag),
         results=get_flashed_messages(),
     )
 
