@@ -785,6 +785,63 @@ def test_the_flag_page_says_what_is_at_stake_and_what_each_decision_does(
     assert "Fraud denies the 0 held rewards and claws back the 2 credited ones." in page
 
 
+def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Two reviewers on one flag (or one form sent twice): the second decision, taken on a page
+    showing the flag open, used to replace the first silently and claw back what it paid."""
+    doc, flag = flagged_campaign(services)
+    first, second = as_role(app, "risk"), as_role(app, "admin")
+    page = second.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<input type="hidden" name="seen" value="open">' in page
+    first.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "seen": "open", "csrf_token": token(first)},
+    )
+    late = second.post(
+        f"/console/flags/{flag.id}/decision",
+        data={
+            "decision": "fraud",
+            "seen": "open",
+            "note": "farm, see the orders",
+            "csrf_token": token(second),
+        },
+        headers=EN,
+    )
+    assert late.status_code == 302
+    page = second.get(late.location, headers=EN).text
+    assert (
+        f"Flag {flag.id} was decided legit by user:risk@staff.example.com while this page was "
+        "open: nothing was changed."
+    ) in page
+    assert ">farm, see the orders</textarea>" in page  # the note waits for a second look
+    assert services.flags.get(flag.id).status == "legit"  # type: ignore[union-attr]
+    assert services.rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]
+    assert [e.action for e in services.audit.recent()].count("flag.decide") == 1
+    # The queue offers open flags only: one decided since keeps its decision there too.
+    bulk = second.post(
+        "/console/flags/decisions",
+        data={"flag": [flag.id], "decision": "fraud", "csrf_token": token(second)},
+        headers=EN,
+    )
+    assert "while this page was open: nothing was changed." in second.get(bulk.location).text
+    assert services.flags.get(flag.id).status == "legit"  # type: ignore[union-attr]
+    # Deciding again on purpose, from a page showing the decision, still works.
+    again = second.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "seen": "legit", "csrf_token": token(second)},
+        headers=EN,
+    )
+    assert "rewards 2 credited → clawed_back" in second.get(again.location, headers=EN).text
+    # A flag named twice in one (tampered) form is decided once.
+    _, other = flagged_campaign(services, slug="coffee")
+    second.post(
+        "/console/flags/decisions",
+        data={"flag": [other.id, other.id], "decision": "fraud", "csrf_token": token(second)},
+    )
+    assert [e.action for e in services.audit.recent()].count("flag.decide") == 3
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):

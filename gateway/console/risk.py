@@ -293,6 +293,7 @@ def flag(flag_id: str) -> Page:
         except ApiError:
             subtree = None
     evidence = {k: v for k, v in flag.evidence.items() if k != "sources"}
+    kept = session.pop("flag_note", None)
     rewards = _rewards(campaign, flag)
     involved = sorted({*flag.members[:REWARDS_SHOWN], *(r["user"] for r in rewards)})
     tally = _tally(campaign, flag)
@@ -326,7 +327,9 @@ def flag(flag_id: str) -> Page:
         click_path=click_path,
         subject_risk=click_path.get(flag.subject),
         stake=_at_stake_now(campaign, flag),
-        results=get_flashed_messages(),
+        note=kept[1] if isinstance(kept, list) and kept[:1] == [flag.id] else "",
+        results=get_flashed_messages(category_filter=["message"]),
+        problems=get_flashed_messages(category_filter=["error"]),
     )
 
 
@@ -368,17 +371,40 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     return str(said)
 
 
+def _decided_meanwhile(flag: Flag) -> str:
+    return str(
+        _(
+            "Flag %(id)s was decided %(decision)s by %(who)s while this page was open: nothing "
+            "was changed.",
+            id=flag.id,
+            decision=label(flag.status),
+            who=flag.decided_by,
+        )
+    )
+
+
 @bp.post("/flags/<flag_id>/decision")
 @roles(*RISK)
 def decide(flag_id: str) -> Page:
-    flash(_decide(flag_id, request.form.get("decision", ""), request.form.get("note", "")))
-    return redirect(url_for("console.flag", flag_id=flag_id))
+    decision, note = request.form.get("decision", ""), request.form.get("note", "")
+    # The state the page showed: a decision taken meanwhile (a colleague's, or this one sent
+    # twice) is not silently replaced; the page shows it, and the note waits for a second look.
+    # (Flags never reopen; a decision in the same instant as this one can still pass.)
+    seen = request.form.get("seen")
+    current = services().flags.get(flag_id)
+    again = url_for("console.flag", flag_id=flag_id)
+    if seen is not None and current is not None and current.status not in (seen, "open"):
+        flash(_decided_meanwhile(current), "error")
+        session["flag_note"] = [flag_id, note[:2000]]
+        return redirect(again)
+    flash(_decide(flag_id, decision, note))
+    return redirect(again)
 
 
 @bp.post("/flags/decisions")
 @roles(*RISK)
 def decide_many() -> Page:
-    ids = request.form.getlist("flag")
+    ids = list(dict.fromkeys(request.form.getlist("flag")))
     decision, note = request.form.get("decision", ""), request.form.get("note", "")
     back = request.form.get("back", "")
     if not back.startswith("/console/flags"):
@@ -390,11 +416,18 @@ def decide_many() -> Page:
         session["bulk_note"] = note[:2000]
         return redirect(back)
     validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
-    for flag_id in ids:
-        if services().flags.get(flag_id) is None:
+    chosen = [services().flags.get(flag_id) for flag_id in ids]
+    for flag_id, found in zip(ids, chosen, strict=True):
+        if found is None:
             raise ApiError(404, "flag_not_found", _("No flag %(id)s.", id=flag_id))
-    for flag_id in ids:
-        flash(_decide(flag_id, decision, note))
+    for found in chosen:
+        assert found is not None
+        # The queue offers only open flags: one decided since (by a colleague, or this form
+        # sent twice) keeps that decision.
+        if found.status != "open":
+            flash(_decided_meanwhile(found), "error")
+        else:
+            flash(_decide(found.id, decision, note))
     return redirect(back)
 
 
