@@ -842,6 +842,22 @@ def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
     assert [e.action for e in services.audit.recent()].count("flag.decide") == 3
 
 
+def test_flags_and_the_tree_link_to_each_other(app: Flask, services: Services, staff: None) -> None:
+    """From a flag to the people it is about in the referral tree, and from a person's flag
+    states in the tree to the flags (for those who may open them)."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    tree = "/console/campaigns/tea/tree?node="
+    assert f'<dd><a href="{tree}farmer">farmer</a></dd>' in page  # the subject
+    rewards = page[page.index('id="rewards"') :]
+    assert f'<a href="{tree}p1">p1</a></td><td><a href="{tree}farmer">farmer</a>' in rewards
+    node = client.get(f"{tree}farmer", headers=EN).text
+    assert f'href="/console/flags/{flag.id}">referrer open</a>' in node
+    marketing = as_role(app, "marketing").get(f"{tree}farmer", headers=EN).text
+    assert "referrer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):
