@@ -858,6 +858,38 @@ def test_flags_and_the_tree_link_to_each_other(app: Flask, services: Services, s
     assert "referrer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
 
 
+def test_the_way_back_to_the_queue_keeps_its_filters(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Working through a filtered queue: a flag opened from it leads back to it as filtered,
+    after a decision too, never to another site."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    queue = client.get("/console/flags?kind=referrer&sort=amount", headers=EN).text
+    back = "/console/flags?kind=referrer&amp;sort=amount"
+    link = f'href="/console/flags/{flag.id}?back=/console/flags?kind%3Dreferrer%26sort%3Damount"'
+    assert link in queue
+    page = client.get(
+        f"/console/flags/{flag.id}?back=/console/flags?kind%3Dreferrer%26sort%3Damount",
+        headers=EN,
+    ).text
+    assert f'<a href="{back}" id="back">Back to the review queue</a>' in page
+    assert f'<input type="hidden" name="back" value="{back}">' in page
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={
+            "decision": "legit",
+            "back": "/console/flags?kind=referrer&sort=amount",
+            "csrf_token": token(client),
+        },
+    )
+    after = client.get(decided.location, headers=EN).text
+    assert f'<a href="{back}" id="back">' in after
+    for elsewhere in ("https://evil.example/", "//evil.example/console/flags", "/console/flagsx"):
+        page = client.get(f"/console/flags/{flag.id}", query_string={"back": elsewhere}).text
+        assert '<a href="/console/flags" id="back">' in page, elsewhere
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):

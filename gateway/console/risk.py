@@ -211,6 +211,13 @@ def flags() -> Page:
     )
 
 
+def _queue_url(value: str) -> str:
+    """``value`` if it is the review queue's address (with its filters and page), else the
+    queue's: where "back to the queue" goes, never elsewhere."""
+    queue = url_for("console.flags")
+    return value if value == queue or value.startswith(queue + "?") else queue
+
+
 def _flag_campaign(flag: Flag) -> Campaign:
     campaign = services().campaigns.get(flag.campaign)
     if campaign is None:
@@ -327,6 +334,7 @@ def flag(flag_id: str) -> Page:
         click_path=click_path,
         subject_risk=click_path.get(flag.subject),
         stake=_at_stake_now(campaign, flag),
+        back=_queue_url(request.args.get("back", "")),
         note=kept[1] if isinstance(kept, list) and kept[:1] == [flag.id] else "",
         results=get_flashed_messages(category_filter=["message"]),
         problems=get_flashed_messages(category_filter=["error"]),
@@ -392,7 +400,9 @@ def decide(flag_id: str) -> Page:
     # (Flags never reopen; a decision in the same instant as this one can still pass.)
     seen = request.form.get("seen")
     current = services().flags.get(flag_id)
-    again = url_for("console.flag", flag_id=flag_id)
+    # Back to the flag, keeping the way back to the queue as the reviewer filtered it.
+    back = _queue_url(request.form.get("back", ""))
+    again = url_for("console.flag", flag_id=flag_id, back=back)
     if seen is not None and current is not None and current.status not in (seen, "open"):
         flash(_decided_meanwhile(current), "error")
         session["flag_note"] = [flag_id, note[:2000]]
@@ -406,9 +416,7 @@ def decide(flag_id: str) -> Page:
 def decide_many() -> Page:
     ids = list(dict.fromkeys(request.form.getlist("flag")))
     decision, note = request.form.get("decision", ""), request.form.get("note", "")
-    back = request.form.get("back", "")
-    if not back.startswith("/console/flags"):
-        back = url_for("console.flags")
+    back = _queue_url(request.form.get("back", ""))
     if not ids or len(ids) > PAGE_SIZE:
         # Back to the queue as it was, saying what to do, with the note kept for the next try
         # (an error page would lose what the reviewer wrote).
