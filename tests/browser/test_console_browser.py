@@ -21,6 +21,7 @@ from gateway.services import Services
 from tests.browser import artifact_dir, chromium, free_port, serving
 from tests.conftest import make_app, services_of
 from tests.console_helpers import PASSWORD, add_staff, email, flagged_campaign
+from tests.test_conversions import record_click
 
 pytestmark = pytest.mark.slow
 
@@ -322,3 +323,20 @@ def test_a_decision_that_moves_money_is_asked_first_and_sent_once(
     assert asked[-1].startswith("Decide every selected flag fraud?")
     expect(page.get_by_label("Note")).to_have_value("farm")
     assert served.services.flags.get(other.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_the_decision_is_one_step_from_the_top_of_a_long_flag_page(
+    page: Page, served: Served
+) -> None:
+    """A sharer with hundreds of referrals put the decision below two tables of hundreds of
+    rows (each with links): a keyboard user tabbed through all of them."""
+    doc, flag = flagged_campaign(served.services)
+    for n in range(40):
+        served.services.conversions.convert(record_click(served.services, doc, "farmer"), f"x{n}")
+    sign_in(page, "risk")
+    page.goto(f"/console/flags/{flag.id}")
+    page.locator("#to-decide").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Note")).to_be_focused()
+    assert page.evaluate("() => document.getElementById('note').getBoundingClientRect().top") < 800
