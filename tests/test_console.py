@@ -759,7 +759,7 @@ def test_a_decision_is_reported_in_the_readers_language(
     )
     page = client.get(decided.location, headers=zh).text
     results = page[page.index('id="results"') :][:200]
-    assert "作弊：奖励 2 冻结 → 拒发。" in results and "fraud" not in results
+    assert f"标记 {flag.id} 已判定为作弊：奖励 2 冻结 → 拒发。" in results
 
 
 def test_the_flag_page_says_what_is_at_stake_and_what_each_decision_does(
@@ -783,6 +783,9 @@ def test_the_flag_page_says_what_is_at_stake_and_what_each_decision_does(
     page = client.get(f"/console/flags/{flag.id}", headers=EN).text
     assert '<dd id="at-stake">2 (0 held and 2 credited rewards)</dd>' in page
     assert "Fraud denies the 0 held rewards and claws back the 2 credited ones." in page
+    zh = client.get(f"/console/flags/{flag.id}", headers={"Accept-Language": "zh-CN"}).text
+    assert '<dd id="at-stake">2（冻结 0 笔、已发放 2 笔奖励）</dd>' in zh
+    assert "判定为作弊将拒发 0 笔冻结的奖励，并追回 2 笔已发放的奖励。确定判定吗？" in zh
 
 
 def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
