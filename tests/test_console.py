@@ -745,6 +745,154 @@ def test_bulk_decisions(app: Flask, services: Services, staff: None) -> None:
     assert page.text.count("held → denied") == 2
 
 
+def test_a_decision_is_reported_in_the_readers_language(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """The result named the decision as stored ("fraud") inside a Chinese sentence."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    zh = {"Accept-Language": "zh-CN"}
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "csrf_token": token(client)},
+        headers=zh,
+    )
+    page = client.get(decided.location, headers=zh).text
+    results = page[page.index('id="results"') :][:200]
+    assert f"标记 {flag.id} 已判定为作弊：奖励 2 冻结 → 拒发。" in results
+
+
+def test_the_flag_page_says_what_is_at_stake_and_what_each_decision_does(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """The queue showed an amount at stake, the flag page neither it nor what Fraud or
+    Legitimate would move; the buttons ask before money moves (static/console.js)."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<dd id="at-stake">2 (2 held and 0 credited rewards)</dd>' in page
+    fraud = "Fraud denies the 2 held rewards and claws back the 0 credited ones."
+    legit = "Legitimate credits the 2 held rewards, except those another open flag is about"
+    assert fraud in page and legit in page
+    assert f'value="fraud" id="decide-fraud" data-confirm="{fraud} Decide it?"' in page
+    assert f'value="legit" id="decide-legit" data-confirm="{legit}' in page
+    client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": token(client)},
+    )
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<dd id="at-stake">2 (0 held and 2 credited rewards)</dd>' in page
+    assert "Fraud denies the 0 held rewards and claws back the 2 credited ones." in page
+    zh = client.get(f"/console/flags/{flag.id}", headers={"Accept-Language": "zh-CN"}).text
+    assert '<dd id="at-stake">2（冻结 0 笔、已发放 2 笔奖励）</dd>' in zh
+    assert "判定为作弊将拒发 0 笔冻结的奖励，并追回 2 笔已发放的奖励。确定判定吗？" in zh
+
+
+def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Two reviewers on one flag (or one form sent twice): the second decision, taken on a page
+    showing the flag open, used to replace the first silently and claw back what it paid."""
+    doc, flag = flagged_campaign(services)
+    first, second = as_role(app, "risk"), as_role(app, "admin")
+    page = second.get(f"/console/flags/{flag.id}", headers=EN).text
+    assert '<input type="hidden" name="seen" value="open">' in page
+    first.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "seen": "open", "csrf_token": token(first)},
+    )
+    late = second.post(
+        f"/console/flags/{flag.id}/decision",
+        data={
+            "decision": "fraud",
+            "seen": "open",
+            "note": "farm, see the orders",
+            "csrf_token": token(second),
+        },
+        headers=EN,
+    )
+    assert late.status_code == 302
+    page = second.get(late.location, headers=EN).text
+    assert (
+        f"Flag {flag.id} was decided legit by user:risk@staff.example.com while this page was "
+        "open: nothing was changed."
+    ) in page
+    assert ">farm, see the orders</textarea>" in page  # the note waits for a second look
+    assert services.flags.get(flag.id).status == "legit"  # type: ignore[union-attr]
+    assert services.rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]
+    assert [e.action for e in services.audit.recent()].count("flag.decide") == 1
+    # The queue offers open flags only: one decided since keeps its decision there too.
+    bulk = second.post(
+        "/console/flags/decisions",
+        data={"flag": [flag.id], "decision": "fraud", "csrf_token": token(second)},
+        headers=EN,
+    )
+    assert "while this page was open: nothing was changed." in second.get(bulk.location).text
+    assert services.flags.get(flag.id).status == "legit"  # type: ignore[union-attr]
+    # Deciding again on purpose, from a page showing the decision, still works.
+    again = second.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "seen": "legit", "csrf_token": token(second)},
+        headers=EN,
+    )
+    assert "rewards 2 credited → clawed_back" in second.get(again.location, headers=EN).text
+    # A flag named twice in one (tampered) form is decided once.
+    _, other = flagged_campaign(services, slug="coffee")
+    second.post(
+        "/console/flags/decisions",
+        data={"flag": [other.id, other.id], "decision": "fraud", "csrf_token": token(second)},
+    )
+    assert [e.action for e in services.audit.recent()].count("flag.decide") == 3
+
+
+def test_flags_and_the_tree_link_to_each_other(app: Flask, services: Services, staff: None) -> None:
+    """From a flag to the people it is about in the referral tree, and from a person's flag
+    states in the tree to the flags (for those who may open them)."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    page = client.get(f"/console/flags/{flag.id}", headers=EN).text
+    tree = "/console/campaigns/tea/tree?node="
+    assert f'<dd><a href="{tree}farmer">farmer</a></dd>' in page  # the subject
+    rewards = page[page.index('id="rewards"') :]
+    assert f'<a href="{tree}p1">p1</a></td><td><a href="{tree}farmer">farmer</a>' in rewards
+    node = client.get(f"{tree}farmer", headers=EN).text
+    assert f'href="/console/flags/{flag.id}">referrer open</a>' in node
+    marketing = as_role(app, "marketing").get(f"{tree}farmer", headers=EN).text
+    assert "referrer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
+
+
+def test_the_way_back_to_the_queue_keeps_its_filters(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Working through a filtered queue: a flag opened from it leads back to it as filtered,
+    after a decision too, never to another site."""
+    _, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    queue = client.get("/console/flags?kind=referrer&sort=amount", headers=EN).text
+    back = "/console/flags?kind=referrer&amp;sort=amount"
+    link = f'href="/console/flags/{flag.id}?back=/console/flags?kind%3Dreferrer%26sort%3Damount"'
+    assert link in queue
+    page = client.get(
+        f"/console/flags/{flag.id}?back=/console/flags?kind%3Dreferrer%26sort%3Damount",
+        headers=EN,
+    ).text
+    assert f'<a href="{back}" id="back">Back to the review queue</a>' in page
+    assert f'<input type="hidden" name="back" value="{back}">' in page
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={
+            "decision": "legit",
+            "back": "/console/flags?kind=referrer&sort=amount",
+            "csrf_token": token(client),
+        },
+    )
+    after = client.get(decided.location, headers=EN).text
+    assert f'<a href="{back}" id="back">' in after
+    for elsewhere in ("https://evil.example/", "//evil.example/console/flags", "/console/flagsx"):
+        page = client.get(f"/console/flags/{flag.id}", query_string={"back": elsewhere}).text
+        assert '<a href="/console/flags" id="back">' in page, elsewhere
+
+
 def test_tree_view_pages_children(app: Flask, services: Services, staff: None) -> None:
     doc, _ = flagged_campaign(services)
     for n in range(60):

@@ -41,6 +41,7 @@ TAIWAN_TERMS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ("郵箱", "電子郵件"),
         ("二維碼", "QR Code"),
         ("髮布", "發布"),  # 被发布 split as 被发|布
+        ("髮放", "發放"),  # 被发放 (rewards paid out), the same split
         ("物件", "對象"),  # a flag's subject
         ("型別", "類型"),  # a flag's kind
         ("稽核", "審核"),  # the review queue; the audit log is 審計

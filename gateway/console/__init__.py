@@ -27,6 +27,7 @@ from wtforms import ValidationError
 from gateway.apikeys import Role
 from gateway.console.messages import translated
 from gateway.errors import ApiError
+from gateway.flags import flag_id_for
 from gateway.services import services
 from gateway.users import StaffUser
 
@@ -123,6 +124,7 @@ def _template_globals() -> dict[str, Any]:
         "csp_nonce": lambda: g.csp_nonce,
         "current_user": current_user,
         "can": can,
+        "flag_id_for": flag_id_for,
         "MARKETING": MARKETING,
         "RISK": RISK,
         "STAFF": STAFF,

@@ -211,6 +211,13 @@ def flags() -> Page:
     )
 
 
+def _queue_url(value: str) -> str:
+    """``value`` if it is the review queue's address (with its filters and page), else the
+    queue's: where "back to the queue" goes, never elsewhere."""
+    queue = url_for("console.flags")
+    return value if value == queue or value.startswith(queue + "?") else queue
+
+
 def _flag_campaign(flag: Flag) -> Campaign:
     campaign = services().campaigns.get(flag.campaign)
     if campaign is None:
@@ -222,6 +229,20 @@ def _rewards(campaign: Campaign, flag: Flag) -> list[dict[str, Any]]:
     found = services()
     users = found.rewards.affected(campaign.id, flag)[:REWARDS_SHOWN]
     return [r for r in (found.rewards.get(campaign.id, u) for u in users) if r is not None]
+
+
+def _at_stake_now(campaign: Campaign, flag: Flag) -> dict[str, dict[str, int]]:
+    """Every reward the flag is about that a decision would move, by status: how many and how
+    many units, held and credited (all of them, not only the rewards the page lists)."""
+    users = services().rewards.affected(campaign.id, flag)
+    ck = keys.campaign_keys(campaign.id)
+    out = {status: {"n": 0, "units": 0} for status in ("held", "credited")}
+    rows = hmget_many(services().store.main, [ck.reward(u) for u in users], ("status", "amount"))
+    for status, amount in rows:
+        if status and status.decode() in out:
+            out[status.decode()]["n"] += 1
+            out[status.decode()]["units"] += int(amount or 0)
+    return out
 
 
 def _tally(campaign: Campaign, flag: Flag) -> dict[str, int]:
@@ -279,6 +300,7 @@ def flag(flag_id: str) -> Page:
         except ApiError:
             subtree = None
     evidence = {k: v for k, v in flag.evidence.items() if k != "sources"}
+    kept = session.pop("flag_note", None)
     rewards = _rewards(campaign, flag)
     involved = sorted({*flag.members[:REWARDS_SHOWN], *(r["user"] for r in rewards)})
     tally = _tally(campaign, flag)
@@ -311,7 +333,11 @@ def flag(flag_id: str) -> Page:
         detectors={k[2:]: v for k, v in tally.items() if k.startswith("d:")},
         click_path=click_path,
         subject_risk=click_path.get(flag.subject),
-        results=get_flashed_messages(),
+        stake=_at_stake_now(campaign, flag),
+        back=_queue_url(request.args.get("back", "")),
+        note=kept[1] if isinstance(kept, list) and kept[:1] == [flag.id] else "",
+        results=get_flashed_messages(category_filter=["message"]),
+        problems=get_flashed_messages(category_filter=["error"]),
     )
 
 
@@ -354,21 +380,44 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     return str(said)
 
 
+def _decided_meanwhile(flag: Flag) -> str:
+    return str(
+        _(
+            "Flag %(id)s was decided %(decision)s by %(who)s while this page was open: nothing "
+            "was changed.",
+            id=flag.id,
+            decision=label(flag.status),
+            who=flag.decided_by,
+        )
+    )
+
+
 @bp.post("/flags/<flag_id>/decision")
 @roles(*RISK)
 def decide(flag_id: str) -> Page:
-    flash(_decide(flag_id, request.form.get("decision", ""), request.form.get("note", "")))
-    return redirect(url_for("console.flag", flag_id=flag_id))
+    decision, note = request.form.get("decision", ""), request.form.get("note", "")
+    # The state the page showed: a decision taken meanwhile (a colleague's, or this one sent
+    # twice) is not silently replaced; the page shows it, and the note waits for a second look.
+    # (Flags never reopen; a decision in the same instant as this one can still pass.)
+    seen = request.form.get("seen")
+    current = services().flags.get(flag_id)
+    # Back to the flag, keeping the way back to the queue as the reviewer filtered it.
+    back = _queue_url(request.form.get("back", ""))
+    again = url_for("console.flag", flag_id=flag_id, back=back)
+    if seen is not None and current is not None and current.status not in (seen, "open"):
+        flash(_decided_meanwhile(current), "error")
+        session["flag_note"] = [flag_id, note[:2000]]
+        return redirect(again)
+    flash(_decide(flag_id, decision, note))
+    return redirect(again)
 
 
 @bp.post("/flags/decisions")
 @roles(*RISK)
 def decide_many() -> Page:
-    ids = request.form.getlist("flag")
+    ids = list(dict.fromkeys(request.form.getlist("flag")))
     decision, note = request.form.get("decision", ""), request.form.get("note", "")
-    back = request.form.get("back", "")
-    if not back.startswith("/console/flags"):
-        back = url_for("console.flags")
+    back = _queue_url(request.form.get("back", ""))
     if not ids or len(ids) > PAGE_SIZE:
         # Back to the queue as it was, saying what to do, with the note kept for the next try
         # (an error page would lose what the reviewer wrote).
@@ -376,11 +425,18 @@ def decide_many() -> Page:
         session["bulk_note"] = note[:2000]
         return redirect(back)
     validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
-    for flag_id in ids:
-        if services().flags.get(flag_id) is None:
+    chosen = [services().flags.get(flag_id) for flag_id in ids]
+    for flag_id, found in zip(ids, chosen, strict=True):
+        if found is None:
             raise ApiError(404, "flag_not_found", _("No flag %(id)s.", id=flag_id))
-    for flag_id in ids:
-        flash(_decide(flag_id, decision, note))
+    for found in chosen:
+        assert found is not None
+        # The queue offers only open flags: one decided since (by a colleague, or this form
+        # sent twice) keeps that decision.
+        if found.status != "open":
+            flash(_decided_meanwhile(found), "error")
+        else:
+            flash(_decide(found.id, decision, note))
     return redirect(back)
 
 

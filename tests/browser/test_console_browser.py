@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Dialog, Page, Route, expect
 
 from gateway.flags import FlagCandidate
 from gateway.services import Services
 from tests.browser import artifact_dir, chromium, free_port, serving
 from tests.conftest import make_app, services_of
 from tests.console_helpers import PASSWORD, add_staff, email, flagged_campaign
+from tests.test_conversions import record_click
 
 pytestmark = pytest.mark.slow
 
@@ -131,6 +132,7 @@ def test_risk_opens_a_flag_decides_it_and_sees_the_rewards_move(
     doc, flag = flagged_campaign(served.services)
     rewards = served.services.rewards
     assert rewards.get(doc["id"], "p1")["status"] == "held"  # type: ignore[index]
+    page.on("dialog", lambda dialog: dialog.accept())  # "… Decide it?": yes
     sign_in(page, "risk")
     expect(page.get_by_role("heading", name="Review queue")).to_be_visible()
     page.screenshot(path=artifacts / "risk-1-queue.png", full_page=True)
@@ -278,3 +280,63 @@ def test_a_double_click_on_register_or_rotate_sends_the_form_once_and_shows_the_
     rotated = served.services.webhooks.require(endpoint.id)
     assert page.locator("#new-secret").inner_text() == rotated.secret
     assert rotated.previous_secret == endpoint.secret  # one rotation, not two
+
+
+def test_a_decision_that_moves_money_is_asked_first_and_sent_once(
+    page: Page, served: Served
+) -> None:
+    """Fraud on a flag holding rewards asked nothing, and a double click sent it twice: two
+    decisions in the audit log, and the page showed the second's "no reward changed"."""
+    doc, flag = flagged_campaign(served.services)
+    asked: list[str] = []
+    answer = {"yes": False}
+
+    def on_dialog(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if answer["yes"] else dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    sign_in(page, "risk")
+    page.goto(f"/console/flags/{flag.id}")
+    page.locator("#decide-fraud").click()
+    assert asked == [
+        "Fraud denies the 2 held rewards and claws back the 0 credited ones. Decide it?"
+    ]
+    expect(page.locator("#flag-status")).to_have_text("open")
+    assert served.services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+
+    answer["yes"] = True
+    click_twice(page, "Fraud", f"/console/flags/{flag.id}/decision")
+    expect(page.locator("#results")).to_contain_text("rewards 2 held → denied")
+    assert len(asked) == 2  # asked once more, not for the second click
+    decisions = [e for e in served.services.audit.recent() if e.action == "flag.decide"]
+    assert len(decisions) == 1
+    assert served.services.rewards.get(doc["id"], "p1")["status"] == "denied"  # type: ignore[index]
+
+    # In the queue, Enter in the note sends the form with its first button (Fraud): asked too.
+    _, other = flagged_campaign(served.services, slug="coffee")
+    answer["yes"] = False
+    page.goto("/console/flags")
+    page.get_by_label("Select all").check()
+    page.get_by_label("Note").fill("farm")
+    page.get_by_label("Note").press("Enter")
+    assert asked[-1].startswith("Decide every selected flag fraud?")
+    expect(page.get_by_label("Note")).to_have_value("farm")
+    assert served.services.flags.get(other.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_the_decision_is_one_step_from_the_top_of_a_long_flag_page(
+    page: Page, served: Served
+) -> None:
+    """A sharer with hundreds of referrals put the decision below two tables of hundreds of
+    rows (each with links): a keyboard user tabbed through all of them."""
+    doc, flag = flagged_campaign(served.services)
+    for n in range(40):
+        served.services.conversions.convert(record_click(served.services, doc, "farmer"), f"x{n}")
+    sign_in(page, "risk")
+    page.goto(f"/console/flags/{flag.id}")
+    page.locator("#to-decide").focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Note")).to_be_focused()
+    assert page.evaluate("() => document.getElementById('note').getBoundingClientRect().top") < 800
