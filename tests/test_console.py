@@ -1066,3 +1066,52 @@ def test_chinese_pages_punctuate_in_chinese_and_english_ones_as_before(
         )
         assert refused.status_code == 400
         assert f'role="alert">{email("risk")}{colon}' in refused.text, refused.text
+
+
+def test_roles_sources_and_times_read_in_words(app: Flask, services: Services, staff: None) -> None:
+    """Roles (the header, users, API keys), a flag's sources (which finder raised it) and an
+    evidence time read in the reader's words; forms still send the role's code; a decision
+    without a note ends after its time (no colon left hanging)."""
+    doc, _ = flagged_campaign(services)
+    ring, _ = services.flags.raise_flag(
+        doc["id"],
+        "tea",
+        FlagCandidate(
+            "cluster",
+            "ring:p1,p2",
+            0.9,
+            ("ring",),
+            members=("p1", "p2"),
+            evidence={"ts": 1_780_000_000.0},
+            source="tree:ring",
+        ),
+        2.0,
+    )
+    zh = {"Accept-Language": "zh-CN"}
+    risk = as_role(app, "risk")
+    risk.post(
+        f"/console/flags/{ring.id}/decision",
+        data={"decision": "fraud", "csrf_token": token(risk)},
+    )
+    page = risk.get(f"/console/flags/{ring.id}", headers=zh).text
+    assert f"{email('risk')}（风控）" in page  # the header: who is signed in, as what
+    assert "<td>邀请关系树：互刷环</td>" in page and "tree:ring" not in page
+    assert "2026-05-28 20:26:40 UTC" in page and "1780000000" not in page  # the evidence time
+    assert re.search(r"<dd>user:risk@staff\.example\.com，[^<：]+ UTC</dd>", page), page
+    english = risk.get(f"/console/flags/{ring.id}", headers=EN).text
+    assert f"{email('risk')} (risk)" in english and "<td>tree:ring</td>" in english
+    assert re.search(r"<dd>user:risk@staff\.example\.com, [\d-]+ [\d:]+ UTC</dd>", english)
+
+    admin = as_role(app, "admin")
+    users = admin.get("/console/admin/users", headers=zh).text
+    assert "<td>市场</td>" in users and '<option value="risk" selected>风控</option>' in users
+    keys_page = admin.get("/console/admin/apikeys", headers=zh).text
+    assert '<option value="conversion" selected>转化上报</option>' in keys_page
+    # The form sends the code, whatever the reader's language: the role changes.
+    changed = admin.post(
+        f"/console/admin/users/{email('risk')}",
+        data={"action": "role", "role": "marketing", "csrf_token": token(admin)},
+        headers=zh,
+    )
+    assert changed.status_code == 302
+    assert services.users.get(email("risk")).role == "marketing"

@@ -90,6 +90,23 @@ LABELS = {
         N_("ts"),
         N_("prefix"),
         N_("decision"),
+        # which finder raised a flag's findings (a flag's sources: gateway.flagger's clicks,
+        # gateway.trees' tree watch), in the flag page's table of sources
+        N_("clicks:posted"),
+        N_("clicks:automated"),
+        N_("tree:self"),
+        N_("tree:factory"),
+        N_("tree:chain"),
+        N_("tree:burst"),
+        N_("tree:ring"),
+        N_("tree:browser"),
+        N_("tree:prefix"),
+        N_("tree:fast"),
+        # roles of staff and API keys (gateway.apikeys.Role)
+        N_("admin"),
+        N_("marketing"),
+        N_("risk"),
+        N_("conversion"),
     )
 }
 
