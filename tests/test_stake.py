@@ -217,7 +217,7 @@ def risk(app: Flask, services: Services) -> Any:
 def rows(html: str) -> list[tuple[str, str, int]]:
     """(flag id, kind, amount at stake) of each row of the review queue, in order."""
     found = re.findall(
-        r'<a href="/console/flags/([0-9a-f]+-[0-9a-f]{10})">.*?</td>\s*<td>[^<]*</td><td>(\w+)</td>'
+        r'<a href="/console/flags/([0-9a-f]+-[0-9a-f]{10})(?:\?back=[^"]*)?">.*?</td>\s*<td>[^<]*</td><td>(\w+)</td>'
         r'<td>[^<]*</td>\s*<td class="num">[0-9.]+</td><td class="num">(\d+)</td>',
         html,
         re.S,
