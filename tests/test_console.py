@@ -613,6 +613,13 @@ def test_review_queue_filters_and_sorts(app: Flask, services: Services, staff: N
     too_far = client.get("/console/flags?page=100001", headers=EN)
     assert too_far.status_code == 400
     assert "The page is a whole number from 1 to 100000." in too_far.text
+    # A bad value is said above the queue, which keeps the other filters: the reviewer corrects
+    # it there instead of going back from an error page.
+    comma = client.get("/console/flags?kind=click&min_score=0,5", headers=EN)
+    assert comma.status_code == 400
+    assert "The minimum score is a number from 0 to 1." in comma.text
+    assert low.id in comma.text and flag.id not in comma.text  # still the click flags
+    assert 'name="min_score" value=""' in comma.text  # the bad value is not kept in the pager
     assert client.get("/console/flags?campaign=nope").status_code == 404
 
 

@@ -47,46 +47,39 @@ REWARDS_SHOWN = 200
 SORTS = ("score", "amount", "newest")
 
 
-def _filters() -> dict[str, Any]:
+def _filters() -> tuple[dict[str, Any], list[str]]:
+    """The queue's filters from the address, and what was wrong with it: a bad value (a score
+    typed "0,5", a page past the limit, an unknown word) is dropped for its default and said
+    above the queue, so the reviewer keeps the rest of the filters and the queue."""
     args = request.args
+    problems: list[str] = []
     unknown = set(args) - {"campaign", "kind", "status", "min_score", "sort", "page"}
     if unknown:
-        raise ApiError(
-            400,
-            "validation_failed",
-            _("Unknown filter: %(names)s", names=_(", ").join(sorted(unknown))),
-        )
+        problems.append(_("Unknown filter: %(names)s", names=_(", ").join(sorted(unknown))))
     status = args.get("status", "open") or None
     kind = args.get("kind") or None
     if status is not None and status not in STATUSES:
-        raise ApiError(
-            400,
-            "validation_failed",
-            _("The status is one of: %(names)s.", names=_(", ").join(STATUSES)),
-        )
+        problems.append(_("The status is one of: %(names)s.", names=_(", ").join(STATUSES)))
+        status = "open"
     if kind is not None and kind not in FLAG_KINDS:
-        raise ApiError(
-            400,
-            "validation_failed",
-            _("The kind is one of: %(names)s.", names=_(", ").join(FLAG_KINDS)),
-        )
+        problems.append(_("The kind is one of: %(names)s.", names=_(", ").join(FLAG_KINDS)))
+        kind = None
     raw_score = args.get("min_score", "").strip()
     try:
         min_score = float(raw_score) if raw_score else 0.0
     except ValueError:
         min_score = -1.0
     if not 0.0 <= min_score <= 1.0:
-        raise ApiError(400, "validation_failed", _("The minimum score is a number from 0 to 1."))
+        problems.append(_("The minimum score is a number from 0 to 1."))
+        raw_score, min_score = "", 0.0
     sort = args.get("sort", "score")
     if sort not in SORTS:
-        raise ApiError(400, "validation_failed", _("Sort by score, amount or newest."))
+        problems.append(_("Sort by score, amount or newest."))
+        sort = "score"
     page = args.get("page", "1")
     if not ascii_digits(page) or not 1 <= int(page) <= MAX_PAGE:
-        raise ApiError(
-            400,
-            "validation_failed",
-            _("The page is a whole number from 1 to %(most)s.", most=MAX_PAGE),
-        )
+        problems.append(_("The page is a whole number from 1 to %(most)s.", most=MAX_PAGE))
+        page = "1"
     return {
         "campaign": args.get("campaign") or "",
         "kind": kind or "",
@@ -97,7 +90,7 @@ def _filters() -> dict[str, Any]:
         "_status": status,
         "_kind": kind,
         "_min_score": min_score,
-    }
+    }, [str(problem) for problem in problems]
 
 
 def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
@@ -137,7 +130,7 @@ def _at_stake(flags: Sequence[Flag | FlagSummary]) -> dict[str, int]:
 @roles(*RISK)
 def flags() -> Page:
     found = services()
-    filters = _filters()
+    filters, wrong = _filters()
     slug = filters["campaign"]
     campaign_ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
     start = (filters["page"] - 1) * PAGE_SIZE
@@ -188,11 +181,11 @@ def flags() -> Page:
         if not k.startswith("_") and k != "page" and (v or k == "status")
     }
     pages = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
-    if filters["page"] > pages:
+    if filters["page"] > pages and not wrong:
         # Past the end (the last page's flags were just decided, or a typed page number): the
         # last page that has flags, not an empty table saying there is nothing to review.
         return redirect(url_for("console.flags", **query, page=pages))
-    return render_template(
+    page = render_template(
         "console/flags.html",
         flags=shown,
         stake=stake,
@@ -206,9 +199,10 @@ def flags() -> Page:
         query=query,
         back=url_for("console.flags") + ("?" + urlencode(request.args) if request.args else ""),
         results=get_flashed_messages(category_filter=["message"]),
-        problems=get_flashed_messages(category_filter=["error"]),
+        problems=[*wrong, *get_flashed_messages(category_filter=["error"])],
         bulk_note=session.pop("bulk_note", ""),
     )
+    return (page, 400) if wrong else page
 
 
 def _queue_url(value: str) -> str:
