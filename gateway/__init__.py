@@ -50,6 +50,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
+        # A console form stays good for a working day, not flask-wtf's hour: a reviewer leaves
+        # the queue open between flags, and an expired form loses the note being written. The
+        # token is still bound to the signed-in session (signing out voids it).
+        WTF_CSRF_TIME_LIMIT=CONSOLE_FORM_HOURS * 3600,
     )
     app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
     i18n.init_app(app)
@@ -89,6 +93,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     cli.register(app)
     return app
+
+
+#: How long a console page's form can be sent after the page was shown.
+CONSOLE_FORM_HOURS = 12
 
 
 def _is_setting(name: str) -> bool:

@@ -4,6 +4,7 @@ sign-in in the middle of a decision, pages past the end (cases found exploring t
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from flask import Flask
@@ -79,6 +80,33 @@ def test_a_form_from_another_accounts_session_is_void(
     )
     assert sent.status_code == 400 and "The form expired" in sent.text
     assert services.flags.get(flag.id).status == "open"  # type: ignore[union-attr]
+
+
+def test_a_form_left_open_for_hours_is_still_accepted_within_a_working_day(
+    app: Flask, services: Services, staff: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reviewer who opened a flag before lunch decides it after: the form's token is good for
+    twelve hours (flask-wtf's default hour lost the note being written), not longer."""
+    _doc, flag = flagged_campaign(services)
+    client = as_role(app, "risk")
+    left_open = csrf_of(client.get(f"/console/flags/{flag.id}", headers=EN).text)
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 3 * 3600)
+    sent = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "csrf_token": left_open},
+        headers=EN,
+    )
+    assert sent.status_code == 302
+    assert services.flags.get(flag.id).status == "fraud"  # type: ignore[union-attr]
+    stale = csrf_of(client.get(f"/console/flags/{flag.id}", headers=EN).text)
+    monkeypatch.setattr(time, "time", lambda: now + 16 * 3600)
+    refused = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "csrf_token": stale},
+        headers=EN,
+    )
+    assert refused.status_code == 400 and "The form expired" in refused.text
 
 
 def test_signing_in_for_a_forms_address_returns_to_its_page(
