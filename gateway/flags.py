@@ -509,6 +509,30 @@ class FlagService:
         status = self._redis.hget(ck.flag(flag_id_for(campaign_id, kind, subject)), "status")
         return status.decode() if status else None
 
+    def about(
+        self, campaign_id: int, person: str, joined_on: str = "", *, clusters: int = 100
+    ) -> tuple[list[Flag], bool]:
+        """The flags about one person, read by key: their referrer and participant flags, the
+        flag of the click they joined through (``joined_on``), and the first ``clusters`` cluster
+        flags the cluster index lists them in; and whether that index is complete for the
+        campaign (only indexed campaigns' clusters are found without reading every flag)."""
+        ck = keys.campaign_keys(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(ck.cluster_index, person)
+        pipe.hget(ck.counters, keys.STAKE_INDEXED)
+        listed, indexed = pipe.execute()
+        ids = [
+            flag_id_for(campaign_id, "referrer", person),
+            flag_id_for(campaign_id, "participant", person),
+            flag_id_for(campaign_id, "click", joined_on) if joined_on else "",
+            *(listed.decode().split(",")[:clusters] if listed else ()),
+        ]
+        ids = [i for i in dict.fromkeys(ids) if i]
+        pipe = self._redis.pipeline(transaction=False)
+        for flag_id in ids:
+            pipe.hgetall(ck.flag(flag_id))
+        return [Flag.from_hash(raw) for raw in pipe.execute() if raw], bool(indexed)
+
     # -- deciding ------------------------------------------------------------------------------
 
     def decide(

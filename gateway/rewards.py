@@ -74,6 +74,25 @@ class RewardService:
             rows = [row for row in rows if row["status"] == status]
         return rows[offset : offset + limit], len(rows)
 
+    def of_referrer(
+        self, campaign_id: int, referrer: str, *, limit: int = 200
+    ) -> tuple[list[dict[str, Any]], int, dict[str, int]]:
+        """A referrer's latest ``limit`` rewards (newest first), how many they have, and their
+        totals hash (credited and held units, rewarded conversions): three reads by key,
+        however many referrals the referrer has."""
+        ck = keys.campaign_keys(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrevrange(ck.referrer_reward_index(referrer), 0, limit - 1)
+        pipe.zcard(ck.referrer_reward_index(referrer))
+        pipe.hgetall(ck.referrer_rewards(referrer))
+        users, total, totals = pipe.execute()
+        rows = self._rows(ck, [u.decode() for u in users]) if users else []
+        return (
+            rows,
+            int(total),
+            {k.decode(): int(v) for k, v in totals.items() if v.lstrip(b"-").isdigit()},
+        )
+
     def replay_rows(self, campaign_ids: list[int]) -> list[dict[str, Any]]:
         """Every reward, oldest first, as replay writes them (rewards.jsonl)."""
         out = []

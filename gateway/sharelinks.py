@@ -106,6 +106,24 @@ class ShareLinkService:
         link = ShareLink(campaign_id, referrer_id, issued, int(generation or 0))
         return f"{self._public_url}/s/{self._codec.encode(link)}"
 
+    def state(self, campaign: Campaign, referrer: str) -> dict[str, Any] | None:
+        """A sharer's links as the click path sees them, read by key: their numeric id, link
+        generation (how many times their links were revoked) and whether they are revoked now;
+        None for a sharer who never had a link."""
+        ck = keys.campaign_keys(campaign.id)
+        number = self._redis.hget(ck.referrer_index, referrer)
+        if number is None:
+            return None
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(ck.referrer_generation, number)
+        pipe.hexists(ck.referrer_revoked, number)
+        generation, revoked = pipe.execute()
+        return {
+            "number": int(number),
+            "generation": int(generation or 0),
+            "revoked": bool(revoked),
+        }
+
     def revoke(self, campaign: Campaign, referrer: str) -> int:
         referrer = check_referrer(referrer)
         ck = keys.campaign_keys(campaign.id)

@@ -343,6 +343,7 @@ def route_matrix(
         ("GET", "/console/campaigns/tea/links", marketing),
         ("POST", "/console/campaigns/tea/links", marketing),
         ("GET", "/console/campaigns/tea/tree", staff),
+        ("GET", "/console/campaigns/tea/people/farmer", staff),
         ("GET", "/console/flags", risk),
         ("GET", f"/console/flags/{flag_id}", risk),
         ("POST", f"/console/flags/{flag_id}/decision", risk),
@@ -855,17 +856,215 @@ def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
 def test_flags_and_the_tree_link_to_each_other(app: Flask, services: Services, staff: None) -> None:
     """From a flag to the people it is about in the referral tree, and from a person's flag
     states in the tree to the flags (for those who may open them)."""
-    _, flag = flagged_campaign(services)
+    doc, flag = flagged_campaign(services)
+    cluster, _ = services.flags.raise_flag(
+        doc["id"],
+        "tea",
+        FlagCandidate("cluster", "ring:p1,p2", 0.9, ("ring",), members=("p1", "p2")),
+        2.0,
+    )
     client = as_role(app, "risk")
     page = client.get(f"/console/flags/{flag.id}", headers=EN).text
     tree = "/console/campaigns/tea/tree?node="
-    assert f'<dd><a href="{tree}farmer">farmer</a></dd>' in page  # the subject
+    people = "/console/campaigns/tea/people/"
+    # The subject: their page, and their place in the tree.
+    assert f'<dd><a href="{people}farmer" id="subject">farmer</a> · <a href="{tree}farmer">' in page
     rewards = page[page.index('id="rewards"') :]
-    assert f'<a href="{tree}p1">p1</a></td><td><a href="{tree}farmer">farmer</a>' in rewards
+    assert f'<a href="{people}p1">p1</a></td><td><a href="{people}farmer">farmer</a>' in rewards
+    members = client.get(f"/console/flags/{cluster.id}", headers=EN).text
+    assert f'<p id="members"><a href="{people}p1">p1</a>' in members
+    # Each link leads to the person's page, which lists this flag.
+    for name in ("farmer", "p1"):
+        person = client.get(f"{people}{name}", headers=EN)
+        assert person.status_code == 200 and f'<h1 id="name">{name}</h1>' in person.text
+    assert f"/console/flags/{flag.id}" in client.get(f"{people}farmer").text
+    assert f"/console/flags/{cluster.id}" in client.get(f"{people}p1").text
     node = client.get(f"{tree}farmer", headers=EN).text
     assert f'href="/console/flags/{flag.id}">referrer open</a>' in node
+    # Every node in the tree links to its person's page beside its place in the tree.
+    for name in ("farmer", "p1", "p2"):
+        assert f'<a href="{tree}{name}">{name}</a>' in node, name
+        assert f'<a class="meta" href="{people}{name}"' in node, name
     marketing = as_role(app, "marketing").get(f"{tree}farmer", headers=EN).text
     assert "referrer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
+    assert f'<a class="meta" href="{people}p1"' in marketing
+
+
+def a_sharers_story(services: Services) -> tuple[dict[str, Any], dict[str, str]]:
+    """``farmer``, invited by ``root``, invited p1-p5, whose rewards end credited (p1, p5),
+    held (p2), denied (p3) and clawed back (p4); farmer's own reward is held by the open ring
+    cluster they are a member of, their participant flag and the flag on the click they joined
+    through. Returns the campaign and the ids of farmer's flags by kind."""
+    campaign = services.campaigns.create(
+        {
+            "slug": "tea",
+            "name": "Tea",
+            "destination_url": "https://shop.example.com/",
+            "reward": {"amount": 2, "budget_total": 100},
+        },
+        "test",
+    )
+    doc = {"id": campaign.id, "slug": "tea"}
+    joined_on = record_click(services, doc, "root")
+    services.conversions.convert(joined_on, "farmer")
+    for user in ("p2", "p3", "p4"):
+        services.conversions.convert(record_click(services, doc, "farmer"), user)
+
+    def raise_(kind: str, subject: str, reason: str, **more: Any) -> str:
+        flag, _ = services.flags.raise_flag(
+            campaign.id, "tea", FlagCandidate(kind, subject, 0.8, (reason,), **more), 2.0
+        )
+        return flag.id
+
+    p4 = raise_("participant", "p4", "the conversion arrived before the click")
+    services.flags.decide(p4, "legit", "", "test")
+    services.flags.decide(p4, "fraud", "", "test")  # credited again, then clawed back
+    services.flags.decide(raise_("participant", "p3", "review"), "fraud", "", "test")
+    raise_("participant", "p2", "review")  # held while open
+    ids = {
+        "cluster": raise_(
+            "cluster",
+            "ring:farmer,mole",
+            "found in a ring of sharers converting each other's links",
+            members=("farmer", "mole"),
+            source="tree:ring",
+        ),
+        "participant": raise_("participant", "farmer", "review"),
+        "click": raise_("click", joined_on, "opened from a datacenter network"),
+    }
+    # Later conversions under a cluster's member are not held for the cluster alone.
+    for user in ("p1", "p5"):
+        services.conversions.convert(record_click(services, doc, "farmer"), user)
+    return doc, ids
+
+
+def test_a_sharers_page_tells_their_whole_story(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """One page per person of a campaign: their place in the tree, every flag about them (their
+    own, their join's click, the clusters they are a member of), their reward for joining, their
+    referrals' rewards in every state with totals, their links and what the click path does
+    with them (the QA pass: the tree node showed only their own flag states)."""
+    _, ids = a_sharers_story(services)
+    client = as_role(app, "risk")
+    response = client.get("/console/campaigns/tea/people/farmer", headers=EN)
+    assert response.status_code == 200
+    page = response.text
+    people = "/console/campaigns/tea/people/"
+    assert '<h1 id="name">farmer</h1>' in page
+    assert f'<dd id="parent"><a href="{people}root">root</a></dd>' in page
+    assert '<dd id="children">5</dd>' in page and '<dd id="subtree-size">5</dd>' in page
+    assert 'href="/console/campaigns/tea/tree?node=farmer" id="in-tree"' in page
+    assert '<dd id="links"><span class="status status-ok">active</span></dd>' in page
+    flags = page[page.index('id="flags"') : page.index("</table>", page.index('id="flags"'))]
+    assert "<h2>Flags about them (3)</h2>" in page
+    for kind, flag_id in ids.items():
+        assert f'<a href="/console/flags/{flag_id}"><code>{flag_id}</code></a>' in flags, kind
+    # Their own flags first, then the click they joined through, then their clusters.
+    assert flags.index(ids["participant"]) < flags.index(ids["click"]) < flags.index(ids["cluster"])
+    assert "a member of this cluster" in flags and "ring:farmer,mole (2)" in flags
+    assert "the click they joined through" in flags and "opened from a datacenter network" in flags
+    assert (
+        '<td class="text">found in a ring of sharers converting each other&#39;s links</td>'
+        in flags
+    )
+    assert 'id="clusters-unindexed"' not in page
+    # What the click path does with their links: the open ring's entry.
+    click_path = page[page.index('id="click-path"') :]
+    assert click_path.startswith('id="click-path"><span class="status status-open">open</span>')
+    own = page[page.index('id="own-reward"') : page.index('id="totals"')]
+    assert f'<a href="{people}root">root</a>' in own and "status-held" in own
+    assert "<td>flagged</td>" in own
+    totals = page[page.index('id="totals"') : page.index('id="referred"')]
+    cells = re.findall(
+        r'status-(\w+)">[^<]+</span></td><td class="num">(\d+)</td>'
+        r'<td class="num">(\d+)</td>',
+        totals,
+    )
+    assert cells == [
+        ("credited", "2", "4"),
+        ("held", "1", "2"),
+        ("denied", "1", "2"),
+        ("clawed_back", "1", "2"),
+    ], totals
+    assert "<h2>Rewards for the people they invited (5)</h2>" in page
+    referred = page[page.index('id="referred"') :]
+    for user, status in (
+        ("p1", "credited"),
+        ("p2", "held"),
+        ("p3", "denied"),
+        ("p4", "clawed_back"),
+    ):
+        assert re.search(
+            rf'<a href="{people}{user}">{user}</a></td><td class="num">2</td>'
+            rf'<td><span class="status status-{status}">',
+            referred,
+        ), user
+    assert 'id="partial"' not in page  # every reward listed
+
+    zh = client.get("/console/campaigns/tea/people/farmer", headers={"Accept-Language": "zh-CN"})
+    text = zh.text
+    assert "<h2>与其相关的标记（3）</h2>" in text
+    assert "<h2>其邀请的人的奖励（5）</h2>" in text
+    assert "<p>活动：<a" in text and "Flags about them" not in text
+    assert "ring:farmer,mole（2）" in text and "属于互相转化链接的分享者团伙" in text
+    assert "其加入时的点击" in text and "团伙成员" in text
+    assert '<span class="status status-clawed_back">已追回</span>' in text
+    assert '<span class="status status-open">待审核</span>' in text
+    # A person who only shared: no join, their links revoked.
+    services.links.revoke(services.campaigns.require("tea"), "farmer")
+    page = client.get("/console/campaigns/tea/people/root", headers=EN).text
+    assert '<dd id="parent">nobody: a first sharer</dd>' in page
+    assert "<h2>Flags about them (0)</h2>" in page and "No flag is about them." in page
+    assert '<tr><td colspan="5">None.</td></tr>' in page  # no reward for joining
+    revoked = client.get("/console/campaigns/tea/people/farmer", headers=EN).text
+    assert '<dd id="links"><span class="status status-revoked">revoked</span>' in revoked
+    assert '<dd id="revocations">1</dd>' in revoked
+
+
+def test_a_sharers_page_for_each_role_and_unknown_names(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Risk and admins see everything; marketing (who may open the tree) sees the person's place,
+    rewards and links, and their flags' kinds and states without the flags' evidence or links,
+    as on the tree page; unknown people and campaigns get the console's 404 page."""
+    _, ids = a_sharers_story(services)
+    path = "/console/campaigns/tea/people/farmer"
+    for role in ("risk", "admin"):
+        page = as_role(app, role).get(path, headers=EN).text
+        assert f"/console/flags/{ids['cluster']}" in page and 'id="click-path"' in page, role
+    marketing = as_role(app, "marketing").get(path, headers=EN)
+    assert marketing.status_code == 200
+    page = marketing.text
+    assert "<h2>Flags about them (3)</h2>" in page and "a member of this cluster" in page
+    assert "/console/flags/" not in page and 'id="click-path"' not in page
+    assert "ring:farmer,mole" not in page and "datacenter" not in page  # no evidence
+    assert 'id="referred"' in page and "status-clawed_back" in page
+    assert as_role(app, "anonymous").get(path).status_code == 302
+    client = as_role(app, "risk")
+    for missing in (
+        "/console/campaigns/tea/people/nobody",
+        "/console/campaigns/tea/people/" + "x" * 300,
+    ):
+        response = client.get(missing, headers=EN)
+        assert response.status_code == 404, missing
+        assert "<h1>Not found</h1>" in response.text and "There is nothing here." in response.text
+    # An unknown campaign: the console's page for it, as on the tree page.
+    response = client.get("/console/campaigns/coffee/people/farmer", headers=EN)
+    assert response.status_code == 404 and re.search(r'role="alert">[^<]*coffee', response.text)
+    # A cluster member who never joined and has no links is still someone a flag is about.
+    assert client.get("/console/campaigns/tea/people/mole").status_code == 200
+
+
+def test_a_campaign_not_indexed_by_member_says_its_clusters_are_missing(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Clusters are found through the cluster index only (never by reading every flag): a
+    campaign from before it says so until `refgate flags reindex` runs."""
+    doc, _ = a_sharers_story(services)
+    services.store.main.hdel(keys.campaign_keys(doc["id"]).counters, keys.STAKE_INDEXED)
+    page = as_role(app, "risk").get("/console/campaigns/tea/people/farmer", headers=EN).text
+    assert 'id="clusters-unindexed"' in page and "refgate flags reindex" in page
 
 
 def test_the_way_back_to_the_queue_keeps_its_filters(

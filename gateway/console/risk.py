@@ -1,5 +1,6 @@
 """Risk pages: the review queue, a flag's evidence, decisions (single and bulk) through
-FlagService.decide (the reward listeners release or claw back), and the referral tree."""
+FlagService.decide (the reward listeners release or claw back), the referral tree, and one
+person's page (their place in the tree, flags, rewards and links; marketing sees it too)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from werkzeug.wrappers import Response
 from detectors.features import CONDUCT
 from detectors.review import describe
 from gateway.campaigns import Campaign, validate
-from gateway.console import RISK, STAFF, audit, bp, roles, user
+from gateway.console import RISK, STAFF, audit, bp, can, roles, user
 from gateway.console.labels import label
 from gateway.errors import ApiError
 from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary
+from gateway.i18n import N_
+from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.services import services
 from gateway.store import keys
 from gateway.store.scripts import hmget_many
@@ -301,17 +304,7 @@ def flag(flag_id: str) -> Page:
     # What later clicks on these sharers' links are told (gateway.referrer_risk): the subject
     # of a referrer or participant flag, the members of a cluster.
     subjects = [flag.subject] if flag.kind in ("referrer", "participant") else flag.members[:100]
-    click_path = {
-        referrer: {
-            "state": state,
-            "score": score,
-            "why": describe(source),
-            "conduct": source in CONDUCT or state == "fraud",
-        }
-        for referrer, (state, score, source) in found.referrer_risk.states(
-            campaign.id, subjects
-        ).items()
-    }
+    click_path = _click_path(campaign, subjects)
     return render_template(
         "console/flag.html",
         flag=flag,
@@ -321,6 +314,7 @@ def flag(flag_id: str) -> Page:
         members=flag.members[:100],
         subtree=subtree,
         tree_url=url_for("console.tree", slug=campaign.slug),
+        people_url=people_url(campaign.slug),
         rewards=rewards,
         joins=_joins(campaign, involved),
         tally={k: v for k, v in tally.items() if not k.startswith("d:")},
@@ -333,6 +327,28 @@ def flag(flag_id: str) -> Page:
         results=get_flashed_messages(category_filter=["message"]),
         problems=get_flashed_messages(category_filter=["error"]),
     )
+
+
+def _click_path(campaign: Campaign, referrers: list[str]) -> dict[str, dict[str, Any]]:
+    """What later clicks on these sharers' links are told (gateway.referrer_risk), for those
+    with an entry: its state, score, why (in words) and whether it costs their clicks credit."""
+    return {
+        referrer: {
+            "state": state,
+            "score": score,
+            "why": describe(source),
+            "conduct": source in CONDUCT or state == "fraud",
+        }
+        for referrer, (state, score, source) in services()
+        .referrer_risk.states(campaign.id, referrers)
+        .items()
+    }
+
+
+def people_url(slug: str) -> str:
+    """The address of a campaign's people pages without the name: templates append each name
+    (a url_for per node would cost a page of the tree a few hundred route builds)."""
+    return url_for("console.person", slug=slug, name="_")[:-1]
 
 
 def _decide(flag_id: str, decision: str, note: str) -> str:
@@ -458,6 +474,7 @@ def tree(slug: str) -> Page:
             leaders=nodes,
             previews={},
             tree_url=url_for("console.tree", slug=slug),
+            people_url=people_url(slug),
         )
     node = found.tree.subtree(campaign, node_id, depth=1, limit=PAGE_SIZE, cursor=int(cursor))
     total = node["children_page"]["total"]
@@ -471,6 +488,7 @@ def tree(slug: str) -> Page:
         node=node,
         previews=_previews(campaign, node["children_page"]["nodes"]),
         tree_url=url_for("console.tree", slug=slug),
+        people_url=people_url(slug),
         ancestors=found.tree.ancestors(campaign, node_id),
         cursor=int(cursor),
         page_size=PAGE_SIZE,
@@ -494,3 +512,63 @@ def _previews(campaign: Campaign, nodes: list[dict[str, Any]]) -> dict[str, list
     flat = [c for ids in children.values() for c in ids]
     loaded = dict(zip(flat, found.tree.nodes(campaign, flat), strict=True))
     return {p: [loaded[c] for c in ids if loaded[c] is not None] for p, ids in children.items()}
+
+
+# -- one person's whole story ---------------------------------------------------------------------
+
+#: How a flag concerns the person of a people page, by the flag's kind.
+AS = {
+    "referrer": N_("as a sharer"),
+    "participant": N_("as a participant"),
+    "click": N_("the click they joined through"),
+    "cluster": N_("a member of this cluster"),
+}
+
+
+@bp.get("/campaigns/<slug>/people/<name>")
+@roles(*STAFF)
+def person(slug: str, name: str) -> Page:
+    """Everything known about one participant or sharer of a campaign, each read by key: their
+    place in the tree, the flags about them (their own, their join's click, the clusters the
+    cluster index lists them in), their reward for joining and their referrals' rewards, their
+    links' state and what the click path does with them. Nothing here reads every participant,
+    flag or reward of the campaign."""
+    found = services()
+    campaign = found.campaigns.require(slug)
+    node = found.tree.nodes(campaign, [name])[0]
+    joined_on = ""
+    if node is not None:
+        click = found.store.main.hget(keys.campaign_keys(campaign.id).participant(name), "click")
+        joined_on = click.decode() if click else ""
+    links = found.links.state(campaign, name)
+    flags, clusters_indexed = found.flags.about(campaign.id, name, joined_on)
+    if node is None and links is None and not flags:
+        abort(404)  # no one of that name: not in the tree, no links, no flag
+    order = {kind: n for n, kind in enumerate(AS)}
+    flags.sort(key=lambda f: (order.get(f.kind, len(order)), -f.score, f.id))
+    referred, referred_total, totals = found.rewards.of_referrer(
+        campaign.id, name, limit=REWARDS_SHOWN
+    )
+    by_status = {status: {"n": 0, "units": 0} for status in REWARD_STATUSES}
+    for row in referred:
+        if row["status"] in by_status:
+            by_status[row["status"]]["n"] += 1
+            by_status[row["status"]]["units"] += row["amount"]
+    return render_template(
+        "console/person.html",
+        campaign=campaign,
+        name=name,
+        node=node,
+        links=links,
+        flags=flags,
+        clusters_indexed=clusters_indexed,
+        concerns={kind: _(text) for kind, text in AS.items()},
+        own_reward=found.rewards.get(campaign.id, name),
+        referred=referred,
+        referred_total=referred_total,
+        totals=totals,
+        by_status=by_status,
+        risk=_click_path(campaign, [name]).get(name) if can(*RISK) else None,
+        tree_url=url_for("console.tree", slug=slug),
+        people_url=people_url(slug),
+    )
