@@ -251,6 +251,23 @@ def test_a_campaign_page_offers_only_the_actions_its_state_allows(
     assert actions() == []
 
 
+def test_ending_a_campaign_is_asked_again_and_each_action_is_sent_once(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    form = campaign_form(name="春节奶茶")
+    created = client.post("/console/campaigns/new", data={**form, "csrf_token": token(client)})
+    assert created.status_code == 302
+    page = client.get("/console/campaigns/spring-tea", headers=EN).text
+    # Ending cannot be undone (links answer 410, no resume): the button asks first, naming the
+    # campaign; pausing is undone with one click and is not asked.
+    confirm = re.search(r'value="end" data-confirm="([^"]+)"', page)
+    assert confirm and "春节奶茶" in confirm.group(1) and "cannot be resumed" in confirm.group(1)
+    assert not re.search(r'value="pause" data-confirm', page)
+    forms = re.findall(r"<form [^>]*campaigns/spring-tea/action[^>]*>", page)
+    assert len(forms) == 2 and all("data-once" in form for form in forms), forms
+
+
 def test_a_refused_reset_names_the_account_at_the_top(
     app: Flask, services: Services, staff: None
 ) -> None:
