@@ -330,3 +330,21 @@ def test_reloading_the_page_that_showed_a_new_key_creates_no_second_key(
     )
     assert damaged.status_code == 400 and "the form is damaged" in damaged.text
     assert len(services.api_keys.list()) == 2
+
+
+def test_the_reward_fields_say_their_unit_and_what_a_cap_counts(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    page = client.get("/console/campaigns/new", headers=EN).text
+
+    def help_of(name: str) -> str:
+        found = re.search(rf'id="f-{re.escape(name)}"[^>]*>\s*<p class="help">([^<]+)</p>', page)
+        assert found, f"no help beside {name}"
+        return found.group(1)
+
+    # A cap of 20 "per sharer" read as 20 rewards would be 4 at 5 units each: said beside it.
+    assert "not rewards" in help_of("reward.max_per_referrer")
+    assert "UTC" in help_of("reward.max_per_day")
+    assert "held rewards" in help_of("reward.budget_total")
+    assert "Units" in help_of("reward.amount")
