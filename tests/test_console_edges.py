@@ -348,3 +348,30 @@ def test_the_reward_fields_say_their_unit_and_what_a_cap_counts(
     assert "UTC" in help_of("reward.max_per_day")
     assert "held rewards" in help_of("reward.budget_total")
     assert "Units" in help_of("reward.amount")
+
+
+def test_a_campaign_page_says_its_dates_destination_and_caps(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    form = campaign_form(
+        starts_at="2030-02-01T00:00:00+08:00",
+        ends_at="2030-02-20T00:00:00Z",
+        **{"reward.amount": "5", "reward.max_per_referrer": "20"},
+    )
+    created = client.post("/console/campaigns/new", data={**form, "csrf_token": token(client)})
+    assert created.status_code == 302
+    page = client.get("/console/campaigns/spring-tea", headers=EN).text
+    found = re.search(r'<dl class="facts" id="setup">(.*?)</dl>', page, re.S)
+    assert found, "the campaign's setup is not on its page"
+    facts = dict(re.findall(r"<dt>([^<]+)</dt><dd>(.*?)</dd>", found.group(1)))
+    # One time zone for every staff member (UTC, named), and the time as it was entered.
+    assert facts["Starts at"] == "2030-01-31 16:00:00 UTC (2030-02-01T00:00:00+08:00)"
+    assert facts["Ends at"] == "2030-02-20 00:00:00 UTC"
+    assert facts["Destination URL"] == "<code>https://shop.example.com/landing</code>"
+    assert facts["Link lifetime (days)"] == "14"
+    assert facts["Amount per conversion"] == "5"
+    assert facts["At most per sharer"] == "20"
+    assert facts["At most per day"] == "—"
+    # The hourly chart's hours are UTC hours, and say so.
+    assert "<h2>Clicks per hour (UTC)</h2>" in page

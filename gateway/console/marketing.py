@@ -275,7 +275,7 @@ def campaign(slug: str) -> Page:
         budget=found.rewards.budget(campaign),
         platforms=[platform_entry(campaign, key, alerts) for key in PLATFORM_KEYS],
         alerts=alerts,
-        clicks_chart=line_chart(_("Clicks per hour"), labels, series),
+        clicks_chart=line_chart(_("Clicks per hour (UTC)"), labels, series),
         alert_names={key: platform_name(key) for key in alerts},
         platform_chart=bar_chart(
             _("Clicks per platform"), _by_name(stats["platforms"]), _("No data yet.")
