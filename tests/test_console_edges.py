@@ -247,8 +247,14 @@ def test_a_campaign_page_offers_only_the_actions_its_state_allows(
     assert actions() == ["pause", "end"]
     services.campaigns.update("spring-tea", {"action": "pause"}, "test")
     assert actions() == ["resume", "end"]
+    assert "/console/campaigns/spring-tea/links" in client.get("/console/campaigns/spring-tea").text
     services.campaigns.update("spring-tea", {"action": "end"}, "test")
     assert actions() == []
+    # Nor is a link offered that an ended campaign would refuse to mint.
+    assert (
+        "/console/campaigns/spring-tea/links"
+        not in client.get("/console/campaigns/spring-tea").text
+    )
 
 
 def test_ending_a_campaign_is_asked_again_and_each_action_is_sent_once(
