@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC
 
 import pytest
 from flask import Flask
@@ -381,3 +382,24 @@ def test_a_campaign_page_says_its_dates_destination_and_caps(
     assert facts["At most per day"] == "—"
     # The hourly chart's hours are UTC hours, and say so.
     assert "<h2>Clicks per hour (UTC)</h2>" in page
+
+
+def test_who_set_a_platform_and_when_reads_as_every_console_time(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    created = client.post(
+        "/console/campaigns/new", data={**campaign_form(), "csrf_token": token(client)}
+    )
+    assert created.status_code == 302
+    blocked = client.post(
+        "/console/campaigns/spring-tea/platforms/wechat",
+        data={"status": "blocked", "note": "links refused", "csrf_token": token(client)},
+    )
+    assert blocked.status_code == 302
+    page = client.get("/console/campaigns/spring-tea", headers=EN).text
+    set_at = services.campaigns.require("spring-tea").platforms["wechat"].set_at
+    assert set_at
+    # "2026-11-30 12:20:18 UTC", not "2026-11-30T12:20:18.952561+00:00".
+    when = set_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert f"<td>user:marketing@staff.example.com ({when})</td>" in page
