@@ -403,3 +403,29 @@ def test_who_set_a_platform_and_when_reads_as_every_console_time(
     # "2026-11-30 12:20:18 UTC", not "2026-11-30T12:20:18.952561+00:00".
     when = set_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert f"<td>user:marketing@staff.example.com ({when})</td>" in page
+
+
+def test_a_minted_link_says_when_it_expires_and_when_that_is_before_the_start(
+    app: Flask, services: Services, staff: None
+) -> None:
+    client = as_role(app, "marketing")
+    form = campaign_form(starts_at="2030-02-01T00:00:00+08:00", link_ttl_days="14")
+    created = client.post("/console/campaigns/new", data={**form, "csrf_token": token(client)})
+    assert created.status_code == 302
+    minted = client.post(
+        "/console/campaigns/spring-tea/links",
+        data={"referrer": "ann", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert minted.status_code == 200
+    expires = re.search(r'<p id="expires">Link expires: ([^<]+)</p>', minted.text)
+    assert expires and expires.group(1).endswith(" UTC")
+    # Fourteen days from today ends years before the start: said, not found out on the day.
+    assert 'id="expires-early"' in minted.text
+    services.campaigns.update("spring-tea", {"starts_at": None}, "test")
+    again = client.post(
+        "/console/campaigns/spring-tea/links",
+        data={"referrer": "ann", "csrf_token": token(client)},
+        headers=EN,
+    )
+    assert 'id="expires"' in again.text and 'id="expires-early"' not in again.text
