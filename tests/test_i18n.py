@@ -62,7 +62,8 @@ def test_the_traditional_catalogue_is_the_conversion_of_the_simplified_one() -> 
     assert not [text for text in converted.values() if "髮" in text]  # 被发放, 被发布: 發, not hair
     assert converted["Scan the QR code"] == "掃描 QR Code", converted["Scan the QR code"]
     # Clicks counted are 點擊; a guide's "tap" keeps 點選.
-    assert converted["Clicks per hour"] == "每小時點擊", converted["Clicks per hour"]
+    clicks_per_hour = converted["Clicks per hour (UTC)"]
+    assert clicks_per_hour == "每小時點擊（UTC）", clicks_per_hour
     assert converted["Tap ··· in the top right corner, then choose “Open in Browser”."].startswith(
         "點選右上角"
     )
