@@ -243,7 +243,12 @@ def openapi_document() -> dict[str, Any]:
                 "description": "What to share first: `qr` (the poster) when the platform blocks "
                 "this campaign's links.",
             },
-            "share_text": {"type": "string"},
+            "share_text": {
+                "type": "string",
+                "description": "The words to share: with the link in `link` mode; in `qr` mode "
+                "without it, to post beside the poster (a post carrying a link the platform "
+                "blocks is blocked too).",
+            },
             "poster": {"type": "string"},
         },
     }

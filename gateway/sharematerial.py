@@ -21,17 +21,23 @@ def share_mode(campaign: Campaign, platform: str | None) -> Mode:
 
 def share_text(campaign: Campaign, url: str) -> str:
     """The campaign's share text with ``{url}`` (and ``{name}``) filled in; the link is
-    appended when the text has no ``{url}``."""
+    appended when the text has no ``{url}``. With ``url`` empty, the words without the link,
+    spaces around where it stood closed up."""
     template = campaign.share_text or "{name} {url}"
     text = template.replace("{name}", campaign.name)
+    if not url:
+        return " ".join(text.replace("{url}", " ").split())
     return text.replace("{url}", url) if "{url}" in text else f"{text} {url}"
 
 
 def share_material(campaign: Campaign, minted: MintedLink, platform: str | None) -> dict[str, Any]:
     base = minted.url
+    mode = share_mode(campaign, platform)
     return {
         "platform": platform,
-        "mode": share_mode(campaign, platform),
-        "share_text": share_text(campaign, minted.url),
+        "mode": mode,
+        # Where the platform blocks the campaign's links, the words go beside the poster without
+        # the link: a post carrying a blocked link is itself blocked, the poster's QR code is not.
+        "share_text": share_text(campaign, minted.url if mode == "link" else ""),
         "poster": f"{base}/poster.png",
     }

@@ -152,6 +152,8 @@ def test_share_material_switches_to_the_poster_where_links_are_blocked(
     put_platform(client, admin, "wechat", status="blocked")
     blocked = mint(platform="wechat").json
     assert blocked["mode"] == "qr" and blocked["platform"] == "wechat"
+    # The words to post beside the poster, without the link WeChat blocks.
+    assert blocked["share_text"] == "Milk tea" and "/s/" not in blocked["share_text"]
     assert mint(platform="weibo").json["mode"] == "link"
     bad = mint(platform="myspace")
     assert bad.status_code == 400 and "platform" in bad.json["fields"]
