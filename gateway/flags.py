@@ -536,8 +536,19 @@ class FlagService:
     # -- deciding ------------------------------------------------------------------------------
 
     def decide(
-        self, flag_id: str, decision: str, note: str, actor: str, now: float | None = None
+        self,
+        flag_id: str,
+        decision: str,
+        note: str,
+        actor: str,
+        now: float | None = None,
+        *,
+        expect: str | None = None,
     ) -> Flag:
+        """Record a decision and move the rewards it concerns. With ``expect`` (the status the
+        decider saw), a flag decided otherwise meanwhile is left as it is: DecidedMeanwhile,
+        checked in the same script that writes, so two reviewers deciding at once cannot both
+        pass."""
         if decision not in ("fraud", "legit"):
             raise ApiError(
                 400, "validation_failed", "invalid decision", fields={"decision": "fraud or legit"}
@@ -559,13 +570,23 @@ class FlagService:
             "decided_by": actor,
             "decided_at": when,
         }
-        script("decide_flag")(
+        written = script("decide_flag")(
             self._redis,
             [ck.flag(flag_id), ck.flags_open, ck.decisions, ck.flags_stake, ck.flags_stake_open],
-            [flag_id, decision, note, actor, repr(when), json.dumps(label, ensure_ascii=False)],
+            [
+                flag_id,
+                decision,
+                note,
+                actor,
+                repr(when),
+                json.dumps(label, ensure_ascii=False),
+                expect or "",
+            ],
         )
         decided = self.get(flag_id)
         assert decided is not None
+        if not int(written):
+            raise DecidedMeanwhile(decided)
         for listener in self.listeners:
             listener(campaign_id, decided, decision)
         return decided
@@ -574,6 +595,19 @@ class FlagService:
         """Every decision taken in the campaign, oldest first (labels for training)."""
         entries = self._redis.xrange(keys.campaign_keys(campaign_id).decisions)
         return [json.loads(fields[b"d"]) for _, fields in entries]
+
+
+class DecidedMeanwhile(ApiError):
+    """A decision refused because the flag was decided otherwise since its decider looked;
+    ``flag`` is the flag as it now is."""
+
+    def __init__(self, flag: Flag) -> None:
+        super().__init__(
+            409,
+            "flag_decided_meanwhile",
+            f"flag {flag.id} was decided {flag.status} by {flag.decided_by} meanwhile",
+        )
+        self.flag = flag
 
 
 def _adds_nothing(existing: Flag, candidate: FlagCandidate, entry: dict[str, Any]) -> bool:

@@ -6,9 +6,10 @@ import random
 import time
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
-from gateway.flags import FlagCandidate
+from gateway.flags import DecidedMeanwhile, FlagCandidate
 from gateway.services import Services
 from gateway.store import keys
 from tests.conftest import BROWSER, bearer
@@ -72,6 +73,26 @@ def test_one_open_flag_per_subject_and_decisions_stand(
         campaign["id"], "milk-tea", FlagCandidate("referrer", "x", 0.9, ("c",)), 4.0
     )
     assert not new and after.status == "legit" and after.score == 0.8
+
+
+def test_a_decision_on_what_its_decider_saw_loses_to_one_taken_meanwhile(
+    services: Services, campaign: dict[str, Any]
+) -> None:
+    """Two reviewers on one open flag: the first decision stands, the second (made on the open
+    flag it saw) is refused with the flag as it now is, in the script that writes, so nothing of
+    it is recorded. A reviewer correcting a decision they saw still can."""
+    flag, _ = services.flags.raise_flag(
+        campaign["id"], "milk-tea", FlagCandidate("referrer", "x", 0.6, ("a",)), 1.0
+    )
+    services.flags.decide(flag.id, "fraud", "farm", "user:ann", now=2.0, expect="open")
+    with pytest.raises(DecidedMeanwhile) as refused:
+        services.flags.decide(flag.id, "legit", "a fan", "user:bob", now=2.0, expect="open")
+    assert refused.value.status == 409 and refused.value.flag.decided_by == "user:ann"
+    now = services.flags.get(flag.id)
+    assert now is not None and (now.status, now.note) == ("fraud", "farm")
+    assert [d["decided_by"] for d in services.flags.decisions(campaign["id"])] == ["user:ann"]
+    corrected = services.flags.decide(flag.id, "legit", "a fan", "user:bob", expect="fraud")
+    assert corrected.status == "legit"
 
 
 def test_raising_the_same_finding_again_writes_nothing_but_clusters_still_settle(

@@ -29,7 +29,14 @@ from gateway.campaigns import Campaign, validate
 from gateway.console import RISK, STAFF, audit, bp, can, roles, user
 from gateway.console.labels import label
 from gateway.errors import ApiError
-from gateway.flags import FLAG_KINDS, STATUSES, Flag, FlagDecision, FlagSummary
+from gateway.flags import (
+    FLAG_KINDS,
+    STATUSES,
+    DecidedMeanwhile,
+    Flag,
+    FlagDecision,
+    FlagSummary,
+)
 from gateway.i18n import N_
 from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.services import services
@@ -351,8 +358,9 @@ def people_url(slug: str) -> str:
     return url_for("console.person", slug=slug, name="_")[:-1]
 
 
-def _decide(flag_id: str, decision: str, note: str) -> str:
-    """Decide through FlagService (as the API does); returns what it did to rewards."""
+def _decide(flag_id: str, decision: str, note: str, expect: str | None) -> str:
+    """Decide through FlagService (as the API does) if the flag's status is still ``expect``
+    (the one the reviewer saw); returns what it did to rewards. Raises DecidedMeanwhile."""
     found = services()
     flag = found.flags.get(flag_id)
     if flag is None:
@@ -360,7 +368,7 @@ def _decide(flag_id: str, decision: str, note: str) -> str:
     campaign = _flag_campaign(flag)
     before = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
     body = validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
-    found.flags.decide(flag_id, body.decision, body.note, user().actor)
+    found.flags.decide(flag_id, body.decision, body.note, user().actor, expect=expect)
     after = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
     moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
     audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
@@ -407,18 +415,17 @@ def _decided_meanwhile(flag: Flag) -> str:
 def decide(flag_id: str) -> Page:
     decision, note = request.form.get("decision", ""), request.form.get("note", "")
     # The state the page showed: a decision taken meanwhile (a colleague's, or this one sent
-    # twice) is not silently replaced; the page shows it, and the note waits for a second look.
-    # (Flags never reopen; a decision in the same instant as this one can still pass.)
-    seen = request.form.get("seen")
-    current = services().flags.get(flag_id)
+    # twice) is not silently replaced (the check is the decision script's own, so two at once
+    # cannot both pass); the page shows it, and the note waits for a second look.
+    seen = request.form.get("seen") or None
     # Back to the flag, keeping the way back to the queue as the reviewer filtered it.
     back = _queue_url(request.form.get("back", ""))
     again = url_for("console.flag", flag_id=flag_id, back=back)
-    if seen is not None and current is not None and current.status not in (seen, "open"):
-        flash(_decided_meanwhile(current), "error")
+    try:
+        flash(_decide(flag_id, decision, note, expect=seen))
+    except DecidedMeanwhile as exc:
+        flash(_decided_meanwhile(exc.flag), "error")
         session["flag_note"] = [flag_id, note[:2000]]
-        return redirect(again)
-    flash(_decide(flag_id, decision, note))
     return redirect(again)
 
 
@@ -443,10 +450,10 @@ def decide_many() -> Page:
         assert found is not None
         # The queue offers only open flags: one decided since (by a colleague, or this form
         # sent twice) keeps that decision.
-        if found.status != "open":
-            flash(_decided_meanwhile(found), "error")
-        else:
-            flash(_decide(found.id, decision, note))
+        try:
+            flash(_decide(found.id, decision, note, expect="open"))
+        except DecidedMeanwhile as exc:
+            flash(_decided_meanwhile(exc.flag), "error")
     return redirect(back)
 
 
