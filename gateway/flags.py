@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import ApiError
 from gateway.store import keys
@@ -34,6 +34,11 @@ class FlagDecision(BaseModel):
 
     decision: Literal["fraud", "legit"]
     note: LongNote = ""
+    expect: Literal["open", "fraud", "legit"] | None = Field(
+        default=None,
+        description="The flag's status as the decider saw it: if it is another now (decided "
+        "meanwhile), nothing changes and the answer is 409 flag_decided_meanwhile.",
+    )
 
 
 @dataclass(frozen=True)

@@ -612,7 +612,10 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("FlagDecision")}},
                 },
-                "responses": {"200": _json(_ref("Flag")), **_errors(400, *AUTH_ERRORS, 404, 413)},
+                "responses": {
+                    "200": _json(_ref("Flag")),
+                    **_errors(400, *AUTH_ERRORS, 404, 409, 413),
+                },
             },
         },
         "/inspect": {

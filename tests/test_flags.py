@@ -151,6 +151,14 @@ def test_review_api(
         and body["decided_by"] == "apikey:test-risk"
     )
     assert body["decided_at"] > 0
+    # A second reviewer, deciding on the open flag they saw: refused, the first decision stands.
+    late = client.post(
+        f"/api/v1/flags/{low.id}/decision",
+        json={"decision": "legit", "note": "fan", "expect": "open"},
+        headers=risk,
+    )
+    assert late.status_code == 409 and late.json["error"] == "flag_decided_meanwhile"
+    assert client.get(f"/api/v1/flags/{low.id}", headers=risk).json["status"] == "fraud"
     assert [
         f["id"] for f in client.get("/api/v1/flags?status=open", headers=risk).json["flags"]
     ] == [high.id]

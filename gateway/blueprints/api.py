@@ -425,7 +425,7 @@ def get_flag(flag_id: str) -> Response:
 @roles(*RISK)
 def decide_flag(flag_id: str) -> Response:
     body = validate(FlagDecision, json_body(), "invalid decision")
-    flag = services().flags.decide(flag_id, body.decision, body.note, actor())
+    flag = services().flags.decide(flag_id, body.decision, body.note, actor(), expect=body.expect)
     log.info("flag %s decided %s by %s", flag_id, body.decision, actor())
     return jsonify(flag.public())
 
