@@ -844,6 +844,14 @@ def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
         headers=EN,
     )
     assert "rewards 2 credited → clawed_back" in second.get(again.location, headers=EN).text
+    # A tampered "seen" is bad input (400), not a decision taken meanwhile; nothing changes.
+    tampered = second.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "legit", "seen": "maybe", "csrf_token": token(second)},
+        headers=EN,
+    )
+    assert tampered.status_code == 400 and "meanwhile" not in tampered.text
+    assert services.flags.get(flag.id).status == "fraud"  # type: ignore[union-attr]
     # A flag named twice in one (tampered) form is decided once.
     _, other = flagged_campaign(services, slug="coffee")
     second.post(

@@ -367,8 +367,12 @@ def _decide(flag_id: str, decision: str, note: str, expect: str | None) -> str:
         abort(404)
     campaign = _flag_campaign(flag)
     before = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
-    body = validate(FlagDecision, {"decision": decision, "note": note}, "invalid decision")
-    found.flags.decide(flag_id, body.decision, body.note, user().actor, expect=expect)
+    # The status the form says it saw is checked as the API's ``expect`` is (a tampered one is
+    # a 400, never a "decided meanwhile" about a flag nobody decided).
+    body = validate(
+        FlagDecision, {"decision": decision, "note": note, "expect": expect}, "invalid decision"
+    )
+    found.flags.decide(flag_id, body.decision, body.note, user().actor, expect=body.expect)
     after = {r["user"]: r["status"] for r in _rewards(campaign, flag)}
     moves = Counter((before.get(u, ""), s) for u, s in after.items() if before.get(u) != s)
     audit("flag.decide", flag_id, decision=body.decision, note=body.note, moved=sum(moves.values()))
