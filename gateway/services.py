@@ -28,6 +28,7 @@ from gateway.media import MediaService
 from gateway.metrics import Metrics
 from gateway.models import ModelRegistry
 from gateway.pages import PageRenderer
+from gateway.people import PeopleService
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platformwatch import watch
 from gateway.recorder import EventRecorder, Spool
@@ -66,6 +67,8 @@ class Services:
     conversions: ConversionService
     rewards: RewardService
     tree: TreeService
+    #: One person across every campaign (the console's people search).
+    people: PeopleService
     trees: TreeWatch
     models: ModelRegistry
     #: The staff console's accounts, login throttle and audit log (gateway.console).
@@ -187,6 +190,7 @@ class Services:
             conversions=ConversionService(store.main, campaigns),
             rewards=rewards,
             tree=TreeService(store.main),
+            people=PeopleService(store.main, campaigns),
             trees=trees,
             models=models,
             metrics=metrics,

@@ -344,6 +344,7 @@ def route_matrix(
         ("POST", "/console/campaigns/tea/links", marketing),
         ("GET", "/console/campaigns/tea/tree", staff),
         ("GET", "/console/campaigns/tea/people/farmer", staff),
+        ("GET", "/console/people?name=farmer", staff),
         ("GET", "/console/flags", risk),
         ("GET", f"/console/flags/{flag_id}", risk),
         ("POST", f"/console/flags/{flag_id}/decision", risk),

@@ -38,8 +38,10 @@ from gateway.flags import (
     FlagSummary,
 )
 from gateway.i18n import N_
+from gateway.people import Appearance
 from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.services import services
+from gateway.sharelinks import REFERRER_PATTERN
 from gateway.store import keys
 from gateway.store.scripts import hmget_many
 from gateway.validation import ascii_digits
@@ -582,4 +584,39 @@ def person(slug: str, name: str) -> Page:
         risk=_click_path(campaign, [name]).get(name) if can(*RISK) else None,
         tree_url=url_for("console.tree", slug=slug),
         people_url=people_url(slug),
+        elsewhere=[
+            found_in
+            for found_in in found.people.everywhere(name)
+            if found_in.campaign.id != campaign.id
+        ],
     )
+
+
+# -- one person across every campaign -------------------------------------------------------------
+
+
+@bp.get("/people")
+@roles(*STAFF)
+def people() -> Page:
+    """Find a person by their external id in every campaign (support is asked about a person,
+    not a campaign; rings work across campaigns): a row per campaign that knows them, each
+    linking to their page there."""
+    name = request.args.get("name", "").strip()
+    problem = ""
+    found: list[Appearance] | None = None
+    if name:
+        if REFERRER_PATTERN.match(name):
+            found = services().people.everywhere(name)
+        else:
+            problem = _(
+                "A person's id is 1-128 characters: letters, digits and . _ : @ + - "
+                "(as the landing application sends it)."
+            )
+    page = render_template(
+        "console/people.html",
+        name=name,
+        appearances=found,
+        problem=problem,
+        concerns={kind: _(text) for kind, text in AS.items()},
+    )
+    return (page, 400) if problem else page

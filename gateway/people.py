@@ -1,0 +1,116 @@
+"""One person across every campaign: where an external id appears, read by key.
+
+Support and the risk team are asked about a person, not a campaign ("my invitations earned
+nothing"), and rings work across campaigns. A name is looked up in each campaign by the keys
+that name it (its tree node, its links, the flags whose ids derive from it, its rewards), all in
+one pipeline and one more for the links' state: never by reading a campaign's participants,
+flags or rewards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.campaigns import Campaign, CampaignService
+from gateway.flags import flag_id_for
+from gateway.store import keys
+
+#: What is read per campaign, in this order (see :meth:`PeopleService.everywhere`).
+_READS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Appearance:
+    """What one campaign knows of a person. ``depth`` is None when they are not in its tree;
+    ``links`` is ``active``, ``revoked`` or None (never minted)."""
+
+    campaign: Campaign
+    depth: int | None = None
+    joined: float | None = None
+    invited: int = 0
+    links: str | None = None
+    #: Their own flags' statuses by kind (``referrer``, ``participant``).
+    flags: dict[str, str] = field(default_factory=dict)
+    #: How many cluster flags list them as a member (campaigns indexed by member).
+    clusters: int = 0
+    #: Units credited and held for the people they invited, and how many were rewarded.
+    credited: int = 0
+    held: int = 0
+    conversions: int = 0
+    #: The status of their own reward for joining, if any.
+    own_reward: str | None = None
+
+
+class PeopleService:
+    def __init__(self, store: Any, campaigns: CampaignService) -> None:
+        self._redis = store
+        self._campaigns = campaigns
+
+    def everywhere(self, name: str, campaigns: list[Campaign] | None = None) -> list[Appearance]:
+        """The campaigns (of ``campaigns``, default all) where ``name`` is in the tree, has
+        links, a flag about them, or a reward, oldest campaign first."""
+        if campaigns is None:
+            campaigns = self._campaigns.list()
+        if not campaigns:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for campaign in campaigns:
+            ck = keys.campaign_keys(campaign.id)
+            pipe.hmget(ck.participant(name), "depth", "joined")
+            pipe.zcard(ck.children(name))
+            pipe.hget(ck.referrer_index, name)
+            pipe.hget(ck.flag(flag_id_for(campaign.id, "referrer", name)), "status")
+            pipe.hget(ck.flag(flag_id_for(campaign.id, "participant", name)), "status")
+            pipe.hget(ck.cluster_index, name)
+            pipe.hmget(ck.referrer_rewards(name), "credited", "held", "conversions")
+            pipe.hget(ck.reward(name), "status")
+        replies = pipe.execute()
+        found: list[tuple[Campaign, list[Any]]] = []
+        for n, campaign in enumerate(campaigns):
+            row = replies[n * _READS : (n + 1) * _READS]
+            node, _, number, as_referrer, as_participant, clusters, totals, own = row
+            if (
+                node[0] is None
+                and number is None
+                and as_referrer is None
+                and as_participant is None
+                and not clusters
+                and not any(totals)
+                and own is None
+            ):
+                continue
+            found.append((campaign, row))
+        # Whether their links are revoked: a second read, for the campaigns where they have some.
+        pipe = self._redis.pipeline(transaction=False)
+        with_links = [(c, row) for c, row in found if row[2] is not None]
+        for campaign, row in with_links:
+            pipe.hexists(keys.campaign_keys(campaign.id).referrer_revoked, row[2])
+        revoked = dict(
+            zip((c.id for c, _ in with_links), pipe.execute() if with_links else [], strict=True)
+        )
+        return [_appearance(campaign, row, revoked.get(campaign.id)) for campaign, row in found]
+
+
+def _appearance(campaign: Campaign, row: list[Any], revoked: bool | None) -> Appearance:
+    node, invited, number, as_referrer, as_participant, clusters, totals, own = row
+    depth, joined = node
+    credited, held, conversions = (int(v) if v is not None else 0 for v in totals)
+    flags = {
+        kind: status.decode()
+        for kind, status in (("referrer", as_referrer), ("participant", as_participant))
+        if status is not None
+    }
+    return Appearance(
+        campaign=campaign,
+        depth=None if depth is None else int(depth),
+        joined=None if joined is None else float(joined),
+        invited=int(invited),
+        links=None if number is None else ("revoked" if revoked else "active"),
+        flags=flags,
+        clusters=len([i for i in clusters.decode().split(",") if i]) if clusters else 0,
+        credited=credited,
+        held=held,
+        conversions=conversions,
+        own_reward=None if own is None else own.decode(),
+    )

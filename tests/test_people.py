@@ -1,0 +1,153 @@
+"""One person across every campaign: the people service (on every store) and the console's
+people search and the person page's other campaigns."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+from gateway.flags import FlagCandidate
+from gateway.services import Services
+from tests.console_helpers import add_staff, as_role
+from tests.test_console import a_sharers_story
+from tests.test_conversions import record_click
+
+EN = {"Accept-Language": "en"}
+
+
+def second_campaign(services: Services) -> dict[str, object]:
+    """``coffee``: farmer has links there, revoked, a referrer flag decided fraud, and invited
+    one person whose reward is credited before the flag; ``p1`` of tea joined there too."""
+    campaign = services.campaigns.create(
+        {
+            "slug": "coffee",
+            "name": "Coffee",
+            "destination_url": "https://shop.example.com/",
+            "reward": {"amount": 3, "budget_total": 100},
+        },
+        "test",
+    )
+    doc = {"id": campaign.id, "slug": "coffee"}
+    services.conversions.convert(record_click(services, doc, "farmer"), "p1")
+    services.flags.raise_flag(
+        campaign.id, "coffee", FlagCandidate("referrer", "farmer", 0.9, ("review",)), 2.0
+    )
+    services.links.revoke(campaign, "farmer")
+    services.campaigns.create(
+        {"slug": "juice", "name": "Juice", "destination_url": "https://shop.example.com/"},
+        "test",
+    )
+    return doc
+
+
+def test_a_person_is_found_in_every_campaign_that_knows_them(services: Services) -> None:
+    """Each campaign where the name has a tree node, links, a flag or a reward, read by key; the
+    campaigns that do not know them are left out, and an unknown name is in none."""
+    a_sharers_story(services)
+    second_campaign(services)
+    found = {a.campaign.slug: a for a in services.people.everywhere("farmer")}
+    assert sorted(found) == ["coffee", "tea"]  # juice never heard of them
+    tea, coffee = found["tea"], found["coffee"]
+    # In tea: invited by root (depth 1), invited five, links active; their participant flag
+    # and the ring cluster they are a member of; rewards for their invitations: 2 credited
+    # (p1, p5, 2 units each), 1 held (p2); their own reward held by their flags.
+    assert (tea.depth, tea.invited, tea.links) == (1, 5, "active")
+    assert tea.flags == {"participant": "open"} and tea.clusters == 1
+    assert (tea.credited, tea.held) == (4, 2)
+    assert tea.own_reward == "held"
+    assert tea.joined is not None and tea.joined > 0
+    # In coffee: a first sharer (the root of their own tree), links revoked, their referrer flag
+    # open, p1's reward held by it; no reward of their own.
+    assert (coffee.depth, coffee.invited, coffee.links) == (0, 1, "revoked")
+    assert coffee.flags == {"referrer": "open"} and coffee.clusters == 0
+    assert (coffee.credited, coffee.held, coffee.own_reward) == (0, 3, None)
+    # A participant of both, found in both; a name no campaign knows, in none.
+    p1 = {a.campaign.slug: a for a in services.people.everywhere("p1")}
+    assert sorted(p1) == ["coffee", "tea"] and p1["coffee"].depth == 1
+    assert p1["tea"].own_reward == "credited" and p1["coffee"].own_reward == "held"
+    assert services.people.everywhere("nobody") == []
+    # A cluster member who never joined is known through the cluster index; their links are as
+    # the click path sees them (the ring's feedback gave them a number: links would work).
+    mole = services.people.everywhere("mole")
+    assert [(a.campaign.slug, a.depth, a.links, a.clusters) for a in mole] == [
+        ("tea", None, "active", 1)
+    ]
+
+
+def test_the_console_finds_a_person_across_campaigns(app: Flask, services: Services) -> None:
+    """Every staff role may search; each campaign that knows them is a row leading to their page
+    there; the search is in the menu."""
+    add_staff(services)
+    a_sharers_story(services)
+    second_campaign(services)
+    for role in ("marketing", "risk", "admin"):
+        client = as_role(app, role)
+        assert (
+            'href="/console/people">People</a>' in client.get("/console/campaigns", headers=EN).text
+        )
+        page = client.get("/console/people?name=farmer", headers=EN)
+        assert page.status_code == 200, role
+        text = page.text
+        assert "<h2>Campaigns that know them (2)</h2>" in text, role
+        assert 'value="farmer"' in text
+        tea = text[text.index('id="in-tea"') : text.index("</tr>", text.index('id="in-tea"'))]
+        assert '<a href="/console/campaigns/tea/people/farmer">Tea</a>' in tea
+        assert "<td>depth 1</td>" in tea and '<span class="status status-ok">active</span>' in tea
+        assert 'as a participant: <span class="status status-open">open</span>' in tea
+        assert "member of 1 clusters" in tea
+        assert re.search(r'<td class="num">4</td>\s*<td class="num">2</td>', tea), tea
+        coffee = text[text.index('id="in-coffee"') :]
+        assert '<a href="/console/campaigns/coffee/people/farmer">Coffee</a>' in coffee
+        assert "<td>a first sharer</td>" in coffee and "status-revoked" in coffee
+        assert 'as a sharer: <span class="status status-open">open</span>' in coffee
+        assert 'id="in-juice"' not in text
+    assert as_role(app, "anonymous").get("/console/people?name=farmer").status_code == 302
+    client = as_role(app, "risk")
+    # The page without a name is the search form alone.
+    empty = client.get("/console/people", headers=EN).text
+    assert 'id="person-name"' in empty and 'id="found"' not in empty
+    nobody = client.get("/console/people?name=nobody", headers=EN)
+    assert nobody.status_code == 200 and 'id="nobody"' in nobody.text
+    assert "No campaign knows nobody" in nobody.text
+    # In Chinese, with Chinese punctuation.
+    zh = client.get("/console/people?name=farmer", headers={"Accept-Language": "zh-CN"}).text
+    assert "<h2>认识此人的活动（2）</h2>" in zh
+    assert '作为参与者：<span class="status status-open">待审核</span>' in zh
+    assert "Campaigns that know them" not in zh
+
+
+def test_a_bad_name_is_a_400_that_keeps_what_was_typed(app: Flask, services: Services) -> None:
+    """A name no campaign could hold (a space, a slash, too long) is said beside the field; the
+    form keeps it, and nothing is read."""
+    add_staff(services)
+    client = as_role(app, "risk")
+    for bad in ("far mer", "a/b", "x" * 129, "<script>"):
+        response = client.get("/console/people", query_string={"name": bad}, headers=EN)
+        assert response.status_code == 400, bad
+        assert 'role="alert" id="name-problem"' in response.text
+        assert "letters, digits and . _ : @ + -" in response.text
+        assert 'aria-invalid="true"' in response.text and 'id="found"' not in response.text
+    assert "&lt;script&gt;" in response.text and "<script>" not in response.text.split("<main")[-1]
+    # Spaces around a pasted id are not part of it.
+    a_sharers_story(services)
+    padded = client.get("/console/people", query_string={"name": " farmer "}, headers=EN)
+    assert padded.status_code == 200 and "Campaigns that know them (1)" in padded.text
+
+
+def test_a_persons_page_lists_the_other_campaigns_that_know_them(
+    app: Flask, services: Services
+) -> None:
+    add_staff(services)
+    a_sharers_story(services)
+    client = as_role(app, "risk")
+    alone = client.get("/console/campaigns/tea/people/farmer", headers=EN).text
+    assert "<h2>In other campaigns (0)</h2>" in alone and "No other campaign knows them." in alone
+    second_campaign(services)
+    page = client.get("/console/campaigns/tea/people/farmer", headers=EN).text
+    elsewhere = page[page.index('id="elsewhere"') :]
+    assert "<h2>In other campaigns (1)</h2>" in elsewhere
+    assert '<a href="/console/campaigns/coffee/people/farmer">Coffee</a>' in elsewhere
+    assert 'id="in-tea"' not in elsewhere  # the campaign of the page is not repeated
+    back = client.get("/console/campaigns/coffee/people/farmer", headers=EN).text
+    assert '<a href="/console/campaigns/tea/people/farmer">Tea</a>' in back
