@@ -183,6 +183,8 @@ def main() -> None:
             "tree: top sharers": "/console/campaigns/big/tree",
             f"tree: {top} (20 children)": f"/console/campaigns/big/tree?node={top}",
             "tree: a leaf's parent page": f"/console/campaigns/big/tree?node={top}.0",
+            f"a person's page ({top})": f"/console/campaigns/big/people/{top}",
+            f"people search ({top})": f"/console/people?name={top}",
         }
         results = {}
         for label, path in pages.items():
