@@ -538,6 +538,52 @@ class FlagService:
             pipe.hgetall(ck.flag(flag_id))
         return [Flag.from_hash(raw) for raw in pipe.execute() if raw], bool(indexed)
 
+    def open_at_stake(
+        self, campaign_id: int, rewards: Sequence[dict[str, Any]]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """For each reward (by its ``user``), the open flags it is at stake in, as (id, kind):
+        the flags of its participant, its referrer and its click, and the clusters listing its
+        participant or referrer; their decisions are what will release or deny it. Read by key,
+        in two pipelines, however many flags the campaign has."""
+        if not rewards:
+            return {}
+        ck = keys.campaign_keys(campaign_id)
+        people = list(dict.fromkeys(p for r in rewards for p in (r["user"], r["referrer"]) if p))
+        pipe = self._redis.pipeline(transaction=False)
+        for person in people:
+            pipe.hget(ck.cluster_index, person)
+        clusters = {
+            person: listed.decode().split(",") if listed else []
+            for person, listed in zip(people, pipe.execute(), strict=True)
+        }
+        candidates = {
+            r["user"]: [
+                i
+                for i in dict.fromkeys(
+                    [
+                        *stake_flag_ids(campaign_id, r["user"], r["referrer"], r["click_id"]),
+                        *clusters.get(r["user"], ()),
+                        *clusters.get(r["referrer"], ()),
+                    ]
+                )
+                if i
+            ]
+            for r in rewards
+        }
+        ids = list(dict.fromkeys(i for found in candidates.values() for i in found))
+        pipe = self._redis.pipeline(transaction=False)
+        for flag_id in ids:
+            pipe.hmget(ck.flag(flag_id), "status", "kind")
+        open_kind = {
+            flag_id: kind.decode()
+            for flag_id, (status, kind) in zip(ids, pipe.execute(), strict=True)
+            if status == b"open" and kind
+        }
+        return {
+            user: [(i, open_kind[i]) for i in found if i in open_kind]
+            for user, found in candidates.items()
+        }
+
     # -- deciding ------------------------------------------------------------------------------
 
     def decide(

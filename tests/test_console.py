@@ -1025,7 +1025,7 @@ def test_a_sharers_page_tells_their_whole_story(
     page = client.get("/console/campaigns/tea/people/root", headers=EN).text
     assert '<dd id="parent">nobody: a first sharer</dd>' in page
     assert "<h2>Flags about them (0)</h2>" in page and "No flag is about them." in page
-    assert '<tr><td colspan="5">None.</td></tr>' in page  # no reward for joining
+    assert '<tr><td colspan="6">None.</td></tr>' in page  # no reward for joining
     revoked = client.get("/console/campaigns/tea/people/farmer", headers=EN).text
     assert '<dd id="links"><span class="status status-revoked">revoked</span>' in revoked
     assert '<dd id="revocations">1</dd>' in revoked

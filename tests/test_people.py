@@ -7,7 +7,7 @@ import re
 
 from flask import Flask
 
-from gateway.flags import FlagCandidate
+from gateway.flags import FlagCandidate, flag_id_for
 from gateway.services import Services
 from tests.console_helpers import add_staff, as_role
 from tests.test_console import a_sharers_story
@@ -151,3 +151,46 @@ def test_a_persons_page_lists_the_other_campaigns_that_know_them(
     assert 'id="in-tea"' not in elsewhere  # the campaign of the page is not repeated
     back = client.get("/console/campaigns/coffee/people/farmer", headers=EN).text
     assert '<a href="/console/campaigns/tea/people/farmer">Tea</a>' in back
+
+
+def test_a_persons_rewards_name_the_open_flags_that_would_move_them(
+    app: Flask, services: Services
+) -> None:
+    """Beside each credited or held reward, the open flags whose decision would still move it
+    (its participant's, its click's, its referrer's, and clusters listing either): the risk team
+    sees why a referral is held and where to decide it; marketing sees the kinds without links."""
+    add_staff(services)
+    _, ids = a_sharers_story(services)
+    campaign_id = services.campaigns.require("tea").id
+    p2 = services.flags.get(flag_id_for(campaign_id, "participant", "p2"))
+    assert p2 is not None and p2.status == "open"
+    page = as_role(app, "risk").get("/console/campaigns/tea/people/farmer", headers=EN).text
+
+    def cell(table: str, user: str) -> str:
+        rows = page[page.index(f'id="{table}"') :]
+        row = rows[rows.index(f">{user}</a>") :]
+        return row[: row.index("</tr>")].rsplit('<td class="text">', 1)[1]
+
+    def link(flag_id: str, kind: str) -> str:
+        return f'<a href="/console/flags/{flag_id}">{kind}</a>'
+
+    # Their own reward, held: their participant flag, the click they joined through, the ring.
+    assert cell("own-reward", "root") == (
+        f"{link(ids['participant'], 'participant')}, {link(ids['click'], 'click')}, "
+        f"{link(ids['cluster'], 'cluster')}</td>"
+    )
+    # p2's, held by p2's own flag, and at stake in the ring farmer is a member of; p1's,
+    # credited, only in the ring; p3's denied and p4's clawed back: nothing left to decide.
+    assert cell("referred", "p2") == (
+        f"{link(p2.id, 'participant')}, {link(ids['cluster'], 'cluster')}</td>"
+    )
+    assert cell("referred", "p1") == f"{link(ids['cluster'], 'cluster')}</td>"
+    assert cell("referred", "p3") == "</td>" and cell("referred", "p4") == "</td>"
+    # Decided, a flag is no longer at stake.
+    services.flags.decide(ids["cluster"], "legit", "", "test")
+    page = as_role(app, "risk").get("/console/campaigns/tea/people/farmer", headers=EN).text
+    assert cell("referred", "p1") == "</td>"
+    # Marketing sees the kinds, without the flags' pages.
+    marketing = as_role(app, "marketing").get("/console/campaigns/tea/people/farmer", headers=EN)
+    page = marketing.text
+    assert cell("referred", "p2") == "participant</td>" and "/console/flags/" not in page

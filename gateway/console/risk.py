@@ -562,6 +562,13 @@ def person(slug: str, name: str) -> Page:
     referred, referred_total, totals = found.rewards.of_referrer(
         campaign.id, name, limit=REWARDS_SHOWN
     )
+    own_reward = found.rewards.get(campaign.id, name)
+    # What an open flag's decision would still move: credited (clawed back on fraud) and held.
+    pending = [
+        r
+        for r in [*referred, *([own_reward] if own_reward else [])]
+        if r["status"] in ("credited", "held")
+    ]
     by_status = {status: {"n": 0, "units": 0} for status in REWARD_STATUSES}
     for row in referred:
         if row["status"] in by_status:
@@ -576,7 +583,8 @@ def person(slug: str, name: str) -> Page:
         flags=flags,
         clusters_indexed=clusters_indexed,
         concerns={kind: _(text) for kind, text in AS.items()},
-        own_reward=found.rewards.get(campaign.id, name),
+        own_reward=own_reward,
+        open_flags=found.flags.open_at_stake(campaign.id, pending),
         referred=referred,
         referred_total=referred_total,
         totals=totals,
