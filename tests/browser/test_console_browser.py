@@ -143,7 +143,7 @@ def test_risk_opens_a_flag_decides_it_and_sees_the_rewards_move(
     page.get_by_label("Note").fill("a real fan with many friends")
     page.locator("#decide-legit").click()
     expect(page.locator("#results")).to_contain_text("rewards 2 held → credited")
-    expect(page.locator("#flag-status")).to_have_text("legit")
+    expect(page.locator("#flag-status")).to_have_text("legitimate")
     expect(page.locator("#rewards .status-credited")).to_have_count(2)
     page.screenshot(path=artifacts / "risk-3-released.png", full_page=True)
     assert rewards.get(doc["id"], "p1")["status"] == "credited"  # type: ignore[index]
