@@ -180,6 +180,9 @@ def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Servic
     assert "2 冻结 → 已发放" in client.get(decided.location, headers=ZH).text
     campaigns = client.get("/console/campaigns", headers=ZH).text
     assert '<span class="state state-live">进行中</span>' in campaigns
+    users = client.get("/console/admin/users", headers=ZH).text
+    # The add-a-user form's roles too (they were the bare codes, sent as the option's text).
+    assert '<option value="risk" >风控</option>' in users
 
 
 EN = {"Accept-Language": "en"}
