@@ -282,6 +282,43 @@ def test_a_double_click_on_register_or_rotate_sends_the_form_once_and_shows_the_
     assert rotated.previous_secret == endpoint.secret  # one rotation, not two
 
 
+def test_a_double_click_on_save_mint_or_add_sends_the_form_once(page: Page, served: Served) -> None:
+    """A campaign saved twice showed "slug taken" instead of the campaign, a link minted twice
+    made two links, a user added twice showed "exists already": each form is sent once."""
+
+    def made(action: str) -> int:
+        return sum(e.action == action for e in served.services.audit.recent())
+
+    sign_in(page, "admin")
+    page.goto("/console/campaigns/new")
+    page.get_by_label("Slug").fill("spring-tea")
+    page.get_by_label("Name").fill("春节奶茶")
+    page.get_by_label("Destination URL").fill("https://shop.example.com/landing")
+    click_twice(page, "Save", "/console/campaigns/new")
+    expect(page.get_by_role("heading", name="春节奶茶")).to_be_visible()
+    assert made("campaign.create") == 1
+
+    page.goto("/console/campaigns/spring-tea/edit")
+    page.get_by_label("Name").fill("春节奶茶 2")
+    click_twice(page, "Save", "/console/campaigns/spring-tea/edit")
+    expect(page.get_by_role("heading", name="春节奶茶 2")).to_be_visible()
+    assert made("campaign.edit") == 1
+
+    page.goto("/console/campaigns/spring-tea/links")
+    page.get_by_label("Sharer id").fill("alice")
+    click_twice(page, "Mint", "/console/campaigns/spring-tea/links")
+    expect(page.locator("#share-url")).to_contain_text(f"{served.url}/s/")
+    assert made("link.mint") == 1
+
+    page.goto("/console/admin/users")
+    page.locator("#new-email").fill("new@staff.example.com")
+    page.locator("#new-password").fill(PASSWORD)
+    click_twice(page, "Add", "/console/admin/users")
+    expect(page.get_by_role("cell", name="new@staff.example.com")).to_be_visible()
+    expect(page.locator(".field-error")).to_have_count(0)
+    assert made("user.add") == 1
+
+
 def test_a_decision_that_moves_money_is_asked_first_and_sent_once(
     page: Page, served: Served
 ) -> None:
