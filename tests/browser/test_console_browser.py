@@ -235,6 +235,44 @@ def test_tables_keep_short_cells_whole_and_wrap_long_text_at_1280_px(
         context.close()
 
 
+#: The campaign page's action buttons (links and one-button forms): [text, top, height, right].
+ACTION_BOXES = """() => [...document.querySelectorAll("#actions .button, #actions button")].map(
+  (b) => { const r = b.getBoundingClientRect();
+           return [b.textContent.trim(), Math.round(r.top), Math.round(r.height), r.right]; })"""
+
+
+def test_the_campaign_pages_buttons_sit_on_one_line_at_1280_px(
+    browser: Browser, served: Served, artifacts: Path
+) -> None:
+    """At 1280x800 the Pause and End forms and the tree link fell onto a second line (a <form>
+    ends the <p> they stood in); narrower, the buttons wrap whole, never their words."""
+    flagged_campaign(served.services)
+    for locale in ("zh-CN", "en-US"):
+        context = browser.new_context(
+            locale=locale, base_url=served.url, viewport={"width": 1280, "height": 800}
+        )
+        page = context.new_page()
+        page.goto("/console/login")
+        page.locator("#email").fill(email("admin"))
+        page.locator("#password").fill(PASSWORD)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url("**/console/**")
+        page.goto("/console/campaigns/tea")
+        page.screenshot(path=artifacts / f"campaign-1280-{locale}.png")
+        boxes = page.evaluate(ACTION_BOXES)
+        assert len(boxes) == 5, boxes  # mint, edit, pause, end, the tree
+        assert len({top for _, top, _, _ in boxes}) == 1, (locale, boxes)
+        assert page.evaluate(BROKEN_CELLS) == [], locale
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280, locale
+        page.set_viewport_size({"width": 360, "height": 800})
+        page.screenshot(path=artifacts / f"campaign-360-{locale}.png")
+        boxes = page.evaluate(ACTION_BOXES)
+        heights = {height for _, _, height, _ in boxes}
+        assert len(heights) == 1, (locale, boxes)  # no button's words broken over two lines
+        assert max(right for *_, right in boxes) <= 360, (locale, boxes)
+        context.close()
+
+
 def click_twice(page: Page, name: str, path: str) -> None:
     """Two clicks on the button, the second while the first's POST to ``path`` is on its way
     (held until both clicks are in), as a person double-clicking on a slow network: the page
