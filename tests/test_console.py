@@ -323,7 +323,11 @@ def test_admin_manages_users_and_api_keys(app: Flask, services: Services, staff:
 
 
 def route_matrix(
-    services: Services, flag_id: str, key_id: str, webhook_id: str = "wh_0123456789abcdef"
+    services: Services,
+    flag_id: str,
+    key_id: str,
+    webhook_id: str = "wh_0123456789abcdef",
+    link: str = "t0123456789",
 ) -> list[tuple[str, str, set[str]]]:
     """(method, path, roles allowed); admin is allowed everywhere."""
     marketing, risk, staff = {"marketing"}, {"risk"}, {"marketing", "risk"}
@@ -342,6 +346,7 @@ def route_matrix(
         ("POST", "/console/campaigns/tea/platforms/wechat", staff),
         ("GET", "/console/campaigns/tea/links", marketing),
         ("POST", "/console/campaigns/tea/links", marketing),
+        ("GET", f"/console/campaigns/tea/links/{link}/poster.png", marketing),
         ("GET", "/console/campaigns/tea/tree", staff),
         ("GET", "/console/campaigns/tea/people/farmer", staff),
         ("GET", "/console/flags", risk),
@@ -394,7 +399,8 @@ def test_every_console_route_against_every_role(
     )
     client = as_role(app, role)
     form = {"csrf_token": token(client)}
-    for method, path, allowed in route_matrix(services, flag.id, key.id, hook.id):
+    link = services.links.mint(services.campaigns.require("tea"), "farmer")
+    for method, path, allowed in route_matrix(services, flag.id, key.id, hook.id, link.token):
         response = client.open(path, method=method, data=form if method == "POST" else None)
         if role == "anonymous":
             assert response.status_code == 302, (method, path)

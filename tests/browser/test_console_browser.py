@@ -124,6 +124,14 @@ def test_marketing_creates_a_campaign_mints_a_link_and_downloads_its_poster(
     assert download.suggested_filename == "spring-tea-alice-poster.png"
     with Image.open(poster) as image:
         assert image.format == "PNG" and image.size == (1240, 1748)
+    # A sharer named by an email address with a CRM prefix: ":" is no file name character on
+    # Windows or macOS, so it is saved with "_" there (gateway.downloads).
+    page.get_by_label("Sharer id").fill("crm:bob@example.com")
+    page.get_by_role("button", name="Mint").click()
+    expect(page.locator("#share-url")).to_contain_text(f"{served.url}/s/")
+    with page.expect_download() as download_info:
+        page.locator("#download-png").click()
+    assert download_info.value.suggested_filename == "spring-tea-crm_bob@example.com-qr.png"
 
 
 def test_risk_opens_a_flag_decides_it_and_sees_the_rewards_move(
