@@ -323,7 +323,11 @@ def test_admin_manages_users_and_api_keys(app: Flask, services: Services, staff:
 
 
 def route_matrix(
-    services: Services, flag_id: str, key_id: str, webhook_id: str = "wh_0123456789abcdef"
+    services: Services,
+    flag_id: str,
+    key_id: str,
+    webhook_id: str = "wh_0123456789abcdef",
+    link: str = "t0123456789",
 ) -> list[tuple[str, str, set[str]]]:
     """(method, path, roles allowed); admin is allowed everywhere."""
     marketing, risk, staff = {"marketing"}, {"risk"}, {"marketing", "risk"}
@@ -342,6 +346,7 @@ def route_matrix(
         ("POST", "/console/campaigns/tea/platforms/wechat", staff),
         ("GET", "/console/campaigns/tea/links", marketing),
         ("POST", "/console/campaigns/tea/links", marketing),
+        ("GET", f"/console/campaigns/tea/links/{link}/poster.png", marketing),
         ("GET", "/console/campaigns/tea/tree", staff),
         ("GET", "/console/campaigns/tea/people/farmer", staff),
         ("GET", "/console/people?name=farmer", staff),
@@ -395,7 +400,8 @@ def test_every_console_route_against_every_role(
     )
     client = as_role(app, role)
     form = {"csrf_token": token(client)}
-    for method, path, allowed in route_matrix(services, flag.id, key.id, hook.id):
+    link = services.links.mint(services.campaigns.require("tea"), "farmer")
+    for method, path, allowed in route_matrix(services, flag.id, key.id, hook.id, link.token):
         response = client.open(path, method=method, data=form if method == "POST" else None)
         if role == "anonymous":
             assert response.status_code == 302, (method, path)
@@ -688,7 +694,7 @@ def test_a_decision_releases_or_claws_back_and_says_so(
         headers=EN,
     )
     page = client.get(changed.location, headers=EN)
-    assert "rewards 2 credited → clawed_back" in page.text
+    assert "rewards 2 credited → clawed back" in page.text
     assert "Legitimate pays back what this decision denied or clawed back" in page.text
     assert 'id="decide-legit"' in page.text and 'id="decide-fraud"' not in page.text
     back = client.post(
@@ -700,7 +706,7 @@ def test_a_decision_releases_or_claws_back_and_says_so(
         },
         headers=EN,
     )
-    assert "rewards 2 clawed_back → credited" in client.get(back.location, headers=EN).text
+    assert "rewards 2 clawed back → credited" in client.get(back.location, headers=EN).text
     assert services.rewards.get(doc["id"], "p2")["status"] == "credited"  # type: ignore[index]
 
 
@@ -823,7 +829,7 @@ def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
     assert late.status_code == 302
     page = second.get(late.location, headers=EN).text
     assert (
-        f"Flag {flag.id} was decided legit by user:risk@staff.example.com while this page was "
+        f"Flag {flag.id} was decided legitimate by user:risk@staff.example.com while this page was "
         "open: nothing was changed."
     ) in page
     assert ">farm, see the orders</textarea>" in page  # the note waits for a second look
@@ -844,7 +850,7 @@ def test_a_decision_taken_while_the_page_was_open_is_not_replaced(
         data={"decision": "fraud", "seen": "legit", "csrf_token": token(second)},
         headers=EN,
     )
-    assert "rewards 2 credited → clawed_back" in second.get(again.location, headers=EN).text
+    assert "rewards 2 credited → clawed back" in second.get(again.location, headers=EN).text
     # A tampered "seen" is bad input (400), not a decision taken meanwhile; nothing changes.
     tampered = second.post(
         f"/console/flags/{flag.id}/decision",
@@ -889,13 +895,13 @@ def test_flags_and_the_tree_link_to_each_other(app: Flask, services: Services, s
     assert f"/console/flags/{flag.id}" in client.get(f"{people}farmer").text
     assert f"/console/flags/{cluster.id}" in client.get(f"{people}p1").text
     node = client.get(f"{tree}farmer", headers=EN).text
-    assert f'href="/console/flags/{flag.id}">referrer open</a>' in node
+    assert f'href="/console/flags/{flag.id}">sharer open</a>' in node
     # Every node in the tree links to its person's page beside its place in the tree.
     for name in ("farmer", "p1", "p2"):
         assert f'<a href="{tree}{name}">{name}</a>' in node, name
         assert f'<a class="meta" href="{people}{name}"' in node, name
     marketing = as_role(app, "marketing").get(f"{tree}farmer", headers=EN).text
-    assert "referrer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
+    assert "sharer open</span>" in marketing and f"/console/flags/{flag.id}" not in marketing
     assert f'<a class="meta" href="{people}p1"' in marketing
 
 
@@ -983,7 +989,8 @@ def test_a_sharers_page_tells_their_whole_story(
     assert click_path.startswith('id="click-path"><span class="status status-open">open</span>')
     own = page[page.index('id="own-reward"') : page.index('id="totals"')]
     assert f'<a href="{people}root">root</a>' in own and "status-held" in own
-    assert "<td>flagged</td>" in own
+    # The reason in words, its code at hand for the risk team (API and exports use it).
+    assert '<td title="flagged">flagged</td>' in own
     totals = page[page.index('id="totals"') : page.index('id="referred"')]
     cells = re.findall(
         r'status-(\w+)">[^<]+</span></td><td class="num">(\d+)</td>'
@@ -1310,11 +1317,15 @@ def test_roles_sources_and_times_read_in_words(app: Flask, services: Services, s
     )
     page = risk.get(f"/console/flags/{ring.id}", headers=zh).text
     assert f"{email('risk')}（风控）" in page  # the header: who is signed in, as what
-    assert "<td>邀请关系树：互刷环</td>" in page and "tree:ring" not in page
+    assert '<td title="tree:ring">邀请关系树：互刷环</td>' in page
+    assert page.count("tree:ring") == 1  # only the title: the code is never the text
     assert "2026-05-28 20:26:40 UTC" in page and "1780000000" not in page  # the evidence time
     assert re.search(r"<dd>user:risk@staff\.example\.com，[^<：]+ UTC</dd>", page), page
     english = risk.get(f"/console/flags/{ring.id}", headers=EN).text
-    assert f"{email('risk')} (risk)" in english and "<td>tree:ring</td>" in english
+    assert (
+        f"{email('risk')} (risk)" in english
+        and '<td title="tree:ring">referral tree: ring</td>' in english
+    )
     assert re.search(r"<dd>user:risk@staff\.example\.com, [\d-]+ [\d:]+ UTC</dd>", english)
 
     admin = as_role(app, "admin")

@@ -429,3 +429,50 @@ def test_a_minted_link_says_when_it_expires_and_when_that_is_before_the_start(
         headers=EN,
     )
     assert 'id="expires"' in again.text and 'id="expires-early"' not in again.text
+
+
+#: POST forms that may be sent twice: signing in or out and one's own settings make nothing that
+#: a second send would duplicate (and a stuck sign-in form would be worse than a second send).
+NOT_ONCE = ("/console/login", "/console/logout", "/console/settings")
+
+
+def test_every_form_that_makes_or_changes_something_is_sent_once(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """A double click on a slow network sent the campaign, mint and add-a-user forms twice (a
+    second link minted, a "slug taken" or "exists already" page instead of the first's answer):
+    every POST form carries data-once (static/console.js), but those in NOT_ONCE."""
+    _doc, flag = flagged_campaign(services)
+    hook, _secret = services.webhooks.create(
+        {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]}, "test"
+    )
+    admin = as_role(app, "admin")
+    admin.post(
+        "/console/admin/apikeys",
+        data={"name": "crm", "role": "conversion", "csrf_token": token(admin)},
+    )
+    pages = [
+        "/console/campaigns/new",
+        "/console/campaigns/tea",
+        "/console/campaigns/tea/edit",
+        "/console/campaigns/tea/links",
+        "/console/flags",
+        f"/console/flags/{flag.id}",
+        "/console/admin/users",
+        "/console/admin/apikeys",
+        "/console/webhooks",
+        f"/console/webhooks/{hook.id}",
+        f"/console/webhooks/{hook.id}/delete",
+    ]
+    checked = 0
+    for path in pages:
+        page = admin.get(path, headers=EN)
+        assert page.status_code == 200, path
+        for form in re.findall(r'<form [^>]*method="post"[^>]*>', page.text):
+            action = re.search(r'action="([^"]*)"', form)
+            if (action.group(1) if action else path) in NOT_ONCE:
+                continue
+            assert "data-once" in form, (path, form)
+            checked += 1
+    # The forms of the task: campaign (new, edit), mint, platform, users, API keys, webhooks.
+    assert checked >= 18, checked

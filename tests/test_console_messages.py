@@ -171,7 +171,7 @@ def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Servic
     page = client.get(f"/console/flags/{flag.id}", headers=ZH).text
     assert '<span class="status status-held">冻结</span>' in page
     # Why the rewards are held, and the evidence's headings, in words too.
-    assert "<td>已被标记</td>" in page and "<td>flagged</td>" not in page
+    assert '<td title="flagged">已被标记</td>' in page and ">flagged<" not in page
     decided = client.post(
         f"/console/flags/{flag.id}/decision",
         data={"decision": "legit", "csrf_token": token(client)},
@@ -180,6 +180,61 @@ def test_states_kinds_and_decisions_read_in_chinese(app: Flask, services: Servic
     assert "2 冻结 → 已发放" in client.get(decided.location, headers=ZH).text
     campaigns = client.get("/console/campaigns", headers=ZH).text
     assert '<span class="state state-live">进行中</span>' in campaigns
+    users = client.get("/console/admin/users", headers=ZH).text
+    # The add-a-user form's roles too (they were the bare codes, sent as the option's text).
+    assert '<option value="risk" >风控</option>' in users
+
+
+EN = {"Accept-Language": "en"}
+#: What a code looks like: lowercase words joined by "_" (qr_first) or "name:kind" (tree:ring).
+CODE = re.compile(r"^[a-z]+(?:[_:][a-z]+)+$")
+
+
+def test_every_code_reads_in_english_words_and_in_chinese(app: Flask) -> None:
+    """The English console once showed the codes themselves (``qr_first``, ``clawed_back``,
+    ``deny_credit``): each label is words in English and has its Chinese."""
+    from gateway.console.labels import LABELS, label
+
+    with app.test_request_context(headers=EN):
+        english = {code: label(code) for code in LABELS}
+    assert [w for w in english.values() if CODE.match(w) or "_" in w] == []
+    assert english["qr_first"] == "QR code first" and english["clawed_back"] == "clawed back"
+    assert english["deny_credit"] == "no credit" and english["legit"] == "legitimate"
+    with app.test_request_context(headers=ZH):
+        chinese = {code: label(code) for code in LABELS}
+    assert [code for code, text in chinese.items() if not HAN.search(text)] == []
+    assert chinese["qr_first"] == "二维码优先" and chinese["clawed_back"] == "已追回"
+    assert label("something_new") == "something_new"  # an unknown code is shown, not hidden
+
+
+def test_the_campaign_and_flag_pages_show_no_codes_in_english(
+    app: Flask, services: Services
+) -> None:
+    """Strategies, statuses and reasons in words; the codes stay where they are data (form
+    values, a reason's title for the risk team)."""
+    from tests.console_helpers import flagged_campaign
+
+    add_staff(services)
+    _doc, flag = flagged_campaign(services)
+    client: FlaskClient = app.test_client()
+    assert login(client, "admin").status_code == 302
+    campaign = client.get("/console/campaigns/tea", headers=EN).text
+    assert "<td>QR code first</td>" in campaign and "qr_first" not in campaign
+    chinese = client.get("/console/campaigns/tea", headers=ZH).text
+    assert "<td>二维码优先</td>" in chinese and "qr_first" not in chinese
+    decided = client.post(
+        f"/console/flags/{flag.id}/decision",
+        data={"decision": "fraud", "seen": "open", "csrf_token": token(client)},
+        headers=EN,
+    )
+    page = client.get(decided.location, headers=EN).text
+    assert "rewards 2 held → denied" in page
+    assert '<td title="reviewed_fraud">reviewed: fraud</td>' in page
+    assert '<input type="hidden" name="seen" value="fraud">' in page  # the form sends the code
+    text = re.sub(r"<[^>]*>", " ", page)  # what people read, attributes left out
+    assert re.findall(r"\b[a-z]+_[a-z_]+\b", text) == []
+    zh = client.get(f"/console/flags/{flag.id}", headers=ZH).text
+    assert '<td title="reviewed_fraud">审核判定为欺诈</td>' in zh
 
 
 def test_every_reason_a_conversion_can_be_denied_for_a_clicks_outcome_has_words(

@@ -11,16 +11,19 @@ from flask import abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from gateway.blueprints import media
 from gateway.blueprints.api import _platform_entry as platform_entry
 from gateway.campaigns import Campaign, LinkRequest, validate
 from gateway.console import MARKETING, STAFF, audit, bp, roles, user
 from gateway.console.charts import bar_chart, line_chart
 from gateway.console.labels import label
 from gateway.console.messages import translated_fields
+from gateway.downloads import content_disposition, link_file
 from gateway.errors import ApiError
 from gateway.platforms import PLATFORM_KEYS
 from gateway.platforms import platform as known_platform
 from gateway.platformwatch import clear_alert, open_alerts
+from gateway.referrer_names import ReferrerNames
 from gateway.services import services
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
@@ -370,4 +373,39 @@ def mint(slug: str) -> Page:
             "svg": f"{path}/qr.svg",
             "poster": f"{path}/poster.png",
         },
+        # Saved under the sharer's name, made safe as a file name (an id may be an email
+        # address or carry ":"), by the console's own route: the public images never name the
+        # sharer (anyone holding their link could read it).
+        downloads={
+            kind: (
+                url_for("console.download", slug=slug, token=minted.token, file=file) + query,
+                link_file(campaign.slug, minted.referrer, file),
+            )
+            for kind, file, query in (
+                ("png", "qr.png", "?size=512"),
+                ("svg", "qr.svg", ""),
+                ("poster", "poster.png", ""),
+            )
+        },
     )
+
+
+@bp.get("/campaigns/<slug>/links/<token>/<any('qr.png', 'qr.svg', 'poster.png'):file>")
+@roles(*MARKETING)
+def download(slug: str, token: str, file: str) -> Page:
+    """A link's QR code or poster as an attachment named ``<slug>-<sharer>-<file>``: the public
+    image (its checks: a revoked or expired link's images are gone), with its name."""
+    found = services().media.find(token)
+    if found is None or found[1].slug != slug:
+        abort(404)
+    link, campaign = found
+    answer = media.poster(token) if file == "poster.png" else media.qr_code(token, file[3:])
+    if answer.status_code == 200:
+        names = ReferrerNames(services().store.main, campaign.id).names([link.referrer_id])
+        sharer = names.get(link.referrer_id) or str(link.referrer_id)
+        answer.headers["Content-Disposition"] = content_disposition(
+            link_file(campaign.slug, sharer, file)
+        )
+        # It names a sharer: kept by no shared cache (the console's own default).
+        answer.headers["Cache-Control"] = "private, no-store"
+    return answer

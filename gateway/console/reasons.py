@@ -6,7 +6,8 @@ The console shows each through ``reason`` (a Jinja filter): a reason without val
 text, one that carries values (counts, names, seconds) by pattern, and a reason that holds another
 one ("the sharer is under review for <why>", "part of <a chain>", a click's
 "<detector>: <why>") with the inner one translated too, and the detectors' names in words
-(gateway.console.labels). An unknown reason is shown as it is
+(gateway.console.labels: in English too, so ``referrer_review: ...`` reads "review feedback: ...";
+a name that is an English word reads as stored). An unknown reason is shown as it is
 rather than hidden.
 
 Nothing here runs on the click path: the translation happens when a console page renders.
