@@ -581,6 +581,13 @@ def test_campaign_page_and_minting(app: Flask, services: Services, staff: None) 
         data={"status": "blocked", "note": "seen", "csrf_token": token(client)},
     )
     assert blocked.status_code == 302
+    # The platform refuses the campaign's links: said as its buttons say it (屏蔽 in Chinese,
+    # not the 拦截 of a click refgate blocked).
+    page = client.get("/console/campaigns/tea", headers=EN).text
+    assert '<span class="status status-blocked">links blocked</span> — seen' in page
+    zh = client.get("/console/campaigns/tea", headers={"Accept-Language": "zh-CN"}).text
+    assert '<span class="status status-blocked">链接被屏蔽</span> — seen' in zh
+    assert "标记为未屏蔽" in zh and "被拦截" not in zh
     assert services.campaigns.require("tea").platforms["wechat"].set_by == (
         "user:marketing@staff.example.com"
     )

@@ -37,6 +37,10 @@ LABELS: dict[str, str] = {
     **_plain(N_("ok"), N_("blocked"), N_("redirect")),
     "guide": N_("guide page"),
     "qr_first": N_("QR code first"),
+    # a platform's status on a campaign's page: it is the campaign's links the platform refuses
+    # (in Chinese 屏蔽, as on its buttons; a click's "blocked" outcome is refgate's 拦截)
+    "platform:ok": N_("ok"),
+    "platform:blocked": N_("links blocked"),
     # click decisions
     **_plain(N_("allow"), N_("challenge"), N_("block")),
     "deny_credit": N_("no credit"),
