@@ -25,6 +25,7 @@ from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
 from gateway.store.scripts import script
 from gateway.webhooks import (
     EVENTS,
+    MAX_PREVIOUS_SECRETS,
     SIGNATURE_HEADER,
     USER_AGENT,
     WebhookService,
@@ -107,6 +108,7 @@ class Receiver:
                     "payload": payload,
                     "user_agent": handler.headers["User-Agent"],
                     "headers": dict(handler.headers),
+                    "body": body,
                 }
             )
         handler.send_response(status)
@@ -717,6 +719,52 @@ def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap(
     receiver.secrets["/old"] = again["secret"]
     services.webhooks.run(time.time() + 10_000)  # the retry, now verified
     assert receiver.requests[-1]["valid"] and receiver.requests[-1]["status"] == 200
+
+
+def test_rotating_again_within_the_overlap_keeps_the_secret_receivers_hold(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    # An integrator's rotation whose answer is lost (a timeout) and sent again: the receiver
+    # still holds the original secret, and must keep verifying until that overlap ends.
+    endpoint = register(
+        client, keys["marketing"], receiver, "/twice", events=["conversion.created"]
+    )
+    original = receiver.secrets["/twice"]
+    path = f"/api/v1/webhooks/{endpoint['id']}/rotate-secret"
+    marketing = bearer(keys["marketing"])
+    first = client.post(path, json={"expire_previous_after": 3600}, headers=marketing).json
+    second = client.post(path, headers=marketing).json
+    assert len({original, first["secret"], second["secret"]}) == 3
+
+    convert(client, keys, services, campaign, "bob")
+    assert services.webhooks.run(time.time()) == 1
+    delivered = receiver.requests[-1]
+    assert delivered["valid"] and delivered["status"] == 200  # under the original secret
+    signature = delivered["headers"]["Refgate-Signature"]
+    assert signature.count("v1=") == 3
+    body = delivered["body"]
+    for secret in (original, first["secret"], second["secret"]):
+        assert verify(secret, signature, body, now=time.time())
+
+    # Each old secret stops at the end of its own overlap: the original after its hour, the
+    # first rotation's after the second's default day.
+    hooked = services.webhooks.require(endpoint["id"])
+    later = time.time() + 7200
+    assert hooked.signing_secrets(later) == [second["secret"], first["secret"]]
+    assert hooked.signing_secrets(time.time() + 2 * 86400) == [second["secret"]]
+
+    # However often it is rotated, at most MAX_PREVIOUS_SECRETS old ones sign beside it, and an
+    # overlap of 0 (a leaked secret) stops every old one at once.
+    for _ in range(5):
+        client.post(path, headers=marketing)
+    current = services.webhooks.require(endpoint["id"])
+    assert len(current.signing_secrets(time.time())) == 1 + MAX_PREVIOUS_SECRETS
+    client.post(path, json={"expire_previous_after": 0}, headers=marketing)
+    assert len(services.webhooks.require(endpoint["id"]).signing_secrets(time.time())) == 1
 
 
 def test_rotation_refuses_bad_input_unknown_endpoints_and_other_roles(
