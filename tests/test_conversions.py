@@ -200,10 +200,16 @@ def test_refusals_are_clear_and_recorded(
     for click_id, error in (
         ("ff.AAAAAAAAAAAAAAAA", "unknown_click"),
         (f"{campaign['id']:x}.AAAAAAAAAAAAAAAA", "unknown_click"),
-        ("nonsense", "unknown_click"),
     ):
         response = convert(client, conversion_key, click_id, "zed")
         assert response.status_code == 404 and response.json["error"] == error
+    # A value that cannot be a click id is the sender's mistake, not a click to retry: 400.
+    landing = f"https://shop.example.com/landing?rg_click={campaign['id']:x}.AAAAAAAAAAAAAAAA"
+    for click_id in ("nonsense", landing, f"{campaign['id']:x}.AAAAAAAAAAAAAAAA\n", "ff.AAAA"):
+        response = convert(client, conversion_key, click_id, "zed")
+        assert response.status_code == 400, response.json
+        assert response.json["error"] == "validation_failed"
+        assert "rg_click" in response.json["fields"]["click_id"]
     for body, field in (
         ({"click_id": "x"}, "user"),
         ({"user": "u"}, "click_id"),
