@@ -607,7 +607,9 @@ def openapi_document() -> dict[str, Any]:
                 "is about. Deciding again corrects the decision: legit after fraud pays back "
                 "what the fraud decision took, within the budget and the sharer's cap, unless "
                 "another fraud decision is about the reward (held again while another flag "
-                "about it is open).",
+                "about it is open). With `expect`, a flag whose status is another is left "
+                "as it is: 409 `flag_decided_meanwhile`, `fields.expect` saying what it is "
+                "(`the flag is fraud`).",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("FlagDecision")}},
