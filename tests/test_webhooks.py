@@ -4,6 +4,7 @@ dead letters and redelivery, the delivery log, roles and bad input."""
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import subprocess
 import threading
@@ -31,6 +32,7 @@ from gateway.webhooks import (
     WebhookService,
     canonical_url,
     check_url,
+    sign,
     verify,
 )
 from tests.conftest import bearer, make_app, services_of
@@ -958,3 +960,43 @@ def test_every_event_delivered_matches_its_schema_in_the_openapi_document(
         ("flag.raised", {**raised, "data": {**raised["data"], "score": "0.9"}}),
     ):
         assert not validators[event][0].is_valid(drifted), (event, drifted)
+
+
+def _readme_verifier() -> Any:
+    """The receiver's ``verify`` as README shows it (the one Python block of its Webhooks
+    section), so what integrators copy is what these tests run."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.partition("\n## Webhooks\n")[2].partition("\n## ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "README's Webhooks section shows one Python verifier"
+    namespace: dict[str, Any] = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    return namespace["verify"]
+
+
+def test_the_readme_verifier_accepts_real_deliveries_and_refuses_tampering(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    readme_verify = _readme_verifier()
+    register(client, keys["marketing"], receiver, "/copied", events=["conversion.created"])
+    secret = receiver.secrets["/copied"]
+    convert(client, keys, services, campaign, "bob")
+    assert services.webhooks.run(time.time()) == 1
+    delivered = receiver.requests[-1]
+    header, body = delivered["headers"]["Refgate-Signature"], delivered["body"]
+    assert readme_verify(secret, header, body)
+    assert readme_verify(secret, header.replace(",", ", "), body)  # spaces after commas
+    assert not readme_verify(secret.removeprefix("whsec_"), header, body)  # the whole secret
+    assert not readme_verify(secret, header, body.replace(b"bob", b"eve"))
+    reencoded = json.dumps(json.loads(body)).encode()  # parsed and dumped again: other bytes
+    assert not readme_verify(secret, header, reencoded)
+    # A delivery captured and replayed later than the tolerance is refused, even well signed.
+    old = int(time.time()) - 301
+    assert not readme_verify(secret, sign(secret, old, body), body)
+    assert readme_verify(secret, sign(secret, old + 2, body), body)
+    for broken in ("", "t=,v1=00", "v1=" + "0" * 64, f"t={old + 2}", "t=1,t=2,v1=0"):
+        assert not readme_verify(secret, broken, body)
