@@ -14,7 +14,13 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
-from gateway.campaigns import Campaign, LinkRequest, effective_strategy, validate
+from gateway.campaigns import (
+    Campaign,
+    CampaignStatus,
+    LinkRequest,
+    effective_strategy,
+    validate,
+)
 from gateway.conversions import ConversionRequest
 from gateway.errors import ApiError
 from gateway.flags import FlagDecision, check_filters
@@ -222,7 +228,15 @@ def mint_link(slug: str) -> tuple[Response, int]:
     campaign = found.campaigns.require(slug)
     request_ = validate(LinkRequest, json_body(), "invalid link request")
     if campaign.state_at(time.time()) == "ended":
-        raise ApiError(409, "campaign_ended", "the campaign has ended; no new links")
+        # Say which end: a campaign created with an ends_at already past (a wrong year) is
+        # created ended, and this refusal is where its creator first learns it.
+        why = (
+            "was ended"
+            if campaign.status is CampaignStatus.ENDED or campaign.ends_at is None
+            else f"ended at its ends_at, {campaign.ends_at.isoformat()} (PATCH a later one "
+            "to reopen it)"
+        )
+        raise ApiError(409, "campaign_ended", f"the campaign {why}; no new links")
     minted = found.links.mint(campaign, request_.referrer)
     return jsonify({**minted.public(), **share_material(campaign, minted, request_.platform)}), 201
 
