@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from gateway.errors import ApiError
 from gateway.events import ClickEvent
 from gateway.flags import FlagCandidate
+from gateway.rewards import RewardService
 from gateway.services import Services
 from gateway.store import keys
 from tests.conftest import bearer
@@ -722,3 +723,38 @@ def test_a_corrected_fraud_decision_pays_back_within_budget(
     assert sorted(after[u] for u in ("s1", "s2")) == ["clawed_back", "credited"]
     budget = services.rewards.budget(services.campaigns.require("tea"))
     assert (budget["spent"], budget["left"]) == (3, 0)  # never over budget
+
+
+def test_a_page_of_rewards_reads_that_page_only(
+    client: FlaskClient,
+    admin: dict[str, str],
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    campaign = setup_campaign(client, admin)
+    users = [f"p{n:02d}" for n in range(12)]
+    for user in users:
+        services.conversions.convert(record_click(services, campaign, "alice"), user)
+    # Count the reward records each listing reads (Redis still answers every read).
+    read: list[int] = []
+    rows_of = RewardService._rows
+
+    def counted(self: RewardService, ck: Any, wanted: list[str]) -> list[dict[str, Any]]:
+        read.append(len(wanted))
+        return rows_of(self, ck, wanted)
+
+    monkeypatch.setattr(RewardService, "_rows", counted)
+    seen: list[str] = []
+    for offset in (0, 5, 10):
+        page = client.get(
+            f"/api/v1/rewards?campaign=tea&limit=5&offset={offset}", headers=admin
+        ).json
+        assert page["total"] == 12
+        seen += [row["user"] for row in page["rewards"]]
+    assert seen == users[::-1]  # newest first, each once
+    assert read == [5, 5, 2]
+    by_referrer = client.get(
+        "/api/v1/rewards?campaign=tea&referrer=alice&limit=3&offset=9", headers=admin
+    ).json
+    assert [row["user"] for row in by_referrer["rewards"]] == ["p02", "p01", "p00"]
+    assert by_referrer["total"] == 12 and read[-1] == 3
