@@ -14,6 +14,7 @@ from gateway.flags import FLAG_KINDS, STATUSES, FlagDecision
 from gateway.inspect import InspectRequest
 from gateway.invites import INVITE_CODE_PATTERN
 from gateway.platforms import PLATFORM_KEYS, Strategy
+from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.sharelinks import REFERRER_PATTERN
 
 REF = "#/components/schemas/{model}"
@@ -107,6 +108,33 @@ def openapi_document() -> dict[str, Any]:
             "status": {"type": "string", "enum": ["credited", "held", "denied"]},
             "reason": {"type": "string"},
             "amount": {"type": "integer"},
+        },
+    }
+    schemas["RewardEntry"] = {
+        "type": "object",
+        "description": "A reward in the ledger, as it now is",
+        "required": [
+            "user",
+            "referrer",
+            "click_id",
+            "status",
+            "reason",
+            "amount",
+            "ts",
+            "settled_at",
+        ],
+        "properties": {
+            "user": {"type": "string", "description": "The participant whose join earned it"},
+            "referrer": {"type": "string", "description": "The sharer it is for"},
+            "click_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(REWARD_STATUSES)},
+            "reason": {"type": "string"},
+            "amount": {"type": "integer"},
+            "ts": {"type": "number", "description": "When the conversion made it (unix time)"},
+            "settled_at": {
+                "type": ["number", "null"],
+                "description": "When a flag or a review last moved it; null if never",
+            },
         },
     }
     schemas["Conversion"] = {
@@ -510,9 +538,15 @@ def openapi_document() -> dict[str, Any]:
                     "200": _json(
                         {
                             "type": "object",
+                            "required": ["rewards", "total", "limit", "offset", "budget"],
                             "properties": {
-                                "rewards": {"type": "array", "items": {"type": "object"}},
-                                "total": {"type": "integer"},
+                                "rewards": {"type": "array", "items": _ref("RewardEntry")},
+                                "total": {
+                                    "type": "integer",
+                                    "description": "Rewards matching the filters, all pages",
+                                },
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
                                 "budget": _ref("Budget"),
                             },
                         }

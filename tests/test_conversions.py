@@ -8,12 +8,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from flask.testing import FlaskClient
 
 from gateway.errors import ApiError
 from gateway.events import ClickEvent
 from gateway.flags import FlagCandidate
+from gateway.openapi import openapi_document
 from gateway.rewards import RewardService
 from gateway.services import Services
 from gateway.store import keys
@@ -750,8 +752,14 @@ def test_a_page_of_rewards_reads_that_page_only(
             f"/api/v1/rewards?campaign=tea&limit=5&offset={offset}", headers=admin
         ).json
         assert page["total"] == 12
+        assert (page["limit"], page["offset"]) == (5, offset)  # echoed, as the flags' list
         seen += [row["user"] for row in page["rewards"]]
     assert seen == users[::-1]  # newest first, each once
+    # Each row is what the OpenAPI document says a ledger entry is (not just "an object").
+    document = openapi_document()
+    listed = document["paths"]["/rewards"]["get"]["responses"]["200"]["content"]
+    schema = {"allOf": [listed["application/json"]["schema"]], **document}
+    jsonschema_rs.validator_for(schema).validate(page)
     assert read == [5, 5, 2]
     by_referrer = client.get(
         "/api/v1/rewards?campaign=tea&referrer=alice&limit=3&offset=9", headers=admin

@@ -351,14 +351,23 @@ def list_rewards() -> Response:
     if not slug:
         raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
     campaign = found.campaigns.require(slug)
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 10**9)
     rows, total = found.rewards.find(
         campaign,
         referrer=request.args.get("referrer"),
         status=request.args.get("status"),
-        limit=_int_arg("limit", 100, 1, 1000),
-        offset=_int_arg("offset", 0, 0, 10**9),
+        limit=limit,
+        offset=offset,
     )
-    return jsonify(rewards=rows, total=total, budget=found.rewards.budget(campaign))
+    # limit and offset echoed as the flags' list does: a client pages both the same way.
+    return jsonify(
+        rewards=rows,
+        total=total,
+        limit=limit,
+        offset=offset,
+        budget=found.rewards.budget(campaign),
+    )
 
 
 def _only_args(*allowed: str) -> None:
