@@ -45,7 +45,20 @@ def _errors(*codes: int) -> dict[str, Any]:
         "closed) or the worker is shedding load (`overloaded`); retry after `Retry-After`",
     }
     # Any call can meet an outage or an overload: every operation lists 503.
-    return {str(code): _json(_ref("Error"), text[code]) for code in (*codes, 503)}
+    found = {str(code): _json(_ref("Error"), text[code]) for code in (*codes, 503)}
+    # Declared, so a generated client can honour it rather than retrying at once.
+    found["503"]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+    if "401" in found:
+        found["401"]["headers"] = {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
+        }
+    return found
 
 
 SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
