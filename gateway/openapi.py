@@ -16,6 +16,7 @@ from gateway.invites import INVITE_CODE_PATTERN
 from gateway.platforms import PLATFORM_KEYS, Strategy
 from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.sharelinks import REFERRER_PATTERN
+from gateway.validation import MAX_OFFSET
 
 REF = "#/components/schemas/{model}"
 
@@ -70,6 +71,8 @@ REFERRER = {
 }
 PARTICIPANT = {"name": "participant", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTH_ERRORS = (401, 403)
+#: An offset or cursor into a list, as the API takes it (a larger one is a 400).
+PAGE_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
 STRATEGIES = [s.value for s in Strategy]
 
 
@@ -494,7 +497,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "cursor", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {"200": _json(_ref("TreeNode")), **_errors(400, *AUTH_ERRORS, 404)},
             },
@@ -545,7 +548,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "offset", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {
                     "200": _json(
@@ -595,7 +598,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "offset", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {
                     "200": _json(

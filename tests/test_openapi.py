@@ -93,6 +93,27 @@ def test_every_operation_declares_the_headers_its_errors_carry(client: Any) -> N
     assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_documented_paging_bounds_are_the_enforced_ones(
+    client: Any, keys: dict[str, str], campaign: dict[str, Any]
+) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    admin = bearer(keys["admin"])
+    for path, name, url in (
+        ("/rewards", "offset", f"/api/v1/rewards?campaign={campaign['slug']}&offset="),
+        ("/flags", "offset", "/api/v1/flags?offset="),
+        (
+            "/campaigns/{slug}/tree/{participant}",
+            "cursor",
+            f"/api/v1/campaigns/{campaign['slug']}/tree/y?cursor=",
+        ),
+    ):
+        params = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        bound = params[name]["schema"]["maximum"]
+        over = client.get(f"{url}{bound + 1}", headers=admin)
+        assert over.status_code == 400 and name in over.json["fields"], path
+        assert client.get(f"{url}{bound}", headers=admin).status_code != 400, path
+
+
 #: A body over the 2 MiB limit is rejected with 413 (documented); schemathesis does not count 413
 #: as a rejection by default, and a 350,000-character logo of random Unicode is over the limit.
 CONFIG = """

@@ -32,7 +32,7 @@ from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
-from gateway.validation import ascii_digits
+from gateway.validation import MAX_OFFSET, ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -328,7 +328,7 @@ def subtree(slug: str, participant: str) -> Response:
             participant,
             depth=_int_arg("depth", 1, 1, 5),
             limit=_int_arg("limit", 50, 1, 200),
-            cursor=_int_arg("cursor", 0, 0, 10**9),
+            cursor=_int_arg("cursor", 0, 0, MAX_OFFSET),
         )
     )
 
@@ -352,7 +352,7 @@ def list_rewards() -> Response:
         raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
     campaign = found.campaigns.require(slug)
     limit = _int_arg("limit", 100, 1, 1000)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     rows, total = found.rewards.find(
         campaign,
         referrer=request.args.get("referrer"),
@@ -411,7 +411,7 @@ def list_flags() -> Response:
     slug = request.args.get("campaign")
     ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
     limit = _int_arg("limit", 100, 1, 1000)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     indexed = found.flags.stake_indexed(ids)
     if sort == "amount":
         if not indexed:
