@@ -27,6 +27,7 @@ from detectors.engine import Decision, Engine, Verdict
 from gateway.campaigns import CampaignService, ClickView
 from gateway.challenge import ChallengeSigner
 from gateway.clickcall import click_call, parse_history
+from gateway.destinations import CLICK_PARAM
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
 from gateway.metrics import Metrics
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 #: One line per click when REFGATE_CLICK_LOG is set (JSON under refgate serve).
 click_log = logging.getLogger("refgate.clicks")
 
-CLICK_PARAM = "rg_click"
 NO_STORE = ("Cache-Control", "no-store")
 HTML = ("Content-Type", "text/html; charset=utf-8")
 STATUS_LINES = {

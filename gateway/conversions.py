@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.conversion import conversion_time_signal
 from detectors.review import only_under_review
@@ -30,7 +30,9 @@ from gateway.store import keys
 from gateway.store.scripts import script
 
 USER_PATTERN = REFERRER_PATTERN.pattern
-_CLICK_ID = re.compile(r"^[0-9a-f]{1,8}\.[A-Za-z0-9_-]{16}$")
+#: A click id as the click path makes it: the campaign's id in hex, a dot, 16 random characters.
+CLICK_ID_PATTERN = r"^[0-9a-f]{1,8}\.[A-Za-z0-9_-]{16}$"
+_CLICK_ID = re.compile(CLICK_ID_PATTERN)
 #: Refusals and the HTTP status each gets.
 REFUSALS = {
     "self_referral": (422, "a user cannot convert on their own link"),
@@ -45,9 +47,30 @@ _REFUSED_FIELD = {"idempotency_key_reused": "idempotency_key"}
 class ConversionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    click_id: Annotated[str, Field(min_length=1, max_length=64)]
+    click_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=64,
+            description="The `rg_click` query parameter the landing page was opened with",
+            json_schema_extra={"pattern": CLICK_ID_PATTERN, "examples": ["1.F3ABNl1F5Dh2Qzm4"]},
+        ),
+    ]
     user: Annotated[str, Field(pattern=USER_PATTERN)]
     idempotency_key: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+
+    @field_validator("click_id")
+    @classmethod
+    def _click_id_shape(cls, click_id: str) -> str:
+        # A value no click can have (the whole landing URL, a space or newline read along, a
+        # truncated id) is the sender's mistake: a 400 saying so, not the 404 unknown_click
+        # that tells them to retry a click that may not be recorded yet.
+        if not _CLICK_ID.fullmatch(click_id):  # fullmatch: "$" lets a final newline by
+            raise ValueError(
+                "not a click id: send the rg_click parameter of the landing page's URL as it "
+                "came, such as 1.F3ABNl1F5Dh2Qzm4"
+            )
+        return click_id
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import idna
 
 from gateway.validation import ascii_digits
 
 MAX_URL_LENGTH = 2000
+#: The query parameter carrying the click id to the landing page (gateway.clickpath).
+CLICK_PARAM = "rg_click"
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 # Characters kept as they are in path, query and fragment; everything else is percent-encoded.
@@ -79,6 +81,10 @@ def normalise_destination(raw: object, allowed_hosts: Sequence[str] = ()) -> Des
     port = _normalise_port(port_raw, parts.scheme.lower())
     if allowed_hosts and not any(host == h or host.endswith("." + h) for h in allowed_hosts):
         raise InvalidDestination(f"host {host} is not in REFGATE_DESTINATION_HOSTS")
+    if any(name == CLICK_PARAM for name, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        # A landing URL copied from the address bar after a test click: every click would land
+        # with two rg_click values, the stale one first, and the landing app would report it.
+        raise InvalidDestination("must not carry rg_click: refgate adds each click's own")
     path = quote(parts.path or "/", safe=_SAFE_PATH)
     if path.startswith("//"):
         # "https://host//evil.example" is harmless for us, but collapse it so the stored URL

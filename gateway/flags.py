@@ -637,7 +637,7 @@ class FlagService:
         decided = self.get(flag_id)
         assert decided is not None
         if not int(written):
-            raise DecidedMeanwhile(decided)
+            raise DecidedMeanwhile(decided, expect)
         for listener in self.listeners:
             listener(campaign_id, decided, decision)
         return decided
@@ -652,11 +652,19 @@ class DecidedMeanwhile(ApiError):
     """A decision refused because the flag was decided otherwise since its decider looked;
     ``flag`` is the flag as it now is."""
 
-    def __init__(self, flag: Flag) -> None:
+    def __init__(self, flag: Flag, expect: str | None = None) -> None:
+        if flag.status == "open":
+            # Flags are never reopened: an open flag expected decided is the sender's stale or
+            # wrong expect, and "decided open by <nobody>" would tell them nothing.
+            message = f"flag {flag.id} is open (not decided), not {expect}: nothing was changed"
+        else:
+            message = (
+                f"flag {flag.id} was decided {flag.status} by {flag.decided_by} meanwhile: "
+                "nothing was changed"
+            )
+        # ``expect`` is the field that did not hold; its entry says what the status is now.
         super().__init__(
-            409,
-            "flag_decided_meanwhile",
-            f"flag {flag.id} was decided {flag.status} by {flag.decided_by} meanwhile",
+            409, "flag_decided_meanwhile", message, fields={"expect": f"the flag is {flag.status}"}
         )
         self.flag = flag
 

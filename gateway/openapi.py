@@ -14,7 +14,9 @@ from gateway.flags import FLAG_KINDS, STATUSES, FlagDecision
 from gateway.inspect import InspectRequest
 from gateway.invites import INVITE_CODE_PATTERN
 from gateway.platforms import PLATFORM_KEYS, Strategy
+from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.sharelinks import REFERRER_PATTERN
+from gateway.validation import MAX_OFFSET
 
 REF = "#/components/schemas/{model}"
 
@@ -44,7 +46,20 @@ def _errors(*codes: int) -> dict[str, Any]:
         "closed) or the worker is shedding load (`overloaded`); retry after `Retry-After`",
     }
     # Any call can meet an outage or an overload: every operation lists 503.
-    return {str(code): _json(_ref("Error"), text[code]) for code in (*codes, 503)}
+    found = {str(code): _json(_ref("Error"), text[code]) for code in (*codes, 503)}
+    # Declared, so a generated client can honour it rather than retrying at once.
+    found["503"]["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+    if "401" in found:
+        found["401"]["headers"] = {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
+        }
+    return found
 
 
 SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -56,6 +71,8 @@ REFERRER = {
 }
 PARTICIPANT = {"name": "participant", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTH_ERRORS = (401, 403)
+#: An offset or cursor into a list, as the API takes it (a larger one is a 400).
+PAGE_OFFSET = {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}
 STRATEGIES = [s.value for s in Strategy]
 
 
@@ -107,6 +124,33 @@ def openapi_document() -> dict[str, Any]:
             "status": {"type": "string", "enum": ["credited", "held", "denied"]},
             "reason": {"type": "string"},
             "amount": {"type": "integer"},
+        },
+    }
+    schemas["RewardEntry"] = {
+        "type": "object",
+        "description": "A reward in the ledger, as it now is",
+        "required": [
+            "user",
+            "referrer",
+            "click_id",
+            "status",
+            "reason",
+            "amount",
+            "ts",
+            "settled_at",
+        ],
+        "properties": {
+            "user": {"type": "string", "description": "The participant whose join earned it"},
+            "referrer": {"type": "string", "description": "The sharer it is for"},
+            "click_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(REWARD_STATUSES)},
+            "reason": {"type": "string"},
+            "amount": {"type": "integer"},
+            "ts": {"type": "number", "description": "When the conversion made it (unix time)"},
+            "settled_at": {
+                "type": ["number", "null"],
+                "description": "When a flag or a review last moved it; null if never",
+            },
         },
     }
     schemas["Conversion"] = {
@@ -453,7 +497,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
                     },
-                    {"name": "cursor", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "cursor", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {"200": _json(_ref("TreeNode")), **_errors(400, *AUTH_ERRORS, 404)},
             },
@@ -504,15 +548,21 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "offset", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {
                     "200": _json(
                         {
                             "type": "object",
+                            "required": ["rewards", "total", "limit", "offset", "budget"],
                             "properties": {
-                                "rewards": {"type": "array", "items": {"type": "object"}},
-                                "total": {"type": "integer"},
+                                "rewards": {"type": "array", "items": _ref("RewardEntry")},
+                                "total": {
+                                    "type": "integer",
+                                    "description": "Rewards matching the filters, all pages",
+                                },
+                                "limit": {"type": "integer"},
+                                "offset": {"type": "integer"},
                                 "budget": _ref("Budget"),
                             },
                         }
@@ -548,7 +598,7 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "offset", "in": "query", "schema": PAGE_OFFSET},
                 ],
                 "responses": {
                     "200": _json(
@@ -607,7 +657,9 @@ def openapi_document() -> dict[str, Any]:
                 "is about. Deciding again corrects the decision: legit after fraud pays back "
                 "what the fraud decision took, within the budget and the sharer's cap, unless "
                 "another fraud decision is about the reward (held again while another flag "
-                "about it is open).",
+                "about it is open). With `expect`, a flag whose status is another is left "
+                "as it is: 409 `flag_decided_meanwhile`, `fields.expect` saying what it is "
+                "(`the flag is fraud`).",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": _ref("FlagDecision")}},

@@ -13,6 +13,7 @@ from gateway.webhooks import (
 )
 from gateway.webhooks import (
     EVENTS,
+    MAX_PREVIOUS_SECRETS,
     SIGNATURE_HEADER,
     USER_AGENT,
     WebhookCreate,
@@ -63,8 +64,9 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "disabled": {"type": "boolean"},
             "previous_until": {
                 "type": "number",
-                "description": "Until when (unix time) the secret a rotation replaced still "
-                "signs beside the current one; 0 when none does",
+                "description": "Until when (unix time) the secret the last rotation replaced "
+                "still signs beside the current one; 0 when none does (secrets replaced by "
+                "earlier rotations may still sign until their own overlaps end)",
             },
             "rotated_at": {"type": ["number", "null"]},
             "waiting": {
@@ -169,8 +171,10 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
             "operationId": "rotateWebhookSecret",
             "summary": f"A new signing secret {ROLES}. The previous one keeps signing beside "
             "it (a second `v1` in the signature header) for `expire_previous_after` seconds "
-            "(default a day, 0 to stop at once), so the receiver can switch without a gap. "
-            "The body may be empty.",
+            "(default a day, 0 to stop every old secret at once), so the receiver can switch "
+            "without a gap. Rotating again within an overlap (a retried request) keeps the "
+            "older secrets signing until their own overlaps end, up to "
+            f"{MAX_PREVIOUS_SECRETS} beside the current one. The body may be empty.",
             "requestBody": {
                 "required": False,
                 "content": {"application/json": {"schema": _ref("WebhookRotate")}},
@@ -402,7 +406,8 @@ def _delivery(event: str, data_schema: str) -> dict[str, Any]:
                 SIGNATURE_HEADER,
                 {"type": "string", "pattern": r"^t=[0-9]+(,v1=[0-9a-f]{64})+$"},
                 "`t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<raw body>' under the endpoint's "
-                "secret>`, and a second `v1` (the previous secret) while a rotation overlaps. "
+                "secret>`, and one more `v1` for each previous secret while a rotation "
+                "overlaps. "
                 "Accept the body when any `v1` matches and `t` is within five minutes of your "
                 "clock.",
             ),

@@ -68,10 +68,17 @@ class RewardService:
             )
         ck = keys.campaign_keys(campaign.id)
         index = ck.referrer_reward_index(referrer) if referrer else ck.rewards
+        if status is None:
+            # One page read by rank: a marketing system syncing the ledger page by page must
+            # not make each page read every reward of the campaign (a million in a big one).
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrevrange(index, offset, offset + limit - 1)
+            pipe.zcard(index)
+            page, total = pipe.execute()
+            return self._rows(ck, [u.decode() for u in page]), int(total)
+        # A status is in each reward's record, not the index: filtering reads them all.
         users = [u.decode() for u in self._redis.zrevrange(index, 0, -1)]
-        rows = self._rows(ck, users)
-        if status is not None:
-            rows = [row for row in rows if row["status"] == status]
+        rows = [row for row in self._rows(ck, users) if row["status"] == status]
         return rows[offset : offset + limit], len(rows)
 
     def of_referrer(

@@ -47,3 +47,8 @@ def ascii_digits(value: str) -> bool:
     """Whether ``value`` is one or more of 0-9. ``str.isdigit`` also takes '²' (which ``int``
     then refuses: a 500) and other scripts' digits (which ``int`` reads: '٣' is 3)."""
     return value.isascii() and value.isdigit()
+
+
+#: The largest offset (or cursor) a list in the API takes: far beyond any list, and small
+#: enough that a slice or a Redis range over it never overflows.
+MAX_OFFSET = 10**9

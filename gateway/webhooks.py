@@ -51,7 +51,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -124,6 +124,10 @@ class WebhookCreate(BaseModel):
 #: How long a rotated-out secret still signs, by default and at most (seconds).
 ROTATION_OVERLAP = 86400
 MAX_ROTATION_OVERLAP = 7 * 86400
+#: Rotated-out secrets that may sign at once beside the current one: a second rotation within
+#: an overlap (a retried request whose answer was lost) keeps the secret receivers still hold;
+#: bounded so the signature header stays short.
+MAX_PREVIOUS_SECRETS = 3
 
 
 class WebhookRotate(BaseModel):
@@ -160,17 +164,34 @@ class Endpoint:
     previous_secret: str = ""
     previous_until: float = 0.0
     rotated_at: float | None = None
+    #: Secrets earlier rotations replaced whose overlaps still run, newest first, as
+    #: ``[secret, until]``: rotating twice within an overlap must not drop the secret the
+    #: receivers were given before the first rotation (they may not have switched yet).
+    older_secrets: list[list[Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
-        del data["secret"], data["campaign_ids"], data["previous_secret"]
+        del data["secret"], data["campaign_ids"], data["previous_secret"], data["older_secrets"]
         return data
 
     def signing_secrets(self, now: float) -> list[str]:
         """The secrets a body sent at ``now`` is signed with, the current one first."""
+        found = [self.secret]
         if self.previous_secret and now < self.previous_until:
-            return [self.secret, self.previous_secret]
-        return [self.secret]
+            found.append(self.previous_secret)
+        found.extend(secret for secret, until in self.older_secrets if now < until)
+        return found
+
+    def retired_after(self, now: float, overlap: int) -> tuple[str, float, list[list[Any]]]:
+        """``previous_secret``, ``previous_until`` and ``older_secrets`` once a rotation at
+        ``now`` replaces the current secret, which keeps signing for ``overlap`` seconds; an
+        overlap of 0 stops every old secret at once (a leaked secret's rotation)."""
+        if not overlap:
+            return "", 0.0, []
+        still = [[s, u] for s, u in self.older_secrets if now < u]
+        if self.previous_secret and now < self.previous_until:
+            still.insert(0, [self.previous_secret, self.previous_until])
+        return self.secret, now + overlap, still[: MAX_PREVIOUS_SECRETS - 1]
 
 
 @dataclass
@@ -486,11 +507,13 @@ class WebhookService:
 
         def rotated(current: Endpoint) -> Endpoint:
             now = self._clock()
+            previous, until, older = current.retired_after(now, overlap)
             return replace(
                 current,
                 secret=secret,
-                previous_secret=current.secret if overlap else "",
-                previous_until=now + overlap if overlap else 0.0,
+                previous_secret=previous,
+                previous_until=until,
+                older_secrets=older,
                 rotated_at=now,
             )
 

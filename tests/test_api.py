@@ -52,6 +52,32 @@ def test_create_and_read_back(client: FlaskClient, admin: dict[str, str]) -> Non
     assert [c["slug"] for c in listed] == ["spring-tea"]
 
 
+def test_minting_on_a_campaign_past_its_ends_at_says_which_end_and_how_to_reopen(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    # A campaign created with dates already past (README's example, copied a year later) is
+    # created ended; minting is where its creator learns it, so the refusal names ends_at.
+    ends = "2026-02-20T00:00:00+08:00"
+    assert create(client, admin, ends_at=ends).json["state"] == "ended"
+    links = "/api/v1/campaigns/spring-tea/links"
+    refused = client.post(links, json={"referrer": "u42"}, headers=admin)
+    assert refused.status_code == 409 and refused.json["error"] == "campaign_ended"
+    assert f"ended at its ends_at, {ends}" in refused.json["message"]
+    assert "PATCH a later one" in refused.json["message"]
+    later = {"ends_at": "2099-01-01T00:00:00Z"}
+    assert (
+        client.patch("/api/v1/campaigns/spring-tea", json=later, headers=admin).status_code == 200
+    )
+    assert client.post(links, json={"referrer": "u42"}, headers=admin).status_code == 201
+    ended = {"action": "end"}
+    assert (
+        client.patch("/api/v1/campaigns/spring-tea", json=ended, headers=admin).status_code == 200
+    )
+    again = client.post(links, json={"referrer": "u42"}, headers=admin)
+    assert again.status_code == 409
+    assert again.json["message"] == "the campaign was ended; no new links"
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskCliRunner
@@ -117,6 +119,19 @@ def test_demo_plays_a_simulated_festival_once(runner: FlaskCliRunner, app: Flask
     # The detectors raised every kind of flag for review.
     flags = client.get("/api/v1/flags?campaign=milk-tea&limit=500", headers=bearer(key)).json
     assert {"referrer", "participant", "cluster"} <= {f["kind"] for f in flags["flags"]}
+    # README's examples of reading the ledger and the tree, run against the demo as written.
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    examples = re.findall(
+        r"http://127\.0\.0\.1:8080(/api/v1/(?:rewards\?campaign=milk-tea|campaigns/milk-tea/"
+        r"(?:tree|ancestors)/)[^\"\s]*)",
+        readme,
+    )
+    assert len(examples) == 3
+    for example in examples:
+        answer = client.get(example, headers=bearer(key))
+        assert answer.status_code == 200, (example, answer.json)
+        found = answer.json
+        assert found.get("rewards") or found.get("ancestors") or found.get("children"), example
     # The services serve as before: pages are drawn again, flood limits are back.
     assert (services.gateway.rate_limit_prefix, services.gateway.rate_limit_token) == limits
     link = next(line.split()[-1] for line in result.stdout.splitlines() if "link of alice" in line)

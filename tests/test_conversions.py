@@ -8,12 +8,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import jsonschema_rs
 import pytest
 from flask.testing import FlaskClient
 
 from gateway.errors import ApiError
 from gateway.events import ClickEvent
 from gateway.flags import FlagCandidate
+from gateway.openapi import openapi_document
+from gateway.rewards import RewardService
 from gateway.services import Services
 from gateway.store import keys
 from tests.conftest import bearer
@@ -200,10 +203,16 @@ def test_refusals_are_clear_and_recorded(
     for click_id, error in (
         ("ff.AAAAAAAAAAAAAAAA", "unknown_click"),
         (f"{campaign['id']:x}.AAAAAAAAAAAAAAAA", "unknown_click"),
-        ("nonsense", "unknown_click"),
     ):
         response = convert(client, conversion_key, click_id, "zed")
         assert response.status_code == 404 and response.json["error"] == error
+    # A value that cannot be a click id is the sender's mistake, not a click to retry: 400.
+    landing = f"https://shop.example.com/landing?rg_click={campaign['id']:x}.AAAAAAAAAAAAAAAA"
+    for click_id in ("nonsense", landing, f"{campaign['id']:x}.AAAAAAAAAAAAAAAA\n", "ff.AAAA"):
+        response = convert(client, conversion_key, click_id, "zed")
+        assert response.status_code == 400, response.json
+        assert response.json["error"] == "validation_failed"
+        assert "rg_click" in response.json["fields"]["click_id"]
     for body, field in (
         ({"click_id": "x"}, "user"),
         ({"user": "u"}, "click_id"),
@@ -716,3 +725,44 @@ def test_a_corrected_fraud_decision_pays_back_within_budget(
     assert sorted(after[u] for u in ("s1", "s2")) == ["clawed_back", "credited"]
     budget = services.rewards.budget(services.campaigns.require("tea"))
     assert (budget["spent"], budget["left"]) == (3, 0)  # never over budget
+
+
+def test_a_page_of_rewards_reads_that_page_only(
+    client: FlaskClient,
+    admin: dict[str, str],
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    campaign = setup_campaign(client, admin)
+    users = [f"p{n:02d}" for n in range(12)]
+    for user in users:
+        services.conversions.convert(record_click(services, campaign, "alice"), user)
+    # Count the reward records each listing reads (Redis still answers every read).
+    read: list[int] = []
+    rows_of = RewardService._rows
+
+    def counted(self: RewardService, ck: Any, wanted: list[str]) -> list[dict[str, Any]]:
+        read.append(len(wanted))
+        return rows_of(self, ck, wanted)
+
+    monkeypatch.setattr(RewardService, "_rows", counted)
+    seen: list[str] = []
+    for offset in (0, 5, 10):
+        page = client.get(
+            f"/api/v1/rewards?campaign=tea&limit=5&offset={offset}", headers=admin
+        ).json
+        assert page["total"] == 12
+        assert (page["limit"], page["offset"]) == (5, offset)  # echoed, as the flags' list
+        seen += [row["user"] for row in page["rewards"]]
+    assert seen == users[::-1]  # newest first, each once
+    # Each row is what the OpenAPI document says a ledger entry is (not just "an object").
+    document = openapi_document()
+    listed = document["paths"]["/rewards"]["get"]["responses"]["200"]["content"]
+    schema = {"allOf": [listed["application/json"]["schema"]], **document}
+    jsonschema_rs.validator_for(schema).validate(page)
+    assert read == [5, 5, 2]
+    by_referrer = client.get(
+        "/api/v1/rewards?campaign=tea&referrer=alice&limit=3&offset=9", headers=admin
+    ).json
+    assert [row["user"] for row in by_referrer["rewards"]] == ["p02", "p01", "p00"]
+    assert by_referrer["total"] == 12 and read[-1] == 3

@@ -78,6 +78,35 @@ def test_non_string_is_rejected() -> None:
         normalise_destination(["https://example.com"])
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://shop.example.com/landing?rg_click=1.F3ABNl1F5Dh2Qzm4",
+        "https://shop.example.com/landing?utm_source=wx&rg_click=&x=1#signup",
+        "https://shop.example.com/landing?rg%5Fclick=1.F3ABNl1F5Dh2Qzm4",
+    ],
+)
+def test_a_destination_carrying_rg_click_is_refused(raw: str) -> None:
+    # Copied from the address bar after a test click, it would send every click to the landing
+    # page with a stale rg_click before its own, and the landing app would report the stale one.
+    with pytest.raises(InvalidDestination, match="rg_click"):
+        normalise_destination(raw)
+    for fine in ("https://shop.example.com/?my_rg_click=1", "https://shop.example.com/#rg_click=1"):
+        assert normalise_destination(fine).url == fine
+
+
+def test_the_api_refuses_a_destination_carrying_rg_click(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    stale = "https://shop.example.com/landing?rg_click=1.F3ABNl1F5Dh2Qzm4"
+    body = {"slug": "tea", "name": "Tea", "destination_url": stale}
+    created = client.post("/api/v1/campaigns", json=body, headers=admin)
+    assert created.status_code == 400
+    assert created.json["fields"] == {
+        "destination_url": "must not carry rg_click: refgate adds each click's own"
+    }
+
+
 def test_allow_list_limits_hosts() -> None:
     allowed = ("example.com",)
     assert normalise_destination("https://shop.example.com/", allowed).host == "shop.example.com"

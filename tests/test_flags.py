@@ -158,7 +158,22 @@ def test_review_api(
         headers=risk,
     )
     assert late.status_code == 409 and late.json["error"] == "flag_decided_meanwhile"
+    assert "decided fraud by apikey:test-risk" in late.json["message"]
+    assert late.json["fields"] == {"expect": "the flag is fraud"}
     assert client.get(f"/api/v1/flags/{low.id}", headers=risk).json["status"] == "fraud"
+    # Expecting a decision on a flag nobody decided (flags never reopen: the sender's expect
+    # is wrong) is refused too, saying the flag is open, not "decided open by" nobody.
+    wrong = client.post(
+        f"/api/v1/flags/{high.id}/decision",
+        json={"decision": "fraud", "expect": "legit"},
+        headers=risk,
+    )
+    assert wrong.status_code == 409 and wrong.json["error"] == "flag_decided_meanwhile"
+    assert wrong.json["message"] == (
+        f"flag {high.id} is open (not decided), not legit: nothing was changed"
+    )
+    assert wrong.json["fields"] == {"expect": "the flag is open"}
+    assert client.get(f"/api/v1/flags/{high.id}", headers=risk).json["status"] == "open"
     assert [
         f["id"] for f in client.get("/api/v1/flags?status=open", headers=risk).json["flags"]
     ] == [high.id]

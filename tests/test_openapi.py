@@ -75,6 +75,45 @@ def test_webhooks_describe_every_event_refgate_delivers(client: Any) -> None:
     assert invalid == []
 
 
+def test_every_operation_declares_the_headers_its_errors_carry(client: Any) -> None:
+    # A generated client learns from the document that a 503 says when to retry and a 401 how
+    # to authenticate; the answers carry them (an outage's 503: tests/test_outage.py).
+    document = client.get("/api/v1/openapi.json").json
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method == "parameters" or path == "/openapi.json":
+                continue
+            responses = operation["responses"]
+            retry = responses["503"]["headers"]["Retry-After"]
+            assert retry["required"] and retry["schema"]["type"] == "integer", (method, path)
+            if "401" in responses:
+                assert responses["401"]["headers"]["WWW-Authenticate"]["required"]
+    unauthenticated = client.get("/api/v1/campaigns")
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_documented_paging_bounds_are_the_enforced_ones(
+    client: Any, keys: dict[str, str], campaign: dict[str, Any]
+) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    admin = bearer(keys["admin"])
+    for path, name, url in (
+        ("/rewards", "offset", f"/api/v1/rewards?campaign={campaign['slug']}&offset="),
+        ("/flags", "offset", "/api/v1/flags?offset="),
+        (
+            "/campaigns/{slug}/tree/{participant}",
+            "cursor",
+            f"/api/v1/campaigns/{campaign['slug']}/tree/y?cursor=",
+        ),
+    ):
+        params = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+        bound = params[name]["schema"]["maximum"]
+        over = client.get(f"{url}{bound + 1}", headers=admin)
+        assert over.status_code == 400 and name in over.json["fields"], path
+        assert client.get(f"{url}{bound}", headers=admin).status_code != 400, path
+
+
 #: A body over the 2 MiB limit is rejected with 413 (documented); schemathesis does not count 413
 #: as a rejection by default, and a 350,000-character logo of random Unicode is over the limit.
 CONFIG = """

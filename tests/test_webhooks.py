@@ -4,6 +4,7 @@ dead letters and redelivery, the delivery log, roles and bad input."""
 from __future__ import annotations
 
 import json
+import re
 import ssl
 import subprocess
 import threading
@@ -25,11 +26,13 @@ from gateway.store.keys import WEBHOOK_LEASE, campaign_keys
 from gateway.store.scripts import script
 from gateway.webhooks import (
     EVENTS,
+    MAX_PREVIOUS_SECRETS,
     SIGNATURE_HEADER,
     USER_AGENT,
     WebhookService,
     canonical_url,
     check_url,
+    sign,
     verify,
 )
 from tests.conftest import bearer, make_app, services_of
@@ -107,6 +110,7 @@ class Receiver:
                     "payload": payload,
                     "user_agent": handler.headers["User-Agent"],
                     "headers": dict(handler.headers),
+                    "body": body,
                 }
             )
         handler.send_response(status)
@@ -719,6 +723,52 @@ def test_a_rotated_secret_keeps_signing_beside_the_new_one_for_the_overlap(
     assert receiver.requests[-1]["valid"] and receiver.requests[-1]["status"] == 200
 
 
+def test_rotating_again_within_the_overlap_keeps_the_secret_receivers_hold(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    # An integrator's rotation whose answer is lost (a timeout) and sent again: the receiver
+    # still holds the original secret, and must keep verifying until that overlap ends.
+    endpoint = register(
+        client, keys["marketing"], receiver, "/twice", events=["conversion.created"]
+    )
+    original = receiver.secrets["/twice"]
+    path = f"/api/v1/webhooks/{endpoint['id']}/rotate-secret"
+    marketing = bearer(keys["marketing"])
+    first = client.post(path, json={"expire_previous_after": 3600}, headers=marketing).json
+    second = client.post(path, headers=marketing).json
+    assert len({original, first["secret"], second["secret"]}) == 3
+
+    convert(client, keys, services, campaign, "bob")
+    assert services.webhooks.run(time.time()) == 1
+    delivered = receiver.requests[-1]
+    assert delivered["valid"] and delivered["status"] == 200  # under the original secret
+    signature = delivered["headers"]["Refgate-Signature"]
+    assert signature.count("v1=") == 3
+    body = delivered["body"]
+    for secret in (original, first["secret"], second["secret"]):
+        assert verify(secret, signature, body, now=time.time())
+
+    # Each old secret stops at the end of its own overlap: the original after its hour, the
+    # first rotation's after the second's default day.
+    hooked = services.webhooks.require(endpoint["id"])
+    later = time.time() + 7200
+    assert hooked.signing_secrets(later) == [second["secret"], first["secret"]]
+    assert hooked.signing_secrets(time.time() + 2 * 86400) == [second["secret"]]
+
+    # However often it is rotated, at most MAX_PREVIOUS_SECRETS old ones sign beside it, and an
+    # overlap of 0 (a leaked secret) stops every old one at once.
+    for _ in range(5):
+        client.post(path, headers=marketing)
+    current = services.webhooks.require(endpoint["id"])
+    assert len(current.signing_secrets(time.time())) == 1 + MAX_PREVIOUS_SECRETS
+    client.post(path, json={"expire_previous_after": 0}, headers=marketing)
+    assert len(services.webhooks.require(endpoint["id"]).signing_secrets(time.time())) == 1
+
+
 def test_rotation_refuses_bad_input_unknown_endpoints_and_other_roles(
     client: FlaskClient, keys: dict[str, str], services: Services, campaign: dict[str, Any]
 ) -> None:
@@ -910,3 +960,43 @@ def test_every_event_delivered_matches_its_schema_in_the_openapi_document(
         ("flag.raised", {**raised, "data": {**raised["data"], "score": "0.9"}}),
     ):
         assert not validators[event][0].is_valid(drifted), (event, drifted)
+
+
+def _readme_verifier() -> Any:
+    """The receiver's ``verify`` as README shows it (the one Python block of its Webhooks
+    section), so what integrators copy is what these tests run."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.partition("\n## Webhooks\n")[2].partition("\n## ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 1, "README's Webhooks section shows one Python verifier"
+    namespace: dict[str, Any] = {}
+    exec(compile(blocks[0], "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    return namespace["verify"]
+
+
+def test_the_readme_verifier_accepts_real_deliveries_and_refuses_tampering(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,
+) -> None:
+    readme_verify = _readme_verifier()
+    register(client, keys["marketing"], receiver, "/copied", events=["conversion.created"])
+    secret = receiver.secrets["/copied"]
+    convert(client, keys, services, campaign, "bob")
+    assert services.webhooks.run(time.time()) == 1
+    delivered = receiver.requests[-1]
+    header, body = delivered["headers"]["Refgate-Signature"], delivered["body"]
+    assert readme_verify(secret, header, body)
+    assert readme_verify(secret, header.replace(",", ", "), body)  # spaces after commas
+    assert not readme_verify(secret.removeprefix("whsec_"), header, body)  # the whole secret
+    assert not readme_verify(secret, header, body.replace(b"bob", b"eve"))
+    reencoded = json.dumps(json.loads(body)).encode()  # parsed and dumped again: other bytes
+    assert not readme_verify(secret, header, reencoded)
+    # A delivery captured and replayed later than the tolerance is refused, even well signed.
+    old = int(time.time()) - 301
+    assert not readme_verify(secret, sign(secret, old, body), body)
+    assert readme_verify(secret, sign(secret, old + 2, body), body)
+    for broken in ("", "t=,v1=00", "v1=" + "0" * 64, f"t={old + 2}", "t=1,t=2,v1=0"):
+        assert not readme_verify(secret, broken, body)

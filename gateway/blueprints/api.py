@@ -14,7 +14,13 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
-from gateway.campaigns import Campaign, LinkRequest, effective_strategy, validate
+from gateway.campaigns import (
+    Campaign,
+    CampaignStatus,
+    LinkRequest,
+    effective_strategy,
+    validate,
+)
 from gateway.conversions import ConversionRequest
 from gateway.errors import ApiError
 from gateway.flags import FlagDecision, check_filters
@@ -26,7 +32,7 @@ from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
-from gateway.validation import ascii_digits
+from gateway.validation import MAX_OFFSET, ascii_digits
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +228,15 @@ def mint_link(slug: str) -> tuple[Response, int]:
     campaign = found.campaigns.require(slug)
     request_ = validate(LinkRequest, json_body(), "invalid link request")
     if campaign.state_at(time.time()) == "ended":
-        raise ApiError(409, "campaign_ended", "the campaign has ended; no new links")
+        # Say which end: a campaign created with an ends_at already past (a wrong year) is
+        # created ended, and this refusal is where its creator first learns it.
+        why = (
+            "was ended"
+            if campaign.status is CampaignStatus.ENDED or campaign.ends_at is None
+            else f"ended at its ends_at, {campaign.ends_at.isoformat()} (PATCH a later one "
+            "to reopen it)"
+        )
+        raise ApiError(409, "campaign_ended", f"the campaign {why}; no new links")
     minted = found.links.mint(campaign, request_.referrer)
     return jsonify({**minted.public(), **share_material(campaign, minted, request_.platform)}), 201
 
@@ -314,7 +328,7 @@ def subtree(slug: str, participant: str) -> Response:
             participant,
             depth=_int_arg("depth", 1, 1, 5),
             limit=_int_arg("limit", 50, 1, 200),
-            cursor=_int_arg("cursor", 0, 0, 10**9),
+            cursor=_int_arg("cursor", 0, 0, MAX_OFFSET),
         )
     )
 
@@ -337,14 +351,23 @@ def list_rewards() -> Response:
     if not slug:
         raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
     campaign = found.campaigns.require(slug)
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     rows, total = found.rewards.find(
         campaign,
         referrer=request.args.get("referrer"),
         status=request.args.get("status"),
-        limit=_int_arg("limit", 100, 1, 1000),
-        offset=_int_arg("offset", 0, 0, 10**9),
+        limit=limit,
+        offset=offset,
     )
-    return jsonify(rewards=rows, total=total, budget=found.rewards.budget(campaign))
+    # limit and offset echoed as the flags' list does: a client pages both the same way.
+    return jsonify(
+        rewards=rows,
+        total=total,
+        limit=limit,
+        offset=offset,
+        budget=found.rewards.budget(campaign),
+    )
 
 
 def _only_args(*allowed: str) -> None:
@@ -388,7 +411,7 @@ def list_flags() -> Response:
     slug = request.args.get("campaign")
     ids = [found.campaigns.require(slug).id] if slug else list(found.campaigns.iter_ids())
     limit = _int_arg("limit", 100, 1, 1000)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    offset = _int_arg("offset", 0, 0, MAX_OFFSET)
     indexed = found.flags.stake_indexed(ids)
     if sort == "amount":
         if not indexed:

@@ -42,6 +42,7 @@ _EXACT: dict[str, str] = {
         N_("host must be a fully qualified domain name"),
         N_("port must be a number"),
         N_("port must be between 1 and 65535"),
+        N_("must not carry rg_click: refgate adds each click's own"),
         N_("the campaign changed while saving; retry"),
         N_(
             "the campaign was changed by someone else since this form was opened; reload it to "
