@@ -175,6 +175,54 @@ def openapi_document() -> dict[str, Any]:
             "exhausted": {"type": "boolean"},
         },
     }
+    schemas["PersonInCampaign"] = {
+        "type": "object",
+        "description": "What one campaign knows of a person, read by key",
+        "required": [
+            "campaign", "depth", "joined", "invited", "links", "flags", "clusters",
+            "rewards", "own_reward",
+        ],
+        "properties": {
+            "campaign": {"type": "string", "description": "The campaign's slug"},
+            "depth": {
+                "type": ["integer", "null"],
+                "description": "Their depth in the referral tree (0: a first sharer); null when "
+                "they are not in it",
+            },
+            "joined": {"type": ["number", "null"], "description": "When they joined (unix s)"},
+            "invited": {"type": "integer", "description": "People they invited directly"},
+            "links": {
+                "type": ["string", "null"],
+                "enum": ["active", "revoked", None],
+                "description": "Their share links as the click path sees them; null: none",
+            },
+            "flags": {
+                "type": "object",
+                "description": "Their own flags' statuses by kind (referrer, participant)",
+                "additionalProperties": {"type": "string", "enum": ["open", "fraud", "legit"]},
+            },
+            "clusters": {
+                "type": "integer",
+                "description": "Cluster flags listing them as a member",
+            },
+            "rewards": {
+                "type": "object",
+                "description": "Units credited and held for the people they invited, and how "
+                "many conversions were rewarded",
+                "required": ["credited", "held", "conversions"],
+                "properties": {
+                    "credited": {"type": "integer"},
+                    "held": {"type": "integer"},
+                    "conversions": {"type": "integer"},
+                },
+            },
+            "own_reward": {
+                "type": ["string", "null"],
+                "enum": ["credited", "held", "denied", "clawed_back", None],
+                "description": "The status of their own reward for joining; null: none",
+            },
+        },
+    }  # fmt: skip
     schemas["TreeNode"] = {
         "type": "object",
         "required": ["id", "depth", "subtree_size", "subtree_height", "children"],
@@ -519,6 +567,38 @@ def openapi_document() -> dict[str, Any]:
                         }
                     ),
                     **_errors(*AUTH_ERRORS, 404),
+                },
+            },
+        },
+        "/people/{person}": {
+            "parameters": [
+                {
+                    "name": "person",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": REFERRER_PATTERN.pattern},
+                    "description": "Their external id, as the landing application sends it",
+                }
+            ],
+            "get": {
+                "operationId": "findPerson",
+                "summary": "Each campaign that knows a person: in its tree, with links, a flag "
+                "about them or a reward (marketing, risk, admin)",
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["person", "campaigns"],
+                            "properties": {
+                                "person": {"type": "string"},
+                                "campaigns": {
+                                    "type": "array",
+                                    "items": _ref("PersonInCampaign"),
+                                },
+                            },
+                        }
+                    ),
+                    **_errors(400, *AUTH_ERRORS),
                 },
             },
         },

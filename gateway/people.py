@@ -41,6 +41,24 @@ class Appearance:
     #: The status of their own reward for joining, if any.
     own_reward: str | None = None
 
+    def public(self) -> dict[str, Any]:
+        """As the API answers it (``GET /api/v1/people/<person>``)."""
+        return {
+            "campaign": self.campaign.slug,
+            "depth": self.depth,
+            "joined": self.joined,
+            "invited": self.invited,
+            "links": self.links,
+            "flags": self.flags,
+            "clusters": self.clusters,
+            "rewards": {
+                "credited": self.credited,
+                "held": self.held,
+                "conversions": self.conversions,
+            },
+            "own_reward": self.own_reward,
+        }
+
 
 class PeopleService:
     def __init__(self, store: Any, campaigns: CampaignService) -> None:

@@ -123,15 +123,20 @@ def test_demo_plays_a_simulated_festival_once(runner: FlaskCliRunner, app: Flask
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     examples = re.findall(
         r"http://127\.0\.0\.1:8080(/api/v1/(?:rewards\?campaign=milk-tea|campaigns/milk-tea/"
-        r"(?:tree|ancestors)/)[^\"\s]*)",
+        r"(?:tree|ancestors)/|people/)[^\"\s]*)",
         readme,
     )
-    assert len(examples) == 3
+    assert len(examples) == 4
     for example in examples:
         answer = client.get(example, headers=bearer(key))
         assert answer.status_code == 200, (example, answer.json)
         found = answer.json
-        assert found.get("rewards") or found.get("ancestors") or found.get("children"), example
+        assert (
+            found.get("rewards")
+            or found.get("ancestors")
+            or found.get("children")
+            or found.get("campaigns")
+        ), example
     # The services serve as before: pages are drawn again, flood limits are back.
     assert (services.gateway.rate_limit_prefix, services.gateway.rate_limit_token) == limits
     link = next(line.split()[-1] for line in result.stdout.splitlines() if "link of alice" in line)

@@ -3,10 +3,13 @@ people search and the person page's other campaigns."""
 
 from __future__ import annotations
 
+import jsonschema_rs
 from flask import Flask
+from flask.testing import FlaskClient
 
 from gateway.flags import FlagCandidate, flag_id_for
 from gateway.services import Services
+from tests.conftest import bearer
 from tests.console_helpers import add_staff, as_role
 from tests.test_console import a_sharers_story
 from tests.test_conversions import record_click
@@ -206,3 +209,54 @@ def test_a_persons_rewards_name_the_open_flags_that_would_move_them(
     marketing = as_role(app, "marketing").get("/console/campaigns/tea/people/farmer", headers=EN)
     page = marketing.text
     assert cell("referred", "p2") == "participant</td>" and "/console/flags/" not in page
+
+
+def test_the_api_finds_a_person_across_campaigns(
+    client: FlaskClient, services: Services, keys: dict[str, str]
+) -> None:
+    """``GET /api/v1/people/<person>``: the console's lookup for support tools, in the shape
+    the OpenAPI document gives; readers only; a name no campaign could hold is a 400."""
+    a_sharers_story(services)
+    second_campaign(services)
+    response = client.get("/api/v1/people/farmer", headers=bearer(keys["risk"]))
+    assert response.status_code == 200
+    body = response.json
+    assert body is not None and body["person"] == "farmer"
+    by_slug = {c["campaign"]: c for c in body["campaigns"]}
+    assert sorted(by_slug) == ["coffee", "tea"]
+    assert by_slug["tea"] == {
+        "campaign": "tea",
+        "depth": 1,
+        "joined": by_slug["tea"]["joined"],
+        "invited": 5,
+        "links": "active",
+        "flags": {"participant": "open"},
+        "clusters": 1,
+        "rewards": {
+            "credited": 4,
+            "held": 2,
+            "conversions": by_slug["tea"]["rewards"]["conversions"],
+        },
+        "own_reward": "held",
+    }
+    assert isinstance(by_slug["tea"]["joined"], float)
+    coffee = by_slug["coffee"]
+    assert (coffee["depth"], coffee["links"], coffee["own_reward"]) == (0, "revoked", None)
+    document = client.get("/api/v1/openapi.json").json
+    assert document is not None
+    operation = document["paths"]["/people/{person}"]["get"]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = jsonschema_rs.Draft202012Validator({**schema, "components": document["components"]})
+    validator.validate(body)
+    nobody = client.get("/api/v1/people/nobody", headers=bearer(keys["marketing"]))
+    assert nobody.status_code == 200 and nobody.json == {"person": "nobody", "campaigns": []}
+    validator.validate(nobody.json)
+    # Bad input: a clear 400 naming the field; the wrong key or none, 403 and 401.
+    bad = client.get("/api/v1/people/far%20mer", headers=bearer(keys["risk"]))
+    assert bad.status_code == 400 and bad.json is not None
+    assert bad.json["error"] == "validation_failed" and "person" in bad.json["fields"]
+    assert client.get("/api/v1/people/farmer?x=1", headers=bearer(keys["risk"])).status_code == 400
+    assert (
+        client.get("/api/v1/people/farmer", headers=bearer(keys["conversion"])).status_code == 403
+    )
+    assert client.get("/api/v1/people/farmer").status_code == 401

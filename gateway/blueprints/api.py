@@ -30,6 +30,7 @@ from gateway.platforms import PLATFORM_KEYS
 from gateway.platforms import platform as known_platform
 from gateway.platformwatch import clear_alert, open_alerts
 from gateway.services import services
+from gateway.sharelinks import REFERRER_PATTERN
 from gateway.sharematerial import share_material
 from gateway.stats import campaign_stats
 from gateway.validation import MAX_OFFSET, ascii_digits
@@ -340,6 +341,22 @@ def ancestors(slug: str, participant: str) -> Response:
     found = services()
     campaign = found.campaigns.require(slug)
     return jsonify(participant=participant, ancestors=found.tree.ancestors(campaign, participant))
+
+
+@bp.get("/people/<person>")
+@roles(*READERS)
+def person_everywhere(person: str) -> Response:
+    """Each campaign that knows a person (tree, links, flags, rewards): support's lookup."""
+    _only_args()
+    if not REFERRER_PATTERN.match(person):
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid person",
+            fields={"person": "1-128 characters: letters, digits and . _ : @ + -"},
+        )
+    found = services().people.everywhere(person)
+    return jsonify(person=person, campaigns=[a.public() for a in found])
 
 
 @bp.get("/rewards")
