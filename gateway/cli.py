@@ -111,9 +111,16 @@ def jobs(once: bool, period: float) -> None:
     `refgate serve` starts one such process itself; run one yourself when the jobs should run
     elsewhere (REFGATE_JOBS_IN_WORKERS=0 on the servers). Any number may run: each job holds a
     store lock while it is due."""
-    from gateway.jobsprocess import run
+    from gateway.jobsprocess import JobsFailed, run
 
-    ran = run(once=once, period=period)
+    try:
+        ran = run(once=once, period=period)
+    except JobsFailed as exc:
+        if exc.ran:
+            click.echo(f"ran: {', '.join(exc.ran)}")
+        failed = "; ".join(f"{name} ({why})" for name, why in exc.failures.items())
+        click.echo(f"refgate jobs: {len(exc.failures)} job(s) could not run: {failed}", err=True)
+        sys.exit(1)
     if once:
         click.echo(f"ran: {', '.join(ran)}" if ran else "nothing was due")
 

@@ -36,9 +36,20 @@ def lower_priority(nice: int) -> int:
     return max(nice, current)
 
 
+class JobsFailed(Exception):
+    """``refgate jobs --once`` could not run every job that was due: ``failures`` maps each
+    job to why (the store unreachable, an error), ``ran`` names those that did run."""
+
+    def __init__(self, ran: list[str], failures: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {why}" for name, why in failures.items()))
+        self.ran = ran
+        self.failures = failures
+
+
 def run(*, once: bool, period: float) -> list[str]:
-    """Run the jobs in this process: one tick with ``once`` (returns what ran), else until
-    SIGTERM or SIGINT, or until the process that started this one is gone."""
+    """Run the jobs in this process: one tick with ``once`` (returns what ran; raises
+    :class:`JobsFailed` when a job could not run), else until SIGTERM or SIGINT, or until the
+    process that started this one is gone."""
     from gateway import create_app
     from gateway.services import EXTENSION, Services
 
@@ -48,7 +59,12 @@ def run(*, once: bool, period: float) -> list[str]:
     scheduler = services.scheduler
     try:
         if once:
-            return scheduler.tick()
+            ran = scheduler.tick()
+            # Under cron the exit status is all anyone watches: a store that cannot be reached
+            # must not pass for "nothing was due" run after run.
+            if scheduler.failures:
+                raise JobsFailed(ran, scheduler.failures)
+            return ran
         logs.use_json()  # as refgate serve's workers log (REFGATE_LOG_FORMAT)
         nice = lower_priority(services.settings.jobs_nice)
         parent = os.getppid()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,6 +72,24 @@ def test_jobs_once_runs_what_is_due_and_reads_the_clicks(
     second = refgate_jobs("--once", env=env)
     assert second.returncode == 0, second.stderr
     assert "flagger" not in second.stdout and "webhooks" not in second.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_jobs_once_fails_when_the_store_cannot_be_reached(tmp_path: Path) -> None:
+    """Under cron the exit status is what is watched: with the store unreachable (a wrong
+    REDIS_URL, an outage) every job is skipped, and that is a failure, not "nothing was due"."""
+    env = environment(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    result = refgate_jobs("--once", env=env)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "nothing was due" not in result.stdout
+    assert "job(s) could not run" in result.stderr
+    assert "flagger (store unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_jobs_rejects_bad_flags(tmp_path: Path, store_url: str) -> None:
