@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,19 @@ class Settings:
             data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError("REFGATE_DATA_DIR", f"cannot create {data_dir}: {exc}") from exc
+        # The embedded store, the spool, the metrics and the dev secret are all written here:
+        # an unwritable directory (a volume owned by root mounted into the container, which runs
+        # as another user) must be one clear line at boot, not a traceback from whichever of
+        # them comes first, or a spool that cannot take events in an outage.
+        try:
+            with tempfile.TemporaryFile(dir=data_dir):
+                pass
+        except OSError as exc:
+            raise SettingsError(
+                "REFGATE_DATA_DIR",
+                f"cannot write in {data_dir} as uid {os.geteuid()}: {exc.strerror} "
+                "(make it writable by that user, e.g. chown the volume)",
+            ) from exc
 
         raw_keys = env.get("REFGATE_SECRET_KEYS", "").strip()
         if raw_keys:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,34 @@ def test_unwritable_data_dir_is_reported(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as error:
         Settings.from_env({"REFGATE_DATA_DIR": str(blocker / "sub")})
     assert error.value.name == "REFGATE_DATA_DIR"
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory that exists but cannot be written in: mode 0500 for an ordinary user; as
+    root (a container's default) permissions do not stop writes, so /proc stands in."""
+    if os.geteuid() == 0:
+        yield Path("/proc")
+        return
+    path = tmp_path / "readonly"
+    path.mkdir()
+    path.chmod(0o500)
+    try:
+        yield path
+    finally:
+        path.chmod(0o700)
+
+
+@pytest.mark.parametrize("keys", ["", KEY], ids=["dev-secret", "secret-keys-set"])
+def test_existing_unwritable_data_dir_is_a_configuration_error(
+    unwritable_dir: Path, keys: str
+) -> None:
+    """A volume the service's user cannot write (a root-owned host directory mounted into the
+    container): named at boot, whether or not a dev secret would be written there."""
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"REFGATE_DATA_DIR": str(unwritable_dir), "REFGATE_SECRET_KEYS": keys})
+    assert error.value.name == "REFGATE_DATA_DIR"
+    assert f"cannot write in {unwritable_dir} as uid {os.geteuid()}" in str(error.value)
 
 
 def test_dev_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
