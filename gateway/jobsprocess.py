@@ -53,6 +53,11 @@ def run(*, once: bool, period: float) -> list[str]:
     from gateway import create_app
     from gateway.services import EXTENSION, Services
 
+    if not once:
+        # As refgate serve's workers log (REFGATE_LOG_FORMAT), from the first line: building
+        # the app below already warns (the store's persistence, a store that cannot be reached)
+        # and those lines came out in the plain format, unreadable to a JSON log pipeline.
+        logs.use_json()
     # The app built here must not start a jobs thread of its own as well.
     app = create_app({WORKERS_ENV: "0"})
     services: Services = app.extensions[EXTENSION]
@@ -65,7 +70,6 @@ def run(*, once: bool, period: float) -> list[str]:
             if scheduler.failures:
                 raise JobsFailed(ran, scheduler.failures)
             return ran
-        logs.use_json()  # as refgate serve's workers log (REFGATE_LOG_FORMAT)
         nice = lower_priority(services.settings.jobs_nice)
         parent = os.getppid()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -90,6 +91,25 @@ def test_jobs_once_fails_when_the_store_cannot_be_reached(tmp_path: Path) -> Non
     assert "job(s) could not run" in result.stderr
     assert "flagger (store unavailable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_jobs_process_logs_json_from_its_first_line(tmp_path: Path) -> None:
+    """refgate serve's jobs process logs as its workers do: building its app already warns (here
+    the store cannot be reached), and those lines are JSON too."""
+    env = environment(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    process = subprocess.Popen(
+        JOBS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(6)  # the app is built, the first tick has run and found no store
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # raises on a line that is not JSON
+    messages = [entry["msg"] for entry in entries]
+    assert any(m.startswith("no model loaded at start") for m in messages), messages
+    assert any(m.startswith("job flagger skipped, store unavailable") for m in messages)
 
 
 def test_jobs_rejects_bad_flags(tmp_path: Path, store_url: str) -> None:
