@@ -165,3 +165,32 @@ def test_serve_keeps_running_while_the_cluster_cannot_be_reached(
         except subprocess.TimeoutExpired:
             server.kill()
             raise
+
+
+def test_readyz_on_a_cluster_asks_every_primary(tmp_path: Path) -> None:
+    """One primary not answering (paused here, as a hung or failing node would be) is a
+    degraded store: the campaigns in its slots cannot record their clicks."""
+    from redis.cluster import RedisCluster
+
+    app = make_app(tmp_path / "data", CLUSTER_URL)
+    services: Services = services_of(app)
+    admin = RedisCluster.from_url(CLUSTER_URL.replace("redis+cluster://", "redis://"))
+    try:
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        # A primary other than the one the URL names (the client's default node).
+        start = urlsplit(CLUSTER_URL.replace("redis+cluster://", "redis://"))
+        other = next(
+            node
+            for node in admin.get_primaries()
+            if (node.host, node.port) != (start.hostname, start.port)
+        )
+        admin.execute_command("CLIENT PAUSE", 1500, "ALL", target_nodes=other)
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json is not None and ready.json["status"] == "degraded"
+        time.sleep(1.6)
+        assert client.get("/readyz").status_code == 200
+    finally:
+        admin.close()
+        services.close()
