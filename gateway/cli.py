@@ -16,6 +16,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from gateway.apikeys import Role
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError
+from gateway.store.embedded import EmbeddedStoreError
 
 log = logging.getLogger("refgate")
 
@@ -42,6 +43,10 @@ def main() -> None:
         cli.main(obj=ScriptInfo(create_app=create_app), prog_name="refgate")
     except SettingsError as exc:
         click.echo(f"refgate: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except EmbeddedStoreError as exc:
+        # Its message ends with the server's last log lines: what to fix (a damaged AOF...).
+        click.echo(f"refgate: the embedded store could not start: {exc}", err=True)
         sys.exit(2)
     except (RedisError, RedisClusterException) as exc:
         # A command that needs the store and cannot reach it: one line, not a traceback.
