@@ -15,7 +15,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin refgate \
- && mkdir -p /data && chown refgate /data
+ && mkdir -p /data && chown refgate /data && chmod 700 /data
 COPY --from=build /venv /venv
 # templates/ and static/ sit beside the packages, not inside them.
 COPY templates /app/templates

@@ -45,7 +45,7 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # click events: owner only
         self._lock = threading.Lock()
         self._file: Any = None
         self._file_pid = 0

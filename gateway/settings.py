@@ -120,7 +120,9 @@ class Settings:
             env.get("REFGATE_DATA_DIR") or default_data_dir or Path.cwd() / "refgate-data"
         ).expanduser()
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            # Owner only, when created here: the store's AOF (webhook secrets, password hashes),
+            # the spool (click events) and the dev secret are nobody else's to read.
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError("REFGATE_DATA_DIR", f"cannot create {data_dir}: {exc}") from exc
         # The embedded store, the spool, the metrics and the dev secret are all written here:

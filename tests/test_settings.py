@@ -136,3 +136,17 @@ def test_retention_of_click_records_and_events(tmp_path: Path) -> None:
         env(tmp_path, REFGATE_ATTRIBUTION_DAYS="7", REFGATE_EVENT_RETENTION_DAYS="14")
     )
     assert (short.attribution_days, short.event_retention_days) == (7, 14)
+
+
+def test_a_new_data_dir_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """The embedded store's AOF holds webhook secrets and password hashes, the spool click
+    events: created by refgate, the directories holding them are the service user's alone."""
+    from gateway.recorder import Spool
+    from gateway.store.embedded import EmbeddedRedis
+
+    data_dir = tmp_path / "new" / "data"
+    settings = Settings.from_env({"REFGATE_DATA_DIR": str(data_dir), "REFGATE_SECRET_KEYS": KEY})
+    EmbeddedRedis(settings.data_dir)
+    Spool(settings.data_dir / "spool")
+    for path in (data_dir, data_dir / "redis", data_dir / "spool"):
+        assert path.stat().st_mode & 0o777 == 0o700, path

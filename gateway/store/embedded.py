@@ -75,7 +75,9 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path) -> None:
         self.directory = (data_dir / "redis").resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner only: redis-server writes its AOF (webhook secrets, password hashes) readable
+        # by all under the usual umask.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pidfile = self.directory / "redis.pid"
         self.logfile = self.directory / "redis.log"
         self.config_file = self.directory / "redis.conf"
