@@ -180,6 +180,14 @@ class Settings:
             raise SettingsError("REFGATE_PUBLIC_URL", "must be https:// in production")
 
         ip_key_raw = env.get("REFGATE_IP_HASH_KEY", "").strip()
+        if ip_key_raw and len(ip_key_raw.encode()) < MIN_SECRET_BYTES:
+            # Salted hashes stand in for addresses (raw IPs are never kept): with a guessable
+            # key, hashing every IPv4 address under it gives them back.
+            raise SettingsError(
+                "REFGATE_IP_HASH_KEY",
+                f"shorter than {MIN_SECRET_BYTES} characters; generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
         ip_hash_key = ip_key_raw.encode() if ip_key_raw else b"refgate.ip-hash:" + keys[-1]
 
         hosts = tuple(

@@ -25,6 +25,7 @@ def env(tmp_path: Path, **values: str) -> dict[str, str]:
         ({"REFGATE_SECRET_KEYS": f"{KEY},{KEY}"}, "REFGATE_SECRET_KEYS"),
         ({"REFGATE_PRODUCTION": "1"}, "REFGATE_SECRET_KEYS"),
         ({"REFGATE_PRODUCTION": "maybe"}, "REFGATE_PRODUCTION"),
+        ({"REFGATE_IP_HASH_KEY": "salt"}, "REFGATE_IP_HASH_KEY"),
         (
             {
                 "REFGATE_SECRET_KEYS": KEY,
