@@ -165,7 +165,15 @@ class Settings:
                     f"unsupported scheme {scheme!r} (redis://, rediss://, unix://, redis+cluster://)",
                 )
 
-        public_url = env.get("REFGATE_PUBLIC_URL", "").strip() or "http://127.0.0.1:8080"
+        public_url = env.get("REFGATE_PUBLIC_URL", "").strip()
+        if not public_url and production:
+            # Said as such: the https check below would blame a default nobody wrote.
+            raise SettingsError(
+                "REFGATE_PUBLIC_URL",
+                "required when REFGATE_PRODUCTION is set: the https:// address that share "
+                "links, QR codes and posters point at",
+            )
+        public_url = public_url or "http://127.0.0.1:8080"
         parts = urlsplit(public_url)
         if (
             parts.scheme not in {"http", "https"}

@@ -151,3 +151,25 @@ def test_a_new_data_dir_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     Spool(settings.data_dir / "spool")
     for path in (data_dir, data_dir / "redis", data_dir / "spool"):
         assert path.stat().st_mode & 0o777 == 0o700, path
+
+
+def test_production_asks_for_the_public_url_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env(tmp_path, REFGATE_SECRET_KEYS=KEY, REFGATE_PRODUCTION="1"))
+    assert error.value.name == "REFGATE_PUBLIC_URL"
+    assert "required when REFGATE_PRODUCTION is set" in error.value.problem
+
+
+def test_serve_on_every_interface_without_a_public_url_warns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The container listens on 0.0.0.0: links minted as http://0.0.0.0:8080/s/... lead
+    nowhere, on every poster printed meanwhile."""
+    from gateway.server import default_public_url
+
+    with caplog.at_level("WARNING", logger="gateway.server"):
+        assert default_public_url("127.0.0.1", 8080) == "http://127.0.0.1:8080"
+        assert not caplog.records
+        assert default_public_url("0.0.0.0", 8080) == "http://0.0.0.0:8080"  # noqa: S104
+    assert len(caplog.records) == 1
+    assert "REFGATE_PUBLIC_URL is not set" in caplog.records[0].getMessage()
