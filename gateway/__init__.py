@@ -45,6 +45,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     settings = Settings.from_env(env, default_data_dir=Path(app.instance_path))
     app.config.from_mapping(
         SECRET_KEY=settings.secret_keys[0],
+        # Rotating the keys (a new one prepended, README) must not sign every member of staff
+        # out mid-festival: sessions signed with an older key still verify.
+        SECRET_KEY_FALLBACKS=list(settings.secret_keys[1:]),
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=2 << 20,
         SESSION_COOKIE_HTTPONLY=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from gateway.apikeys import Role
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError
+from gateway.store.embedded import EmbeddedStoreError
 
 log = logging.getLogger("refgate")
 
@@ -31,8 +33,42 @@ def cli() -> None:
 OUTPUTS = ("clicks.jsonl", "labels.jsonl", "referrers.jsonl", "summary.json")
 
 
+#: The most worker processes `refgate serve` runs (--workers' range).
+MAX_WORKERS = 64
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity, and a container's CPU quota (cgroup v2
+    ``cpu.max``, v1 ``cpu.cfs_quota_us``). ``os.cpu_count()`` is the host's: in a container
+    limited to 2 CPUs on a 64-core host it said 64, for 128 workers sharing 2 CPUs."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        v1_quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        v1_period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return v1_quota / v1_period if v1_quota > 0 and v1_period > 0 else None
+
+
 def default_workers() -> int:
-    return 2 * (os.cpu_count() or 1)
+    # Within --workers' range: on a machine of more than 32 CPUs, 2 x CPUs was refused as a
+    # bad --workers value that nobody had given, and the server (the container) did not start.
+    return min(MAX_WORKERS, 2 * usable_cpus())
 
 
 def main() -> None:
@@ -42,6 +78,10 @@ def main() -> None:
         cli.main(obj=ScriptInfo(create_app=create_app), prog_name="refgate")
     except SettingsError as exc:
         click.echo(f"refgate: configuration error: {exc}", err=True)
+        sys.exit(2)
+    except EmbeddedStoreError as exc:
+        # Its message ends with the server's last log lines: what to fix (a damaged AOF...).
+        click.echo(f"refgate: the embedded store could not start: {exc}", err=True)
         sys.exit(2)
     except (RedisError, RedisClusterException) as exc:
         # A command that needs the store and cannot reach it: one line, not a traceback.
@@ -81,8 +121,8 @@ def _services() -> Services:
 @click.option(
     "--workers",
     default=lambda: default_workers(),
-    show_default="2 x CPU count",
-    type=click.IntRange(1, 64),
+    show_default="2 x usable CPUs, at most 64",
+    type=click.IntRange(1, MAX_WORKERS),
     help="gunicorn worker processes (threaded; each admits REFGATE_MAX_IN_FLIGHT requests).",
 )
 @click.option("--demo", is_flag=True, help="Seed a demo campaign and print URLs to try.")
@@ -111,9 +151,16 @@ def jobs(once: bool, period: float) -> None:
     `refgate serve` starts one such process itself; run one yourself when the jobs should run
     elsewhere (REFGATE_JOBS_IN_WORKERS=0 on the servers). Any number may run: each job holds a
     store lock while it is due."""
-    from gateway.jobsprocess import run
+    from gateway.jobsprocess import JobsFailed, run
 
-    ran = run(once=once, period=period)
+    try:
+        ran = run(once=once, period=period)
+    except JobsFailed as exc:
+        if exc.ran:
+            click.echo(f"ran: {', '.join(exc.ran)}")
+        failed = "; ".join(f"{name} ({why})" for name, why in exc.failures.items())
+        click.echo(f"refgate jobs: {len(exc.failures)} job(s) could not run: {failed}", err=True)
+        sys.exit(1)
     if once:
         click.echo(f"ran: {', '.join(ran)}" if ran else "nothing was due")
 

@@ -66,6 +66,9 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._owner = f"{os.uname().nodename}:{os.getpid()}"
         self._next_local: dict[str, float] = {}
+        #: The jobs the latest tick could not run, with why: ``refgate jobs --once`` (cron)
+        #: exits non-zero on them, or a store it cannot reach reads as "nothing was due".
+        self.failures: dict[str, str] = {}
 
     def start(self, period: float = 5.0, *, local_only: bool = False) -> None:
         """Tick every ``period`` seconds in a thread of this process; with ``local_only``, only
@@ -90,6 +93,7 @@ class Scheduler:
         """Run every job whose lock this process wins (with ``local_only``, the per-process
         jobs only); returns the names of the jobs it ran."""
         ran = []
+        failures: dict[str, str] = {}
         now = self._clock()
         for job in self.jobs:
             if local_only and not job.local:
@@ -107,8 +111,11 @@ class Scheduler:
                 ran.append(job.name)
             except RedisError as exc:
                 log.warning("job %s skipped, store unavailable: %s", job.name, exc)
-            except Exception:  # a failing job must not stop the others
+                failures[job.name] = f"store unavailable: {exc}"
+            except Exception as exc:  # a failing job must not stop the others
                 log.exception("job %s failed", job.name)
+                failures[job.name] = f"failed: {exc.__class__.__name__}: {exc}"
+        self.failures = failures
         return ran
 
     def stop(self) -> None:

@@ -36,20 +36,40 @@ def lower_priority(nice: int) -> int:
     return max(nice, current)
 
 
+class JobsFailed(Exception):
+    """``refgate jobs --once`` could not run every job that was due: ``failures`` maps each
+    job to why (the store unreachable, an error), ``ran`` names those that did run."""
+
+    def __init__(self, ran: list[str], failures: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {why}" for name, why in failures.items()))
+        self.ran = ran
+        self.failures = failures
+
+
 def run(*, once: bool, period: float) -> list[str]:
-    """Run the jobs in this process: one tick with ``once`` (returns what ran), else until
-    SIGTERM or SIGINT, or until the process that started this one is gone."""
+    """Run the jobs in this process: one tick with ``once`` (returns what ran; raises
+    :class:`JobsFailed` when a job could not run), else until SIGTERM or SIGINT, or until the
+    process that started this one is gone."""
     from gateway import create_app
     from gateway.services import EXTENSION, Services
 
+    if not once:
+        # As refgate serve's workers log (REFGATE_LOG_FORMAT), from the first line: building
+        # the app below already warns (the store's persistence, a store that cannot be reached)
+        # and those lines came out in the plain format, unreadable to a JSON log pipeline.
+        logs.use_json()
     # The app built here must not start a jobs thread of its own as well.
     app = create_app({WORKERS_ENV: "0"})
     services: Services = app.extensions[EXTENSION]
     scheduler = services.scheduler
     try:
         if once:
-            return scheduler.tick()
-        logs.use_json()  # as refgate serve's workers log (REFGATE_LOG_FORMAT)
+            ran = scheduler.tick()
+            # Under cron the exit status is all anyone watches: a store that cannot be reached
+            # must not pass for "nothing was due" run after run.
+            if scheduler.failures:
+                raise JobsFailed(ran, scheduler.failures)
+            return ran
         nice = lower_priority(services.settings.jobs_nice)
         parent = os.getppid()
 

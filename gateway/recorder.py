@@ -45,7 +45,7 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # click events: owner only
         self._lock = threading.Lock()
         self._file: Any = None
         self._file_pid = 0
@@ -342,10 +342,12 @@ class EventRecorder:
         self._last_drain = time.monotonic()
         delivered = 0
         for path in self.spool.claim():
+            read = new = 0
             try:
                 for batch in _batches(_read_events(path), DRAIN_BATCH):
                     with self._write_lock:
-                        delivered += self.write(batch)
+                        new += self.write(batch)
+                    read += len(batch)
                     self.drained += len(batch)
                     self.metrics.drained.inc(len(batch))
             except (RedisError, OSError) as exc:
@@ -354,8 +356,19 @@ class EventRecorder:
                 self.metrics.store_error("drain")
                 self.store_ok = False
                 break
+            finally:
+                delivered += new
             path.unlink(missing_ok=True)
             self.store_ok = True
+            # The line an operator looks for after an outage: the spool is being emptied (the
+            # warnings said when it filled), and how much of it the store had not seen.
+            log.info(
+                "drained %d spooled click events from %s (%d newly recorded), %d left",
+                read,
+                path.name,
+                new,
+                self.spool.depth(),
+            )
         return delivered
 
     def close(self) -> None:

@@ -99,12 +99,30 @@ def gunicorn_options(
     }
 
 
+#: Addresses that mean "every interface": no phone can open a link to them.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})  # noqa: S104 - compared, not bound
+
+
+def default_public_url(host: str, port: int) -> str:
+    """The base of share links when REFGATE_PUBLIC_URL is not set: where the server listens.
+    Listening on every interface (the container does), that is no address anyone can open, and
+    the links, QR codes and posters minted meanwhile lead nowhere: say so, loudly."""
+    url = f"http://{host}:{port}"
+    if host in WILDCARD_HOSTS:
+        log.warning(
+            "REFGATE_PUBLIC_URL is not set: share links, QR codes and posters will point at %s, "
+            "which no one else can open; set REFGATE_PUBLIC_URL to the address people reach",
+            url,
+        )
+    return url
+
+
 def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
     # Numeric libraries must not start a thread pool per worker (it collapses throughput).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     # Links printed and minted must point at where this server listens, unless configured.
     if not os.environ.get("REFGATE_PUBLIC_URL"):
-        os.environ["REFGATE_PUBLIC_URL"] = f"http://{host}:{port}"
+        os.environ["REFGATE_PUBLIC_URL"] = default_public_url(host, port)
     # Metrics of every worker, added up at /metrics; set before anything imports
     # prometheus-client. Counters start from zero with each server (the files are cleared).
     if not os.environ.get(MULTIPROC_ENV):

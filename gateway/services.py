@@ -94,8 +94,8 @@ class Services:
         """``run_jobs``: run the periodic jobs in a thread here; else, with ``run_local_jobs``,
         only the per-process ones (a serving worker beside a ``refgate jobs`` process)."""
         store = open_store(settings)
-        if not store.is_cluster:
-            warn_about_persistence(store.main)
+        # On a cluster every primary is asked (README, "Durability": the same on every node).
+        warn_about_persistence(store.main)
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(

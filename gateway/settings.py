@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -119,9 +120,24 @@ class Settings:
             env.get("REFGATE_DATA_DIR") or default_data_dir or Path.cwd() / "refgate-data"
         ).expanduser()
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            # Owner only, when created here: the store's AOF (webhook secrets, password hashes),
+            # the spool (click events) and the dev secret are nobody else's to read.
+            data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise SettingsError("REFGATE_DATA_DIR", f"cannot create {data_dir}: {exc}") from exc
+        # The embedded store, the spool, the metrics and the dev secret are all written here:
+        # an unwritable directory (a volume owned by root mounted into the container, which runs
+        # as another user) must be one clear line at boot, not a traceback from whichever of
+        # them comes first, or a spool that cannot take events in an outage.
+        try:
+            with tempfile.TemporaryFile(dir=data_dir):
+                pass
+        except OSError as exc:
+            raise SettingsError(
+                "REFGATE_DATA_DIR",
+                f"cannot write in {data_dir} as uid {os.geteuid()}: {exc.strerror} "
+                "(make it writable by that user, e.g. chown the volume)",
+            ) from exc
 
         raw_keys = env.get("REFGATE_SECRET_KEYS", "").strip()
         if raw_keys:
@@ -149,7 +165,15 @@ class Settings:
                     f"unsupported scheme {scheme!r} (redis://, rediss://, unix://, redis+cluster://)",
                 )
 
-        public_url = env.get("REFGATE_PUBLIC_URL", "").strip() or "http://127.0.0.1:8080"
+        public_url = env.get("REFGATE_PUBLIC_URL", "").strip()
+        if not public_url and production:
+            # Said as such: the https check below would blame a default nobody wrote.
+            raise SettingsError(
+                "REFGATE_PUBLIC_URL",
+                "required when REFGATE_PRODUCTION is set: the https:// address that share "
+                "links, QR codes and posters point at",
+            )
+        public_url = public_url or "http://127.0.0.1:8080"
         parts = urlsplit(public_url)
         if (
             parts.scheme not in {"http", "https"}
@@ -164,6 +188,14 @@ class Settings:
             raise SettingsError("REFGATE_PUBLIC_URL", "must be https:// in production")
 
         ip_key_raw = env.get("REFGATE_IP_HASH_KEY", "").strip()
+        if ip_key_raw and len(ip_key_raw.encode()) < MIN_SECRET_BYTES:
+            # Salted hashes stand in for addresses (raw IPs are never kept): with a guessable
+            # key, hashing every IPv4 address under it gives them back.
+            raise SettingsError(
+                "REFGATE_IP_HASH_KEY",
+                f"shorter than {MIN_SECRET_BYTES} characters; generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+            )
         ip_hash_key = ip_key_raw.encode() if ip_key_raw else b"refgate.ip-hash:" + keys[-1]
 
         hosts = tuple(

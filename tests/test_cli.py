@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
 
 from gateway.cli import cli
+from gateway.settings import SettingsError
 from gateway.store import keys
 from tests.conftest import bearer, services_of
 
@@ -150,3 +155,45 @@ def test_demo_plays_a_simulated_festival_once(runner: FlaskCliRunner, app: Flask
     services.recorder.flush()
     after = client.get("/api/v1/campaigns/milk-tea/stats", headers=bearer(key)).json
     assert after["clicks"] == stats["clicks"] + 1  # the WeChat visit above
+
+
+def test_serve_workers_default_to_the_cpus_this_process_may_use() -> None:
+    """Pinned to one CPU (as a container's cpuset or a taskset pins it), two workers, not two
+    per CPU of the host."""
+    result = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-c",
+            "from gateway.cli import default_workers; print(default_workers())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert result.stdout.strip() == "2"
+
+
+def test_serve_starts_on_a_machine_of_many_cpus(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """48 CPUs: the default is the most workers --workers allows, not a value it refuses (the
+    container, which passes no --workers, did not start). The configuration error shows that
+    the options were accepted and serve went on to read its settings."""
+    from click.testing import CliRunner
+
+    from gateway.cli import MAX_WORKERS, default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(48)))
+    assert default_workers() == MAX_WORKERS
+    result = CliRunner().invoke(
+        cli,
+        ["serve", "--port", "8199"],
+        env={"REFGATE_DATA_DIR": str(tmp_path), "REFGATE_PUBLIC_URL": "ftp://x"},
+    )
+    assert "--workers" not in result.output
+    assert isinstance(result.exception, SettingsError)
+    assert result.exception.name == "REFGATE_PUBLIC_URL"

@@ -109,6 +109,43 @@ def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app: Flask, staff: 
     assert after.status_code == 302 and after.location.startswith("/console/login")
 
 
+def test_a_signing_key_rotation_keeps_staff_signed_in(
+    tmp_path: Any, store_url: str, app: Flask, staff: None
+) -> None:
+    """A new key prepended to REFGATE_SECRET_KEYS (README: how keys rotate): the console's
+    sessions signed with the former newest key still hold, in the restarted server."""
+    from tests.conftest import TEST_KEYS, make_app, services_of
+
+    before = app.test_client()
+    assert login(before, "risk").status_code == 302
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = before.get_cookie(name)
+    assert cookie is not None
+
+    rotated = make_app(
+        tmp_path / "rotated",
+        store_url,
+        REFGATE_SECRET_KEYS=f"rotated-key-0123456789abcdef,{TEST_KEYS}",
+    )
+    try:
+        after = rotated.test_client()
+        after.set_cookie(name, cookie.value, domain=cookie.domain)
+        assert after.get("/console/flags").status_code == 200
+        # A key that is not listed any more signs nobody in.
+        dropped = make_app(
+            tmp_path / "dropped", store_url, REFGATE_SECRET_KEYS="rotated-key-0123456789abcdef"
+        )
+        try:
+            gone = dropped.test_client()
+            gone.set_cookie(name, cookie.value, domain=cookie.domain)
+            response = gone.get("/console/flags")
+            assert response.status_code == 302 and response.location.startswith("/console/login")
+        finally:
+            services_of(dropped).close()
+    finally:
+        services_of(rotated).close()
+
+
 def test_no_secure_flag_over_plain_http(tmp_path: Any, store_url: str) -> None:
     from tests.conftest import make_app, services_of
 

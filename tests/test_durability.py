@@ -8,6 +8,7 @@ clean stop (SIGTERM, as systemd and Docker send) loses nothing, a crash at most 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway import create_app
 from gateway.flags import FlagCandidate
 from gateway.store import keys
 from gateway.store.embedded import EmbeddedRedis
@@ -171,6 +173,43 @@ def test_persistence_is_checked_on_every_primary_of_a_cluster() -> None:
         assert persistence_problem(client) == f"{primaries[0]}: " + (
             "appendonly is off: a restart loses every write since the last RDB snapshot"
         )
+    finally:
+        for node, config in before.items():
+            host, port = node.rsplit(":", 1)
+            client.config_set(
+                "appendonly", config["appendonly"], target_nodes=client.get_node(host, int(port))
+            )
+        client.close()
+
+
+def test_a_cluster_without_an_append_only_file_is_warned_about_at_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What an operator sees: the warning in the log when the app starts on a cluster whose
+    primaries keep no append-only file (it used to be checked on a single server only)."""
+    from redis.cluster import RedisCluster
+
+    from tests.conftest import CLUSTER_URL, TEST_KEYS
+
+    client = RedisCluster.from_url(CLUSTER_URL.replace("redis+cluster://", "redis://"))
+    before = client.config_get("appendonly", target_nodes=RedisCluster.PRIMARIES)
+    try:
+        client.config_set("appendonly", "no", target_nodes=RedisCluster.PRIMARIES)
+        with caplog.at_level(logging.WARNING, logger="gateway.store.persistence"):
+            app = create_app(
+                {
+                    "TESTING": True,
+                    "REDIS_URL": CLUSTER_URL,
+                    "REFGATE_DATA_DIR": str(tmp_path),
+                    "REFGATE_SECRET_KEYS": TEST_KEYS,
+                }
+            )
+            services_of(app).close()
+        warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.store.persistence"]
+        assert len(warnings) == 1
+        assert "appendonly is off" in warnings[0]
+        for node in client.get_primaries():
+            assert f"{node.host}:{node.port}" in warnings[0]
     finally:
         for node, config in before.items():
             host, port = node.rsplit(":", 1)

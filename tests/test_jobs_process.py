@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -80,6 +82,43 @@ def test_jobs_once_runs_what_is_due_and_reads_the_clicks(
     assert "flagger" not in second.stdout
     if time.monotonic() - started < webhooks_ttl / 1000:
         assert "webhooks" not in second.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_jobs_once_fails_when_the_store_cannot_be_reached(tmp_path: Path) -> None:
+    """Under cron the exit status is what is watched: with the store unreachable (a wrong
+    REDIS_URL, an outage) every job is skipped, and that is a failure, not "nothing was due"."""
+    env = environment(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    result = refgate_jobs("--once", env=env)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "nothing was due" not in result.stdout
+    assert "job(s) could not run" in result.stderr
+    assert "flagger (store unavailable" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_jobs_process_logs_json_from_its_first_line(tmp_path: Path) -> None:
+    """refgate serve's jobs process logs as its workers do: building its app already warns (here
+    the store cannot be reached), and those lines are JSON too."""
+    env = environment(tmp_path, f"redis://127.0.0.1:{free_port()}/0")
+    process = subprocess.Popen(
+        JOBS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(6)  # the app is built, the first tick has run and found no store
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # raises on a line that is not JSON
+    messages = [entry["msg"] for entry in entries]
+    assert any(m.startswith("no model loaded at start") for m in messages), messages
+    assert any(m.startswith("job flagger skipped, store unavailable") for m in messages)
 
 
 def test_jobs_rejects_bad_flags(tmp_path: Path, store_url: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -43,7 +44,7 @@ def campaign_and_link(app: Flask) -> tuple[Services, FlaskClient, str, str]:
 
 
 def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
-    outage_app: Flask, own_store: EmbeddedRedis
+    outage_app: Flask, own_store: EmbeddedRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     services, client, key, token = campaign_and_link(outage_app)
     assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # warms the campaign cache
@@ -80,8 +81,14 @@ def test_clicks_redirect_during_an_outage_and_are_recorded_once_after(
 
     own_store.ensure_running()
     services.gateway.breaker._open_until = 0.0
-    assert services.recorder.drain() == 5
+    with caplog.at_level(logging.INFO, logger="gateway.recorder"):
+        assert services.recorder.drain() == 5
     assert services.recorder.spool.depth() == 0
+    # The log says the spool emptied (the warnings said when it filled).
+    drained = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drained ")]
+    assert len(drained) == 1
+    assert drained[0].startswith("drained 5 spooled click events from ")
+    assert drained[0].endswith("(5 newly recorded), 0 left")
     # Delivering the same events again (a crash between delivery and unlink) adds nothing.
     ck = keys.campaign_keys(1)
     recorded = services.store.main.xrange(ck.events)

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from gateway.store.keys import job_lock
-from tests.conftest import BROWSER
+from tests.conftest import BROWSER, TEST_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -222,6 +222,27 @@ def test_serve_refuses_a_bad_configuration(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "REFGATE_PUBLIC_URL" in result.stderr
+
+
+def test_serve_refuses_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
+    """One line naming the variable, not a traceback from the first file written there."""
+    target = Path("/proc") if os.geteuid() == 0 else tmp_path / "readonly"
+    if target != Path("/proc"):
+        target.mkdir(mode=0o500)
+    result = refgate(
+        "serve",
+        "--port",
+        str(free_port()),
+        env={
+            "PATH": "/usr/bin:/bin",
+            "REFGATE_DATA_DIR": str(target),
+            "REFGATE_SECRET_KEYS": TEST_KEYS,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+    )
+    assert result.returncode == 2, result.stderr
+    assert "configuration error: REFGATE_DATA_DIR: cannot write in" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_rejects_bad_flags(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -9,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
 from gateway.settings import Settings
@@ -78,5 +81,59 @@ def _client(url: str, cluster: bool, *, timeout: float, retry: Retry) -> Any:
     if cluster:
         parts = urlsplit(url)
         plain = urlunsplit(("redis", parts.netloc, parts.path, parts.query, ""))
-        return RedisCluster.from_url(plain, **common)
+        return LazyCluster(plain, **common)
     return redis.Redis.from_url(url, **common)
+
+
+class LazyCluster:
+    """A ``RedisCluster`` built at its first use, and at each use after until building works.
+
+    redis-py's cluster client reads the slot map from the nodes in its constructor and raises
+    ``RedisClusterException`` when none answers. Built eagerly, a cluster that was down while a
+    gunicorn worker started (a worker recycled after a crash or a time-out during an outage)
+    made the worker fail to boot, and gunicorn then stops the whole server: every click down,
+    where a single server's outage only degrades the click path. Here an unreachable cluster is
+    a ``redis.ConnectionError`` at the first command, which every caller already handles (it is
+    a ``RedisError``; ``RedisClusterException`` is not), and the client is built once the
+    cluster answers again."""
+
+    #: Seconds after a failed build during which uses fail at once without trying again: the
+    #: click path's threads must not queue one after another on a cluster that is not there.
+    RETRY_AFTER = 1.0
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self._url = url
+        self._options = options
+        self._client: RedisCluster | None = None
+        self._lock = threading.Lock()
+        #: When the latest build failed, and why.
+        self._failed: tuple[float, str] | None = None
+
+    def client(self) -> RedisCluster:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            failed = self._failed
+            if failed is not None and time.monotonic() - failed[0] < self.RETRY_AFTER:
+                # A new exception each time: one shared instance would collect every raiser's
+                # traceback (and hold their frames).
+                raise redis.ConnectionError(failed[1])
+            try:
+                self._client = RedisCluster.from_url(self._url, **self._options)
+            except RedisClusterException as exc:
+                reason = f"the cluster cannot be reached: {exc}"
+                self._failed = (time.monotonic(), reason)
+                raise redis.ConnectionError(reason) from exc
+            self._failed = None
+            return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        # Only what this class lacks: commands, pipeline(), PRIMARIES, get_primaries()...
+        return getattr(self.client(), name)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()

@@ -75,7 +75,9 @@ class EmbeddedRedis:
 
     def __init__(self, data_dir: Path) -> None:
         self.directory = (data_dir / "redis").resolve()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Owner only: redis-server writes its AOF (webhook secrets, password hashes) readable
+        # by all under the usual umask.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.pidfile = self.directory / "redis.pid"
         self.logfile = self.directory / "redis.log"
         self.config_file = self.directory / "redis.conf"
@@ -97,18 +99,41 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def is_running(self) -> bool:
+        return self._state() == "ready"
+
+    def _state(self) -> str:
+        """``ready`` (answers), ``loading`` (answers that it is loading its data: after a
+        restart, a festival's AOF takes minutes) or ``silent`` (no socket, or no answer)."""
         if not self.socket_path.exists():
-            return False
+            return "silent"
         try:
             client = redis.Redis(
                 unix_socket_path=str(self.socket_path), socket_timeout=1, retry=NO_RETRY
             )
             try:
-                return bool(client.ping())
+                return "ready" if client.ping() else "silent"
             finally:
                 client.close()
+        except redis.BusyLoadingError:
+            return "loading"
         except (redis.RedisError, OSError):
-            return False
+            return "silent"
+
+    def _loading_progress(self) -> str:
+        client = redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=1, retry=NO_RETRY
+        )
+        try:
+            info = client.info("persistence")  # INFO is served while loading
+            return (
+                f"{float(info.get('loading_loaded_perc', 0)):.0f}% of "
+                f"{int(info.get('loading_total_bytes', 0)) >> 20} MB, about "
+                f"{int(info.get('loading_eta_seconds', 0))} s to go"
+            )
+        except (redis.RedisError, OSError, ValueError):
+            return "progress unknown"
+        finally:
+            client.close()
 
     def process_alive(self) -> bool:
         """Whether the server process named in the pidfile exists, answering or not (stopped,
@@ -127,8 +152,23 @@ class EmbeddedRedis:
             return True  # cannot tell: never risk a second server
 
     def ensure_running(self, timeout: float = 15.0) -> None:
+        """Make sure the server answers: start it, or wait for the one already there.
+
+        ``timeout`` bounds the wait for a server that does not answer at all; one that is
+        loading its data is waited for however long that takes."""
         with self._lock():
-            if self.is_running():
+            state = self._state()
+            if state == "ready":
+                return
+            if state == "loading" or self.process_alive():
+                # A server of these files is up, loading (a starter that gave up on it left it
+                # so) or not answering: a second one on the same files would corrupt the AOF and
+                # hold the dataset in memory twice. Wait for it; never start another.
+                log.warning(
+                    "embedded store: a redis-server is already running on %s; waiting for it",
+                    self.directory,
+                )
+                self._wait_ready(timeout)
                 return
             self._start(timeout)
             self.owned = True
@@ -165,6 +205,9 @@ class EmbeddedRedis:
     def _start(self, timeout: float) -> None:
         executable = redis_server_executable()
         self.socket_path.unlink(missing_ok=True)
+        # Left by a server that died (only then are we starting one): a pidfile naming a gone
+        # process tells _wait_ready that the server we start quit.
+        self.pidfile.unlink(missing_ok=True)
         lines = [f"{key} {value}" for key, value in SERVER_CONFIG.items()]
         lines += [
             f'dir "{self.directory}"',
@@ -181,15 +224,43 @@ class EmbeddedRedis:
             raise EmbeddedStoreError(
                 f"redis-server exited with {result.returncode}", result.stderr + self._log_tail()
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.is_running():
-                log.info(
-                    "embedded store started: %s (data in %s)", self.socket_path, self.directory
-                )
+        self._wait_ready(timeout)
+        log.info("embedded store started: %s (data in %s)", self.socket_path, self.directory)
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Wait until the server answers: as long as it is loading its data, and ``timeout``
+        seconds while it does not answer at all. A fixed deadline made a restart after a busy
+        day fail (a multi-GB AOF loads for minutes), and each retry of the failed start then
+        launched another redis-server on the same files."""
+        quiet_since = time.monotonic()
+        next_note = quiet_since + 5.0
+        while True:
+            state = self._state()
+            now = time.monotonic()
+            if state == "ready":
                 return
+            alive = self.process_alive()
+            if not alive and self.pidfile.exists():
+                # It wrote its pidfile and quit without removing it, as it does when it cannot
+                # load its data (a damaged AOF) or allocate memory: say why at once.
+                raise EmbeddedStoreError("redis-server exited while starting", self._log_tail())
+            if state == "loading":
+                quiet_since = now
+                if now >= next_note:
+                    log.info("embedded store is loading its data: %s", self._loading_progress())
+                    next_note = now + 10.0
+            elif now - quiet_since > timeout:
+                raise EmbeddedStoreError(
+                    f"redis-server did not answer in {timeout:.0f} s"
+                    + (
+                        " (it is still running and was left alone: a second one on the same "
+                        "files would corrupt them)"
+                        if alive
+                        else ""
+                    ),
+                    self._log_tail(),
+                )
             time.sleep(0.05)
-        raise EmbeddedStoreError("redis-server did not answer in time", self._log_tail())
 
     def _wait_gone(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
