@@ -23,6 +23,7 @@ from pydantic import (
 
 from detectors.engine import Policy
 from gateway import logos, posters
+from gateway.campaigncache import CampaignDiskCache
 from gateway.copycheck import CopyWarning, check_copy
 from gateway.destinations import Destination, InvalidDestination, normalise_destination
 from gateway.errors import ApiError, FieldErrors
@@ -356,10 +357,13 @@ class CampaignService:
         store: Any,
         destination_hosts: tuple[str, ...] = (),
         fonts: FontCatalog | None = None,
+        disk: CampaignDiskCache | None = None,
     ) -> None:
         self._redis = store
         self._destination_hosts = destination_hosts
         self.fonts = fonts or FontCatalog()
+        #: The views loaded, kept on this machine's disk for a worker that starts in an outage.
+        self.disk = disk
         #: How old a view may be for answers without a round trip of their own.
         self.recent_seconds = RECENT_VIEW
         #: campaign id -> (version, view, when loaded: time.monotonic())
@@ -419,10 +423,34 @@ class CampaignService:
         raw = (client or self._redis).hmget(keys.campaign_keys(campaign_id).config, "json", "ver")
         if raw[0] is None:
             self._views.pop(campaign_id, None)
+            if self.disk is not None:
+                self.disk.forget(campaign_id)
             return None
+        version = int(raw[1] or 0)
         view = ClickView.of(Campaign.model_validate_json(raw[0]))
         with self._lock:
-            self._views[campaign_id] = (int(raw[1] or 0), view, time.monotonic())
+            self._views[campaign_id] = (version, view, time.monotonic())
+        if self.disk is not None:
+            self.disk.save(campaign_id, version, raw[0])
+        return view
+
+    def last_known_view(self, campaign_id: int) -> ClickView | None:
+        """The view this machine last loaded, from its disk, for a worker that cannot reach the
+        store and never loaded the campaign itself; kept in memory as if loaded (the next round
+        trip that works notices a newer version). None when the disk has none (or one an older
+        refgate wrote that no longer reads)."""
+        if self.disk is None:
+            return None
+        kept = self.disk.load(campaign_id)
+        if kept is None:
+            return None
+        version, document = kept
+        try:
+            view = ClickView.of(Campaign.model_validate_json(document))
+        except ValueError:  # pydantic's ValidationError is one
+            return None
+        with self._lock:
+            self._views.setdefault(campaign_id, (version, view, time.monotonic()))
         return view
 
     # -- writes ------------------------------------------------------------------------------

@@ -344,16 +344,23 @@ class ClickGateway:
             return view
 
     def _load(self, campaign_id: int) -> ClickView | None:
-        """Load a campaign this worker has not seen yet (one extra round trip, once)."""
-        if not self.breaker.closed:
+        """Load a campaign this worker has not seen yet (one extra round trip, once). Without
+        the store, the view this machine last loaded (its disk), so a worker started during an
+        outage still sends people on; StoreUnavailable when there is none."""
+        if self.breaker.closed:
+            try:
+                return self._campaigns.load_view(campaign_id, self._redis)
+            except RedisError as exc:
+                log.warning("store unavailable loading campaign %s: %s", campaign_id, exc)
+                self.metrics.store_error("load")
+                self.breaker.trip()
+        view = self._campaigns.last_known_view(campaign_id)
+        if view is None:
             raise StoreUnavailable
-        try:
-            return self._campaigns.load_view(campaign_id, self._redis)
-        except RedisError as exc:
-            log.warning("store unavailable loading campaign %s: %s", campaign_id, exc)
-            self.metrics.store_error("load")
-            self.breaker.trip()
-            raise StoreUnavailable from exc
+        log.warning(
+            "campaign %s served as last kept on this machine: store unavailable", campaign_id
+        )
+        return view
 
     def _history(self, signals: ClickInput, cid: str = "") -> tuple[History, int | None]:
         """The click's one round trip: its history, and the waiting events of this campaign

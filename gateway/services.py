@@ -15,6 +15,7 @@ from detectors.networks import default_ranges
 from gateway.admission import Admission
 from gateway.apikeys import ApiKeyService
 from gateway.audit import AuditLog
+from gateway.campaigncache import CampaignDiskCache
 from gateway.campaigns import CampaignService
 from gateway.challenge import ChallengeSigner
 from gateway.clickpath import ClickGateway
@@ -99,7 +100,10 @@ class Services:
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(
-            store.main, settings.destination_hosts, FontCatalog(settings.font_dirs)
+            store.main,
+            settings.destination_hosts,
+            FontCatalog(settings.font_dirs),
+            disk=CampaignDiskCache(settings.data_dir / "campaigns"),
         )
         metrics = Metrics()
         recorder = EventRecorder(

@@ -142,13 +142,73 @@ def test_a_hung_store_spools_events_within_seconds(
 
 
 def test_cold_worker_during_an_outage_answers_busy(
-    outage_app: Flask, own_store: EmbeddedRedis
+    tmp_path: Path, own_store: EmbeddedRedis
 ) -> None:
-    _, client, _, token = campaign_and_link(outage_app)
+    """A worker that never loaded the campaign, on a machine none of whose workers did either:
+    nothing to send people on with, so the busy page (the store's outage is all it knows)."""
+    app = make_app(tmp_path / "data", own_store.url())
+    _, _, _, token = campaign_and_link(app)
+    cold = make_app(tmp_path / "other-machine", own_store.url())
     own_store.stop(force=True)
-    response = client.get(f"/s/{token}", headers=BROWSER)
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
+    try:
+        response = cold.test_client().get(f"/s/{token}", headers=BROWSER)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+    finally:
+        services_of(app).close()
+        services_of(cold).close()
+
+
+def test_a_worker_started_during_an_outage_redirects_with_what_its_machine_kept(
+    tmp_path: Path, own_store: EmbeddedRedis
+) -> None:
+    """gunicorn replaces a worker (recycled, crashed) or the server restarts while the store is
+    down: the campaigns this machine's workers loaded are on its disk, so the new worker sends
+    people on (unscored, spooled, no credit) instead of answering busy; a campaign changed
+    since is kept at its new version; one this machine never loaded is still busy."""
+    data = tmp_path / "data"
+    warm = make_app(data, own_store.url())
+    services, client, key, token = campaign_and_link(warm)
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # loads it here
+    renamed = client.patch(
+        "/api/v1/campaigns/tea", json={"name": "Tea, renamed"}, headers=bearer(key)
+    )
+    assert renamed.status_code == 200
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # reloads it
+    kept = services.campaigns.disk
+    assert kept is not None and kept.directory == data / "campaigns"
+    campaign_id = services.campaigns.require("tea").id
+    version, document = kept.load(campaign_id) or (0, b"")
+    assert b"Tea, renamed" in document
+    assert version == services.campaigns.cached_version(campaign_id) > 0
+    assert (kept.directory.stat().st_mode & 0o777) == 0o700
+    # Another campaign, created but never clicked on this machine.
+    client.post(
+        "/api/v1/campaigns",
+        json={"slug": "coffee", "name": "Coffee", "destination_url": "https://shop.example.com/"},
+        headers=bearer(key),
+    )
+    coffee = client.post(
+        "/api/v1/campaigns/coffee/links", json={"referrer": "ann"}, headers=bearer(key)
+    ).json["token"]
+    services.recorder.flush()
+
+    own_store.stop(force=True)
+    started_in_outage = make_app(data, own_store.url())
+    try:
+        new_worker = started_in_outage.test_client()
+        for _ in range(3):
+            response = new_worker.get(f"/s/{token}", headers=BROWSER)
+            assert response.status_code == 302
+            assert response.headers["Location"].startswith("https://shop.example.com/?rg_click=")
+        busy = new_worker.get(f"/s/{coffee}", headers=BROWSER)
+        assert busy.status_code == 503 and busy.headers["Retry-After"]
+        recorder = services_of(started_in_outage).recorder
+        recorder.flush()
+        assert recorder.spooled == 3  # recorded later, unscored: no credit
+    finally:
+        services_of(started_in_outage).close()
+        services_of(warm).close()
 
 
 def test_spool_survives_a_torn_last_line(tmp_path: Path, own_store: EmbeddedRedis) -> None:
