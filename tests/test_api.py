@@ -272,6 +272,7 @@ ROLE_MATRIX: list[tuple[str, str, set[str], dict[str, Any] | None]] = [
     ),
     ("GET", "/api/v1/campaigns/spring-tea/tree/carol", {"admin", "marketing", "risk"}, None),
     ("GET", "/api/v1/campaigns/spring-tea/ancestors/carol", {"admin", "marketing", "risk"}, None),
+    ("GET", "/api/v1/people/carol", {"admin", "marketing", "risk"}, None),
     ("GET", "/api/v1/rewards?campaign=spring-tea", {"admin", "marketing", "risk"}, None),
     ("POST", "/api/v1/conversions", {"admin", "conversion"}, {"click_id": "CLICK", "user": "dan"}),
     ("GET", "/api/v1/flags", {"admin", "risk"}, None),

@@ -248,19 +248,21 @@ def test_the_queue_sorts_by_amount_with_every_filter(risk: Any, services: Servic
     flags = seeded_queue(services)
     ids = {flag.id: name for name, flag in flags.items()}
 
+    # Each row: the flag, its kind as the queue shows it (a referrer flag reads "sharer"), and
+    # its amount at stake.
     def queue(query: str = "") -> list[tuple[str, str, int]]:
         page = risk.get(f"/console/flags?sort=amount{query}", headers=EN)
         assert page.status_code == 200, page.text
         return [(ids[flag_id], kind, amount) for flag_id, kind, amount in rows(page.text)]
 
     assert queue() == [
-        ("big", "referrer", 12),
+        ("big", "sharer", 12),
         ("ring", "cluster", 10),  # 10 and 10: by score
-        ("bean", "referrer", 10),
+        ("bean", "sharer", 10),
         ("click", "click", 5),
-        ("small", "referrer", 3),
+        ("small", "sharer", 3),
         ("s0", "participant", 3),
-        ("nobody", "referrer", 0),
+        ("nobody", "sharer", 0),
     ]
     assert [name for name, *_ in queue("&campaign=coffee")] == ["ring", "bean", "click"]
     assert queue("&kind=click") == [("click", "click", 5)]
@@ -270,11 +272,11 @@ def test_the_queue_sorts_by_amount_with_every_filter(risk: Any, services: Servic
     services.flags.decide(flags["big"].id, "fraud", "", "t")
     services.flags.decide(flags["small"].id, "legit", "", "t")
     assert [name for name, *_ in queue()] == ["ring", "bean", "click", "s0", "nobody"]
-    assert queue("&status=fraud") == [("big", "referrer", 0)]
-    assert queue("&status=legit&kind=referrer") == [("small", "referrer", 3)]
+    assert queue("&status=fraud") == [("big", "sharer", 0)]
+    assert queue("&status=legit&kind=referrer") == [("small", "sharer", 3)]
     everything = queue("&status=")
     assert [name for name, *_ in everything][:3] == ["ring", "bean", "click"]
-    assert len(everything) == 7 and ("big", "referrer", 0) in everything
+    assert len(everything) == 7 and ("big", "sharer", 0) in everything
     # Other sorts show the same amounts, from the index.
     by_score = risk.get("/console/flags?kind=click", headers=EN).text
     assert [amount for *_, amount in rows(by_score)] == [5]
