@@ -206,6 +206,15 @@ def test_a_worker_started_during_an_outage_redirects_with_what_its_machine_kept(
         recorder = services_of(started_in_outage).recorder
         recorder.flush()
         assert recorder.spooled == 3  # recorded later, unscored: no credit
+        # A kept file that does not read (damaged, or written by a refgate whose campaigns had
+        # other fields) is no campaign: the busy page, never an error page.
+        (kept.directory / f"{campaign_id}.json").write_bytes(b"7\n{not json")
+        damaged = make_app(data, own_store.url())
+        try:
+            response = damaged.test_client().get(f"/s/{token}", headers=BROWSER)
+            assert response.status_code == 503 and response.headers["Retry-After"]
+        finally:
+            services_of(damaged).close()
     finally:
         services_of(started_in_outage).close()
         services_of(warm).close()
