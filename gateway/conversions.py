@@ -128,7 +128,7 @@ class ConversionService:
         now: float | None = None,
     ) -> ConversionOutcome:
         now = time.time() if now is None else now
-        if not REFERRER_PATTERN.match(user):
+        if not REFERRER_PATTERN.fullmatch(user):
             raise ApiError(
                 400,
                 "validation_failed",

@@ -167,7 +167,7 @@ class Replayer:
             raise ReplayError(number, f"click id {line['id']!r} appears twice in the log")
         slug = self._campaign(number, line)
         referrer = _string(number, line, "referrer")
-        if not REFERRER_PATTERN.match(referrer):
+        if not REFERRER_PATTERN.fullmatch(referrer):
             raise ReplayError(number, f"referrer {referrer!r} is not a valid referrer id")
         token = self._token(slug, referrer, ts)
         environ = _environ(number, line, token)

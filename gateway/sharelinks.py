@@ -44,7 +44,7 @@ class MintedLink:
 
 
 def check_referrer(referrer: object) -> str:
-    if not isinstance(referrer, str) or not REFERRER_PATTERN.match(referrer):
+    if not isinstance(referrer, str) or not REFERRER_PATTERN.fullmatch(referrer):
         raise ApiError(
             400,
             "validation_failed",

@@ -4,9 +4,11 @@ people search and the person page's other campaigns."""
 from __future__ import annotations
 
 import jsonschema_rs
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.errors import ApiError
 from gateway.flags import FlagCandidate, flag_id_for
 from gateway.services import Services
 from tests.conftest import bearer
@@ -252,11 +254,24 @@ def test_the_api_finds_a_person_across_campaigns(
     assert nobody.status_code == 200 and nobody.json == {"person": "nobody", "campaigns": []}
     validator.validate(nobody.json)
     # Bad input: a clear 400 naming the field; the wrong key or none, 403 and 401.
-    bad = client.get("/api/v1/people/far%20mer", headers=bearer(keys["risk"]))
-    assert bad.status_code == 400 and bad.json is not None
-    assert bad.json["error"] == "validation_failed" and "person" in bad.json["fields"]
+    for bad_name in ("far%20mer", "farmer%0A"):  # a final newline too ("$" lets one by)
+        bad = client.get(f"/api/v1/people/{bad_name}", headers=bearer(keys["risk"]))
+        assert bad.status_code == 400 and bad.json is not None, bad_name
+        assert bad.json["error"] == "validation_failed" and "person" in bad.json["fields"]
     assert client.get("/api/v1/people/farmer?x=1", headers=bearer(keys["risk"])).status_code == 400
     assert (
         client.get("/api/v1/people/farmer", headers=bearer(keys["conversion"])).status_code == 403
     )
     assert client.get("/api/v1/people/farmer").status_code == 401
+
+
+def test_an_id_with_a_final_newline_is_no_sharer(services: Services) -> None:
+    """The id pattern ends in "$", which in Python also matches before a final newline: ids are
+    checked whole, so "alice\\n" is refused rather than minted as a second alice."""
+    campaign = services.campaigns.create(
+        {"slug": "tea", "name": "Tea", "destination_url": "https://shop.example.com/"}, "test"
+    )
+    services.links.mint(campaign, "alice")
+    with pytest.raises(ApiError) as refused:
+        services.links.mint(campaign, "alice\n")
+    assert refused.value.status == 400 and "referrer" in (refused.value.fields or {})

@@ -348,7 +348,7 @@ def ancestors(slug: str, participant: str) -> Response:
 def person_everywhere(person: str) -> Response:
     """Each campaign that knows a person (tree, links, flags, rewards): support's lookup."""
     _only_args()
-    if not REFERRER_PATTERN.match(person):
+    if not REFERRER_PATTERN.fullmatch(person):
         raise ApiError(
             400,
             "validation_failed",

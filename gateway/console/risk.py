@@ -613,7 +613,7 @@ def people() -> Page:
     problem = ""
     found: list[Appearance] | None = None
     if name:
-        if REFERRER_PATTERN.match(name):
+        if REFERRER_PATTERN.fullmatch(name):
             found = services().people.everywhere(name)
         else:
             problem = _(
