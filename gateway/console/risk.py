@@ -592,11 +592,10 @@ def person(slug: str, name: str) -> Page:
         risk=_click_path(campaign, [name]).get(name) if can(*RISK) else None,
         tree_url=url_for("console.tree", slug=slug),
         people_url=people_url(slug),
-        elsewhere=[
-            found_in
-            for found_in in found.people.everywhere(name)
-            if found_in.campaign.id != campaign.id
-        ],
+        # The other campaigns only: this one's facts are read above.
+        elsewhere=found.people.everywhere(
+            name, [other for other in found.campaigns.list() if other.id != campaign.id]
+        ),
     )
 
 
