@@ -6,6 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # the queue open between flags, and an expired form loses the note being written. The
         # token is still bound to the signed-in session (signing out voids it).
         WTF_CSRF_TIME_LIMIT=CONSOLE_FORM_HOURS * 3600,
+        # The oldest session cookie accepted (Flask's default is 31 days, signed out or not);
+        # the store's record of the session (gateway.users) ends it at sign-out.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=CONSOLE_FORM_HOURS),
     )
     app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
     i18n.init_app(app)

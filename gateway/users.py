@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -103,9 +104,34 @@ def check_role(role: str) -> str:
     return role
 
 
+#: How long a console session lasts after signing in (a working day; as long as its forms).
+SESSION_SECONDS = 12 * 3600
+
+
 class UserService:
     def __init__(self, store: Any) -> None:
         self._redis = store
+
+    # Sessions are kept in the store as well as in the signed cookie: a cookie alone stays
+    # valid until its signature's age runs out, signing out or not, so a copy taken from a
+    # shared computer or a log would outlive the sign-out it was meant to end.
+
+    def open_session(self, email: str) -> str:
+        """A new session for a signed-in account; its id goes in the session cookie."""
+        session_id = secrets.token_urlsafe(24)
+        self._redis.set(keys.console_session(session_id), email, ex=SESSION_SECONDS)
+        return session_id
+
+    def session_open(self, session_id: object, email: str) -> bool:
+        """Is ``session_id`` a session of ``email`` that has not signed out or expired?"""
+        if not isinstance(session_id, str) or not 0 < len(session_id) <= 64:
+            return False
+        found = self._redis.get(keys.console_session(session_id))
+        return found is not None and found.decode() == email
+
+    def close_session(self, session_id: object) -> None:
+        if isinstance(session_id, str) and 0 < len(session_id) <= 64:
+            self._redis.delete(keys.console_session(session_id))
 
     def add(self, email: str, role: str, password: str) -> StaffUser:
         email = normalise_email(email)

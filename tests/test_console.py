@@ -109,6 +109,50 @@ def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app: Flask, staff: 
     assert after.status_code == 302 and after.location.startswith("/console/login")
 
 
+def test_signing_out_ends_the_session_for_a_copy_of_its_cookie_too(app: Flask, staff: None) -> None:
+    """The session lived only in its signed cookie: a copy taken before signing out (a shared
+    computer, a proxy's log) still opened the admin's pages afterwards, for 31 days."""
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name)
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie(name, cookie.value, domain=cookie.domain)
+    assert copy.get("/console/admin/users").status_code == 200
+    client.post("/console/logout", data={"csrf_token": token(client)})
+    after = copy.get("/console/admin/users")
+    assert after.status_code == 302 and after.location.startswith("/console/login")
+    # Another session of the same account is its own: signing out of one leaves it open.
+    other = app.test_client()
+    assert login(other, "admin").status_code == 302
+    third = app.test_client()
+    assert login(third, "admin").status_code == 302
+    third.post("/console/logout", data={"csrf_token": token(third)})
+    assert other.get("/console/admin/users").status_code == 200
+
+
+def test_a_session_lasts_a_working_day(app: Flask, services: Any, staff: None) -> None:
+    """Its record in the store expires after 12 hours, and so does the cookie's signature
+    (Flask's default accepted cookies for 31 days)."""
+    from datetime import timedelta
+
+    from gateway.store import keys as store_keys
+
+    assert app.permanent_session_lifetime == timedelta(hours=12)
+    client = app.test_client()
+    assert login(client, "risk").status_code == 302
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    kept = store_keys.console_session(serializer.loads(cookie.value)["rg_session"])
+    ttl = services.store.main.ttl(kept)
+    assert 12 * 3600 - 60 < ttl <= 12 * 3600
+    services.store.main.delete(kept)  # what expiry does
+    after = client.get("/console/flags")
+    assert after.status_code == 302 and after.location.startswith("/console/login")
+
+
 def test_a_signing_key_rotation_keeps_staff_signed_in(
     tmp_path: Any, store_url: str, app: Flask, staff: None
 ) -> None:
