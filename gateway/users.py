@@ -233,6 +233,15 @@ class LoginThrottle:
             pipe.expire(key, LOCKOUT_SECONDS)
             pipe.execute()
 
+    def first_refusal(self, locked: str, email: str, network: str) -> bool:
+        """True for the first login refused by a lockout (``locked``: "account" or
+        "network"), once per lockout window: the audit log records that one. Recorded each
+        time, refused attempts (which cost the sender nothing) filled the capped audit log and
+        pushed the staff's actions out of it."""
+        subject = email.strip().lower() if locked == "account" else network
+        once = keys.login_failures(f"refused-{locked}", subject)
+        return bool(self._redis.set(once, 1, nx=True, ex=LOCKOUT_SECONDS))
+
     def succeeded(self, email: str) -> None:
         self._redis.delete(keys.login_failures("a", email.strip().lower()))
 

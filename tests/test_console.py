@@ -323,6 +323,44 @@ def test_lockout_per_network(app: Flask, services: Services, staff: None) -> Non
     assert login(app.test_client(), "admin", REMOTE_ADDR="198.51.100.1").status_code == 302
 
 
+def test_logins_refused_by_a_lockout_do_not_flood_the_audit_log(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Each refused login was an audit entry: a locked account or network could be sent
+    attempts without end (each costs nothing, the lockout answers before any password check),
+    and the capped log lost the staff's actions to them. One entry a lockout window now."""
+    client = app.test_client()
+    for n in range(ACCOUNT_LIMIT):
+        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"198.51.{n}.7").status_code == 401
+    for n in range(30):
+        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"192.0.{n}.1").status_code == 429
+    for n in range(NETWORK_LIMIT):
+        page = client.get("/console/login")
+        client.post(
+            "/console/login",
+            data={
+                "email": f"g{n}@x.example.com",
+                "password": "x",
+                "csrf_token": csrf_of(page.text),
+            },
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        )
+    for n in range(30):
+        page = client.get("/console/login")
+        refused = client.post(
+            "/console/login",
+            data={
+                "email": f"h{n}@x.example.com",
+                "password": "x",
+                "csrf_token": csrf_of(page.text),
+            },
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        )
+        assert refused.status_code == 429
+    entries = [e for e in services.audit.recent(limit=1000) if e.action == "login.refused"]
+    assert sorted(e.detail["locked"] for e in entries) == ["account", "network"], entries
+
+
 # -- the audit log -------------------------------------------------------------------------------------
 
 

@@ -59,7 +59,10 @@ def login() -> Response | tuple[str, int] | str:
     network = found.audit.network_hash(client_ip())
     locked = found.logins.locked(email, network)
     if locked is not None:
-        found.audit.record(f"user:{email}", "login.refused", email, client_ip(), {"locked": locked})
+        if found.logins.first_refusal(locked, email, network):
+            found.audit.record(
+                f"user:{email}", "login.refused", email, client_ip(), {"locked": locked}
+            )
         message = (
             _("Too many failed attempts for this account. Try again in 15 minutes.")
             if locked == "account"
