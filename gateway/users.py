@@ -3,6 +3,8 @@
 Records live in one Redis hash (``keys.STAFF_USERS``), email -> JSON. Passwords are hashed with
 werkzeug's ``generate_password_hash`` (scrypt). ``session_version`` is part of the session's user
 id (see gateway.console), so disabling an account or resetting its password ends its sessions.
+Each session is also kept in the store (``keys.console_session``, 12 hours), which signing out
+deletes: a copy of the cookie does not outlive the sign-out.
 
 Failed logins are counted per account and per network prefix (a salted hash of it) in counters
 that expire with the lockout window: after ``ACCOUNT_LIMIT`` failures the account refuses logins,
