@@ -24,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detectors.crawlers import is_crawler, is_link_preview  # noqa: E402
-from gateway.platforms import detect  # noqa: E402
+from detectors import crawlers  # noqa: E402
+from gateway.platforms import detect, detect_cached  # noqa: E402
 
 BROWSER_FAMILIES = {"Mobile Safari", "Chrome Mobile", "Chrome", "Firefox", "Safari", "Edge"}
 
@@ -62,9 +62,9 @@ def cold(call: Callable[[str], object], uas: list[str], clear: Callable[[], None
 
 
 def clear_all() -> None:
-    detect.cache_clear()
-    is_crawler.cache_clear()
-    is_link_preview.cache_clear()
+    detect_cached.cache_clear()
+    crawlers._is_crawler_cached.cache_clear()
+    crawlers._is_link_preview_cached.cache_clear()
 
 
 def main() -> None:

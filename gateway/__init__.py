@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # the queue open between flags, and an expired form loses the note being written. The
         # token is still bound to the signed-in session (signing out voids it).
         WTF_CSRF_TIME_LIMIT=CONSOLE_FORM_HOURS * 3600,
+        # The oldest session cookie accepted (Flask's default is 31 days, signed out or not);
+        # the store's record of the session (gateway.users) ends it at sign-out.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=CONSOLE_FORM_HOURS),
     )
     app.config.update({k: v for k, v in overrides.items() if not _is_setting(k)})
     i18n.init_app(app)
@@ -98,6 +103,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+#: What a share link's token or an invite code is made of (base64url, dots, dashes).
+_LINKISH = re.compile(r"[A-Za-z0-9_.-]{1,120}")
+
 #: How long a console page's form can be sent after the page was shown.
 CONSOLE_FORM_HOURS = 12
 
@@ -118,7 +126,9 @@ def _http_error(exc: HTTPException) -> Response | HTTPException:
         # a cut-off path): the link itself without the slash, else the branded page people get
         # for a link that does not work, not werkzeug's.
         token, slash, rest = request.path[3:].partition("/")
-        if token and slash and not rest:
+        # Only what a token or an invite code can be: anything else (a line break among them)
+        # would be refused by werkzeug as a Location header, and answered with a 500.
+        if slash and not rest and _LINKISH.fullmatch(token):
             target = request.path[:-1]
             return Response(status=301, headers={"Location": target, "Cache-Control": "no-store"})
         found: Services = current_app.extensions["refgate"]

@@ -44,6 +44,19 @@ click_log = logging.getLogger("refgate.clicks")
 
 NO_STORE = ("Cache-Control", "no-store")
 HTML = ("Content-Type", "text/html; charset=utf-8")
+#: The public pages' policy: their own stylesheet, script (the fallback's copy button) and QR
+#: image, nothing inline, and never inside another site's frame (a framed challenge or fallback
+#: page could be click-jacked into its one tap). No form-action: the challenge's form answers
+#: with a redirect to the campaign's destination, which browsers would check against it.
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = (
+    ("Content-Security-Policy", PAGE_POLICY),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+)
 STATUS_LINES = {
     200: "200 OK",
     302: "302 Found",
@@ -401,7 +414,7 @@ class ClickGateway:
         the strings that differ per click (the link, the click id), so that the rendered page
         can be kept and filled in (gateway.pages)."""
         body = self.pages(environ, template, slots or {}, context).encode()
-        return Answer(status, [HTML, ("Cache-Control", cache)], body)
+        return Answer(status, [HTML, ("Cache-Control", cache), *PAGE_HEADERS], body)
 
     def fallback(
         self,

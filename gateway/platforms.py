@@ -44,7 +44,7 @@ import re2
 from ua_parser import Domain, load_builtins
 from ua_parser.re2 import Resolver
 
-from detectors.crawlers import is_crawler, is_link_preview
+from detectors.crawlers import CACHED_UA_LENGTH, is_crawler, is_link_preview
 from gateway.i18n import N_
 
 
@@ -285,9 +285,15 @@ _PARSER = Resolver(load_builtins())
 _DOMAINS = Domain.USER_AGENT | Domain.OS
 
 
-@lru_cache(maxsize=16384)
 def detect(ua: str) -> ClientInfo:
-    """Classify a User-Agent (cached by the exact string)."""
+    """Classify a User-Agent (cached by the exact string, unless it is longer than any real
+    agent: see detectors.crawlers.CACHED_UA_LENGTH)."""
+    if len(ua) > CACHED_UA_LENGTH:
+        return _classify(ua)
+    return detect_cached(ua)
+
+
+def _classify(ua: str) -> ClientInfo:
     if not ua.strip():
         return ClientInfo(_BY_KEY["unknown"], "other", False, "Other", "")
     parsed = _PARSER(ua, _DOMAINS)
@@ -314,6 +320,10 @@ def detect(ua: str) -> ClientInfo:
     else:
         key = "unknown"
     return ClientInfo(_BY_KEY[key], os, mobile, family, "")
+
+
+#: detect's cache (its hits and misses are in cache_info()).
+detect_cached = lru_cache(maxsize=16384)(_classify)
 
 
 def _os_key(os_family: str, ua: str) -> str:

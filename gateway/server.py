@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from gateway import logs
 from gateway.jobsprocess import WORKERS_ENV, JobsProcess, serve_starts_jobs_process
 from gateway.metrics import MULTIPROC_ENV, mark_process_dead
 from gateway.settings import Settings
+from gateway.signals import network_prefix
 from gateway.store.embedded import EmbeddedRedis
 from gateway.store.storewatch import EmbeddedStoreWatch
 
@@ -48,6 +50,25 @@ class GunicornLogger(Logger):  # type: ignore[misc]
             formatter = logs.JsonFormatter()
             for handler in (*self.error_log.handlers, *self.access_log.handlers):
                 handler.setFormatter(formatter)
+
+    def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str):
+            msg = without_client_address(msg)
+        super().warning(msg, *args, **kwargs)
+
+
+#: gunicorn's line for a request it cannot parse (a request line over the limit, a malformed
+#: header), which names the client's raw address; IPv6 addresses hold ":" but never ": ".
+_INVALID_FROM = re.compile(r"^(Invalid request from ip=)(\S*?)(: )")
+
+
+def without_client_address(message: str) -> str:
+    """``message`` with a client address gunicorn put in it replaced by its network prefix
+    (/24, /48), as refgate keeps addresses anywhere (README, privacy): anyone can make the
+    server log a line of this kind, one per request."""
+    return _INVALID_FROM.sub(
+        lambda m: m.group(1) + (network_prefix(m.group(2)) or "-") + m.group(3), message, count=1
+    )
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -15,6 +15,9 @@ from gateway.store import keys
 from gateway.store.scripts import script
 
 REFERRER_PATTERN = re.compile(PERSON_PATTERN)
+#: An invite code's link is issued at the start of the current period (seconds): the link
+#: lives up to this much less than one minted (link_ttl_days is at least a day).
+INVITE_LINK_PERIOD = 3600
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ class ShareLinkService:
         )
 
     def invite_target(self, code: str, now: float | None = None) -> str | None:
-        """The URL of the current share link of the sharer an invite code names, issued now;
+        """The URL of the current share link of the sharer an invite code names, issued at the
+        start of the hour;
         None for a malformed code, an unknown campaign or sharer, or a sharer whose links were
         revoked (until a link is minted for them again)."""
         try:
@@ -102,7 +106,11 @@ class ShareLinkService:
         exists, external, generation, revoked = pipe.execute()
         if not exists or external is None or revoked:
             return None
+        # Issued at the start of the hour: every visit within it gets the same link. Issued
+        # each second, a code was a source of new tokens, each a poster nobody had rendered
+        # (80 ms of CPU for two public requests, and a new one every second per sharer).
         issued = int(now if now is not None else time.time())
+        issued -= issued % INVITE_LINK_PERIOD
         link = ShareLink(campaign_id, referrer_id, issued, int(generation or 0))
         return f"{self._public_url}/s/{self._codec.encode(link)}"
 

@@ -3,6 +3,8 @@
 Records live in one Redis hash (``keys.STAFF_USERS``), email -> JSON. Passwords are hashed with
 werkzeug's ``generate_password_hash`` (scrypt). ``session_version`` is part of the session's user
 id (see gateway.console), so disabling an account or resetting its password ends its sessions.
+Each session is also kept in the store (``keys.console_session``, 12 hours), which signing out
+deletes: a copy of the cookie does not outlive the sign-out.
 
 Failed logins are counted per account and per network prefix (a salted hash of it) in counters
 that expire with the lockout window: after ``ACCOUNT_LIMIT`` failures the account refuses logins,
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -103,9 +106,34 @@ def check_role(role: str) -> str:
     return role
 
 
+#: How long a console session lasts after signing in (a working day; as long as its forms).
+SESSION_SECONDS = 12 * 3600
+
+
 class UserService:
     def __init__(self, store: Any) -> None:
         self._redis = store
+
+    # Sessions are kept in the store as well as in the signed cookie: a cookie alone stays
+    # valid until its signature's age runs out, signing out or not, so a copy taken from a
+    # shared computer or a log would outlive the sign-out it was meant to end.
+
+    def open_session(self, email: str) -> str:
+        """A new session for a signed-in account; its id goes in the session cookie."""
+        session_id = secrets.token_urlsafe(24)
+        self._redis.set(keys.console_session(session_id), email, ex=SESSION_SECONDS)
+        return session_id
+
+    def session_open(self, session_id: object, email: str) -> bool:
+        """Is ``session_id`` a session of ``email`` that has not signed out or expired?"""
+        if not isinstance(session_id, str) or not 0 < len(session_id) <= 64:
+            return False
+        found = self._redis.get(keys.console_session(session_id))
+        return found is not None and found.decode() == email
+
+    def close_session(self, session_id: object) -> None:
+        if isinstance(session_id, str) and 0 < len(session_id) <= 64:
+            self._redis.delete(keys.console_session(session_id))
 
     def add(self, email: str, role: str, password: str) -> StaffUser:
         email = normalise_email(email)
@@ -206,6 +234,15 @@ class LoginThrottle:
             pipe.incr(key)
             pipe.expire(key, LOCKOUT_SECONDS)
             pipe.execute()
+
+    def first_refusal(self, locked: str, email: str, network: str) -> bool:
+        """True for the first login refused by a lockout (``locked``: "account" or
+        "network"), once per lockout window: the audit log records that one. Recorded each
+        time, refused attempts (which cost the sender nothing) filled the capped audit log and
+        pushed the staff's actions out of it."""
+        subject = email.strip().lower() if locked == "account" else network
+        once = keys.login_failures(f"refused-{locked}", subject)
+        return bool(self._redis.set(once, 1, nx=True, ex=LOCKOUT_SECONDS))
 
     def succeeded(self, email: str) -> None:
         self._redis.delete(keys.login_failures("a", email.strip().lower()))

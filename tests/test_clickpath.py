@@ -411,3 +411,21 @@ def test_a_link_copied_with_something_extra_still_gets_somewhere(
         response = client.get(path, headers=BROWSER)
         assert response.status_code == 404, path
         assert response.data == broken, path
+
+
+def test_a_line_break_in_a_slashed_link_gets_the_broken_link_page_not_an_error(
+    client: FlaskClient, link: dict[str, Any]
+) -> None:
+    """The trailing slash's redirect repeated the path in Location: a path with a line break
+    (an attempt at a second header) made werkzeug refuse the header, a 500 and a traceback."""
+    broken = client.get("/s/junk", headers=BROWSER).data
+    for path in (
+        "/s/abc%0d%0aSet-Cookie:%20rg_vid=x/",
+        "/c/abc%0aX-Injected:%201/",
+        "/s/a%E2%80%A8b/",
+        f"/s/{link['token']}%0d/",
+    ):
+        response = client.get(path, headers=BROWSER)
+        assert response.status_code == 404, path
+        assert response.data == broken, path
+        assert "Location" not in response.headers and "X-Injected" not in response.headers

@@ -109,6 +109,50 @@ def test_login_sets_a_safe_session_cookie_and_logout_ends_it(app: Flask, staff: 
     assert after.status_code == 302 and after.location.startswith("/console/login")
 
 
+def test_signing_out_ends_the_session_for_a_copy_of_its_cookie_too(app: Flask, staff: None) -> None:
+    """The session lived only in its signed cookie: a copy taken before signing out (a shared
+    computer, a proxy's log) still opened the admin's pages afterwards, for 31 days."""
+    client = app.test_client()
+    assert login(client, "admin").status_code == 302
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name)
+    assert cookie is not None
+    copy = app.test_client()
+    copy.set_cookie(name, cookie.value, domain=cookie.domain)
+    assert copy.get("/console/admin/users").status_code == 200
+    client.post("/console/logout", data={"csrf_token": token(client)})
+    after = copy.get("/console/admin/users")
+    assert after.status_code == 302 and after.location.startswith("/console/login")
+    # Another session of the same account is its own: signing out of one leaves it open.
+    other = app.test_client()
+    assert login(other, "admin").status_code == 302
+    third = app.test_client()
+    assert login(third, "admin").status_code == 302
+    third.post("/console/logout", data={"csrf_token": token(third)})
+    assert other.get("/console/admin/users").status_code == 200
+
+
+def test_a_session_lasts_a_working_day(app: Flask, services: Any, staff: None) -> None:
+    """Its record in the store expires after 12 hours, and so does the cookie's signature
+    (Flask's default accepted cookies for 31 days)."""
+    from datetime import timedelta
+
+    from gateway.store import keys as store_keys
+
+    assert app.permanent_session_lifetime == timedelta(hours=12)
+    client = app.test_client()
+    assert login(client, "risk").status_code == 302
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    kept = store_keys.console_session(serializer.loads(cookie.value)["rg_session"])
+    ttl = services.store.main.ttl(kept)
+    assert 12 * 3600 - 60 < ttl <= 12 * 3600
+    services.store.main.delete(kept)  # what expiry does
+    after = client.get("/console/flags")
+    assert after.status_code == 302 and after.location.startswith("/console/login")
+
+
 def test_a_signing_key_rotation_keeps_staff_signed_in(
     tmp_path: Any, store_url: str, app: Flask, staff: None
 ) -> None:
@@ -277,6 +321,44 @@ def test_lockout_per_network(app: Flask, services: Services, staff: None) -> Non
     same_network = login(app.test_client(), "admin", REMOTE_ADDR="203.0.113.250")
     assert same_network.status_code == 429 and "network" in same_network.text
     assert login(app.test_client(), "admin", REMOTE_ADDR="198.51.100.1").status_code == 302
+
+
+def test_logins_refused_by_a_lockout_do_not_flood_the_audit_log(
+    app: Flask, services: Services, staff: None
+) -> None:
+    """Each refused login was an audit entry: a locked account or network could be sent
+    attempts without end (each costs nothing, the lockout answers before any password check),
+    and the capped log lost the staff's actions to them. One entry a lockout window now."""
+    client = app.test_client()
+    for n in range(ACCOUNT_LIMIT):
+        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"198.51.{n}.7").status_code == 401
+    for n in range(30):
+        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"192.0.{n}.1").status_code == 429
+    for n in range(NETWORK_LIMIT):
+        page = client.get("/console/login")
+        client.post(
+            "/console/login",
+            data={
+                "email": f"g{n}@x.example.com",
+                "password": "x",
+                "csrf_token": csrf_of(page.text),
+            },
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        )
+    for n in range(30):
+        page = client.get("/console/login")
+        refused = client.post(
+            "/console/login",
+            data={
+                "email": f"h{n}@x.example.com",
+                "password": "x",
+                "csrf_token": csrf_of(page.text),
+            },
+            environ_base={"REMOTE_ADDR": "203.0.113.9"},
+        )
+        assert refused.status_code == 429
+    entries = [e for e in services.audit.recent(limit=1000) if e.action == "login.refused"]
+    assert sorted(e.detail["locked"] for e in entries) == ["account", "network"], entries
 
 
 # -- the audit log -------------------------------------------------------------------------------------

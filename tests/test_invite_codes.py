@@ -114,7 +114,7 @@ def test_code_redirects_to_the_sharers_current_link(
         minted.generation,
     )
     assert not fresh.scan
-    assert before <= fresh.issued_at <= int(time.time())
+    assert before - 3600 < fresh.issued_at <= int(time.time()) and fresh.issued_at % 3600 == 0
     click = client.get(f"/s/{token}", headers=BROWSER)
     assert click.status_code == 302
     assert click.headers["Location"].startswith("https://shop.example.com/landing?src=share")
@@ -166,3 +166,20 @@ def test_bad_and_unknown_codes_get_the_404_page(
         assert response.status_code == 404, bad
         assert response.data == not_found
         assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_code_leads_to_one_link_an_hour_not_a_new_one_each_second(
+    client: FlaskClient, link: dict[str, Any], services: Services
+) -> None:
+    """Each visit to /c/<code> used to issue a link of that second: a new token each time, and
+    each token's poster (80 ms to draw) rendered afresh for anyone asking, without a key."""
+    hour = (int(time.time()) // 3600) * 3600
+    first = services.links.invite_target(link["code"], now=hour + 5)
+    assert first is not None
+    assert services.links.invite_target(link["code"], now=hour + 3599) == first
+    later = services.links.invite_target(link["code"], now=hour + 3600)
+    assert later is not None and later != first
+    token = first.rsplit("/", 1)[1]
+    assert services.codec.decode(token).issued_at == hour
+    poster = client.get(f"/s/{token}/poster.png")
+    assert poster.status_code == 200 and poster.headers["Content-Type"] == "image/png"

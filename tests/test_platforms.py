@@ -15,7 +15,15 @@ import yaml
 
 from detectors.crawlers import is_crawler, is_link_preview
 from gateway import platforms
-from gateway.platforms import PLATFORM_KEYS, SIGNATURES, ClientInfo, Strategy, detect, platform
+from gateway.platforms import (
+    PLATFORM_KEYS,
+    SIGNATURES,
+    ClientInfo,
+    Strategy,
+    detect,
+    detect_cached,
+    platform,
+)
 from tests.conftest import corpus
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -483,7 +491,30 @@ def test_guides_and_names_are_marked_for_extraction() -> None:
 
 def test_results_are_cached_by_user_agent() -> None:
     ua = f"{IOS} MicroMessenger/8.0.49(0x18003137) NetType/4G Language/zh_CN cache-test"
-    detect.cache_clear()
+    detect_cached.cache_clear()
     first = detect(ua)
     assert detect(ua) is first
-    assert detect.cache_info().hits == 1
+    assert detect_cached.cache_info().hits == 1
+
+
+def test_agents_longer_than_any_real_one_are_classified_but_not_kept() -> None:
+    """Anyone can send an 8 KB User-Agent (gunicorn's header limit): kept in the classifiers'
+    caches, 16,384 distinct ones held 130 MB in each worker. Past CACHED_UA_LENGTH they are
+    classified the same way, afresh each time."""
+    from detectors import crawlers
+
+    padding = "x" * 8000
+    wechat = f"{IOS} MicroMessenger/8.0.49(0x18003137) NetType/4G Language/zh_CN {padding}"
+    bot = f"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) {padding}"
+    detect_cached.cache_clear()
+    crawlers._is_crawler_cached.cache_clear()
+    crawlers._is_link_preview_cached.cache_clear()
+    assert detect(wechat).platform.key == "wechat" and not detect(wechat).bot
+    assert detect(bot).bot == "crawler"
+    assert crawlers.is_crawler(bot) and not crawlers.is_link_preview(bot)
+    assert detect_cached.cache_info().currsize == 0
+    assert crawlers._is_crawler_cached.cache_info().currsize == 0
+    assert crawlers._is_link_preview_cached.cache_info().currsize == 0
+    # A real agent's length is kept as before.
+    detect(wechat[: -len(padding) - 1])
+    assert detect_cached.cache_info().currsize == 1

@@ -242,3 +242,47 @@ def test_a_request_gunicorn_cannot_parse_is_answered_in_the_api_error_shape(
     assert b"Content-Type: application/json" in head and b"Connection: close" in head
     parsed = json.loads(body)
     assert parsed["error"] == error and parsed["message"], parsed
+
+
+def test_a_request_gunicorn_cannot_parse_is_logged_without_the_clients_address() -> None:
+    """gunicorn logs "Invalid request from ip=<address>" at warning level for each request it
+    cannot parse, which anyone can send: refgate's logger writes the network prefix instead
+    (README: raw addresses are kept nowhere; salted hashes and prefixes)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "tests.slow_wsgi:app",
+            "--bind", f"127.0.0.1:{port}",
+            "--worker-class", "gateway.worker.RefgateWorker",
+            "--workers", "1",
+            "--logger-class", "gateway.server.GunicornLogger",
+            "--no-control-socket",
+        ],
+        cwd=str(ROOT),
+        env={**os.environ, "PYTHONPATH": str(ROOT), "REFGATE_LOG_FORMAT": "text"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("gunicorn did not start") from None
+                time.sleep(0.1)
+        for request in (
+            b"GET /?" + b"x" * 5000 + b" HTTP/1.1\r\nHost: r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: r\r\nBad Header\r\n\r\n",
+        ):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                assert exchange(sock, request).startswith(b"HTTP/1.1 4")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    lines = [line for line in errors.splitlines() if "Invalid request from" in line]
+    assert len(lines) == 2, errors
+    assert all("ip=127.0.0.0/24: " in line and "127.0.0.1" not in line for line in lines), lines

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Flask, abort, current_app, g, render_template, request
+from flask import Blueprint, Flask, abort, current_app, g, render_template, request, session
 from flask_babel import gettext as _
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
@@ -220,6 +220,20 @@ def _store_unavailable(exc: RedisError) -> tuple[str, int, dict[str, str]]:
     return body, status, {"Retry-After": "5"}
 
 
+#: The session cookie's key holding the store's id of the session (gateway.users).
+SESSION_ID = "rg_session"
+
+
+def _load_user(user_id: str) -> StaffUser | None:
+    """The signed-in account, while its session is open in the store: signing out (or the end
+    of the working day) ends the session for every copy of its cookie."""
+    users = services().users
+    found = users.from_session(user_id)
+    if found is None or not users.session_open(session.get(SESSION_ID), found.email):
+        return None
+    return found
+
+
 # -- setup -------------------------------------------------------------------------------------
 
 
@@ -237,7 +251,7 @@ def init_app(app: Flask) -> None:
     manager.login_view = "console.login"
     manager.login_message = ""
     manager.session_protection = "strong"
-    manager.user_loader(lambda session_id: services().users.from_session(session_id))
+    manager.user_loader(_load_user)
 
     from gateway.console import admin, auth, marketing, risk, webhooks  # noqa: F401  (routes)
 

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
-from gateway.console import ADMIN, STAFF, audit, bp, client_ip, roles, user
+from gateway.console import ADMIN, SESSION_ID, STAFF, audit, bp, client_ip, roles, user
 from gateway.console.messages import translated
 from gateway.services import services
 from gateway.users import LOCALES, UserError
@@ -59,7 +59,10 @@ def login() -> Response | tuple[str, int] | str:
     network = found.audit.network_hash(client_ip())
     locked = found.logins.locked(email, network)
     if locked is not None:
-        found.audit.record(f"user:{email}", "login.refused", email, client_ip(), {"locked": locked})
+        if found.logins.first_refusal(locked, email, network):
+            found.audit.record(
+                f"user:{email}", "login.refused", email, client_ip(), {"locked": locked}
+            )
         message = (
             _("Too many failed attempts for this account. Try again in 15 minutes.")
             if locked == "account"
@@ -77,6 +80,7 @@ def login() -> Response | tuple[str, int] | str:
     # user's, in another tab) carry its CSRF token and are refused, not made in this name.
     session.clear()
     login_user(account)
+    session[SESSION_ID] = found.users.open_session(account.email)
     audit("login", account.email)
     return redirect(_safe_next(request.args.get("next")))
 
@@ -86,6 +90,7 @@ def logout() -> Response:
     if current_user.is_authenticated:
         audit("logout", user().email)
         logout_user()
+    services().users.close_session(session.get(SESSION_ID))
     session.clear()  # the CSRF token too: a form left open in another tab is void
     return redirect(url_for("console.login"))
 

@@ -315,6 +315,12 @@ def login_failures(scope: str, value: str) -> str:
     return f"{PREFIX}:login-fail:{scope}:{value}"
 
 
+def console_session(session_id: str) -> str:
+    """A signed-in console session (its random id, kept in the session cookie) -> the account's
+    email; deleted when it signs out, expires at the end of the working day (gateway.users)."""
+    return f"{PREFIX}:console-session:{session_id}"
+
+
 # -- webhooks (gateway.webhooks) -------------------------------------------------------------------
 
 WEBHOOKS = f"{PREFIX}:webhooks"  # hash endpoint id -> JSON record (url, events, secret...)
