@@ -510,6 +510,8 @@ class CampaignService:
             self._redis.set(ck.logo, logo.data)
         # A new campaign's flags are indexed by amount at stake from the first one on.
         self._redis.hset(ck.counters, keys.STAKE_INDEXED, 1)
+        # And its rewards by status (convert.lua and settle_reward.lua keep them).
+        self._redis.hset(ck.counters, keys.REWARD_STATUS_INDEXED, 1)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
             self._redis.delete(ck.config, ck.logo)

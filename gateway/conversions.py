@@ -183,6 +183,7 @@ class ConversionService:
                     ck.flags_stake_open,
                     ck.cluster_index,
                     ck.click_conversions,
+                    *ck.reward_status_indexes(referrer),
                     *(ck.participant(a) for a in ancestors),
                 ],
                 [

@@ -363,26 +363,37 @@ def person_everywhere(person: str) -> Response:
 @roles(*READERS)
 def list_rewards() -> Response:
     found = services()
-    _only_args("campaign", "referrer", "status", "limit", "offset")
+    _only_args("campaign", "referrer", "status", "limit", "offset", "cursor")
     slug = request.args.get("campaign")
     if not slug:
         raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
     campaign = found.campaigns.require(slug)
     limit = _int_arg("limit", 100, 1, 1000)
+    cursor = request.args.get("cursor")
+    if cursor is not None and "offset" in request.args:
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid query",
+            fields={"offset": "not with cursor: a cursor says where the page starts"},
+        )
     offset = _int_arg("offset", 0, 0, MAX_OFFSET)
-    rows, total = found.rewards.find(
+    page = found.rewards.find(
         campaign,
-        referrer=request.args.get("referrer"),
+        referrer=request.args.get("referrer") or None,
         status=request.args.get("status"),
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
-    # limit and offset echoed as the flags' list does: a client pages both the same way.
+    # limit and offset echoed as the flags' list does (offset null when paging by cursor);
+    # next_cursor continues after this page whichever way it was asked for.
     return jsonify(
-        rewards=rows,
-        total=total,
+        rewards=page.rows,
+        total=page.total,
         limit=limit,
-        offset=offset,
+        offset=None if cursor is not None else offset,
+        next_cursor=page.next_cursor,
         budget=found.rewards.budget(campaign),
     )
 
