@@ -150,9 +150,14 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
         },
         "patch": {
             "operationId": "updateWebhook",
-            "summary": f"Disable or enable an endpoint {ROLES}. Nothing is sent to a disabled "
-            "endpoint; enabled again, it gets what happened meanwhile that the outboxes still "
-            "keep (an hour), and its delivery log and failed events stay.",
+            "summary": f"Change an endpoint {ROLES}: any of `disabled`, `url`, `events`, "
+            "`campaigns` (null: every campaign) and `description`, at least one; the rest stays. "
+            "`url`, `events` and `campaigns` are checked as at registration (http(s), no user "
+            "information, no private address unless the deployment allows them; unknown "
+            "campaigns named). Nothing is sent to a disabled endpoint; enabled again, it gets "
+            "what happened meanwhile that the outboxes still keep (an hour), and its delivery "
+            "log and failed events stay. A new URL gets every delivery from then on, retries "
+            "included; a campaign added is delivered from then on.",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("WebhookUpdate")}},

@@ -57,7 +57,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 import urllib3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gateway.apikeys import (
     AlreadyCreated,
@@ -66,7 +66,7 @@ from gateway.apikeys import (
     release_form,
     settle_form,
 )
-from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
+from gateway.campaigns import SLUG_PATTERN, CampaignService, M, validate
 from gateway.errors import ApiError
 from gateway.store import keys
 from gateway.store.scripts import script
@@ -140,11 +140,32 @@ class WebhookRotate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    """``PATCH /api/v1/webhooks/<id>``."""
+    """``PATCH /api/v1/webhooks/<id>``: any of these, at least one; what is not sent stays.
+    ``url``, ``events`` and ``campaigns`` are checked as at registration; ``campaigns`` null
+    means every campaign."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    disabled: bool
+    disabled: bool | None = None
+    url: Annotated[str | None, Field(min_length=1, max_length=MAX_URL_LENGTH)] = None
+    events: Annotated[list[EventName] | None, Field(min_length=1, max_length=len(EVENTS))] = None
+    campaigns: Annotated[
+        list[Annotated[str, Field(pattern=SLUG_PATTERN)]] | None, Field(max_length=100)
+    ] = None
+    description: Note | None = None
+
+    @field_validator("disabled", "url", "events", "description")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> WebhookUpdate:
+        if not self.model_fields_set:
+            raise ValueError(f"send at least one of {', '.join(type(self).model_fields)}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -428,23 +449,40 @@ class WebhookService:
         ``form_id`` names the console form it was asked for with: the same form sent again
         creates nothing and raises AlreadyCreated naming the endpoint and who sent the form
         (gateway.apikeys; see :meth:`made_by_form`)."""
+        request = self._validated(WebhookCreate, data)
+        url = canonical_url(request.url.strip())
+        slugs = sorted(set(request.campaigns or ()))
+        ids = self._campaign_ids(slugs)
+        once = self._claim_form(form_id, actor)
+        try:
+            endpoint = self._register(request, url, ids, slugs, actor)
+        except BaseException:
+            release_form(self._redis, once)
+            raise
+        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(endpoint.secret))
+        return endpoint, endpoint.secret
+
+    def _validated(self, model: type[M], data: dict[str, Any]) -> M:
+        """``data`` validated by ``model``, its ``url`` (when sent) by :func:`check_url`:
+        registering and changing an endpoint check alike. Every problem at once: a form does
+        not learn of a bad URL only once its other fields are right."""
         raw_url = data.get("url")
         problem = None
         if isinstance(raw_url, str):  # blank too: " " passes the model's length check
             problem = check_url(raw_url.strip(), allow_private=self.allow_private)
         try:
-            request = validate(WebhookCreate, data, "invalid webhook")
+            request = validate(model, data, "invalid webhook")
         except ApiError as exc:
-            # Every problem at once: a form does not learn of a bad URL only once its other
-            # fields are right.
             if problem is not None:
                 exc.fields.setdefault("url", problem)
             raise
         if problem is not None:
             raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
-        url = canonical_url(request.url.strip())
+        return request
+
+    def _campaign_ids(self, slugs: list[str]) -> list[int]:
+        """The ids of the campaigns named; a 400 naming every unknown one at once."""
         ids: list[int] = []
-        slugs = sorted(set(request.campaigns or ()))
         unknown = []
         for slug in slugs:
             campaign = self._campaigns.get(slug)
@@ -458,14 +496,15 @@ class WebhookService:
             raise ApiError(
                 400, "validation_failed", "invalid webhook", fields={"campaigns": problem}
             )
-        once = self._claim_form(form_id, actor)
-        try:
-            endpoint = self._register(request, url, ids, slugs, actor)
-        except BaseException:
-            release_form(self._redis, once)
-            raise
-        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(endpoint.secret))
-        return endpoint, endpoint.secret
+        return ids
+
+    def _start_from_now(self, endpoint_id: str, campaign_ids: Sequence[int]) -> None:
+        """Set the endpoint's cursors in these campaigns' outboxes to their ends: it gets
+        what happens there from now on."""
+        wk = keys.webhook_keys(endpoint_id)
+        for campaign_id in campaign_ids:
+            last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
+            self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
 
     def _register(
         self, request: WebhookCreate, url: str, ids: list[int], slugs: list[str], actor: str
@@ -485,10 +524,7 @@ class WebhookService:
             created_by=actor,
         )
         # Start after what is in the outboxes now: an endpoint gets what happens from now on.
-        wk = keys.webhook_keys(endpoint.id)
-        for campaign_id in ids or list(self._campaigns.iter_ids()):
-            last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
-            self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
+        self._start_from_now(endpoint.id, ids or list(self._campaigns.iter_ids()))
         self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
         return endpoint
 
@@ -549,17 +585,48 @@ class WebhookService:
         return endpoint
 
     def update(self, endpoint_id: str, data: dict[str, Any], actor: str) -> Endpoint:
-        """Disable an endpoint (nothing is sent to it; what happens meanwhile waits in the
-        outboxes, which keep an hour of it) or enable it again (delivery resumes where it
-        stopped, with what is still kept)."""
-        request = validate(WebhookUpdate, data, "invalid webhook")
-        endpoint = self._change(endpoint_id, lambda e: replace(e, disabled=request.disabled))
-        log.info(
-            "webhook %s: %s by %s",
-            endpoint.id,
-            "disabled" if endpoint.disabled else "enabled",
-            actor,
-        )
+        """Change an endpoint: disable it (nothing is sent to it; what happens meanwhile waits
+        in the outboxes, which keep an hour of it) or enable it again (delivery resumes where it
+        stopped, with what is still kept); its URL, events, campaigns or description, checked
+        as at registration. A new URL gets every delivery from now on, retries included; new
+        events apply to what is not yet handled; a campaign it did not cover before is
+        delivered from now on (not its outbox's past hour), one it no longer covers no more
+        (events of it already waiting for a retry still go)."""
+        request = self._validated(WebhookUpdate, data)
+        sent = request.model_fields_set
+        url = canonical_url(request.url.strip()) if request.url is not None else None
+        slugs = sorted(set(request.campaigns or ()))
+        ids = self._campaign_ids(slugs) if "campaigns" in sent else None
+
+        def changed(current: Endpoint) -> Endpoint:
+            found = current
+            if request.disabled is not None:
+                found = replace(found, disabled=request.disabled)
+            if url is not None:
+                found = replace(found, url=url)
+            if request.events is not None:
+                found = replace(found, events=sorted(set(request.events), key=EVENTS.index))
+            if request.description is not None:
+                found = replace(found, description=request.description)
+            if ids is not None:
+                # Cursors first: a run reading the new record finds them set. Only for the
+                # campaigns it did not cover (a run advances the others' cursors meanwhile).
+                before = set(current.campaign_ids or self._campaigns.iter_ids())
+                after = set(ids or self._campaigns.iter_ids())
+                self._start_from_now(current.id, sorted(after - before))
+                found = replace(found, campaign_ids=ids, campaigns=slugs)
+            return found
+
+        endpoint = self._change(endpoint_id, changed)
+        if "disabled" in sent:
+            log.info(
+                "webhook %s: %s by %s",
+                endpoint.id,
+                "disabled" if endpoint.disabled else "enabled",
+                actor,
+            )
+        if sent - {"disabled"}:
+            log.info("webhook %s: %s changed by %s", endpoint.id, ", ".join(sorted(sent)), actor)
         return endpoint
 
     def _change(self, endpoint_id: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:

@@ -153,7 +153,8 @@ def _audit_write(response: Response) -> Response:
     """A change made with an API key goes to the audit log, as the console's do: who (the
     key's name), what (method and route), to what (the path; for something created, its
     address, the response's Location: ``/api/v1/webhooks/<id>``, not ``/api/v1/webhooks``),
-    from where. Never the body: it may carry a secret."""
+    from where, and what a view put in ``g.audit_detail`` (which fields a change named). Never
+    the body: it may carry a secret."""
     key: ApiKey | None = g.get("api_key")
     if (
         key is not None
@@ -165,7 +166,11 @@ def _audit_write(response: Response) -> Response:
         target = response.headers.get("Location") or request.path
         try:
             services().audit.record(
-                key.actor, f"api {request.method} {rule}", target, request.remote_addr or ""
+                key.actor,
+                f"api {request.method} {rule}",
+                target,
+                request.remote_addr or "",
+                g.get("audit_detail"),
             )
         except RedisError as exc:  # the change is made; its audit entry is what is lost
             log.warning("audit entry lost for %s %s: %s", request.method, request.path, exc)

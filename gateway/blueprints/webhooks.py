@@ -3,7 +3,7 @@ share its authentication, errors and headers. Delivery itself is a job (gateway.
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
@@ -42,7 +42,10 @@ def get_webhook(endpoint_id: str) -> Response:
 @roles(*MANAGERS)
 def update_webhook(endpoint_id: str) -> Response:
     found = services()
-    endpoint = found.webhooks.update(endpoint_id, json_body(), actor())
+    body = json_body()
+    endpoint = found.webhooks.update(endpoint_id, body, actor())
+    # Which fields changed, not their values: a URL may carry a receiver's token.
+    g.audit_detail = {"fields": sorted(body)}
     return jsonify(found.webhooks.summary(endpoint))
 
 
