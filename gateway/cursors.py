@@ -73,5 +73,45 @@ def text(value: Any, max_length: int = 200) -> str:
     return value
 
 
+def zrevpage(
+    client: Any,
+    key: str,
+    *,
+    limit: int,
+    after: tuple[float, str] | None = None,
+    offset: int = 0,
+    count: bool = False,
+) -> tuple[list[tuple[str, float]], int | None]:
+    """Up to ``limit + 1`` members of a sorted set, highest score first (equal scores by
+    member, descending, as ZREVRANGE orders them), starting after ``after`` (the score and
+    member of the previous page's last row: keyset paging) or at rank ``offset``; and the set's
+    size when ``count``. One round trip. The extra member says whether a next page exists."""
+    pipe = client.pipeline(transaction=False)
+    if after is None:
+        pipe.zrevrange(key, offset, offset + limit, withscores=True)
+    else:
+        score = repr(after[0])
+        # Members at the cursor's very score (rewards are timed to the microsecond: a tie is
+        # rare, so reading them all is cheap), then a page of lower ones.
+        pipe.zrangebyscore(key, score, score)
+        pipe.zrevrangebyscore(key, f"({score}", "-inf", start=0, num=limit + 1, withscores=True)
+    if count:
+        pipe.zcard(key)
+    found = pipe.execute()
+    total = int(found.pop()) if count else None
+    if after is None:
+        return [(m.decode(), float(s)) for m, s in found[0]], total
+    last = after[1].encode()
+    tied = [m for m in reversed(found[0]) if m < last]  # Redis orders ties by their bytes
+    window = [(m.decode(), after[0]) for m in tied[: limit + 1]]
+    window += [(m.decode(), float(s)) for m, s in found[1]]
+    return window[: limit + 1], total
+
+
+def malformed() -> ApiError:
+    """The 400 for a cursor whose position is not one this listing gives."""
+    return _invalid(MALFORMED)
+
+
 def _invalid(problem: str) -> ApiError:
     return ApiError(400, "validation_failed", "invalid cursor", fields={"cursor": problem})

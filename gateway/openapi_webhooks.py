@@ -85,8 +85,9 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
     }
     schemas["WebhookDelivery"] = {
         "type": "object",
-        "required": ["event_id", "event", "attempt", "outcome", "latency_ms", "at"],
+        "required": ["id", "event_id", "event", "attempt", "outcome", "latency_ms", "at"],
         "properties": {
+            "id": {"type": "string", "description": "The attempt's entry in the delivery log"},
             "event_id": {"type": "string"},
             "event": {"type": "string"},
             "attempt": {"type": "integer"},
@@ -194,21 +195,38 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
         "parameters": [ENDPOINT_ID],
         "get": {
             "operationId": "listWebhookDeliveries",
-            "summary": f"The endpoint's delivery log, newest first, and its failed events {ROLES}",
+            "summary": f"The endpoint's delivery log, newest first, and its failed events {ROLES}. "
+            "Each page holds up to `limit` of each; `next_cursor` continues both (a list already "
+            "at its end comes back empty) and is null when neither has more. Attempts made "
+            "meanwhile never shift a page.",
             "parameters": [
                 {
                     "name": "limit",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                }
+                    "description": "Rows of each list a page (default 100)",
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "A page's `next_cursor`, for this endpoint: the next page. A "
+                    "malformed cursor or another listing's is a 400",
+                },
             ],
             "responses": {
                 "200": _json(
                     {
                         "type": "object",
+                        "required": ["deliveries", "failed", "next_cursor"],
                         "properties": {
                             "deliveries": {"type": "array", "items": _ref("WebhookDelivery")},
                             "failed": {"type": "array", "items": _ref("WebhookFailure")},
+                            "next_cursor": {
+                                "type": ["string", "null"],
+                                "description": "Opaque: send it as `cursor` for the next page; "
+                                "null on the last page",
+                            },
                         },
                     }
                 ),

@@ -99,9 +99,7 @@ class RewardService:
                 "was given for",
             )
             if len(position) != 2:
-                raise ApiError(
-                    400, "validation_failed", "invalid cursor", fields={"cursor": cursors.MALFORMED}
-                )
+                raise cursors.malformed()
             after = (cursors.number(position[0]), cursors.text(position[1]))
         if status is None:
             index = ck.referrer_reward_index(referrer) if referrer else ck.rewards
@@ -112,33 +110,15 @@ class RewardService:
                 if referrer
                 else ck.rewards_by_status(status)
             )
-        pipe = self._redis.pipeline(transaction=False)
-        if after is None:
-            pipe.zrevrange(index, offset, offset + limit, withscores=True)
-        else:
-            score = repr(after[0])
-            # Rewards at the cursor's very time (conversions are timed to the microsecond: a
-            # tie is rare, so reading them all is cheap), then a page of older ones.
-            pipe.zrangebyscore(index, score, score)
-            pipe.zrevrangebyscore(
-                index, f"({score}", "-inf", start=0, num=limit + 1, withscores=True
-            )
-        pipe.zcard(index)
-        found = pipe.execute()
-        total = int(found[-1])
-        if after is None:
-            window = [(u.decode(), float(s)) for u, s in found[0]]
-        else:
-            last = after[1].encode()
-            tied = [u for u in reversed(found[0]) if u < last]  # Redis orders ties by bytes
-            window = [(u.decode(), after[0]) for u in tied[: limit + 1]]
-            window += [(u.decode(), float(s)) for u, s in found[1]]
+        window, total = cursors.zrevpage(
+            self._redis, index, limit=limit, after=after, offset=offset, count=True
+        )
         page = window[:limit]
         next_cursor = None
         if len(window) > limit and page:
             user, at = page[-1]
             next_cursor = cursors.encode("rewards", scope, [at, user])
-        return RewardPage(self._rows(ck, [user for user, _ in page]), total, next_cursor)
+        return RewardPage(self._rows(ck, [user for user, _ in page]), total or 0, next_cursor)
 
     def index_statuses(self, campaign_id: int) -> None:
         """Put a campaign's rewards into the by-status indexes if they are not yet all there (a

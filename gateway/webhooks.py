@@ -59,6 +59,7 @@ import idna
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway import cursors
 from gateway.apikeys import (
     AlreadyCreated,
     claim_form,
@@ -90,6 +91,7 @@ EventName = Literal[
     "reward.clawed_back",
     "flag.raised",
 ]
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 ENDPOINT_ID = re.compile(r"^wh_[0-9a-f]{16}$")
 EVENT_ID = re.compile(r"^evt_[0-9a-f]{1,8}_[0-9]{1,20}-[0-9]{1,20}$")
 MAX_URL_LENGTH = 2048
@@ -690,14 +692,24 @@ class WebhookService:
 
     # -- the delivery log and dead letters ---------------------------------------------------
 
-    def deliveries(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest attempts, newest first."""
-        wk = keys.webhook_keys(self.require(endpoint_id).id)
+    def deliveries(
+        self, endpoint_id: str, *, limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest attempts, newest first; ``before``: those logged before that entry id."""
+        return self._deliveries(self.require(endpoint_id), limit, before)[:limit]
+
+    def _deliveries(
+        self, endpoint: Endpoint, limit: int, before: str | None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit + 1`` attempts, each with its log entry id (``id``)."""
+        wk = keys.webhook_keys(endpoint.id)
         rows = []
-        for _, raw in self._redis.xrevrange(wk.deliveries, count=limit):
+        newest = f"({before}" if before else "+"
+        for entry_id, raw in self._redis.xrevrange(wk.deliveries, newest, "-", count=limit + 1):
             data = {k.decode(): v.decode() for k, v in raw.items()}
             rows.append(
                 {
+                    "id": entry_id.decode(),
                     "event_id": data["event_id"],
                     "event": data["event"],
                     "attempt": int(data["attempt"]),
@@ -712,8 +724,18 @@ class WebhookService:
 
     def failed(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """Events that ran out of attempts, newest first."""
-        wk = keys.webhook_keys(self.require(endpoint_id).id)
-        ids = [i.decode() for i in self._redis.zrevrange(wk.failed, 0, limit - 1)]
+        rows, _ = self._failed(self.require(endpoint_id), limit, None)
+        return rows
+
+    def _failed(
+        self, endpoint: Endpoint, limit: int, after: tuple[float, str] | None
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, float]]]:
+        """Up to ``limit`` failed events after ``after`` (keyset: when it failed, its id), and
+        the ids and scores of the next ``limit + 1`` in the index (the last says whether there
+        are more; one whose record is gone meanwhile has no row)."""
+        wk = keys.webhook_keys(endpoint.id)
+        window, _ = cursors.zrevpage(self._redis, wk.failed, limit=limit, after=after)
+        ids = [event_id for event_id, _ in window[:limit]]
         rows = []
         for raw in self._redis.hmget(wk.pending, ids) if ids else []:
             if raw is None:
@@ -728,7 +750,53 @@ class WebhookService:
                     "failed_at": item.failed_at,
                 }
             )
-        return rows
+        return rows, window
+
+    def log_page(
+        self, endpoint_id: str, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the delivery log and one of the failed events, each newest first and up
+        to ``limit`` long, and ``next_cursor`` continuing both after this page (a list already
+        at its end stays empty), or None when neither has more. Keyset paging: attempts logged
+        and events failing meanwhile come before the page and never shift it."""
+        endpoint = self.require(endpoint_id)
+        scope = {"e": endpoint.id}
+        before: str | None = None
+        after: tuple[float, str] | None = None
+        log_done = failed_done = False
+        if cursor is not None:
+            position = cursors.decode(
+                cursor,
+                "webhook-log",
+                scope,
+                "a cursor of another listing: page with the endpoint it was given for",
+            )
+            if len(position) != 2 or not isinstance(position[0], str):
+                raise cursors.malformed()
+            if position[0]:
+                if not _STREAM_ID.fullmatch(position[0]):
+                    raise cursors.malformed()
+                before = position[0]
+            else:
+                log_done = True
+            if not isinstance(position[1], list) or len(position[1]) not in (0, 2):
+                raise cursors.malformed()
+            if position[1]:
+                after = (cursors.number(position[1][0]), cursors.text(position[1][1]))
+            else:
+                failed_done = True
+        logged = [] if log_done else self._deliveries(endpoint, limit, before)
+        failed, window = ([], []) if failed_done else self._failed(endpoint, limit, after)
+        more_log = logged[limit - 1]["id"] if len(logged) > limit else ""
+        more_failed = list(window[limit - 1][::-1]) if len(window) > limit else []
+        next_cursor = None
+        if more_log or more_failed:
+            next_cursor = cursors.encode("webhook-log", scope, [more_log, more_failed])
+        return {
+            "deliveries": logged[:limit],
+            "failed": failed,
+            "next_cursor": next_cursor,
+        }
 
     def redeliver(self, endpoint_id: str, event_id: str, now: float | None = None) -> None:
         """Put a failed event back in line: tried at the next run, with fresh attempts."""

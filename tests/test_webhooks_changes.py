@@ -162,3 +162,82 @@ def test_changed_campaigns_are_delivered_from_then_on(
     # Disabling still works alone, and with a change in the same request.
     paused = client.patch(path, json={"disabled": True, "events": ["flag.raised"]}, headers=admin)
     assert paused.json["disabled"] is True and paused.json["events"] == ["flag.raised"]
+
+
+def test_the_delivery_log_pages_by_cursor(
+    client: FlaskClient,
+    keys: dict[str, str],
+    services: Services,
+    campaign: dict[str, Any],
+    receiver: Receiver,  # noqa: F811 - the fixture imported above
+) -> None:
+    services.webhooks.max_attempts = 1  # each attempt fails the event for good
+    receiver.always_fail.add("/down")
+    hook = register(client, keys["marketing"], receiver, "/down", events=["conversion.created"])
+    path = f"/api/v1/webhooks/{hook['id']}/deliveries"
+    marketing = bearer(keys["marketing"])
+    now = time.time()
+
+    def fail_one(user: str) -> None:
+        nonlocal now
+        convert(client, keys, services, campaign, user)
+        now += 1
+        services.webhooks.run(now)
+
+    for n in range(5):
+        fail_one(f"u{n}")
+    whole = client.get(path, headers=marketing).json
+    assert len(whole["deliveries"]) == len(whole["failed"]) == 5
+    assert whole["next_cursor"] is None
+    pages = [client.get(f"{path}?limit=2", headers=marketing).json]
+    # Attempts made and events failed between the pages come before them: nothing shifts.
+    fail_one("late1")
+    while pages[-1]["next_cursor"] is not None:
+        fail_one(f"late{len(pages) + 1}")
+        response = client.get(
+            f"{path}?limit=2&cursor={pages[-1]['next_cursor']}", headers=marketing
+        )
+        assert response.status_code == 200, response.json
+        pages.append(response.json)
+    assert [len(p["deliveries"]) for p in pages] == [2, 2, 1]
+    assert [len(p["failed"]) for p in pages] == [2, 2, 1]
+    assert [d for p in pages for d in p["deliveries"]] == whole["deliveries"]
+    assert [f for p in pages for f in p["failed"]] == whole["failed"]
+    # A list at its end stays empty while the other goes on.
+    services.webhooks.redeliver(hook["id"], whole["failed"][0]["event_id"], now=now)
+    now += 1
+    services.webhooks.run(now)  # fails again: a new log entry, failed anew (newest)
+    first = client.get(f"{path}?limit=8", headers=marketing).json
+    assert first["failed"][0]["event_id"] == whole["failed"][0]["event_id"]
+    assert len(first["deliveries"]) == len(first["failed"]) == 8  # 9 attempts, 8 failed
+    rest = client.get(f"{path}?limit=8&cursor={first['next_cursor']}", headers=marketing).json
+    assert len(rest["deliveries"]) == 1 and rest["failed"] == [] and rest["next_cursor"] is None
+    # Bad cursors: not one, another endpoint's, another listing's.
+    other = register(client, keys["marketing"], receiver, "/other", events=["flag.raised"])
+    foreign = client.get(
+        f"/api/v1/webhooks/{other['id']}/deliveries?cursor={pages[0]['next_cursor']}",
+        headers=marketing,
+    )
+    assert foreign.status_code == 400 and "another listing" in foreign.json["fields"]["cursor"]
+    from gateway.cursors import encode
+
+    scope = {"e": hook["id"]}
+    for cursor in (
+        "nope",
+        encode("webhook-log", scope, ["1-0"]),
+        encode("webhook-log", scope, ["x-1", []]),
+        encode("webhook-log", scope, [7, []]),
+        encode("webhook-log", scope, ["", [1.0]]),
+        encode("webhook-log", scope, ["", ["a", "b"]]),
+        encode("webhook-log", scope, ["", {}]),
+    ):
+        response = client.get(path, query_string={"cursor": cursor}, headers=marketing)
+        assert response.status_code == 400, cursor
+        assert "send next_cursor as it came" in response.json["fields"]["cursor"], cursor
+    rewards = encode("rewards", {"c": 1, "r": None, "s": None}, [1.0, "u1"])
+    response = client.get(path, query_string={"cursor": rewards}, headers=marketing)
+    assert response.status_code == 400 and "another listing" in response.json["fields"]["cursor"]
+    # Both lists at their end: an empty page, no cursor.
+    done = encode("webhook-log", scope, ["", []])
+    empty = client.get(path, query_string={"cursor": done}, headers=marketing).json
+    assert empty == {"deliveries": [], "failed": [], "next_cursor": None}

@@ -3,7 +3,7 @@ share its authentication, errors and headers. Delivery itself is a job (gateway.
 
 from __future__ import annotations
 
-from flask import g, jsonify
+from flask import g, jsonify, request
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
@@ -69,13 +69,10 @@ def rotate_webhook_secret(endpoint_id: str) -> Response:
 @bp.get("/webhooks/<endpoint_id>/deliveries")
 @roles(*MANAGERS)
 def webhook_deliveries(endpoint_id: str) -> Response:
-    _only_args("limit")
+    _only_args("limit", "cursor")
     hooks = services().webhooks
     limit = _int_arg("limit", 100, 1, 1000)
-    return jsonify(
-        deliveries=hooks.deliveries(endpoint_id, limit=limit),
-        failed=hooks.failed(endpoint_id, limit=limit),
-    )
+    return jsonify(hooks.log_page(endpoint_id, limit=limit, cursor=request.args.get("cursor")))
 
 
 @bp.post("/webhooks/<endpoint_id>/deliveries/<event_id>/redeliver")
