@@ -35,7 +35,8 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
-        400: "Invalid input; `fields` names each bad field",
+        400: "Invalid input; `fields` names each bad field (a key sent twice in a JSON body "
+        "too, by its path)",
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
         404: "Not found",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -110,7 +111,55 @@ def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", message)
+    duplicate = duplicate_key(body)
+    if duplicate is not None:
+        # JSON parsers keep the last of a repeated key (orjson too) and others the first: a
+        # body whose meaning depends on the parser is refused, not read one way.
+        raise ApiError(
+            400,
+            "validation_failed",
+            "a key appears twice in the request body",
+            fields={duplicate: "given more than once: send each key once"},
+        )
     return data
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, as sent (duplicates kept)."""
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """The path (``reward.amount``, ``events.0``, as validation names fields) of the first key
+    sent twice in one object of a JSON document already parsed strictly, or None. orjson has no
+    hook for this; the standard library's ``object_pairs_hook`` sees every member."""
+    try:
+        document = json.loads(
+            body,
+            object_pairs_hook=_Pairs,
+            # Only the keys matter: numbers are not converted (no digit limits, no cost).
+            parse_int=lambda _: 0,
+            parse_float=lambda _: 0,
+        )
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        items: list[tuple[str, Any]]
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, _ in value:
+                if key in seen:
+                    return f"{path}.{key}" if path else key
+                seen.add(key)
+            items = list(value)
+        elif isinstance(value, list):
+            items = [(str(index), item) for index, item in enumerate(value)]
+        else:
+            continue
+        # Depth first, in document order: the first duplicate as written is named.
+        stack += [(f"{path}.{key}" if path else key, item) for key, item in reversed(items)]
+    return None
 
 
 @bp.errorhandler(ApiError)
