@@ -41,10 +41,14 @@ PERSON_PATTERN = r"^[A-Za-z0-9._:@+-]{1,128}$"
 #: What each pattern accepts, in words: pydantic's own message quotes the regular expression.
 PATTERN_WORDS = {
     SLUG_PATTERN: (
-        "must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"
+        "must be 1 to 64 lowercase ASCII letters (a-z), digits (0-9) or '-', not starting or "
+        "ending with '-'"
     ),
-    PERSON_PATTERN: "must be 1 to 128 letters, digits or . _ : @ + -",
+    PERSON_PATTERN: "must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -",
 }
+#: A person's id in words, where the API names the field itself (the same rule: ASCII only,
+#: so "letters" alone would promise 'é' and '张' too).
+PERSON_WORDS = "1-128 characters: ASCII letters (A-Z, a-z), digits (0-9) and . _ : @ + -"
 
 
 class CampaignStatus(StrEnum):
@@ -164,7 +168,10 @@ class _CampaignFields(BaseModel):
 
 
 class CampaignCreate(_CampaignFields):
-    slug: Annotated[str, Field(pattern=SLUG_PATTERN, description="Lowercase letters, digits, '-'")]
+    slug: Annotated[
+        str,
+        Field(pattern=SLUG_PATTERN, description="Lowercase ASCII letters (a-z), digits (0-9), '-'"),
+    ]
 
 
 class CampaignPatch(BaseModel):

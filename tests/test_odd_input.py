@@ -377,3 +377,30 @@ def make_hook(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
     assert response.status_code == 201, response.json
     hook: dict[str, Any] = response.json
     return hook
+
+
+@pytest.mark.parametrize("name", ["café", "张三", "zhāng", "ａｌｉｃｅ"])
+def test_ids_say_they_take_ascii_letters_only(
+    client: FlaskClient, admin: dict[str, str], services: Services, name: str
+) -> None:
+    """Ids allow A-Z and a-z, not every script's letters: the message says so, everywhere."""
+    words = "1-128 characters: ASCII letters (A-Z, a-z), digits (0-9) and . _ : @ + -"
+    campaign = setup_campaign(client, admin)
+    model = "must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -"
+    minted = client.post("/api/v1/campaigns/tea/links", json={"referrer": name}, headers=admin)
+    assert minted.status_code == 400 and minted.json["fields"] == {"referrer": model}
+    person = client.get(f"/api/v1/people/{name}", headers=admin)
+    assert person.status_code == 400 and person.json["fields"] == {"person": words}
+    click = record_click(services, campaign, "alice")
+    converted = client.post(
+        "/api/v1/conversions", json={"click_id": click, "user": name}, headers=admin
+    )
+    assert converted.status_code == 400 and converted.json["fields"] == {"user": model}
+    slug = client.post(
+        "/api/v1/campaigns",
+        json={"slug": "té", "name": "t", "destination_url": "https://a.example.com/"},
+        headers=admin,
+    )
+    assert (
+        slug.status_code == 400 and "lowercase ASCII letters (a-z)" in slug.json["fields"]["slug"]
+    )

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
 from gateway.campaigns import (
+    PERSON_WORDS,
     Campaign,
     CampaignStatus,
     LinkRequest,
@@ -407,7 +408,7 @@ def person_everywhere(person: str) -> Response:
             400,
             "validation_failed",
             "invalid person",
-            fields={"person": "1-128 characters: letters, digits and . _ : @ + -"},
+            fields={"person": PERSON_WORDS},
         )
     found = services().people.everywhere(person)
     return jsonify(person=person, campaigns=[a.public() for a in found])
