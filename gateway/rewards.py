@@ -120,15 +120,19 @@ class RewardService:
             next_cursor = cursors.encode("rewards", scope, [at, user])
         return RewardPage(self._rows(ck, [user for user, _ in page]), total or 0, next_cursor)
 
-    def index_statuses(self, campaign_id: int) -> None:
+    def index_statuses(self, campaign_id: int, *, force: bool = False) -> int:
         """Put a campaign's rewards into the by-status indexes if they are not yet all there (a
         campaign from before the indexes; new ones are indexed from their creation), in batches,
-        each atomic (index_reward_status.lua), then mark the campaign indexed. Until the mark is
-        set no listing reads the indexes; two listings running it at once do the same work."""
+        each atomic (index_reward_status.lua), then mark the campaign indexed; returns how many
+        rewards were indexed. Until the mark is set no listing reads the indexes; two listings
+        running it at once do the same work. ``force`` runs it on a marked campaign too
+        (``refgate rewards reindex``: after workers still running an older convert.lua wrote
+        rewards beside it, during an upgrade)."""
         ck = keys.campaign_keys(campaign_id)
-        if self._redis.hget(ck.counters, keys.REWARD_STATUS_INDEXED):
-            return
+        if not force and self._redis.hget(ck.counters, keys.REWARD_STATUS_INDEXED):
+            return 0
         index = script("index_reward_status")
+        indexed = 0
         start = 0
         while True:
             # By rank, oldest first: rewards arriving meanwhile are newer and join at the end
@@ -143,9 +147,10 @@ class RewardService:
             for user, referrer in zip(users, pipe.execute(), strict=True):
                 batch_keys.append(ck.reward(user))
                 batch_keys += ck.reward_status_indexes((referrer or b"").decode())
-            index(self._redis, batch_keys, users)
+            indexed += int(index(self._redis, batch_keys, users))
             start += len(users)
         self._redis.hset(ck.counters, keys.REWARD_STATUS_INDEXED, 1)
+        return indexed
 
     def of_referrer(
         self, campaign_id: int, referrer: str, *, limit: int = 200

@@ -10,7 +10,7 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from gateway.cursors import encode
 from gateway.flags import FlagCandidate
@@ -263,3 +263,26 @@ def test_a_cursor_of_another_listing_is_a_400(
     assert response.status_code == 400 and "another listing" in response.json["fields"]["cursor"]
     both = client.get(f"/api/v1/rewards?campaign=tea&offset=1&cursor={cursor}", headers=admin)
     assert both.status_code == 400 and "not with cursor" in both.json["fields"]["offset"]
+
+
+def test_refgate_rewards_reindex_puts_every_reward_in_its_status_index(
+    client: FlaskClient, admin: dict[str, str], services: Services, runner: FlaskCliRunner
+) -> None:
+    """As after an upgrade during which workers still running the older convert.lua wrote
+    rewards beside a marked campaign: the command indexes them, marked or not."""
+    campaign = setup_campaign(client, admin)
+    for n in range(4):
+        services.conversions.convert(record_click(services, campaign, "alice"), f"r{n}")
+    redis = services.store.main
+    ck = store_keys.campaign_keys(campaign["id"])
+    redis.zrem(ck.rewards_by_status("credited"), "r1", "r3")  # written without the indexes
+    redis.zrem(ck.referrer_rewards_by_status("alice", "credited"), "r1", "r3")
+    result = runner.invoke(args=["rewards", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert "tea: 4 rewards indexed by status" in result.output
+    assert_indexes_match(services, campaign["id"])
+    listed = client.get("/api/v1/rewards?campaign=tea&status=credited", headers=admin).json
+    assert [r["user"] for r in listed["rewards"]] == ["r3", "r2", "r1", "r0"]
+    for slug in ("nope", ""):
+        bad = runner.invoke(args=["rewards", "reindex", "--campaign", slug])
+        assert bad.exit_code == 2 and f"no campaign {slug!r}" in bad.output, slug
