@@ -230,6 +230,7 @@ class Bench:
                         ck.top_sharers, ck.outbox, ck.sharer_own(number),
                         ck.flags_stake, ck.flags_stake_open,
                         ck.cluster_index, ck.click_conversions,
+                        *ck.reward_status_indexes(parent),
                         *(ck.participant(a) for a in ancestors),
                     ],
                     [

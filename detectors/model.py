@@ -165,8 +165,8 @@ class ExportedModel:
             version = document["version"]
             if not isinstance(version, str) or not VERSION.match(version):
                 raise ModelError(
-                    "model version must be 1-64 letters, digits, '.', '_' or '-', starting "
-                    "with a letter or digit"
+                    "model version must be 1-64 ASCII letters (A-Z, a-z), digits (0-9), '.', "
+                    "'_' or '-', starting with a letter or digit"
                 )
             numbers = {
                 "learning_rate": float(document["learning_rate"]),

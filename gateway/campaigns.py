@@ -41,10 +41,14 @@ PERSON_PATTERN = r"^[A-Za-z0-9._:@+-]{1,128}$"
 #: What each pattern accepts, in words: pydantic's own message quotes the regular expression.
 PATTERN_WORDS = {
     SLUG_PATTERN: (
-        "must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"
+        "must be 1 to 64 lowercase ASCII letters (a-z), digits (0-9) or '-', not starting or "
+        "ending with '-'"
     ),
-    PERSON_PATTERN: "must be 1 to 128 letters, digits or . _ : @ + -",
+    PERSON_PATTERN: "must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -",
 }
+#: A person's id in words, where the API names the field itself (the same rule: ASCII only,
+#: so "letters" alone would promise 'é' and '张' too).
+PERSON_WORDS = "1-128 characters: ASCII letters (A-Z, a-z), digits (0-9) and . _ : @ + -"
 
 
 class CampaignStatus(StrEnum):
@@ -164,7 +168,10 @@ class _CampaignFields(BaseModel):
 
 
 class CampaignCreate(_CampaignFields):
-    slug: Annotated[str, Field(pattern=SLUG_PATTERN, description="Lowercase letters, digits, '-'")]
+    slug: Annotated[
+        str,
+        Field(pattern=SLUG_PATTERN, description="Lowercase ASCII letters (a-z), digits (0-9), '-'"),
+    ]
 
 
 class CampaignPatch(BaseModel):
@@ -510,6 +517,8 @@ class CampaignService:
             self._redis.set(ck.logo, logo.data)
         # A new campaign's flags are indexed by amount at stake from the first one on.
         self._redis.hset(ck.counters, keys.STAKE_INDEXED, 1)
+        # And its rewards by status (convert.lua and settle_reward.lua keep them).
+        self._redis.hset(ck.counters, keys.REWARD_STATUS_INDEXED, 1)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
             self._redis.delete(ck.config, ck.logo)

@@ -253,6 +253,31 @@ def flags_reindex(slug: str | None) -> None:
         click.echo(f"{campaign.slug}: {count} flags indexed by amount at stake")
 
 
+@cli.group()
+def rewards() -> None:
+    """Maintain the reward ledger's indexes."""
+
+
+@rewards.command("reindex")
+@click.option("--campaign", "slug", default=None, help="Only this campaign (default: every one).")
+@with_appcontext
+def rewards_reindex(slug: str | None) -> None:
+    """Put every reward in the index of its status (what GET /rewards?status= reads). A campaign
+    from before those indexes gets them at its first listing filtered by status; run this once
+    every worker runs this version if older ones wrote rewards meanwhile. Safe to run again and
+    while refgate serves."""
+    from gateway.errors import ApiError
+
+    found = _services()
+    try:
+        campaigns = [found.campaigns.require(slug)] if slug is not None else found.campaigns.list()
+    except ApiError:
+        raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
+    for campaign in campaigns:
+        count = found.rewards.index_statuses(campaign.id, force=True)
+        click.echo(f"{campaign.slug}: {count} rewards indexed by status")
+
+
 # -- simulate ------------------------------------------------------------------------------
 
 

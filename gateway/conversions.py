@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.conversion import conversion_time_signal
 from detectors.review import only_under_review
-from gateway.campaigns import Campaign, CampaignService
+from gateway.campaigns import PERSON_WORDS, Campaign, CampaignService
 from gateway.clickcall import device_key
 from gateway.errors import ApiError
 from gateway.flags import flag_id_for, stake_flag_ids
@@ -133,7 +133,7 @@ class ConversionService:
                 400,
                 "validation_failed",
                 "invalid user",
-                fields={"user": "1-128 characters: letters, digits and . _ : @ + -"},
+                fields={"user": PERSON_WORDS},
             )
         campaign = self._campaign_of(click_id)
         ck = keys.campaign_keys(campaign.id)
@@ -183,6 +183,7 @@ class ConversionService:
                     ck.flags_stake_open,
                     ck.cluster_index,
                     ck.click_conversions,
+                    *ck.reward_status_indexes(referrer),
                     *(ck.participant(a) for a in ancestors),
                 ],
                 [

@@ -35,7 +35,8 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     text = {
-        400: "Invalid input; `fields` names each bad field",
+        400: "Invalid input; `fields` names each bad field (a key sent twice in a JSON body "
+        "too, by its path)",
         401: "Missing or unknown API key",
         403: "The key's role may not do this",
         404: "Not found",
@@ -628,13 +629,34 @@ def openapi_document() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
-                    {"name": "offset", "in": "query", "schema": PAGE_OFFSET},
+                    {
+                        "name": "offset",
+                        "in": "query",
+                        "schema": PAGE_OFFSET,
+                        "description": "Rows to skip (kept for older clients: pages shift as "
+                        "rewards arrive; page by `cursor` instead). Not with `cursor`",
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "A page's `next_cursor`, with the same campaign, "
+                        "referrer and status: the next page, unshifted by rewards arriving "
+                        "meanwhile. A malformed cursor or another listing's is a 400",
+                    },
                 ],
                 "responses": {
                     "200": _json(
                         {
                             "type": "object",
-                            "required": ["rewards", "total", "limit", "offset", "budget"],
+                            "required": [
+                                "rewards",
+                                "total",
+                                "limit",
+                                "offset",
+                                "next_cursor",
+                                "budget",
+                            ],
                             "properties": {
                                 "rewards": {"type": "array", "items": _ref("RewardEntry")},
                                 "total": {
@@ -642,7 +664,16 @@ def openapi_document() -> dict[str, Any]:
                                     "description": "Rewards matching the filters, all pages",
                                 },
                                 "limit": {"type": "integer"},
-                                "offset": {"type": "integer"},
+                                "offset": {
+                                    "type": ["integer", "null"],
+                                    "description": "As sent (0 by default); null when paging "
+                                    "by cursor",
+                                },
+                                "next_cursor": {
+                                    "type": ["string", "null"],
+                                    "description": "Opaque: send it as `cursor` for the next "
+                                    "page; null on the last page",
+                                },
                                 "budget": _ref("Budget"),
                             },
                         }

@@ -85,8 +85,9 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
     }
     schemas["WebhookDelivery"] = {
         "type": "object",
-        "required": ["event_id", "event", "attempt", "outcome", "latency_ms", "at"],
+        "required": ["id", "event_id", "event", "attempt", "outcome", "latency_ms", "at"],
         "properties": {
+            "id": {"type": "string", "description": "The attempt's entry in the delivery log"},
             "event_id": {"type": "string"},
             "event": {"type": "string"},
             "attempt": {"type": "integer"},
@@ -150,9 +151,14 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
         },
         "patch": {
             "operationId": "updateWebhook",
-            "summary": f"Disable or enable an endpoint {ROLES}. Nothing is sent to a disabled "
-            "endpoint; enabled again, it gets what happened meanwhile that the outboxes still "
-            "keep (an hour), and its delivery log and failed events stay.",
+            "summary": f"Change an endpoint {ROLES}: any of `disabled`, `url`, `events`, "
+            "`campaigns` (null: every campaign) and `description`, at least one; the rest stays. "
+            "`url`, `events` and `campaigns` are checked as at registration (http(s), no user "
+            "information, no private address unless the deployment allows them; unknown "
+            "campaigns named). Nothing is sent to a disabled endpoint; enabled again, it gets "
+            "what happened meanwhile that the outboxes still keep (an hour), and its delivery "
+            "log and failed events stay. A new URL gets every delivery from then on, retries "
+            "included; a campaign added is delivered from then on.",
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": _ref("WebhookUpdate")}},
@@ -189,21 +195,38 @@ def add_webhooks(schemas: dict[str, Any], paths: dict[str, Any]) -> None:
         "parameters": [ENDPOINT_ID],
         "get": {
             "operationId": "listWebhookDeliveries",
-            "summary": f"The endpoint's delivery log, newest first, and its failed events {ROLES}",
+            "summary": f"The endpoint's delivery log, newest first, and its failed events {ROLES}. "
+            "Each page holds up to `limit` of each; `next_cursor` continues both (a list already "
+            "at its end comes back empty) and is null when neither has more. Attempts made "
+            "meanwhile never shift a page.",
             "parameters": [
                 {
                     "name": "limit",
                     "in": "query",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                }
+                    "description": "Rows of each list a page (default 100)",
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "A page's `next_cursor`, for this endpoint: the next page. A "
+                    "malformed cursor or another listing's is a 400",
+                },
             ],
             "responses": {
                 "200": _json(
                     {
                         "type": "object",
+                        "required": ["deliveries", "failed", "next_cursor"],
                         "properties": {
                             "deliveries": {"type": "array", "items": _ref("WebhookDelivery")},
                             "failed": {"type": "array", "items": _ref("WebhookFailure")},
+                            "next_cursor": {
+                                "type": ["string", "null"],
+                                "description": "Opaque: send it as `cursor` for the next page; "
+                                "null on the last page",
+                            },
                         },
                     }
                 ),

@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from gateway import cursors
 from gateway.campaigns import Campaign, CampaignService
 from gateway.errors import ApiError
 from gateway.flags import Flag, stake_flag_ids
 from gateway.store import keys
 from gateway.store.scripts import execute_with_scripts, script
 
-STATUSES = ("credited", "held", "denied", "clawed_back")
+STATUSES = keys.REWARD_STATUSES
+#: Rewards a batch of the by-status migration moves in one script run.
+_BATCH = 500
+
+
+@dataclass(frozen=True)
+class RewardPage:
+    rows: list[dict[str, Any]]
+    #: Rewards matching the filters, every page.
+    total: int
+    #: Where the next page starts (None: this is the last).
+    next_cursor: str | None
 
 
 class RewardService:
@@ -58,7 +70,16 @@ class RewardService:
         status: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
+        cursor: str | None = None,
+    ) -> RewardPage:
+        """A page of the campaign's rewards, newest first (ties by participant, descending).
+
+        With ``cursor`` (a page's ``next_cursor``) the page starts after the row the cursor
+        names, by its time and participant: rewards arriving meanwhile are newer and come before
+        it, so a client paging through never sees a row twice or misses one that was there
+        when it started. ``offset`` counts rows and shifts as rewards arrive (kept for clients
+        written before cursors). Either way the page reads only its own rows: a status filter
+        reads the rewards-by-status index (built once for a campaign older than it)."""
         if status is not None and status not in STATUSES:
             raise ApiError(
                 400,
@@ -67,19 +88,69 @@ class RewardService:
                 fields={"status": f"one of {', '.join(STATUSES)}"},
             )
         ck = keys.campaign_keys(campaign.id)
-        index = ck.referrer_reward_index(referrer) if referrer else ck.rewards
+        scope = {"c": campaign.id, "r": referrer, "s": status}
+        after = None
+        if cursor is not None:
+            position = cursors.decode(
+                cursor,
+                "rewards",
+                scope,
+                "a cursor of another listing: page with the campaign, referrer and status it "
+                "was given for",
+            )
+            if len(position) != 2:
+                raise cursors.malformed()
+            after = (cursors.number(position[0]), cursors.text(position[1]))
         if status is None:
-            # One page read by rank: a marketing system syncing the ledger page by page must
-            # not make each page read every reward of the campaign (a million in a big one).
+            index = ck.referrer_reward_index(referrer) if referrer else ck.rewards
+        else:
+            self.index_statuses(campaign.id)
+            index = (
+                ck.referrer_rewards_by_status(referrer, status)
+                if referrer
+                else ck.rewards_by_status(status)
+            )
+        window, total = cursors.zrevpage(
+            self._redis, index, limit=limit, after=after, offset=offset, count=True
+        )
+        page = window[:limit]
+        next_cursor = None
+        if len(window) > limit and page:
+            user, at = page[-1]
+            next_cursor = cursors.encode("rewards", scope, [at, user])
+        return RewardPage(self._rows(ck, [user for user, _ in page]), total or 0, next_cursor)
+
+    def index_statuses(self, campaign_id: int, *, force: bool = False) -> int:
+        """Put a campaign's rewards into the by-status indexes if they are not yet all there (a
+        campaign from before the indexes; new ones are indexed from their creation), in batches,
+        each atomic (index_reward_status.lua), then mark the campaign indexed; returns how many
+        rewards were indexed. Until the mark is set no listing reads the indexes; two listings
+        running it at once do the same work. ``force`` runs it on a marked campaign too
+        (``refgate rewards reindex``: after workers still running an older convert.lua wrote
+        rewards beside it, during an upgrade)."""
+        ck = keys.campaign_keys(campaign_id)
+        if not force and self._redis.hget(ck.counters, keys.REWARD_STATUS_INDEXED):
+            return 0
+        index = script("index_reward_status")
+        indexed = 0
+        start = 0
+        while True:
+            # By rank, oldest first: rewards arriving meanwhile are newer and join at the end
+            # (convert.lua indexes them itself), so no rank moves under the loop.
+            users = [u.decode() for u in self._redis.zrange(ck.rewards, start, start + _BATCH - 1)]
+            if not users:
+                break
             pipe = self._redis.pipeline(transaction=False)
-            pipe.zrevrange(index, offset, offset + limit - 1)
-            pipe.zcard(index)
-            page, total = pipe.execute()
-            return self._rows(ck, [u.decode() for u in page]), int(total)
-        # A status is in each reward's record, not the index: filtering reads them all.
-        users = [u.decode() for u in self._redis.zrevrange(index, 0, -1)]
-        rows = [row for row in self._rows(ck, users) if row["status"] == status]
-        return rows[offset : offset + limit], len(rows)
+            for user in users:
+                pipe.hget(ck.reward(user), "referrer")
+            batch_keys = [ck.rewards]
+            for user, referrer in zip(users, pipe.execute(), strict=True):
+                batch_keys.append(ck.reward(user))
+                batch_keys += ck.reward_status_indexes((referrer or b"").decode())
+            indexed += int(index(self._redis, batch_keys, users))
+            start += len(users)
+        self._redis.hset(ck.counters, keys.REWARD_STATUS_INDEXED, 1)
+        return indexed
 
     def of_referrer(
         self, campaign_id: int, referrer: str, *, limit: int = 200
@@ -333,6 +404,8 @@ class RewardService:
                         ck.flags_stake,
                         ck.flags_stake_open,
                         ck.cluster_index,
+                        ck.rewards,
+                        *ck.reward_status_indexes(referrer),
                     ],
                     [
                         action,

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.campaigns import PERSON_PATTERN, Campaign
+from gateway.campaigns import PERSON_PATTERN, PERSON_WORDS, Campaign
 from gateway.errors import ApiError
 from gateway.invites import InvalidCode, invite_code, parse_invite_code
 from gateway.links import LinkCodec, ShareLink
@@ -52,7 +52,7 @@ def check_referrer(referrer: object) -> str:
             400,
             "validation_failed",
             "invalid referrer",
-            fields={"referrer": "1-128 characters: letters, digits and . _ : @ + -"},
+            fields={"referrer": PERSON_WORDS},
         )
     return referrer
 

@@ -57,8 +57,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import idna
 import urllib3
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway import cursors
 from gateway.apikeys import (
     AlreadyCreated,
     claim_form,
@@ -66,7 +67,7 @@ from gateway.apikeys import (
     release_form,
     settle_form,
 )
-from gateway.campaigns import SLUG_PATTERN, CampaignService, validate
+from gateway.campaigns import SLUG_PATTERN, CampaignService, M, validate
 from gateway.errors import ApiError
 from gateway.store import keys
 from gateway.store.scripts import script
@@ -90,6 +91,7 @@ EventName = Literal[
     "reward.clawed_back",
     "flag.raised",
 ]
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 ENDPOINT_ID = re.compile(r"^wh_[0-9a-f]{16}$")
 EVENT_ID = re.compile(r"^evt_[0-9a-f]{1,8}_[0-9]{1,20}-[0-9]{1,20}$")
 MAX_URL_LENGTH = 2048
@@ -140,11 +142,32 @@ class WebhookRotate(BaseModel):
 
 
 class WebhookUpdate(BaseModel):
-    """``PATCH /api/v1/webhooks/<id>``."""
+    """``PATCH /api/v1/webhooks/<id>``: any of these, at least one; what is not sent stays.
+    ``url``, ``events`` and ``campaigns`` are checked as at registration; ``campaigns`` null
+    means every campaign."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    disabled: bool
+    disabled: bool | None = None
+    url: Annotated[str | None, Field(min_length=1, max_length=MAX_URL_LENGTH)] = None
+    events: Annotated[list[EventName] | None, Field(min_length=1, max_length=len(EVENTS))] = None
+    campaigns: Annotated[
+        list[Annotated[str, Field(pattern=SLUG_PATTERN)]] | None, Field(max_length=100)
+    ] = None
+    description: Note | None = None
+
+    @field_validator("disabled", "url", "events", "description")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> WebhookUpdate:
+        if not self.model_fields_set:
+            raise ValueError(f"send at least one of {', '.join(type(self).model_fields)}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -428,23 +451,40 @@ class WebhookService:
         ``form_id`` names the console form it was asked for with: the same form sent again
         creates nothing and raises AlreadyCreated naming the endpoint and who sent the form
         (gateway.apikeys; see :meth:`made_by_form`)."""
+        request = self._validated(WebhookCreate, data)
+        url = canonical_url(request.url.strip())
+        slugs = sorted(set(request.campaigns or ()))
+        ids = self._campaign_ids(slugs)
+        once = self._claim_form(form_id, actor)
+        try:
+            endpoint = self._register(request, url, ids, slugs, actor)
+        except BaseException:
+            release_form(self._redis, once)
+            raise
+        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(endpoint.secret))
+        return endpoint, endpoint.secret
+
+    def _validated(self, model: type[M], data: dict[str, Any]) -> M:
+        """``data`` validated by ``model``, its ``url`` (when sent) by :func:`check_url`:
+        registering and changing an endpoint check alike. Every problem at once: a form does
+        not learn of a bad URL only once its other fields are right."""
         raw_url = data.get("url")
         problem = None
         if isinstance(raw_url, str):  # blank too: " " passes the model's length check
             problem = check_url(raw_url.strip(), allow_private=self.allow_private)
         try:
-            request = validate(WebhookCreate, data, "invalid webhook")
+            request = validate(model, data, "invalid webhook")
         except ApiError as exc:
-            # Every problem at once: a form does not learn of a bad URL only once its other
-            # fields are right.
             if problem is not None:
                 exc.fields.setdefault("url", problem)
             raise
         if problem is not None:
             raise ApiError(400, "validation_failed", "invalid webhook", fields={"url": problem})
-        url = canonical_url(request.url.strip())
+        return request
+
+    def _campaign_ids(self, slugs: list[str]) -> list[int]:
+        """The ids of the campaigns named; a 400 naming every unknown one at once."""
         ids: list[int] = []
-        slugs = sorted(set(request.campaigns or ()))
         unknown = []
         for slug in slugs:
             campaign = self._campaigns.get(slug)
@@ -458,14 +498,15 @@ class WebhookService:
             raise ApiError(
                 400, "validation_failed", "invalid webhook", fields={"campaigns": problem}
             )
-        once = self._claim_form(form_id, actor)
-        try:
-            endpoint = self._register(request, url, ids, slugs, actor)
-        except BaseException:
-            release_form(self._redis, once)
-            raise
-        settle_form(self._redis, once, endpoint.id, actor=actor, made=fingerprint(endpoint.secret))
-        return endpoint, endpoint.secret
+        return ids
+
+    def _start_from_now(self, endpoint_id: str, campaign_ids: Sequence[int]) -> None:
+        """Set the endpoint's cursors in these campaigns' outboxes to their ends: it gets
+        what happens there from now on."""
+        wk = keys.webhook_keys(endpoint_id)
+        for campaign_id in campaign_ids:
+            last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
+            self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
 
     def _register(
         self, request: WebhookCreate, url: str, ids: list[int], slugs: list[str], actor: str
@@ -485,10 +526,7 @@ class WebhookService:
             created_by=actor,
         )
         # Start after what is in the outboxes now: an endpoint gets what happens from now on.
-        wk = keys.webhook_keys(endpoint.id)
-        for campaign_id in ids or list(self._campaigns.iter_ids()):
-            last = self._redis.xrevrange(keys.campaign_keys(campaign_id).outbox, count=1)
-            self._redis.hset(wk.cursors, str(campaign_id), last[0][0] if last else b"0-0")
+        self._start_from_now(endpoint.id, ids or list(self._campaigns.iter_ids()))
         self._redis.hset(keys.WEBHOOKS, endpoint.id, json.dumps(asdict(endpoint)))
         return endpoint
 
@@ -549,17 +587,48 @@ class WebhookService:
         return endpoint
 
     def update(self, endpoint_id: str, data: dict[str, Any], actor: str) -> Endpoint:
-        """Disable an endpoint (nothing is sent to it; what happens meanwhile waits in the
-        outboxes, which keep an hour of it) or enable it again (delivery resumes where it
-        stopped, with what is still kept)."""
-        request = validate(WebhookUpdate, data, "invalid webhook")
-        endpoint = self._change(endpoint_id, lambda e: replace(e, disabled=request.disabled))
-        log.info(
-            "webhook %s: %s by %s",
-            endpoint.id,
-            "disabled" if endpoint.disabled else "enabled",
-            actor,
-        )
+        """Change an endpoint: disable it (nothing is sent to it; what happens meanwhile waits
+        in the outboxes, which keep an hour of it) or enable it again (delivery resumes where it
+        stopped, with what is still kept); its URL, events, campaigns or description, checked
+        as at registration. A new URL gets every delivery from now on, retries included; new
+        events apply to what is not yet handled; a campaign it did not cover before is
+        delivered from now on (not its outbox's past hour), one it no longer covers no more
+        (events of it already waiting for a retry still go)."""
+        request = self._validated(WebhookUpdate, data)
+        sent = request.model_fields_set
+        url = canonical_url(request.url.strip()) if request.url is not None else None
+        slugs = sorted(set(request.campaigns or ()))
+        ids = self._campaign_ids(slugs) if "campaigns" in sent else None
+
+        def changed(current: Endpoint) -> Endpoint:
+            found = current
+            if request.disabled is not None:
+                found = replace(found, disabled=request.disabled)
+            if url is not None:
+                found = replace(found, url=url)
+            if request.events is not None:
+                found = replace(found, events=sorted(set(request.events), key=EVENTS.index))
+            if request.description is not None:
+                found = replace(found, description=request.description)
+            if ids is not None:
+                # Cursors first: a run reading the new record finds them set. Only for the
+                # campaigns it did not cover (a run advances the others' cursors meanwhile).
+                before = set(current.campaign_ids or self._campaigns.iter_ids())
+                after = set(ids or self._campaigns.iter_ids())
+                self._start_from_now(current.id, sorted(after - before))
+                found = replace(found, campaign_ids=ids, campaigns=slugs)
+            return found
+
+        endpoint = self._change(endpoint_id, changed)
+        if "disabled" in sent:
+            log.info(
+                "webhook %s: %s by %s",
+                endpoint.id,
+                "disabled" if endpoint.disabled else "enabled",
+                actor,
+            )
+        if sent - {"disabled"}:
+            log.info("webhook %s: %s changed by %s", endpoint.id, ", ".join(sorted(sent)), actor)
         return endpoint
 
     def _change(self, endpoint_id: str, change: Callable[[Endpoint], Endpoint]) -> Endpoint:
@@ -623,14 +692,24 @@ class WebhookService:
 
     # -- the delivery log and dead letters ---------------------------------------------------
 
-    def deliveries(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest attempts, newest first."""
-        wk = keys.webhook_keys(self.require(endpoint_id).id)
+    def deliveries(
+        self, endpoint_id: str, *, limit: int = 100, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest attempts, newest first; ``before``: those logged before that entry id."""
+        return self._deliveries(self.require(endpoint_id), limit, before)[:limit]
+
+    def _deliveries(
+        self, endpoint: Endpoint, limit: int, before: str | None
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit + 1`` attempts, each with its log entry id (``id``)."""
+        wk = keys.webhook_keys(endpoint.id)
         rows = []
-        for _, raw in self._redis.xrevrange(wk.deliveries, count=limit):
+        newest = f"({before}" if before else "+"
+        for entry_id, raw in self._redis.xrevrange(wk.deliveries, newest, "-", count=limit + 1):
             data = {k.decode(): v.decode() for k, v in raw.items()}
             rows.append(
                 {
+                    "id": entry_id.decode(),
                     "event_id": data["event_id"],
                     "event": data["event"],
                     "attempt": int(data["attempt"]),
@@ -645,8 +724,18 @@ class WebhookService:
 
     def failed(self, endpoint_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         """Events that ran out of attempts, newest first."""
-        wk = keys.webhook_keys(self.require(endpoint_id).id)
-        ids = [i.decode() for i in self._redis.zrevrange(wk.failed, 0, limit - 1)]
+        rows, _ = self._failed(self.require(endpoint_id), limit, None)
+        return rows
+
+    def _failed(
+        self, endpoint: Endpoint, limit: int, after: tuple[float, str] | None
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, float]]]:
+        """Up to ``limit`` failed events after ``after`` (keyset: when it failed, its id), and
+        the ids and scores of the next ``limit + 1`` in the index (the last says whether there
+        are more; one whose record is gone meanwhile has no row)."""
+        wk = keys.webhook_keys(endpoint.id)
+        window, _ = cursors.zrevpage(self._redis, wk.failed, limit=limit, after=after)
+        ids = [event_id for event_id, _ in window[:limit]]
         rows = []
         for raw in self._redis.hmget(wk.pending, ids) if ids else []:
             if raw is None:
@@ -661,7 +750,53 @@ class WebhookService:
                     "failed_at": item.failed_at,
                 }
             )
-        return rows
+        return rows, window
+
+    def log_page(
+        self, endpoint_id: str, *, limit: int = 100, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the delivery log and one of the failed events, each newest first and up
+        to ``limit`` long, and ``next_cursor`` continuing both after this page (a list already
+        at its end stays empty), or None when neither has more. Keyset paging: attempts logged
+        and events failing meanwhile come before the page and never shift it."""
+        endpoint = self.require(endpoint_id)
+        scope = {"e": endpoint.id}
+        before: str | None = None
+        after: tuple[float, str] | None = None
+        log_done = failed_done = False
+        if cursor is not None:
+            position = cursors.decode(
+                cursor,
+                "webhook-log",
+                scope,
+                "a cursor of another listing: page with the endpoint it was given for",
+            )
+            if len(position) != 2 or not isinstance(position[0], str):
+                raise cursors.malformed()
+            if position[0]:
+                if not _STREAM_ID.fullmatch(position[0]):
+                    raise cursors.malformed()
+                before = position[0]
+            else:
+                log_done = True
+            if not isinstance(position[1], list) or len(position[1]) not in (0, 2):
+                raise cursors.malformed()
+            if position[1]:
+                after = (cursors.number(position[1][0]), cursors.text(position[1][1]))
+            else:
+                failed_done = True
+        logged = [] if log_done else self._deliveries(endpoint, limit, before)
+        failed, window = ([], []) if failed_done else self._failed(endpoint, limit, after)
+        more_log = logged[limit - 1]["id"] if len(logged) > limit else ""
+        more_failed = list(window[limit - 1][::-1]) if len(window) > limit else []
+        next_cursor = None
+        if more_log or more_failed:
+            next_cursor = cursors.encode("webhook-log", scope, [more_log, more_failed])
+        return {
+            "deliveries": logged[:limit],
+            "failed": failed,
+            "next_cursor": next_cursor,
+        }
 
     def redeliver(self, endpoint_id: str, event_id: str, now: float | None = None) -> None:
         """Put a failed event back in line: tried at the next run, with fresh attempts."""

@@ -81,10 +81,19 @@ def test_the_campaign_fields_messages_read_in_chinese(app: Flask) -> None:
         for message in messages:
             assert HAN.search(translated(message)), message
     # The API says what a slug may hold, not the regular expression it is checked with.
+    # Precisely: ASCII letters only ("letters" would promise 'é' and '张' too).
     assert fields["slug"] == (
-        "must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"
+        "must be 1 to 64 lowercase ASCII letters (a-z), digits (0-9) or '-', not starting or "
+        "ending with '-'"
     )
-    assert person["referrer"] == "must be 1 to 128 letters, digits or . _ : @ + -"
+    assert person["referrer"] == (
+        "must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -"
+    )
+    with app.test_request_context(headers=ZH):
+        assert translated(person["referrer"]) == (
+            "须为 1 到 128 个英文字母（A-Z、a-z）、数字（0-9）或 . _ : @ + -"
+        )
+    assert field_messages(LinkRequest, {"referrer": "zhāng"}) == person  # letters, not ASCII
 
 
 def test_account_messages_read_in_chinese(app: Flask, services: Services) -> None:

@@ -80,6 +80,74 @@ def test_json_nested_too_deep_is_a_400(client: FlaskClient, admin: dict[str, str
         assert response.json["error"] == "invalid_json"
 
 
+def test_json_nested_just_under_the_parsers_limit_is_a_400(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    """Deep enough for the standard library's parser (the duplicate-key check) to give up,
+    shallow enough for orjson: still a clear 400."""
+    for depth in (990, 1000, 1020):
+        deep = '{"a":' * depth + "1" + "}" * depth
+        response = client.post(
+            "/api/v1/campaigns", data=deep, headers={**admin, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, depth
+        assert response.json["error"] in ("invalid_json", "validation_failed"), depth
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"slug": "t", "name": "a", "name": "b", "destination_url": "https://a.example.com/"}',
+         "name"),
+        (b'{"slug": "t", "name": "t", "destination_url": "https://a.example.com/", '
+         b'"reward": {"amount": 1, "budget_total": 5, "amount": 2}}', "reward.amount"),
+        (b'{"slug": "t", "name": "t", "destination_url": "https://a.example.com/", '
+         b'"platforms": [{}, {"x": 1, "x": 1}]}', "platforms.1.x"),
+        # The same value twice is still two keys; the escaped spelling is the same key.
+        (b'{"slug": "t", "slug": "t", "name": "t", "destination_url": "https://a.example.com/"}',
+         "slug"),
+        (b'{"slug": "t", "sl\\u0075g": "u", "name": "t", '
+         b'"destination_url": "https://a.example.com/"}', "slug"),
+    ],
+)  # fmt: skip
+def test_a_key_sent_twice_is_refused_and_named(
+    client: FlaskClient, admin: dict[str, str], body: bytes, field: str
+) -> None:
+    """Parsers disagree on which of a repeated key wins (orjson keeps the last): a 400 naming
+    it, and nothing is created."""
+    response = client.post(
+        "/api/v1/campaigns", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.json
+    assert response.json["error"] == "validation_failed"
+    assert response.json["fields"] == {field: "given more than once: send each key once"}
+    assert client.get("/api/v1/campaigns/t", headers=admin).status_code == 404
+
+
+def test_every_json_write_refuses_a_key_sent_twice(
+    client: FlaskClient, admin: dict[str, str]
+) -> None:
+    headers = {**admin, "Content-Type": "application/json"}
+    for method, url in (
+        ("PATCH", "/api/v1/campaigns/none"),
+        ("POST", "/api/v1/conversions"),
+        ("POST", "/api/v1/webhooks"),
+        ("PATCH", "/api/v1/webhooks/wh_0000000000000000"),
+        ("POST", "/api/v1/webhooks/wh_0000000000000000/rotate-secret"),
+        ("POST", "/api/v1/flags/none/decision"),
+        ("POST", "/api/v1/inspect"),
+    ):
+        response = client.open(url, method=method, data=b'{"a": 1, "a": 2}', headers=headers)
+        assert response.status_code == 400, (url, response.json)
+        assert response.json["fields"] == {"a": "given more than once: send each key once"}
+    # Keys alike in other objects, or differing only in case, are not repeats.
+    distinct = (
+        b'{"slug": "t", "name": "t", "Name": "t", "destination_url": "https://a.example.com/"}'
+    )
+    response = client.post("/api/v1/campaigns", data=distinct, headers=headers)
+    assert response.status_code == 400 and "Name" in response.json["fields"]  # unknown field
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -309,3 +377,30 @@ def make_hook(client: FlaskClient, admin: dict[str, str]) -> dict[str, Any]:
     assert response.status_code == 201, response.json
     hook: dict[str, Any] = response.json
     return hook
+
+
+@pytest.mark.parametrize("name", ["café", "张三", "zhāng", "ａｌｉｃｅ"])
+def test_ids_say_they_take_ascii_letters_only(
+    client: FlaskClient, admin: dict[str, str], services: Services, name: str
+) -> None:
+    """Ids allow A-Z and a-z, not every script's letters: the message says so, everywhere."""
+    words = "1-128 characters: ASCII letters (A-Z, a-z), digits (0-9) and . _ : @ + -"
+    campaign = setup_campaign(client, admin)
+    model = "must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -"
+    minted = client.post("/api/v1/campaigns/tea/links", json={"referrer": name}, headers=admin)
+    assert minted.status_code == 400 and minted.json["fields"] == {"referrer": model}
+    person = client.get(f"/api/v1/people/{name}", headers=admin)
+    assert person.status_code == 400 and person.json["fields"] == {"person": words}
+    click = record_click(services, campaign, "alice")
+    converted = client.post(
+        "/api/v1/conversions", json={"click_id": click, "user": name}, headers=admin
+    )
+    assert converted.status_code == 400 and converted.json["fields"] == {"user": model}
+    slug = client.post(
+        "/api/v1/campaigns",
+        json={"slug": "té", "name": "t", "destination_url": "https://a.example.com/"},
+        headers=admin,
+    )
+    assert (
+        slug.status_code == 400 and "lowercase ASCII letters (a-z)" in slug.json["fields"]["slug"]
+    )

@@ -127,11 +127,11 @@ def test_a_bad_name_is_a_400_that_keeps_what_was_typed(app: Flask, services: Ser
     form keeps it, and nothing is read."""
     add_staff(services)
     client = as_role(app, "risk")
-    for bad in ("far mer", "a/b", "x" * 129, "<script>"):
+    for bad in ("far mer", "a/b", "x" * 129, "café", "张三", "<script>"):
         response = client.get("/console/people", query_string={"name": bad}, headers=EN)
         assert response.status_code == 400, bad
         assert 'role="alert" id="name-problem"' in response.text
-        assert "letters, digits and . _ : @ + -" in response.text
+        assert "ASCII letters (A-Z, a-z), digits (0-9) and . _ : @ + -" in response.text
         assert 'aria-invalid="true"' in response.text and 'id="found"' not in response.text
     assert "&lt;script&gt;" in response.text and "<script>" not in response.text.split("<main")[-1]
     # Spaces around a pasted id are not part of it.

@@ -823,7 +823,7 @@ def test_a_disabled_endpoint_gets_nothing_until_enabled_again(
     hook = register(client, keys["admin"], receiver, "/paused", events=["conversion.created"])
     url = f"/api/v1/webhooks/{hook['id']}"
     marketing = bearer(keys["marketing"])
-    for bad in ({"disabled": "yes"}, {}, {"disabled": True, "url": "https://x.example.com/"}):
+    for bad in ({"disabled": "yes"}, {}, {"disabled": None}, {"disabled": True, "url": "x"}):
         assert client.patch(url, json=bad, headers=marketing).status_code == 400, bad
     assert (
         client.patch(url, json={"disabled": True}, headers=bearer(keys["risk"])).status_code == 403

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from gateway.apikeys import ApiKey, Role
 from gateway.campaigns import (
+    PERSON_WORDS,
     Campaign,
     CampaignStatus,
     LinkRequest,
@@ -110,7 +112,55 @@ def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
         raise ApiError(400, "invalid_json", f"the request body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", message)
+    duplicate = duplicate_key(body)
+    if duplicate is not None:
+        # JSON parsers keep the last of a repeated key (orjson too) and others the first: a
+        # body whose meaning depends on the parser is refused, not read one way.
+        raise ApiError(
+            400,
+            "validation_failed",
+            "a key appears twice in the request body",
+            fields={duplicate: "given more than once: send each key once"},
+        )
     return data
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object's members in order, as sent (duplicates kept)."""
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """The path (``reward.amount``, ``events.0``, as validation names fields) of the first key
+    sent twice in one object of a JSON document already parsed strictly, or None. orjson has no
+    hook for this; the standard library's ``object_pairs_hook`` sees every member."""
+    try:
+        document = json.loads(
+            body,
+            object_pairs_hook=_Pairs,
+            # Only the keys matter: numbers are not converted (no digit limits, no cost).
+            parse_int=lambda _: 0,
+            parse_float=lambda _: 0,
+        )
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
+    stack: list[tuple[str, Any]] = [("", document)]
+    while stack:
+        path, value = stack.pop()
+        items: list[tuple[str, Any]]
+        if isinstance(value, _Pairs):
+            seen: set[str] = set()
+            for key, _ in value:
+                if key in seen:
+                    return f"{path}.{key}" if path else key
+                seen.add(key)
+            items = list(value)
+        elif isinstance(value, list):
+            items = [(str(index), item) for index, item in enumerate(value)]
+        else:
+            continue
+        # Depth first, in document order: the first duplicate as written is named.
+        stack += [(f"{path}.{key}" if path else key, item) for key, item in reversed(items)]
+    return None
 
 
 @bp.errorhandler(ApiError)
@@ -153,7 +203,8 @@ def _audit_write(response: Response) -> Response:
     """A change made with an API key goes to the audit log, as the console's do: who (the
     key's name), what (method and route), to what (the path; for something created, its
     address, the response's Location: ``/api/v1/webhooks/<id>``, not ``/api/v1/webhooks``),
-    from where. Never the body: it may carry a secret."""
+    from where, and what a view put in ``g.audit_detail`` (which fields a change named). Never
+    the body: it may carry a secret."""
     key: ApiKey | None = g.get("api_key")
     if (
         key is not None
@@ -165,7 +216,11 @@ def _audit_write(response: Response) -> Response:
         target = response.headers.get("Location") or request.path
         try:
             services().audit.record(
-                key.actor, f"api {request.method} {rule}", target, request.remote_addr or ""
+                key.actor,
+                f"api {request.method} {rule}",
+                target,
+                request.remote_addr or "",
+                g.get("audit_detail"),
             )
         except RedisError as exc:  # the change is made; its audit entry is what is lost
             log.warning("audit entry lost for %s %s: %s", request.method, request.path, exc)
@@ -353,7 +408,7 @@ def person_everywhere(person: str) -> Response:
             400,
             "validation_failed",
             "invalid person",
-            fields={"person": "1-128 characters: letters, digits and . _ : @ + -"},
+            fields={"person": PERSON_WORDS},
         )
     found = services().people.everywhere(person)
     return jsonify(person=person, campaigns=[a.public() for a in found])
@@ -363,26 +418,37 @@ def person_everywhere(person: str) -> Response:
 @roles(*READERS)
 def list_rewards() -> Response:
     found = services()
-    _only_args("campaign", "referrer", "status", "limit", "offset")
+    _only_args("campaign", "referrer", "status", "limit", "offset", "cursor")
     slug = request.args.get("campaign")
     if not slug:
         raise ApiError(400, "validation_failed", "invalid query", fields={"campaign": "required"})
     campaign = found.campaigns.require(slug)
     limit = _int_arg("limit", 100, 1, 1000)
+    cursor = request.args.get("cursor")
+    if cursor is not None and "offset" in request.args:
+        raise ApiError(
+            400,
+            "validation_failed",
+            "invalid query",
+            fields={"offset": "not with cursor: a cursor says where the page starts"},
+        )
     offset = _int_arg("offset", 0, 0, MAX_OFFSET)
-    rows, total = found.rewards.find(
+    page = found.rewards.find(
         campaign,
-        referrer=request.args.get("referrer"),
+        referrer=request.args.get("referrer") or None,
         status=request.args.get("status"),
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
-    # limit and offset echoed as the flags' list does: a client pages both the same way.
+    # limit and offset echoed as the flags' list does (offset null when paging by cursor);
+    # next_cursor continues after this page whichever way it was asked for.
     return jsonify(
-        rewards=rows,
-        total=total,
+        rewards=page.rows,
+        total=page.total,
         limit=limit,
-        offset=offset,
+        offset=None if cursor is not None else offset,
+        next_cursor=page.next_cursor,
         budget=found.rewards.budget(campaign),
     )
 

@@ -3,7 +3,7 @@ share its authentication, errors and headers. Delivery itself is a job (gateway.
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import g, jsonify, request
 from werkzeug.wrappers import Response
 
 from gateway.apikeys import Role
@@ -42,7 +42,10 @@ def get_webhook(endpoint_id: str) -> Response:
 @roles(*MANAGERS)
 def update_webhook(endpoint_id: str) -> Response:
     found = services()
-    endpoint = found.webhooks.update(endpoint_id, json_body(), actor())
+    body = json_body()
+    endpoint = found.webhooks.update(endpoint_id, body, actor())
+    # Which fields changed, not their values: a URL may carry a receiver's token.
+    g.audit_detail = {"fields": sorted(body)}
     return jsonify(found.webhooks.summary(endpoint))
 
 
@@ -66,13 +69,10 @@ def rotate_webhook_secret(endpoint_id: str) -> Response:
 @bp.get("/webhooks/<endpoint_id>/deliveries")
 @roles(*MANAGERS)
 def webhook_deliveries(endpoint_id: str) -> Response:
-    _only_args("limit")
+    _only_args("limit", "cursor")
     hooks = services().webhooks
     limit = _int_arg("limit", 100, 1, 1000)
-    return jsonify(
-        deliveries=hooks.deliveries(endpoint_id, limit=limit),
-        failed=hooks.failed(endpoint_id, limit=limit),
-    )
+    return jsonify(hooks.log_page(endpoint_id, limit=limit, cursor=request.args.get("cursor")))
 
 
 @bp.post("/webhooks/<endpoint_id>/deliveries/<event_id>/redeliver")

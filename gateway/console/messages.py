@@ -50,8 +50,11 @@ _EXACT: dict[str, str] = {
         ),
         N_("an ended campaign cannot be paused or resumed"),
         N_("the campaign ended at its ends_at: move ends_at later to pause or resume it"),
-        N_("must be 1 to 64 lowercase letters, digits or '-', not starting or ending with '-'"),
-        N_("must be 1 to 128 letters, digits or . _ : @ + -"),
+        N_(
+            "must be 1 to 64 lowercase ASCII letters (a-z), digits (0-9) or '-', not starting or "
+            "ending with '-'"
+        ),
+        N_("must be 1 to 128 ASCII letters (A-Z, a-z), digits (0-9) or . _ : @ + -"),
         N_("not an email address"),
         N_("unknown language"),
         # webhook endpoints' URLs (gateway.webhooks.check_url)

@@ -616,8 +616,8 @@ def people() -> Page:
             found = services().people.everywhere(name)
         else:
             problem = _(
-                "A person's id is 1-128 characters: letters, digits and . _ : @ + - "
-                "(as the landing application sends it)."
+                "A person's id is 1-128 characters: ASCII letters (A-Z, a-z), digits (0-9) "
+                "and . _ : @ + - (as the landing application sends it)."
             )
     page = render_template(
         "console/people.html",

@@ -29,6 +29,14 @@ COLLUDERS = f"{PREFIX}:colluders"
 #: stake index (at creation; for older campaigns by ``refgate flags reindex``).
 STAKE_INDEXED = "stake_indexed"
 
+#: Field of a campaign's counters hash, set once every reward is in the by-status indexes
+#: (:meth:`CampaignKeys.rewards_by_status`; at creation, for older campaigns by the first
+#: listing filtered by status, gateway.rewards).
+REWARD_STATUS_INDEXED = "reward_status_indexed"
+
+#: The states of a reward, in the order of :meth:`CampaignKeys.reward_status_indexes`.
+REWARD_STATUSES = ("credited", "held", "denied", "clawed_back")
+
 
 class CampaignKeys:
     """Key names of one campaign, built once per id and cached (the click path uses them)."""
@@ -180,6 +188,23 @@ class CampaignKeys:
     def referrer_reward_index(self, referrer: str) -> str:
         """Sorted set of a referrer's rewarded conversions (participant -> time)."""
         return f"{self.tag}:rewards-by:{referrer}"
+
+    def rewards_by_status(self, status: str) -> str:
+        """Sorted set of the rewarded conversions whose reward is in ``status`` now
+        (participant -> time, as :attr:`rewards`), kept by convert.lua and settle_reward.lua."""
+        return f"{self.tag}:rewards-st:{status}"
+
+    def referrer_rewards_by_status(self, referrer: str, status: str) -> str:
+        """Sorted set of a referrer's rewarded conversions in ``status`` (participant -> time).
+        The status comes first: a referrer id may hold ':'."""
+        return f"{self.tag}:rewards-by-st:{status}:{referrer}"
+
+    def reward_status_indexes(self, referrer: str) -> list[str]:
+        """The campaign's by-status indexes, then the referrer's, each in REWARD_STATUSES order:
+        the keys ``lua/_status_index.lua`` takes."""
+        return [self.rewards_by_status(s) for s in REWARD_STATUSES] + [
+            self.referrer_rewards_by_status(referrer, s) for s in REWARD_STATUSES
+        ]
 
     @property
     def ledger(self) -> str:

@@ -21,7 +21,8 @@
 -- KEYS[19]  flags by amount at stake   KEYS[20] open flags by amount at stake (_stake.lua)
 -- KEYS[21]  cluster index hash (member -> cluster flag ids)
 -- KEYS[22]  click conversions hash (click id -> participants who converted on it)
--- KEYS[23..] the hashes of the parent's ancestors, root first (their subtree counts grow)
+-- KEYS[23..30] the rewards-by-status indexes, the campaign's then the referrer's (_status_index.lua)
+-- KEYS[31..] the hashes of the parent's ancestors, root first (their subtree counts grow)
 -- ARGV[1]   user (new participant id)      ARGV[2] referrer (parent id)
 -- ARGV[3]   the parent's path as read ('a/b/c', '' for a root or a new root); the script
 --           refuses with 'retry' if it changed meanwhile (a parent's path never changes once set)
@@ -37,6 +38,7 @@
 -- Returns {1, answer JSON} for a new conversion, {0, answer JSON} when it repeats an earlier
 -- one (a retry, or the same user again: the first answer), {0, {error=...}} when refused.
 -- include: _stake.lua
+-- include: _status_index.lua
 local user, referrer, parent_path = ARGV[1], ARGV[2], ARGV[3]
 local click_id, idem, now = ARGV[4], ARGV[5], ARGV[6]
 
@@ -127,9 +129,9 @@ local function grow(key, distance)
   end
 end
 grow(KEYS[3], 1)
-local ancestors = #KEYS - 22
+local ancestors = #KEYS - 30
 for i = ancestors, 1, -1 do
-  grow(KEYS[22 + i], ancestors - i + 2)
+  grow(KEYS[30 + i], ancestors - i + 2)
 end
 -- The new participant's own devices and networks, for self-referral checks on their links.
 local own = {}
@@ -194,6 +196,7 @@ redis.call('HSET', KEYS[8], 'user', user, 'referrer', referrer, 'click', click_i
   'status', status, 'reason', reason, 'amount', credited_amount, 'ts', now, 'day', ARGV[11])
 redis.call('ZADD', KEYS[9], now, user)
 redis.call('ZADD', KEYS[10], now, user)
+_status_index(23, user, nil, status, now)
 redis.call('XADD', KEYS[11], '*', 'type', status, 'user', user, 'referrer', referrer,
   'click', click_id, 'amount', credited_amount, 'reason', reason, 'ts', now)
 redis.call('XADD', KEYS[12], '*', 'status', 'accepted', 'user', user, 'referrer', referrer,

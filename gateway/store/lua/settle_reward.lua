@@ -8,6 +8,9 @@
 -- KEYS[4]  ledger stream     KEYS[5] top sharers sorted set   KEYS[6] outbox stream
 -- KEYS[7]  flags by amount at stake   KEYS[8] open flags by amount at stake
 -- KEYS[9]  cluster index hash (member -> cluster flag ids)
+-- KEYS[10] rewards sorted set (participant -> time: the score of the by-status indexes)
+-- KEYS[11..18] the rewards-by-status indexes, the campaign's then the referrer's
+--          (_status_index.lua), kept atomically with the status
 -- ARGV[1]  hold | release | fraud | restore | restore_held   ARGV[2] reason   ARGV[3] now   ARGV[4] flag id
 -- ARGV[5..7] the ids of the flags this reward is at stake in, whether raised or not: the
 --          participant's own, the referrer's and the click's (and, from KEYS[9], clusters)
@@ -19,6 +22,7 @@
 -- Holding and releasing keep the amount at stake (credited and held both are); a fraud review
 -- takes it out of every flag's amount (_stake.lua).
 -- include: _stake.lua
+-- include: _status_index.lua
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '' end
 local amount = tonumber(redis.call('HGET', KEYS[1], 'amount') or '0')
@@ -82,6 +86,8 @@ end
 redis.call('HSET', KEYS[1], 'status', new, 'reason', ARGV[2], 'settled_at', ARGV[3],
   'settled_by', ARGV[4])
 local user = redis.call('HGET', KEYS[1], 'user')
+_status_index(11, user, status, new,
+  redis.call('ZSCORE', KEYS[10], user) or redis.call('HGET', KEYS[1], 'ts') or '0')
 if action == 'fraud' then
   _stake_move(KEYS[7], KEYS[8], KEYS[9], {ARGV[5], ARGV[6], ARGV[7]}, {user, referrer}, -amount)
 elseif action == 'restore' or action == 'restore_held' then  -- at stake again in every flag
