@@ -78,12 +78,14 @@ class OutageLog:
         back: str,
         *,
         remind: float = 300.0,
+        level: int = logging.WARNING,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = logger
         self.what = what
         self.back = back
         self.remind = remind
+        self.level = level
         self._clock = clock
         #: When the outage started (the clock's time), or None when there is none.
         self.since: float | None = None
@@ -97,11 +99,12 @@ class OutageLog:
         if self.since is None:
             self.since = self._last_line = now
             self._failures = 1
-            self._log.warning("%s: %s", self.what, detail, extra=extra or None)
+            self._log.log(self.level, "%s: %s", self.what, detail, extra=extra or None)
             return True
         if now - self._last_line >= self.remind:
             self._last_line = now
-            self._log.warning(
+            self._log.log(
+                self.level,
                 "%s for %.0f s (%d failed tries): %s",
                 self.what,
                 now - self.since,

@@ -14,6 +14,7 @@ power cut can lose up to a second of spooled events.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 
 from gateway.clickcall import click_call
 from gateway.events import ClickEvent
+from gateway.logs import OutageLog
 from gateway.metrics import Metrics
 from gateway.store import keys, scripts
 from gateway.store.scripts import execute_with_scripts
@@ -50,6 +52,9 @@ class Spool:
         self._file: Any = None
         self._file_pid = 0
         self._last_fsync = 0.0
+        #: A write failed (a full disk): the file may end in a torn line, so the next write
+        #: starts on a new line (an empty line is skipped when read).
+        self._torn = False
 
     @property
     def active_path(self) -> Path:
@@ -58,15 +63,35 @@ class Spool:
     def append(self, events: Sequence[ClickEvent]) -> None:
         lines = b"".join(event.to_json() + b"\n" for event in events)
         with self._lock:
-            if self._file is None or self._file_pid != os.getpid():
-                self._file = open(self.active_path, "ab")  # noqa: SIM115
-                self._file_pid = os.getpid()
-            self._file.write(lines)
-            self._file.flush()
-            now = time.monotonic()
-            if now - self._last_fsync >= FSYNC_INTERVAL:
-                os.fsync(self._file.fileno())
-                self._last_fsync = now
+            try:
+                if self._file is None or self._file_pid != os.getpid():
+                    self._file = open(self.active_path, "ab")  # noqa: SIM115
+                    self._file_pid = os.getpid()
+                    if self._torn and _ends_torn(self.active_path):
+                        lines = b"\n" + lines
+                self._file.write(lines)
+                self._file.flush()
+                now = time.monotonic()
+                if now - self._last_fsync >= FSYNC_INTERVAL:
+                    os.fsync(self._file.fileno())
+                    self._last_fsync = now
+            except OSError:
+                # A full or failing disk. The file object is dropped with what it buffered
+                # (kept, it failed every later write and the drain's rotation too, for good);
+                # the next write opens the file again.
+                self._drop_file()
+                self._torn = True
+                raise
+            self._torn = False
+
+    def _drop_file(self) -> None:
+        """Close the open file, whatever state a failed write left it in (under the lock)."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        # Its buffer may not be writable: those events are counted lost by the caller.
+        with contextlib.suppress(OSError, ValueError):
+            file.close()
 
     def depth(self) -> int:
         """Events waiting in spool files (counts lines; for health and metrics)."""
@@ -89,9 +114,10 @@ class Spool:
         pid = os.getpid()
         with self._lock:
             if self._file is not None and self._file_pid == pid:
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+                # Written and flushed already; only the power-cut guarantee is late.
+                with contextlib.suppress(OSError, ValueError):
+                    os.fsync(self._file.fileno())
+                self._drop_file()
             if self.active_path.exists():
                 self._rename(self.active_path, f"claimed-{pid}-{time.time_ns()}.jsonl")
         claimed = []
@@ -117,10 +143,21 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+                try:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                except (OSError, ValueError) as exc:
+                    log.error("could not flush the spool file %s: %s", self.active_path, exc)
+                self._drop_file()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file ends in a partial line (a write that failed half way)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
 
 
 def _alive(pid: int) -> bool:
@@ -180,6 +217,17 @@ class EventRecorder:
         self.recorded = 0
         self.spooled = 0
         self.drained = 0
+        #: Events neither the store nor the spool took (the store down and the disk full).
+        self.lost = 0
+        #: Why the latest spool write failed ("" once one succeeds): /readyz shows it.
+        self.spool_error = ""
+        self.spool_outage = OutageLog(
+            log,
+            "spool write failed while the store is unavailable, click events lost",
+            "spool writable again",
+            remind=60.0,
+            level=logging.ERROR,
+        )
 
     # -- the click path's side -----------------------------------------------------------------
 
@@ -300,7 +348,20 @@ class EventRecorder:
                 log.warning("store unavailable, spooling click events: %s", exc)
             self.store_ok = False
             self.metrics.store_error("record")
-            self.spool.append(batch)
+            try:
+                self.spool.append(batch)
+            except OSError as spool_exc:
+                # Neither the store nor the spool took them: say how many, not a traceback
+                # every 50 ms that starts with the store's error.
+                self.lost += len(batch)
+                self.metrics.lost.inc(len(batch))
+                self.spool_error = f"{spool_exc.__class__.__name__}: {spool_exc}"
+                self.spool_outage.failed(
+                    f"{len(batch)} click events lost ({self.lost} in all): {spool_exc}"
+                )
+                return
+            self.spool_error = ""
+            self.spool_outage.ok()
             self.spooled += len(batch)
             self.metrics.spooled.inc(len(batch))
             return

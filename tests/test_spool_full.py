@@ -1,0 +1,81 @@
+"""The spool's disk full while the store is down: the events that neither took are counted and
+said once (not a traceback every 50 ms), and the worker's spool works again once there is room;
+it had kept a closed file and failed every later write and drain, for good."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+from gateway.metrics import Metrics
+from gateway.recorder import EventRecorder, Spool
+from tests.events import click_event
+from tests.redisproc import RedisProcess
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_full_spool_loses_events_loudly_once_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    client = redis.Redis.from_url(server.url, socket_timeout=1)
+    metrics = Metrics()
+    spool = Spool(tmp_path / "spool")
+    # The flusher thread sleeps for an hour: the test flushes and drains itself.
+    recorder = EventRecorder(
+        client, spool, metrics=metrics, flush_after=3600.0, drain_interval=3600.0
+    )
+    caplog.set_level(logging.INFO, logger="gateway.recorder")
+    try:
+        server.stop()
+        # A full disk: every write to the spool file fails with ENOSPC.
+        os.symlink("/dev/full", spool.active_path)
+        for number in range(100):
+            recorder.record(click_event(1, number))
+            if number % 10 == 9:
+                recorder.flush()  # no exception, batch after batch
+        assert recorder.lost == 100
+        assert metrics.registry.get_sample_value("refgate_events_lost_total") == 100
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1, [r.getMessage() for r in errors]
+        assert (
+            errors[0]
+            .getMessage()
+            .startswith(
+                "spool write failed while the store is unavailable, click events lost: "
+                "10 click events lost (10 in all): [Errno 28]"
+            )
+        )
+        assert errors[0].exc_info is None
+        assert recorder.spool_error.startswith("OSError: [Errno 28]")
+
+        # Room again (nothing may read the spool before: its file is /dev/full, endless): the
+        # next events are spooled, readable after the torn write; the drain's rotation works.
+        spool.active_path.unlink()
+        for number in range(100, 110):
+            recorder.record(click_event(1, number))
+        recorder.flush()
+        assert recorder.spooled == 10 and recorder.lost == 100
+        assert recorder.spool_error == ""
+        assert spool.depth() == 10
+        assert recorder.drain() == 0  # the store is still down: kept for later
+        assert spool.depth() == 10
+        assert any(r.getMessage().startswith("spool writable again") for r in caplog.records)
+
+        # The store back: the spooled events are drained, each once.
+        server.start()
+        assert recorder.drain() == 10
+        assert spool.depth() == 0
+        for number in range(100, 110):
+            assert client.exists(f"rg:{{c1}}:click:1.event{number:08d}")
+        assert not client.exists("rg:{c1}:click:1.event00000000")
+    finally:
+        recorder.close()
+        client.close()
+        server.stop()
