@@ -401,6 +401,15 @@ class EventRecorder:
     def drain(self) -> int:
         """Deliver spooled events; returns how many were newly recorded."""
         self._last_drain = time.monotonic()
+        if not self.store_ok:
+            # Ask before claiming: each claim rotates this worker's spool file, and claiming
+            # every 2 s of an outage left a file per worker per 2 s (an hour: 1,800 each), and as
+            # many "drained" lines, each counting every file left, once the store was back.
+            try:
+                self._redis.ping()
+            except (RedisError, OSError):
+                self.metrics.store_error("drain")
+                return 0
         delivered = 0
         for path in self.spool.claim():
             read = new = 0

@@ -79,3 +79,33 @@ def test_a_full_spool_loses_events_loudly_once_and_recovers(
         recorder.close()
         client.close()
         server.stop()
+
+
+def test_an_outage_leaves_one_spool_file_per_worker_not_one_per_drain_attempt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+    client = redis.Redis.from_url(server.url, socket_timeout=1)
+    spool = Spool(tmp_path / "spool")
+    recorder = EventRecorder(client, spool, flush_after=3600.0, drain_interval=3600.0)
+    caplog.set_level(logging.INFO, logger="gateway.recorder")
+    try:
+        server.stop()
+        for attempt in range(10):  # 20 s of an outage: the recorder tries to drain every 2 s
+            for number in range(attempt * 3, attempt * 3 + 3):
+                recorder.record(click_event(1, number))
+            recorder.flush()
+            assert recorder.drain() == 0
+        assert [p.name for p in spool.directory.iterdir()] == [spool.active_path.name]
+        assert spool.depth() == 30
+
+        server.start()
+        assert recorder.drain() == 30
+        drained = [r.getMessage() for r in caplog.records if r.getMessage().startswith("drained")]
+        assert len(drained) == 1 and drained[0].endswith("(30 newly recorded), 0 left")
+        assert list(spool.directory.iterdir()) == []
+    finally:
+        recorder.close()
+        client.close()
+        server.stop()
