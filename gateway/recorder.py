@@ -224,7 +224,7 @@ class EventRecorder:
         self.spool_outage = OutageLog(
             log,
             "spool write failed while the store is unavailable, click events lost",
-            "spool writable again",
+            "click events recorded again (store or spool)",
             remind=60.0,
             level=logging.ERROR,
         )
@@ -360,12 +360,19 @@ class EventRecorder:
                     f"{len(batch)} click events lost ({self.lost} in all): {spool_exc}"
                 )
                 return
-            self.spool_error = ""
-            self.spool_outage.ok()
+            self._recorded_again()
             self.spooled += len(batch)
             self.metrics.spooled.inc(len(batch))
             return
         self.store_ok = True
+        self._recorded_again()
+
+    def _recorded_again(self) -> None:
+        """Events reach the store or the spool: no longer lost (ends what /readyz and the log
+        said; the spool may never be written again once the store is back)."""
+        if self.spool_error:
+            self.spool_error = ""
+            self.spool_outage.ok()
 
     def write(self, batch: Sequence[ClickEvent]) -> int:
         """Record events in one pipeline (one round trip per node); returns how many were new."""
@@ -410,6 +417,8 @@ class EventRecorder:
             except (RedisError, OSError):
                 self.metrics.store_error("drain")
                 return 0
+            self.store_ok = True
+            self._recorded_again()
         delivered = 0
         for path in self.spool.claim():
             read = new = 0

@@ -66,7 +66,10 @@ def test_a_full_spool_loses_events_loudly_once_and_recovers(
         assert spool.depth() == 10
         assert recorder.drain() == 0  # the store is still down: kept for later
         assert spool.depth() == 10
-        assert any(r.getMessage().startswith("spool writable again") for r in caplog.records)
+        assert any(
+            r.getMessage().startswith("click events recorded again (store or spool) after ")
+            for r in caplog.records
+        )
 
         # The store back: the spooled events are drained, each once.
         server.start()
@@ -75,6 +78,21 @@ def test_a_full_spool_loses_events_loudly_once_and_recovers(
         for number in range(100, 110):
             assert client.exists(f"rg:{{c1}}:click:1.event{number:08d}")
         assert not client.exists("rg:{c1}:click:1.event00000000")
+
+        # Lost again in a second outage, and then the store comes back before the spool has
+        # room: /readyz and the log must not go on saying events are lost.
+        server.stop()
+        os.symlink("/dev/full", spool.active_path)
+        for number in range(200, 210):
+            recorder.record(click_event(1, number))
+        recorder.flush()
+        assert recorder.lost == 110 and recorder.spool_error
+        spool.active_path.unlink()  # (before the drain reads it)
+        server.start()
+        recorder.drain()
+        assert recorder.spool_error == ""
+        ends = [r for r in caplog.records if r.getMessage().startswith("click events recorded")]
+        assert len(ends) == 2
     finally:
         recorder.close()
         client.close()
