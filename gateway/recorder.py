@@ -279,6 +279,13 @@ class EventRecorder:
     def stream_minid(self) -> str:
         return str(int(time.time() * 1000) - self._retention_ms)
 
+    def start(self) -> None:
+        """Start this process's flusher and drainer now rather than at its first event:
+        gunicorn's workers (gateway.server) do, so spool files an earlier run or a dead
+        worker left are delivered without waiting for a click."""
+        if self._thread_pid != os.getpid():
+            self._start()
+
     def _start(self) -> None:
         # Threads do not survive fork: each gunicorn worker starts its own on first use.
         self._thread_pid = os.getpid()

@@ -59,6 +59,16 @@ def worker_exit(server: Any, worker: Any) -> None:
         services.close()
 
 
+def post_worker_init(worker: Any) -> None:
+    """The worker's recorder thread starts with the worker, not at its first click: after a
+    restart during an outage the spool is drained once the store is back even when no click
+    comes (it had waited, `/readyz` saying ready with events in the spool, for traffic)."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("refgate") if app is not None else None
+    if services is not None:
+        services.recorder.start()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     mark_process_dead(worker.pid)
 
@@ -91,6 +101,7 @@ def gunicorn_options(
         # logs, and the workers inherit it; gunicorn's own lines come through this class.
         "logger_class": GunicornLogger,
         "worker_exit": worker_exit,
+        "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "proc_name": "refgate",
         # gunicornc's control socket, one per data dir (the default is one per user, shared by
