@@ -127,3 +127,28 @@ def test_an_outage_leaves_one_spool_file_per_worker_not_one_per_drain_attempt(
         recorder.close()
         client.close()
         server.stop()
+
+
+def test_the_spool_depth_reads_only_what_was_appended_since_it_last_counted(
+    tmp_path: Path,
+) -> None:
+    """/metrics and /readyz count the spool on every call: after a long outage that read
+    gigabytes each time, in a serving worker's thread."""
+    spool = Spool(tmp_path / "spool")
+    assert spool.depth() == 0
+    spool.append([click_event(1, n) for n in range(200)])
+    assert spool.depth() == 200
+    size = spool.active_path.stat().st_size
+    assert spool.bytes_counted == size
+    assert spool.depth() == 200 and spool.bytes_counted == size  # nothing new: nothing read
+    spool.append([click_event(1, 200)])
+    assert spool.depth() == 201
+    assert spool.bytes_counted == spool.active_path.stat().st_size
+    # Claimed (renamed) and written again: still right, and a deleted file is gone from it.
+    claimed = spool.claim()
+    spool.append([click_event(1, 201)])
+    assert spool.depth() == 202
+    for path in claimed:
+        path.unlink()
+    assert spool.depth() == 1
+    spool.close()
