@@ -30,6 +30,7 @@ from gateway.clickcall import click_call, parse_history
 from gateway.destinations import CLICK_PARAM
 from gateway.events import ClickEvent
 from gateway.links import InvalidLink, LinkCodec, ShareLink
+from gateway.logs import OutageLog
 from gateway.metrics import Metrics
 from gateway.pages import ClickPages, PageRenderer
 from gateway.platforms import SCAN_ON_DESKTOP, ClientInfo, Strategy, detect
@@ -176,6 +177,15 @@ class ClickGateway:
         self._share_base = public_url + "/s/"
         self._secure = secure_cookies
         self.breaker = Breaker()
+        #: The click path probes a store that is down once a second (the breaker's cooldown),
+        #: and every click in flight when it fails fails too: one line when the outage starts,
+        #: a reminder a minute and one when it ends, per worker, instead of one per probe.
+        self.outage = OutageLog(
+            log,
+            "store unavailable on the click path, clicks served without it (no credit)",
+            "store answering the click path again",
+            remind=60.0,
+        )
         self.metrics = metrics or Metrics()
         #: Flood limits: clicks per minute per campaign from one network prefix and on one
         #: sharer's link, as counted by click.lua in the click's own round trip (0: no limit).
@@ -391,11 +401,13 @@ class ClickGateway:
             if int(reply[0]) != self._campaigns.cached_version(campaign_id):
                 self._campaigns.load_view(campaign_id, self._redis)
         except RedisError as exc:
-            log.warning("store unavailable on the click path: %s", exc, extra={"click_id": cid})
+            self.outage.failed(exc, click_id=cid)
             self.metrics.store_error("click")
             self.breaker.trip()
             recorder.put_back(carried)
             return History(available=False), None
+        if self.outage.since is not None:
+            self.outage.ok()
         return parse_history(reply), int(reply[1])
 
     # -- pages -------------------------------------------------------------------------------

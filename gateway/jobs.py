@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from gateway.logs import OutageLog
 from gateway.store import keys
 
 if TYPE_CHECKING:
@@ -55,6 +56,10 @@ class FlaggingJob(ABC):
         """Examine what is new in one campaign; returns how many flags were newly raised."""
 
 
+#: Seconds between the reminders that a store outage goes on (README, "Logs").
+OUTAGE_REMINDER = 300.0
+
+
 class Scheduler:
     def __init__(
         self, store: Any, jobs: Sequence[Job], *, clock: Callable[[], float] = time.time
@@ -69,6 +74,15 @@ class Scheduler:
         #: The jobs the latest tick could not run, with why: ``refgate jobs --once`` (cron)
         #: exits non-zero on them, or a store it cannot reach reads as "nothing was due".
         self.failures: dict[str, str] = {}
+        #: A store outage is logged when it starts, every few minutes while it lasts and when
+        #: it ends, not once per job every tick (five lines every 5 s per process).
+        self.outage = OutageLog(
+            log,
+            "store unavailable, periodic jobs skipped until it answers",
+            "store reachable again, periodic jobs resume",
+            remind=OUTAGE_REMINDER,
+            clock=clock,
+        )
 
     def start(self, period: float = 5.0, *, local_only: bool = False) -> None:
         """Tick every ``period`` seconds in a thread of this process; with ``local_only``, only
@@ -94,6 +108,8 @@ class Scheduler:
         jobs only); returns the names of the jobs it ran."""
         ran = []
         failures: dict[str, str] = {}
+        unavailable: dict[str, RedisError] = {}
+        answered = False  # the store answered at least once this tick
         now = self._clock()
         for job in self.jobs:
             if local_only and not job.local:
@@ -105,17 +121,25 @@ class Scheduler:
                     self._next_local[job.name] = now + job.interval
                 else:
                     lock = keys.job_lock(job.name)
-                    if not self._redis.set(lock, self._owner, nx=True, px=int(job.interval * 1000)):
+                    won = self._redis.set(lock, self._owner, nx=True, px=int(job.interval * 1000))
+                    answered = True
+                    if not won:
                         continue
                 job.run(now)
                 ran.append(job.name)
+                answered = True
             except RedisError as exc:
-                log.warning("job %s skipped, store unavailable: %s", job.name, exc)
+                unavailable[job.name] = exc
                 failures[job.name] = f"store unavailable: {exc}"
             except Exception as exc:  # a failing job must not stop the others
                 log.exception("job %s failed", job.name)
                 failures[job.name] = f"failed: {exc.__class__.__name__}: {exc}"
         self.failures = failures
+        if unavailable:
+            names = ", ".join(unavailable)
+            self.outage.failed(f"{next(iter(unavailable.values()))} (jobs: {names})")
+        elif answered:
+            self.outage.ok()
         return ran
 
     def stop(self) -> None:

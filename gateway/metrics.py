@@ -67,6 +67,12 @@ class Metrics:
         self.spooled = Counter(
             "refgate_events_spooled", "Click events written to the local spool.", registry=reg
         )
+        self.lost = Counter(
+            "refgate_events_lost",
+            "Click events neither the store nor the spool took (the store unavailable and the "
+            "spool's disk full or failing): redirected, never recorded.",
+            registry=reg,
+        )
         self.drained = Counter(
             "refgate_events_drained",
             "Spooled click events delivered to the store (redeliveries included).",

@@ -14,6 +14,7 @@ power cut can lose up to a second of spooled events.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from redis.exceptions import RedisError
 
 from gateway.clickcall import click_call
 from gateway.events import ClickEvent
+from gateway.logs import OutageLog
 from gateway.metrics import Metrics
 from gateway.store import keys, scripts
 from gateway.store.scripts import execute_with_scripts
@@ -50,6 +52,14 @@ class Spool:
         self._file: Any = None
         self._file_pid = 0
         self._last_fsync = 0.0
+        #: A write failed (a full disk): the file may end in a torn line, so the next write
+        #: starts on a new line (an empty line is skipped when read).
+        self._torn = False
+        #: depth()'s counts: file name -> (inode, bytes counted, lines in them).
+        self._counted: dict[str, tuple[int, int, int]] = {}
+        self._count_lock = threading.Lock()
+        #: Bytes depth() has read, in all (it reads each byte once).
+        self.bytes_counted = 0
 
     @property
     def active_path(self) -> Path:
@@ -58,26 +68,64 @@ class Spool:
     def append(self, events: Sequence[ClickEvent]) -> None:
         lines = b"".join(event.to_json() + b"\n" for event in events)
         with self._lock:
-            if self._file is None or self._file_pid != os.getpid():
-                self._file = open(self.active_path, "ab")  # noqa: SIM115
-                self._file_pid = os.getpid()
-            self._file.write(lines)
-            self._file.flush()
-            now = time.monotonic()
-            if now - self._last_fsync >= FSYNC_INTERVAL:
-                os.fsync(self._file.fileno())
-                self._last_fsync = now
+            try:
+                if self._file is None or self._file_pid != os.getpid():
+                    self._file = open(self.active_path, "ab")  # noqa: SIM115
+                    self._file_pid = os.getpid()
+                    if self._torn and _ends_torn(self.active_path):
+                        lines = b"\n" + lines
+                self._file.write(lines)
+                self._file.flush()
+                now = time.monotonic()
+                if now - self._last_fsync >= FSYNC_INTERVAL:
+                    os.fsync(self._file.fileno())
+                    self._last_fsync = now
+            except OSError:
+                # A full or failing disk. The file object is dropped with what it buffered
+                # (kept, it failed every later write and the drain's rotation too, for good);
+                # the next write opens the file again.
+                self._drop_file()
+                self._torn = True
+                raise
+            self._torn = False
+
+    def _drop_file(self) -> None:
+        """Close the open file, whatever state a failed write left it in (under the lock)."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        # Its buffer may not be writable: those events are counted lost by the caller.
+        with contextlib.suppress(OSError, ValueError):
+            file.close()
 
     def depth(self) -> int:
-        """Events waiting in spool files (counts lines; for health and metrics)."""
-        total = 0
-        for path in self.directory.glob("*.jsonl"):
-            try:
-                with open(path, "rb") as fh:
-                    total += sum(1 for _ in fh)
-            except FileNotFoundError:
-                continue
-        return total
+        """Events waiting in spool files (their lines; for /readyz and /metrics).
+
+        Each call had read every spool file whole: after an hour's outage at a festival's rate,
+        gigabytes at every scrape and every readiness probe, in a serving worker's thread. A
+        spool file only grows until it is renamed (claimed) or deleted, so each file's lines
+        are counted once and each call reads only what was appended since."""
+        with self._count_lock:
+            counted: dict[str, tuple[int, int, int]] = {}
+            total = 0
+            for path in self.directory.glob("*.jsonl"):
+                try:
+                    with open(path, "rb") as fh:
+                        inode = os.fstat(fh.fileno()).st_ino
+                        known, offset, lines = self._counted.get(path.name, (inode, 0, 0))
+                        if known != inode or os.fstat(fh.fileno()).st_size < offset:
+                            offset = lines = 0  # another file by that name
+                        fh.seek(offset)
+                        while chunk := fh.read(1 << 20):
+                            lines += chunk.count(b"\n")
+                            offset += len(chunk)
+                            self.bytes_counted += len(chunk)
+                except FileNotFoundError:
+                    continue
+                counted[path.name] = (inode, offset, lines)
+                total += lines
+            self._counted = counted
+            return total
 
     def claim(self) -> list[Path]:
         """Take ownership of spool files that are ready to deliver.
@@ -89,9 +137,10 @@ class Spool:
         pid = os.getpid()
         with self._lock:
             if self._file is not None and self._file_pid == pid:
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+                # Written and flushed already; only the power-cut guarantee is late.
+                with contextlib.suppress(OSError, ValueError):
+                    os.fsync(self._file.fileno())
+                self._drop_file()
             if self.active_path.exists():
                 self._rename(self.active_path, f"claimed-{pid}-{time.time_ns()}.jsonl")
         claimed = []
@@ -117,10 +166,21 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+                try:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                except (OSError, ValueError) as exc:
+                    log.error("could not flush the spool file %s: %s", self.active_path, exc)
+                self._drop_file()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file ends in a partial line (a write that failed half way)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, os.SEEK_END) == 0:
+            return False
+        fh.seek(-1, os.SEEK_END)
+        return fh.read(1) != b"\n"
 
 
 def _alive(pid: int) -> bool:
@@ -180,6 +240,17 @@ class EventRecorder:
         self.recorded = 0
         self.spooled = 0
         self.drained = 0
+        #: Events neither the store nor the spool took (the store down and the disk full).
+        self.lost = 0
+        #: Why the latest spool write failed ("" once one succeeds): /readyz shows it.
+        self.spool_error = ""
+        self.spool_outage = OutageLog(
+            log,
+            "spool write failed while the store is unavailable, click events lost",
+            "click events recorded again (store or spool)",
+            remind=60.0,
+            level=logging.ERROR,
+        )
 
     # -- the click path's side -----------------------------------------------------------------
 
@@ -230,6 +301,13 @@ class EventRecorder:
 
     def stream_minid(self) -> str:
         return str(int(time.time() * 1000) - self._retention_ms)
+
+    def start(self) -> None:
+        """Start this process's flusher and drainer now rather than at its first event:
+        gunicorn's workers (gateway.server) do, so spool files an earlier run or a dead
+        worker left are delivered without waiting for a click."""
+        if self._thread_pid != os.getpid():
+            self._start()
 
     def _start(self) -> None:
         # Threads do not survive fork: each gunicorn worker starts its own on first use.
@@ -300,11 +378,31 @@ class EventRecorder:
                 log.warning("store unavailable, spooling click events: %s", exc)
             self.store_ok = False
             self.metrics.store_error("record")
-            self.spool.append(batch)
+            try:
+                self.spool.append(batch)
+            except OSError as spool_exc:
+                # Neither the store nor the spool took them: say how many, not a traceback
+                # every 50 ms that starts with the store's error.
+                self.lost += len(batch)
+                self.metrics.lost.inc(len(batch))
+                self.spool_error = f"{spool_exc.__class__.__name__}: {spool_exc}"
+                self.spool_outage.failed(
+                    f"{len(batch)} click events lost ({self.lost} in all): {spool_exc}"
+                )
+                return
+            self._recorded_again()
             self.spooled += len(batch)
             self.metrics.spooled.inc(len(batch))
             return
         self.store_ok = True
+        self._recorded_again()
+
+    def _recorded_again(self) -> None:
+        """Events reach the store or the spool: no longer lost (ends what /readyz and the log
+        said; the spool may never be written again once the store is back)."""
+        if self.spool_error:
+            self.spool_error = ""
+            self.spool_outage.ok()
 
     def write(self, batch: Sequence[ClickEvent]) -> int:
         """Record events in one pipeline (one round trip per node); returns how many were new."""
@@ -340,6 +438,17 @@ class EventRecorder:
     def drain(self) -> int:
         """Deliver spooled events; returns how many were newly recorded."""
         self._last_drain = time.monotonic()
+        if not self.store_ok:
+            # Ask before claiming: each claim rotates this worker's spool file, and claiming
+            # every 2 s of an outage left a file per worker per 2 s (an hour: 1,800 each), and as
+            # many "drained" lines, each counting every file left, once the store was back.
+            try:
+                self._redis.ping()
+            except (RedisError, OSError):
+                self.metrics.store_error("drain")
+                return 0
+            self.store_ok = True
+            self._recorded_again()
         delivered = 0
         for path in self.spool.claim():
             read = new = 0

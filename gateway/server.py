@@ -79,6 +79,16 @@ def worker_exit(server: Any, worker: Any) -> None:
         services.close()
 
 
+def post_worker_init(worker: Any) -> None:
+    """The worker's recorder thread starts with the worker, not at its first click: after a
+    restart during an outage the spool is drained once the store is back even when no click
+    comes (it had waited, `/readyz` saying ready with events in the spool, for traffic)."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("refgate") if app is not None else None
+    if services is not None:
+        services.recorder.start()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     mark_process_dead(worker.pid)
 
@@ -111,6 +121,7 @@ def gunicorn_options(
         # logs, and the workers inherit it; gunicorn's own lines come through this class.
         "logger_class": GunicornLogger,
         "worker_exit": worker_exit,
+        "post_worker_init": post_worker_init,
         "child_exit": child_exit,
         "proc_name": "refgate",
         # gunicornc's control socket, one per data dir (the default is one per user, shared by
@@ -138,6 +149,76 @@ def default_public_url(host: str, port: int) -> str:
     return url
 
 
+#: The files prometheus-client's multiprocess mode keeps: ``<type>_<pid>.db``, a gauge's with
+#: its mode (``gauge_livesum_<pid>.db``).
+PROMETHEUS_DB = re.compile(
+    r"(?:counter|histogram|summary|gauge_(?:live)?(?:all|sum|max|min|mostrecent))_(\d+)\.db"
+)
+
+
+def prepare_metrics_dir(data_dir: Path) -> Path:
+    """The multiprocess directory of this server's metrics, emptied: ``<data dir>/metrics``, or
+    the operator's ``PROMETHEUS_MULTIPROC_DIR``. prometheus-client's docs say it must be wiped
+    between runs: a previous run's files would be added in at every scrape (counters that jump
+    at a restart, a dead worker's values forever). Run by the serving process only, before any
+    worker starts. The operator's directory is not ours to wipe: only prometheus-client's files
+    are removed, and only when that is all it holds and no running refgate process writes them
+    (a second server sharing it); otherwise it is left as it is, with an error saying why."""
+    configured = os.environ.get(MULTIPROC_ENV) or os.environ.get(MULTIPROC_ENV.lower())
+    if not configured:
+        metrics_dir = data_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+        return metrics_dir
+    metrics_dir = Path(configured)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    ours, others, in_use = [], [], set()
+    for entry in metrics_dir.iterdir():
+        match = PROMETHEUS_DB.fullmatch(entry.name)
+        if match is None or entry.is_symlink() or not entry.is_file():
+            others.append(entry.name)
+            continue
+        ours.append(entry)
+        if _refgate_process(int(match.group(1))):
+            in_use.add(int(match.group(1)))
+    if others:
+        log.error(
+            "%s=%s holds files that are not prometheus-client's (%s): not cleared, so an "
+            "earlier run's metrics may be added in; give it a directory of its own",
+            MULTIPROC_ENV,
+            metrics_dir,
+            ", ".join(sorted(others)[:5]),
+        )
+    elif in_use:
+        log.error(
+            "%s=%s is in use by running refgate processes (%s): not cleared; give each "
+            "server a directory of its own",
+            MULTIPROC_ENV,
+            metrics_dir,
+            ", ".join(map(str, sorted(in_use))),
+        )
+    else:
+        for entry in ours:
+            entry.unlink(missing_ok=True)
+        if ours:
+            log.info("cleared %d metrics files of an earlier run from %s", len(ours), metrics_dir)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    return metrics_dir
+
+
+def _refgate_process(pid: int) -> bool:
+    """Whether ``pid`` is a running refgate process other than this one (``refgate serve``, its
+    workers, ``refgate jobs``); an unrelated process that reused the pid does not count."""
+    if pid == os.getpid():
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"refgate" in cmdline or b"gateway" in cmdline
+
+
 def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -> None:
     # Numeric libraries must not start a thread pool per worker (it collapses throughput).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -146,11 +227,7 @@ def run(settings: Settings, *, host: str, port: int, workers: int, demo: bool) -
         os.environ["REFGATE_PUBLIC_URL"] = default_public_url(host, port)
     # Metrics of every worker, added up at /metrics; set before anything imports
     # prometheus-client. Counters start from zero with each server (the files are cleared).
-    if not os.environ.get(MULTIPROC_ENV):
-        metrics_dir = settings.data_dir / "metrics"
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
-        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    prepare_metrics_dir(settings.data_dir)
     embedded = EmbeddedRedis(settings.data_dir) if settings.embedded_store else None
     watch = None
     if embedded is not None:

@@ -270,3 +270,40 @@ def test_a_challenge_answer_during_an_outage_answers_busy(
     response = client.post(f"/s/{token}/go", data={"c": "x"})
     assert response.status_code == 503
     assert response.headers["Retry-After"]
+
+
+def test_the_click_path_logs_an_outage_when_it_starts_and_ends_not_per_probe(
+    outage_app: Flask, own_store: EmbeddedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker probes a store that is down once a second (more often with clicks in flight):
+    at 3 a.m. a warning per probe per worker buried the start and the end of the outage."""
+    services, client, _key, token = campaign_and_link(outage_app)
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    services.recorder.flush()
+    # Every click tries the store (no cooldown): what a busy worker does over a minute or two.
+    services.gateway.breaker.cooldown = 0.0
+    caplog.set_level(logging.INFO, logger="gateway.clickpath")
+
+    own_store.stop(force=True)
+    for _ in range(20):
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    lines = [r for r in caplog.records if r.name == "gateway.clickpath"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].levelno == logging.WARNING
+    assert (
+        lines[0]
+        .getMessage()
+        .startswith("store unavailable on the click path, clicks served without it (no credit): ")
+    )
+    assert lines[0].click_id  # type: ignore[attr-defined]  # the first click it failed
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'refgate_store_errors_total{where="click"} 20.0' in metrics  # each one counted
+
+    own_store.ensure_running()
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    lines = [r for r in caplog.records if r.name == "gateway.clickpath"]
+    assert len(lines) == 2, [r.getMessage() for r in lines]
+    assert lines[1].levelno == logging.INFO
+    assert lines[1].getMessage().startswith("store answering the click path again after ")
+    assert lines[1].getMessage().endswith("(20 failed tries)")

@@ -347,3 +347,29 @@ def test_a_ctrl_c_stops_the_server_its_jobs_and_its_store_at_once(tmp_path: Path
     while Path(f"/proc/{store}").exists():  # the store goes with the server that started it
         assert time.monotonic() < deadline, "the embedded store is still running"
         time.sleep(0.2)
+
+
+def test_spooled_events_an_earlier_run_left_are_drained_without_a_click(tmp_path: Path) -> None:
+    """A server restarted during an outage: once the store answers, the spool its workers left
+    is delivered, whether or not a click comes (a worker's recorder had started at its first
+    click, and /readyz said ready with the events still in the spool)."""
+    from gateway.recorder import Spool
+    from tests.events import click_event
+
+    data_dir = tmp_path / "data"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a worker of the earlier run
+    gone.wait(timeout=30)
+    spool = Spool(data_dir / "spool")
+    path = spool.directory / f"active-{gone.pid}.jsonl"
+    path.write_bytes(b"".join(click_event(1, n).to_json() + b"\n" for n in range(3)))
+    with serving(data_dir, free_port()) as (_base, _env, _server):
+        deadline = time.monotonic() + 30
+        while spool.depth() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert spool.depth() == 0
+        store = redis.Redis(unix_socket_path=str(data_dir / "redis" / "redis.sock"))
+        try:
+            for n in range(3):
+                assert store.exists(f"rg:{{c1}}:click:1.event{n:08d}")
+        finally:
+            store.close()

@@ -36,6 +36,8 @@ def readyz() -> Response:
         status="ready" if ready else "degraded",
         store=store,
         spool_depth=spooled,
+        # This worker's latest spool write: "ok", or why it failed (a full disk).
+        spool=f"failing: {found.recorder.spool_error}" if found.recorder.spool_error else "ok",
     )
     response.status_code = 200 if ready else 503
     return response
