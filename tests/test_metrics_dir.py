@@ -119,8 +119,11 @@ def test_files_a_running_refgate_process_writes_are_kept(
 def test_without_one_the_data_dirs_directory_is_made_afresh(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
-    monkeypatch.delenv(MULTIPROC_ENV.lower(), raising=False)
+    # Set empty (not configured) rather than deleted: monkeypatch then restores the variable
+    # that prepare_metrics_dir sets, which would otherwise point every later test's metrics
+    # at this test's deleted directory (/metrics lost its counters in tests/test_outage.py).
+    monkeypatch.setenv(MULTIPROC_ENV, "")
+    monkeypatch.setenv(MULTIPROC_ENV.lower(), "")
     stale = tmp_path / "data" / "metrics"
     stale.mkdir(parents=True)
     writer(stale).wait(timeout=30)
