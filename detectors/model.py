@@ -163,7 +163,7 @@ class ExportedModel:
             trees = tuple(_tree(raw, len(FEATURE_NAMES)) for raw in document["trees"])
             calibration = document.get("calibration") or {}
             version = document["version"]
-            if not isinstance(version, str) or not VERSION.match(version):
+            if not isinstance(version, str) or not VERSION.fullmatch(version):
                 raise ModelError(
                     "model version must be 1-64 ASCII letters (A-Z, a-z), digits (0-9), '.', "
                     "'_' or '-', starting with a letter or digit"

@@ -137,7 +137,7 @@ class ConversionService:
             )
         campaign = self._campaign_of(click_id)
         ck = keys.campaign_keys(campaign.id)
-        raw = self._redis.get(ck.click(click_id)) if _CLICK_ID.match(click_id) else None
+        raw = self._redis.get(ck.click(click_id)) if _CLICK_ID.fullmatch(click_id) else None
         if raw is None:
             self._record_refusal(ck, "unknown_click", user, click_id, now)
             raise ApiError(

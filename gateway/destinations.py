@@ -117,11 +117,11 @@ def _normalise_host(raw: str) -> str:
     labels = host.split(".")
     if len(labels) < 2:
         raise InvalidDestination("host must be a fully qualified domain name")
-    if any(not _LABEL.match(label) for label in labels):
+    if any(not _LABEL.fullmatch(label) for label in labels):
         raise InvalidDestination("host is not a valid domain name")
     # WHATWG URL parsing treats a host whose last label is numeric as an IPv4 address
     # (2130706433, 0x7f.1, 0177.0.0.1 ...): refuse all of them, not only dotted quads.
-    if _NUMERIC_LABEL.match(labels[-1]):
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
         raise InvalidDestination("host must be a domain name, not an IP address")
     try:
         ipaddress.ip_address(host)

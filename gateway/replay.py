@@ -232,7 +232,7 @@ class Replayer:
         slug = _string(number, line, "campaign")
         if slug in self._campaigns:
             return slug
-        if not _SLUG.match(slug):
+        if not _SLUG.fullmatch(slug):
             raise ReplayError(number, f"campaign {slug!r} is not a valid campaign slug")
         campaigns = self.services.campaigns
         campaign = campaigns.get(slug)

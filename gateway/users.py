@@ -89,7 +89,7 @@ class StaffUser:
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if not EMAIL.match(email):
+    if not EMAIL.fullmatch(email):
         raise UserError("email", "not an email address")
     return email
 

@@ -366,7 +366,7 @@ def _check_name(host: str, *, allow_private: bool) -> str | None:
     except (idna.IDNAError, ValueError):
         return "host is not a valid domain name"
     labels = name.split(".")
-    if any(not _LABEL.match(label) for label in labels):
+    if any(not _LABEL.fullmatch(label) for label in labels):
         return "host is not a valid domain name"
     if labels[-1].isdigit() or labels[-1].startswith("0x"):
         return "host looks like an IP address in an unusual spelling; write it dotted"
@@ -635,7 +635,7 @@ class WebhookService:
         """Compare and set: two changes at once (two rotations) must not lose either."""
         swap = script("swap_field")
         while True:
-            valid = ENDPOINT_ID.match(endpoint_id)
+            valid = ENDPOINT_ID.fullmatch(endpoint_id)
             raw = self._redis.hget(keys.WEBHOOKS, endpoint_id) if valid else None
             if raw is None:
                 raise ApiError(404, "webhook_not_found", f"no webhook endpoint {endpoint_id!r}")
@@ -648,7 +648,7 @@ class WebhookService:
         return sorted(endpoints, key=lambda e: (e.created_at, e.id))
 
     def get(self, endpoint_id: str) -> Endpoint | None:
-        if not ENDPOINT_ID.match(endpoint_id):
+        if not ENDPOINT_ID.fullmatch(endpoint_id):
             return None
         raw = self._redis.hget(keys.WEBHOOKS, endpoint_id)
         return None if raw is None else _load(raw)
@@ -801,7 +801,7 @@ class WebhookService:
     def redeliver(self, endpoint_id: str, event_id: str, now: float | None = None) -> None:
         """Put a failed event back in line: tried at the next run, with fresh attempts."""
         wk = keys.webhook_keys(self.require(endpoint_id).id)
-        raw = self._redis.hget(wk.pending, event_id) if EVENT_ID.match(event_id) else None
+        raw = self._redis.hget(wk.pending, event_id) if EVENT_ID.fullmatch(event_id) else None
         item = Pending.load(raw) if raw is not None else None
         if item is None or item.status != "failed":
             raise ApiError(

@@ -95,7 +95,7 @@ def test_damaged_or_foreign_documents_are_refused() -> None:
             ExportedModel.from_json(resigned(**{name: value}))
     with pytest.raises(ModelError, match="not a finite number"):
         ExportedModel.from_json(resigned(calibration={"a": float("-inf"), "b": 0.0}))
-    for version in ("", "evil\n* m-fake", "x" * 65, " m1", "../m1"):
+    for version in ("", "evil\n* m-fake", "x" * 65, " m1", "../m1", "m1\n"):
         with pytest.raises(ModelError, match="version"):
             ExportedModel.from_json(resigned(version=version))
 
