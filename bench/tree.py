@@ -302,6 +302,15 @@ class Bench:
             for u in sharers
         ) / len(sharers)  # fmt: skip
         out["sharer indexes (children, rref, rewards-by)"] = per_sharer * len(parents) / total
+        by_status = sum(
+            usage(ck.referrer_rewards_by_status(u, status))
+            for u in sharers
+            for status in keys.REWARD_STATUSES
+        ) / len(sharers)  # fmt: skip
+        out["rewards by status (campaign's and sharers')"] = (
+            by_status * len(parents)
+            + sum(usage(ck.rewards_by_status(status)) for status in keys.REWARD_STATUSES)
+        ) / total
         for name, key in (
             ("ledger stream", ck.ledger),
             ("conversions stream", ck.conversions),
