@@ -15,6 +15,7 @@ from flask.cli import ScriptInfo, with_appcontext
 from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.apikeys import Role
+from gateway.campaigns import Campaign
 from gateway.services import Services
 from gateway.settings import Settings, SettingsError
 from gateway.store.embedded import EmbeddedStoreError
@@ -229,6 +230,16 @@ def apikey_disable(key_id: str) -> None:
 # -- flags ---------------------------------------------------------------------------------
 
 
+def _campaigns_of_option(found: Services, slug: str | None) -> list[Campaign]:
+    """The campaign ``--campaign`` names, or every campaign; a usage error for an unknown one."""
+    from gateway.errors import ApiError
+
+    try:
+        return [found.campaigns.require(slug)] if slug is not None else found.campaigns.list()
+    except ApiError:
+        raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
+
+
 @cli.group()
 def flags() -> None:
     """Maintain the review queue's flags."""
@@ -241,13 +252,8 @@ def flags_reindex(slug: str | None) -> None:
     """Build the amount-at-stake index of campaigns created before it existed (their review
     queue sorts by amount from the ledger, slowly, until then); safe to run again and while
     refgate serves."""
-    from gateway.errors import ApiError
-
     found = _services()
-    try:
-        campaigns = [found.campaigns.require(slug)] if slug is not None else found.campaigns.list()
-    except ApiError:
-        raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
+    campaigns = _campaigns_of_option(found, slug)
     for campaign in campaigns:
         count = found.flags.reindex(campaign.id)
         click.echo(f"{campaign.slug}: {count} flags indexed by amount at stake")
@@ -266,13 +272,8 @@ def rewards_reindex(slug: str | None) -> None:
     from before those indexes gets them at its first listing filtered by status; run this once
     every worker runs this version if older ones wrote rewards meanwhile. Safe to run again and
     while refgate serves."""
-    from gateway.errors import ApiError
-
     found = _services()
-    try:
-        campaigns = [found.campaigns.require(slug)] if slug is not None else found.campaigns.list()
-    except ApiError:
-        raise click.BadParameter(f"no campaign {slug!r}", param_hint="--campaign") from None
+    campaigns = _campaigns_of_option(found, slug)
     for campaign in campaigns:
         count = found.rewards.index_statuses(campaign.id, force=True)
         click.echo(f"{campaign.slug}: {count} rewards indexed by status")
