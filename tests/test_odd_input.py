@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -404,3 +405,39 @@ def test_ids_say_they_take_ascii_letters_only(
     assert (
         slug.status_code == 400 and "lowercase ASCII letters (a-z)" in slug.json["fields"]["slug"]
     )
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_as_one_with_a_length(
+    app: Flask, client: FlaskClient, admin: dict[str, str]
+) -> None:
+    """A body sent chunked (no Content-Length; gunicorn sets wsgi.input_terminated) was cut at
+    the 2 MiB limit and then read as broken JSON: a 400 saying 'not JSON' for a body that was
+    well formed, only too large (seen under gunicorn). Both ways of sending it now get the
+    documented 413."""
+    import io
+
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    def chunked(body: bytes) -> tuple[int, dict[str, Any]]:
+        environ = EnvironBuilder(
+            method="POST",
+            path="/api/v1/campaigns",
+            input_stream=io.BytesIO(body),
+            headers={**admin, "Content-Type": "application/json"},
+        ).get_environ()
+        del environ["CONTENT_LENGTH"]  # what the test client knows and a chunked sender does not
+        environ["wsgi.input_terminated"] = True
+        chunks, status, _ = run_wsgi_app(app, environ, buffered=True)
+        return int(status.split()[0]), orjson.loads(b"".join(chunks))
+
+    body = b'{"slug": "big", "name": "' + b"x" * (3 << 20) + b'"}'
+    with_length = client.post(
+        "/api/v1/campaigns", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert with_length.status_code == 413
+    assert with_length.json["error"] == "request_entity_too_large"  # type: ignore[index]
+    status, answer = chunked(body)
+    assert status == 413 and answer["error"] == "request_entity_too_large", answer
+    # Under the limit, chunked, the body is read whole and judged on its content.
+    status, answer = chunked(b'{"slug": "fine", "name": "x", "destination_url": 1}')
+    assert status == 400 and "destination_url" in answer["fields"], answer

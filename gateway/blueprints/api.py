@@ -101,6 +101,19 @@ def json_body(*, allow_empty: bool = False) -> dict[str, Any]:
     body = request.get_data(cache=True)
     if allow_empty and not body:
         return {}
+    # Sent chunked (no Content-Length), the body is cut at the limit rather than refused
+    # (werkzeug's stream stops there): more behind it means it was too large, which is the
+    # documented 413, not a 400 calling a well-formed body broken JSON.
+    limit = request.max_content_length
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(body) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
+        raise ApiError(
+            413, "request_entity_too_large", f"the request body is larger than {limit} bytes"
+        )
     message = "the request body must be a JSON object"
     if not request.is_json:
         raise ApiError(400, "invalid_json", message + ", sent with Content-Type: application/json")
