@@ -478,6 +478,7 @@ def route_matrix(
         ("GET", hook, marketing),
         ("GET", f"{hook}/delete", marketing),
         ("POST", f"{hook}/action", marketing),
+        ("POST", f"{hook}/edit", marketing),
         ("POST", f"{hook}/rotate", marketing),
         ("POST", f"{hook}/redeliver", marketing),
         ("POST", f"{hook}/delete", marketing),

@@ -512,3 +512,102 @@ def test_an_http_status_is_shown_once(app: Flask, services: Services) -> None:
     page = as_role(app, "marketing").get(f"/console/webhooks/{endpoint.id}", headers=EN).text
     assert '<span class="num error">500</span></td>' in page
     assert '<span class="num">204</span></td>' in page and "HTTP 500" not in page
+
+
+def edit(client: FlaskClient, endpoint_id: str, **fields: object) -> TestResponse:
+    """Open the endpoint's page and send its edit form, prefilled, with ``fields`` changed."""
+    path = f"/console/webhooks/{endpoint_id}"
+    page = client.get(path, headers=EN)
+    assert page.status_code == 200
+    html = page.text
+    form = re.search(rf'<form method="post" action="{path}/edit"[^>]*>(.*?)</form>', html, re.S)
+    assert form and "data-once" in form.group(0)
+    body = form.group(1)
+    data: dict[str, object] = {
+        **form_of(html, f"{path}/edit"),
+        "url": re.search(r'name="url" type="url" value="([^"]*)"', body).group(1),  # type: ignore[union-attr]
+        "events": re.findall(r'name="events" value="([^"]+)" checked', body),
+        "campaigns": re.search(r'name="campaigns" value="([^"]*)"', body).group(1),  # type: ignore[union-attr]
+        "description": re.search(r'name="description" maxlength="500" value="([^"]*)"', body).group(
+            1
+        ),  # type: ignore[union-attr]
+        **fields,
+    }
+    return client.post(f"{path}/edit", data=data, headers=EN)
+
+
+def test_an_endpoint_is_edited_on_its_page(app: Flask, services: Services) -> None:
+    endpoint, _ = services.webhooks.create(
+        {"url": URL, "events": ["flag.raised"], "description": "CRM"}, "test"
+    )
+    flagged_campaign(services, "tea")
+    client = as_role(app, "marketing")
+    # Prefilled with what it is: sent unchanged, nothing changes.
+    same = edit(client, endpoint.id)
+    assert same.status_code == 302
+    assert services.webhooks.get(endpoint.id) == endpoint
+    saved = edit(
+        client,
+        endpoint.id,
+        url="https://hooks.example.com/v2",
+        events=["conversion.created", "reward.credited"],
+        campaigns="tea",
+    )
+    assert saved.status_code == 302
+    assert saved.headers["Location"].endswith(f"/console/webhooks/{endpoint.id}")
+    changed = services.webhooks.get(endpoint.id)
+    assert changed is not None
+    assert changed.url == "https://hooks.example.com/v2"
+    assert changed.events == ["conversion.created", "reward.credited"]
+    assert changed.campaigns == ["tea"] and changed.description == "CRM"
+    page = client.get(f"/console/webhooks/{endpoint.id}", headers=EN).text
+    assert "The endpoint&#39;s settings were saved." in page
+    assert "https://hooks.example.com/v2" in page and 'value="tea"' in page
+    assert re.search(r'value="reward.credited" checked', page)
+    # Every campaign again.
+    assert edit(client, endpoint.id, campaigns="").status_code == 302
+    again = services.webhooks.get(endpoint.id)
+    assert again is not None and again.campaigns == []
+    entry = services.audit.recent()[1]
+    assert (entry.action, entry.target) == ("webhook.edit", endpoint.id)
+    assert entry.detail == {
+        "url": "https://hooks.example.com/v2",
+        "events": ["conversion.created", "reward.credited"],
+        "campaigns": ["tea"],
+    }
+
+
+def test_a_refused_edit_shows_the_problem_by_its_field_and_changes_nothing(
+    app: Flask, services: Services
+) -> None:
+    endpoint, _ = services.webhooks.create({"url": URL, "events": ["flag.raised"]}, "test")
+    client = as_role(app, "admin")
+    cases = [
+        ({"url": "http://10.0.0.1/hook"}, "url", "private"),
+        ({"url": "not a url"}, "url", "whitespace"),
+        ({"events": []}, "events", "choose at least one"),
+        ({"campaigns": "no-such-campaign"}, "campaigns", "no-such-campaign"),
+    ]
+    for fields, field, words in cases:
+        refused = edit(client, endpoint.id, description="typed", **fields)
+        assert refused.status_code == 400, fields
+        errors = field_errors(refused.text)
+        assert field in errors and words in errors[field], (fields, errors)
+        assert 'value="typed"' in refused.text
+        if field == "url":
+            assert f'value="{escape(fields["url"])}"' in refused.text
+        assert services.webhooks.get(endpoint.id) == endpoint
+
+
+def test_only_marketing_and_admins_edit_and_only_with_the_token(
+    app: Flask, services: Services
+) -> None:
+    endpoint, _ = services.webhooks.create({"url": URL, "events": ["flag.raised"]}, "test")
+    path = f"/console/webhooks/{endpoint.id}/edit"
+    data = {"url": "https://hooks.example.com/other", "events": "flag.raised"}
+    risk = as_role(app, "risk")
+    refused = risk.post(path, data={**data, "csrf_token": token(risk)}, headers=EN)
+    assert refused.status_code == 403
+    forged = as_role(app, "marketing").post(path, data=data, headers=EN)
+    assert forged.status_code == 400 and "security token" in forged.text
+    assert services.webhooks.get(endpoint.id) == endpoint

@@ -1,5 +1,6 @@
 """Webhook pages (marketing, admin, as the API's webhooks): the endpoints, registering one, an
-endpoint's settings and delivery log, disabling, enabling, rotating its secret, deleting it.
+endpoint's settings and delivery log, editing them, disabling, enabling, rotating its secret,
+deleting it.
 
 Every change goes through gateway.webhooks (the service the API calls), so the URL rules
 (private and loopback hosts refused...) are the API's. Signing secrets are shown on the response
@@ -108,8 +109,20 @@ def _list_page(
     return body, status
 
 
-def _detail_page(endpoint: Endpoint, secret: str = "", created: bool = False) -> str:
+def _detail_page(
+    endpoint: Endpoint,
+    secret: str = "",
+    created: bool = False,
+    form: dict[str, object] | None = None,
+    errors: dict[str, str] | None = None,
+) -> str:
     hooks = services().webhooks
+    current = {
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "campaigns": ", ".join(endpoint.campaigns),
+        "description": endpoint.description,
+    }
     return render_template(
         "console/webhook.html",
         hook=hooks.summary(endpoint),
@@ -120,6 +133,8 @@ def _detail_page(endpoint: Endpoint, secret: str = "", created: bool = False) ->
         created=created,
         overlaps=OVERLAPS,
         failure=failure,
+        form=form or current,
+        errors=errors or {},
         form_id=new_form_id(),
         results=get_flashed_messages(category_filter=["message"]),
         problems=get_flashed_messages(category_filter=["warning"]),
@@ -135,19 +150,8 @@ def webhooks() -> Page:
 @bp.post("/webhooks")
 @roles(*MARKETING)
 def create_webhook() -> Page:
-    form: dict[str, object] = {
-        "url": request.form.get("url", ""),
-        "events": request.form.getlist("events"),
-        "campaigns": request.form.get("campaigns", ""),
-        "description": request.form.get("description", ""),
-    }
-    slugs = [s for s in _SEPARATORS.split(str(form["campaigns"])) if s]
-    document = {
-        "url": form["url"],
-        "events": form["events"],
-        "campaigns": slugs or None,
-        "description": form["description"],
-    }
+    form = _sent_form()
+    document = _document(form)
     hooks = services().webhooks
     try:
         endpoint, secret = hooks.create(
@@ -178,6 +182,28 @@ def create_webhook() -> Page:
     return _detail_page(endpoint, secret, created=True)
 
 
+def _sent_form() -> dict[str, object]:
+    """The endpoint form's fields as typed and ticked (shown again when refused)."""
+    return {
+        "url": request.form.get("url", ""),
+        "events": request.form.getlist("events"),
+        "campaigns": request.form.get("campaigns", ""),
+        "description": request.form.get("description", ""),
+    }
+
+
+def _document(form: dict[str, object]) -> dict[str, object]:
+    """The form as the service takes it: campaign slugs split on commas and spaces (Chinese
+    ones too); none, every campaign."""
+    slugs = [s for s in _SEPARATORS.split(str(form["campaigns"])) if s]
+    return {
+        "url": form["url"],
+        "events": form["events"],
+        "campaigns": slugs or None,
+        "description": form["description"],
+    }
+
+
 def _form_errors(exc: ApiError) -> dict[str, str]:
     """The service's field errors under the form's fields (``events.0`` under events); the rest
     (a damaged form, too many endpoints) at the top."""
@@ -194,6 +220,32 @@ def _form_errors(exc: ApiError) -> dict[str, str]:
 @roles(*MARKETING)
 def webhook(endpoint_id: str) -> Page:
     return _detail_page(_endpoint(endpoint_id))
+
+
+@bp.post("/webhooks/<endpoint_id>/edit")
+@roles(*MARKETING)
+def edit_webhook(endpoint_id: str) -> Page:
+    endpoint = _endpoint(endpoint_id)
+    form = _sent_form()
+    current = {
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "campaigns": endpoint.campaigns or None,
+        "description": endpoint.description,
+    }
+    changes = {k: v for k, v in _document(form).items() if v != current[k]}
+    if changes:
+        try:
+            updated = services().webhooks.update(endpoint.id, changes, user().actor)
+        except ApiError as exc:
+            return _detail_page(endpoint, form=form, errors=_form_errors(exc)), exc.status
+        audit(
+            "webhook.edit",
+            endpoint.id,
+            **{k: getattr(updated, k) for k in changes},
+        )
+        flash(_("The endpoint's settings were saved."))
+    return redirect(url_for("console.webhook", endpoint_id=endpoint.id))
 
 
 @bp.post("/webhooks/<endpoint_id>/action")
