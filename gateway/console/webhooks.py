@@ -117,12 +117,6 @@ def _detail_page(
     errors: dict[str, str] | None = None,
 ) -> str:
     hooks = services().webhooks
-    current = {
-        "url": endpoint.url,
-        "events": endpoint.events,
-        "campaigns": ", ".join(endpoint.campaigns),
-        "description": endpoint.description,
-    }
     return render_template(
         "console/webhook.html",
         hook=hooks.summary(endpoint),
@@ -133,7 +127,7 @@ def _detail_page(
         created=created,
         overlaps=OVERLAPS,
         failure=failure,
-        form=form or current,
+        form=form or _form_of(endpoint),
         errors=errors or {},
         form_id=new_form_id(),
         results=get_flashed_messages(category_filter=["message"]),
@@ -192,6 +186,16 @@ def _sent_form() -> dict[str, object]:
     }
 
 
+def _form_of(endpoint: Endpoint) -> dict[str, object]:
+    """An endpoint's settings as the form shows them (the edit form starts from them)."""
+    return {
+        "url": endpoint.url,
+        "events": endpoint.events,
+        "campaigns": ", ".join(endpoint.campaigns),
+        "description": endpoint.description,
+    }
+
+
 def _document(form: dict[str, object]) -> dict[str, object]:
     """The form as the service takes it: campaign slugs split on commas and spaces (Chinese
     ones too); none, every campaign."""
@@ -227,12 +231,7 @@ def webhook(endpoint_id: str) -> Page:
 def edit_webhook(endpoint_id: str) -> Page:
     endpoint = _endpoint(endpoint_id)
     form = _sent_form()
-    current = {
-        "url": endpoint.url,
-        "events": endpoint.events,
-        "campaigns": endpoint.campaigns or None,
-        "description": endpoint.description,
-    }
+    current = _document(_form_of(endpoint))
     changes = {k: v for k, v in _document(form).items() if v != current[k]}
     if changes:
         try:
