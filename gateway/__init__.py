@@ -59,6 +59,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # the queue open between flags, and an expired form loses the note being written. The
         # token is still bound to the signed-in session (signing out voids it).
         WTF_CSRF_TIME_LIMIT=CONSOLE_FORM_HOURS * 3600,
+        # Console forms verify with every listed key as sessions do (flask-wtf signs with
+        # SECRET_KEY alone, and a rotation turned each form open at that moment, a reviewer's
+        # note included, into "the form expired"). itsdangerous signs with the last of a list.
+        WTF_CSRF_SECRET_KEY=list(reversed(settings.secret_keys)),
         # The oldest session cookie accepted (Flask's default is 31 days, signed out or not);
         # the store's record of the session (gateway.users) ends it at sign-out.
         PERMANENT_SESSION_LIFETIME=timedelta(hours=CONSOLE_FORM_HOURS),

@@ -162,6 +162,8 @@ def test_a_signing_key_rotation_keeps_staff_signed_in(
 
     before = app.test_client()
     assert login(before, "risk").status_code == 302
+    # A form open when the keys rotate (a reviewer's note half written) is sent afterwards.
+    form_token = token(before)
     name = app.config["SESSION_COOKIE_NAME"]
     cookie = before.get_cookie(name)
     assert cookie is not None
@@ -175,6 +177,11 @@ def test_a_signing_key_rotation_keeps_staff_signed_in(
         after = rotated.test_client()
         after.set_cookie(name, cookie.value, domain=cookie.domain)
         assert after.get("/console/flags").status_code == 200
+        # New forms are signed with the new key; the one opened before still goes through.
+        assert token(after) != form_token
+        sent = after.post("/console/logout", data={"csrf_token": form_token})
+        assert sent.status_code == 302 and sent.location.startswith("/console/login")
+        assert after.get("/console/flags").location.startswith("/console/login")
         # A key that is not listed any more signs nobody in.
         dropped = make_app(
             tmp_path / "dropped", store_url, REFGATE_SECRET_KEYS="rotated-key-0123456789abcdef"
