@@ -6,9 +6,14 @@ id (see gateway.console), so disabling an account or resetting its password ends
 Each session is also kept in the store (``keys.console_session``, 12 hours), which signing out
 deletes: a copy of the cookie does not outlive the sign-out.
 
-Failed logins are counted per account and per network prefix (a salted hash of it) in counters
-that expire with the lockout window: after ``ACCOUNT_LIMIT`` failures the account refuses logins,
-after ``NETWORK_LIMIT`` the whole prefix does, until the window passes.
+Failed logins are counted per (account, network prefix) pair, per network prefix (a salted hash
+of it) and per account, in counters that expire with the lockout window. After ``PAIR_LIMIT``
+failures the account refuses logins from that prefix only, after ``NETWORK_LIMIT`` the whole
+prefix refuses every account, until the window passes. Locking the account itself after a few
+failures let anyone who knew a staff member's email keep them out for good (five wrong passwords
+every window, from anywhere); the owner on another network now still gets in. The account-wide
+``ACCOUNT_LIMIT`` is far higher: it is there against guessing spread over many networks, which the
+pair and prefix limits alone would not slow down.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 200
 
-ACCOUNT_LIMIT = 5
+PAIR_LIMIT = 5
 NETWORK_LIMIT = 20
+ACCOUNT_LIMIT = 50
 LOCKOUT_SECONDS = 15 * 60
 
 
@@ -210,42 +216,56 @@ class UserService:
 
 
 class LoginThrottle:
-    """Failed-login counters per account and per network (see the module docstring)."""
+    """Failed-login counters per (account, network) pair, per network and per account (see the
+    module docstring). Each is its own key: on a cluster they sit in different slots, so they
+    are read and written one at a time, never in one transaction."""
 
     def __init__(self, store: Any) -> None:
         self._redis = store
 
-    def _keys(self, email: str, network: str) -> tuple[str, str]:
-        return keys.login_failures("a", email.strip().lower()), keys.login_failures("n", network)
+    def _keys(self, email: str, network: str) -> dict[str, str]:
+        """The counters by the lockout they decide, in the order they are checked: the pair
+        first, so an attacker's own network is told about its own lockout."""
+        email = email.strip().lower()
+        return {
+            "pair": keys.login_failures("p", f"{network}:{email}"),
+            "network": keys.login_failures("n", network),
+            "account": keys.login_failures("a", email),
+        }
 
     def locked(self, email: str, network: str) -> str | None:
-        """ "account" or "network" when logins are refused, else None."""
-        account_key, network_key = self._keys(email, network)
-        account, net = (int(self._redis.get(k) or 0) for k in (account_key, network_key))
-        if account >= ACCOUNT_LIMIT:
-            return "account"
-        if net >= NETWORK_LIMIT:
-            return "network"
+        """ "pair", "network" or "account" when logins are refused, else None."""
+        for locked, key in self._keys(email, network).items():
+            if int(self._redis.get(key) or 0) >= _LIMITS[locked]:
+                return locked
         return None
 
     def failed(self, email: str, network: str) -> None:
-        for key in self._keys(email, network):  # different slots on a cluster: one at a time
+        for key in self._keys(email, network).values():
             pipe = self._redis.pipeline(transaction=True)
             pipe.incr(key)
             pipe.expire(key, LOCKOUT_SECONDS)
             pipe.execute()
 
     def first_refusal(self, locked: str, email: str, network: str) -> bool:
-        """True for the first login refused by a lockout (``locked``: "account" or
-        "network"), once per lockout window: the audit log records that one. Recorded each
+        """True for the first login refused by a lockout (``locked``: "pair", "network" or
+        "account"), once per lockout window: the audit log records that one. Recorded each
         time, refused attempts (which cost the sender nothing) filled the capped audit log and
         pushed the staff's actions out of it."""
-        subject = email.strip().lower() if locked == "account" else network
+        email = email.strip().lower()
+        subject = {"pair": f"{network}:{email}", "network": network, "account": email}[locked]
         once = keys.login_failures(f"refused-{locked}", subject)
         return bool(self._redis.set(once, 1, nx=True, ex=LOCKOUT_SECONDS))
 
-    def succeeded(self, email: str) -> None:
-        self._redis.delete(keys.login_failures("a", email.strip().lower()))
+    def succeeded(self, email: str, network: str) -> None:
+        """Forget the pair's failures (most likely the owner's own typos). The account-wide
+        count stays until its window passes: an attacker who spreads guesses over many networks
+        must not have it wiped each time the owner signs in."""
+        self._redis.delete(self._keys(email, network)["pair"])
+
+
+#: The failures at which each counter of LoginThrottle refuses logins.
+_LIMITS = {"pair": PAIR_LIMIT, "network": NETWORK_LIMIT, "account": ACCOUNT_LIMIT}
 
 
 def _dump(user: StaffUser) -> str:

@@ -17,7 +17,7 @@ from gateway.platformwatch import BlockAlert
 from gateway.services import Services
 from gateway.stats import campaign_stats
 from gateway.store import keys
-from gateway.users import ACCOUNT_LIMIT, NETWORK_LIMIT
+from gateway.users import ACCOUNT_LIMIT, LOCKOUT_SECONDS, NETWORK_LIMIT, PAIR_LIMIT
 from tests.console_helpers import (
     PASSWORD,
     add_staff,
@@ -294,21 +294,49 @@ def test_every_form_needs_the_csrf_token(app: Flask, services: Services, staff: 
 # -- lockout -----------------------------------------------------------------------------------------
 
 
-def test_lockout_after_repeated_failures_per_account(
+def test_lockout_is_per_account_and_network_so_the_owner_elsewhere_gets_in(
     app: Flask, services: Services, staff: None
 ) -> None:
-    client = app.test_client()
-    for n in range(ACCOUNT_LIMIT):
-        address = {"REMOTE_ADDR": f"198.51.{n}.7"}  # different networks: the account counts
-        assert login(client, "marketing", "wrong password", **address).status_code == 401
-    locked = login(client, "marketing", PASSWORD, REMOTE_ADDR="192.0.2.1")
-    assert locked.status_code == 429 and "account" in locked.text
-    # Other accounts are not affected; a success elsewhere does not unlock this one.
-    assert login(app.test_client(), "risk").status_code == 302
-    assert login(app.test_client(), "marketing").status_code == 429
+    """Five wrong passwords once locked the account from anywhere: anyone who knew a staff
+    member's email could keep them out for good. Only the failing network is locked now."""
+    attacker = {"REMOTE_ADDR": "198.51.100.7"}
+    for _ in range(PAIR_LIMIT):
+        assert (
+            login(app.test_client(), "marketing", "wrong password", **attacker).status_code == 401
+        )
+    # The attacker's network is refused even with the right password...
+    locked = login(app.test_client(), "marketing", **attacker)
+    assert locked.status_code == 429 and "account from your network" in locked.text
+    # ...while the owner on another network, and other accounts on the attacker's, get in.
+    assert login(app.test_client(), "marketing", REMOTE_ADDR="192.0.2.1").status_code == 302
+    assert login(app.test_client(), "risk", **attacker).status_code == 302
+    assert login(app.test_client(), "marketing", **attacker).status_code == 429
     actions = [e.action for e in services.audit.recent()]
-    assert actions.count("login.failed") == ACCOUNT_LIMIT
+    assert actions.count("login.failed") == PAIR_LIMIT
     assert "login.refused" in actions
+    # The lockout lasts the window: its counter expires then (deleted here, as expiry would).
+    network = services.audit.network_hash("198.51.100.7")
+    pair = keys.login_failures("p", f"{network}:{email('marketing')}")
+    assert 0 < services.store.main.ttl(pair) <= LOCKOUT_SECONDS
+    services.store.main.delete(pair)
+    assert login(app.test_client(), "marketing", **attacker).status_code == 302
+
+
+def test_lockout_per_account_against_guessing_from_many_networks(
+    app: Flask, services: Services, staff: None
+) -> None:
+    for n in range(ACCOUNT_LIMIT - 1):
+        address = {"REMOTE_ADDR": f"198.51.{n}.7"}  # a network each: only the account counts
+        assert login(app.test_client(), "marketing", "wrong", **address).status_code == 401
+    # The owner signing in does not wipe the account-wide count (it would reopen the guessing).
+    assert login(app.test_client(), "marketing", REMOTE_ADDR="192.0.2.1").status_code == 302
+    assert (
+        login(app.test_client(), "marketing", "wrong", REMOTE_ADDR="198.51.99.7").status_code == 401
+    )
+    locked = login(app.test_client(), "marketing", REMOTE_ADDR="192.0.2.1")
+    assert locked.status_code == 429 and "for this account." in locked.text
+    # Other accounts are not affected.
+    assert login(app.test_client(), "risk", REMOTE_ADDR="192.0.2.1").status_code == 302
 
 
 def test_lockout_per_network(app: Flask, services: Services, staff: None) -> None:
@@ -337,10 +365,10 @@ def test_logins_refused_by_a_lockout_do_not_flood_the_audit_log(
     attempts without end (each costs nothing, the lockout answers before any password check),
     and the capped log lost the staff's actions to them. One entry a lockout window now."""
     client = app.test_client()
-    for n in range(ACCOUNT_LIMIT):
-        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"198.51.{n}.7").status_code == 401
+    for _ in range(PAIR_LIMIT):
+        assert login(client, "marketing", "wrong", REMOTE_ADDR="198.51.100.7").status_code == 401
     for n in range(30):
-        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"192.0.{n}.1").status_code == 429
+        assert login(client, "marketing", "wrong", REMOTE_ADDR=f"198.51.100.{n}").status_code == 429
     for n in range(NETWORK_LIMIT):
         page = client.get("/console/login")
         client.post(
@@ -365,7 +393,7 @@ def test_logins_refused_by_a_lockout_do_not_flood_the_audit_log(
         )
         assert refused.status_code == 429
     entries = [e for e in services.audit.recent(limit=1000) if e.action == "login.refused"]
-    assert sorted(e.detail["locked"] for e in entries) == ["account", "network"], entries
+    assert sorted(e.detail["locked"] for e in entries) == ["network", "pair"], entries
 
 
 # -- the audit log -------------------------------------------------------------------------------------

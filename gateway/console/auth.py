@@ -47,6 +47,19 @@ def _safe_next(target: str | None) -> str:
     return url_for("console.index")
 
 
+def _refused(locked: str) -> str:
+    """What a login refused by a lockout (gateway.users.LoginThrottle.locked) is told."""
+    if locked == "pair":
+        message = _(
+            "Too many failed attempts for this account from your network. Try again in 15 minutes."
+        )
+    elif locked == "network":
+        message = _("Too many failed attempts from your network. Try again in 15 minutes.")
+    else:
+        message = _("Too many failed attempts for this account. Try again in 15 minutes.")
+    return str(message)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | str:
     if request.method == "GET":
@@ -63,19 +76,14 @@ def login() -> Response | tuple[str, int] | str:
             found.audit.record(
                 f"user:{email}", "login.refused", email, client_ip(), {"locked": locked}
             )
-        message = (
-            _("Too many failed attempts for this account. Try again in 15 minutes.")
-            if locked == "account"
-            else _("Too many failed attempts from your network. Try again in 15 minutes.")
-        )
-        return render_template("console/login.html", email=email, error=message), 429
+        return render_template("console/login.html", email=email, error=_refused(locked)), 429
     account = found.users.verify(email, password)
     if account is None:
         found.logins.failed(email, network)
         found.audit.record(f"user:{email}", "login.failed", email, client_ip())
         error = _("Wrong email or password, or the account is disabled.")
         return render_template("console/login.html", email=email, error=error), 401
-    found.logins.succeeded(email)
+    found.logins.succeeded(email, network)
     # A new session for whoever signs in: forms opened under the session before (another
     # user's, in another tab) carry its CSRF token and are refused, not made in this name.
     session.clear()

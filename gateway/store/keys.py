@@ -335,8 +335,9 @@ def job_lock(name: str) -> str:
 
 
 def login_failures(scope: str, value: str) -> str:
-    """Counter of failed console logins for one account (``scope`` "a") or one network prefix
-    ("n", a salted hash); expires with the lockout window (gateway.users)."""
+    """Counter of failed console logins for one account (``scope`` "a"), one network prefix
+    ("n", a salted hash) or one pair of them ("p", ``<prefix hash>:<email>``); expires with the
+    lockout window (gateway.users). One key each, no hash tag: nothing touches two at once."""
     return f"{PREFIX}:login-fail:{scope}:{value}"
 
 
