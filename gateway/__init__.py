@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from gateway import i18n
+from gateway.clickpath import HSTS
 from gateway.fastpath import ClickPathMiddleware, FlaskPageRenderer
 from gateway.services import Services
 from gateway.settings import Settings
@@ -96,6 +97,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_error_handler(HTTPException, _http_error)
+    # Every Flask response (console, API, media, pages and errors); the fast path's own answers
+    # add it themselves (gateway.clickpath.Answer).
+    app.after_request(_strict_transport_security)
 
     from gateway import console
 
@@ -116,6 +120,13 @@ CONSOLE_FORM_HOURS = 12
 
 def _is_setting(name: str) -> bool:
     return name.startswith("REFGATE_") or name == "REDIS_URL"
+
+
+def _strict_transport_security(response: Response) -> Response:
+    """HSTS over https only (see gateway.clickpath.HSTS)."""
+    if request.environ.get("wsgi.url_scheme") == "https":
+        response.headers[HSTS[0]] = HSTS[1]
+    return response
 
 
 def _http_error(exc: HTTPException) -> Response | HTTPException:

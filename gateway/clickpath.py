@@ -58,6 +58,10 @@ PAGE_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
 )
+#: Sent with every answer over https, never over plain http (a browser ignores it there, and
+#: it would suggest the site were protected). No includeSubDomains or preload: an operator may
+#: serve other hosts of the domain that have no https.
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
 STATUS_LINES = {
     200: "200 OK",
     302: "302 Found",
@@ -91,9 +95,13 @@ class Answer:
         return next((value for key, value in self.headers if key.lower() == lowered), None)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        start_response(
-            STATUS_LINES[self.status], [*self.headers, ("Content-Length", str(len(self.body)))]
-        )
+        length = ("Content-Length", str(len(self.body)))
+        # One comparison and a constant tuple: this runs for every click. ProxyFix (outside
+        # this) has set the scheme from X-Forwarded-Proto when the proxy is trusted.
+        if environ.get("wsgi.url_scheme") == "https":
+            start_response(STATUS_LINES[self.status], [*self.headers, length, HSTS])
+        else:
+            start_response(STATUS_LINES[self.status], [*self.headers, length])
         # No body, no body chunk: gunicorn sends each chunk with a system call of its own, an
         # empty one included, and a redirect has no body.
         if not self.body or environ.get("REQUEST_METHOD") == "HEAD":
