@@ -132,7 +132,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
     from gateway import default_data_dir, logs
     from gateway.server import run
 
-    logs.use_json()  # from the first line: the settings' warnings and the store starting
+    logs.use_log_format()  # from the first line: the settings' warnings and the store starting
     settings = Settings.from_env(default_data_dir=default_data_dir())
     run(settings, host=host, port=port, workers=workers, demo=demo)
 

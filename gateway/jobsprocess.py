@@ -57,7 +57,7 @@ def run(*, once: bool, period: float) -> list[str]:
         # As refgate serve's workers log (REFGATE_LOG_FORMAT), from the first line: building
         # the app below already warns (the store's persistence, a store that cannot be reached)
         # and those lines came out in the plain format, unreadable to a JSON log pipeline.
-        logs.use_json()
+        logs.use_log_format()
     # The app built here must not start a jobs thread of its own as well.
     app = create_app({WORKERS_ENV: "0"})
     services: Services = app.extensions[EXTENSION]

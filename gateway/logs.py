@@ -4,6 +4,11 @@
 for the plain format. Fields: ``ts`` (unix seconds), ``level``, ``logger``, ``msg``, ``pid``, any
 ``extra`` the call passed (``click_id``, ``campaign``, ``decision``, ``outcome``, ...) and
 ``exc`` with the traceback of an exception.
+
+Log lines carry what clients sent (user agents, paths, emails typed into the login form, a
+webhook endpoint's error). JSON escapes control characters itself; the text format escapes them
+(``\\n``, ``\\r``, ``\\x1b``...) in the message and the ``extra`` fields, and indents a traceback's
+lines, so that nothing a client sends can start a line that reads as a record of its own.
 """
 
 from __future__ import annotations
@@ -40,18 +45,68 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+#: The text format's line (the ``extra`` fields follow it as `` key=value``).
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, which some
+#: log viewers also break lines at, as escapes.
+_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029)
+} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: every control character written as an escape."""
+    return text.translate(_ESCAPES)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format (``REFGATE_LOG_FORMAT=text``): one line per record, whatever a client
+    put in its message or ``extra`` fields (see the module docstring); a traceback follows on
+    indented lines."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        # The record is shared with every other handler: the escaped message is put on it only
+        # while this line is made.
+        message = record.message
+        extra = "".join(
+            f" {key}={escape_controls(str(value))}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        )
+        record.message = escape_controls(message) + extra
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    """A traceback's lines, each escaped and indented: an exception's message may hold a
+    client's line breaks, and no line of it may start at the margin like a record."""
+    return "\n".join(f"    {escape_controls(line)}" for line in text.split("\n"))
+
+
 def json_logs() -> bool:
     return os.environ.get("REFGATE_LOG_FORMAT", "json").strip().lower() != "text"
 
 
-def use_json() -> None:
-    """Give the root logger's handlers the JSON format: `refgate serve` (whose workers inherit
-    them, gunicorn's own lines go through ``gateway.server.GunicornLogger``) and `refgate jobs`
-    call this before they log anything. gunicorn's access log stays off: it costs every
-    request."""
-    if not json_logs():
-        return
-    formatter = JsonFormatter()
+def use_log_format() -> None:
+    """Give the root logger's handlers the configured format (JSON unless
+    ``REFGATE_LOG_FORMAT=text``): `refgate serve` (whose workers inherit them, gunicorn's own
+    lines go through ``gateway.server.GunicornLogger``) and `refgate jobs` call this before
+    they log anything. gunicorn's access log stays off: it costs every request."""
+    formatter = JsonFormatter() if json_logs() else TextFormatter()
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(level=logging.INFO)

@@ -42,14 +42,21 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
 class GunicornLogger(Logger):  # type: ignore[misc]
     """gunicorn's logger, writing refgate's JSON lines (gateway.logs) from its first line on:
     hooks such as ``when_ready`` come after "Starting gunicorn" and "Listening at". gunicorn
-    calls ``setup`` again when it reloads (HUP), which builds new handlers."""
+    calls ``setup`` again when it reloads (HUP), which builds new handlers. In the text format,
+    gunicorn's own line with refgate's escaping (its lines quote what clients sent)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         if logs.json_logs():
-            formatter = logs.JsonFormatter()
-            for handler in (*self.error_log.handlers, *self.access_log.handlers):
-                handler.setFormatter(formatter)
+            formatter: logging.Formatter = logs.JsonFormatter()
+            access: logging.Formatter = formatter
+        else:
+            formatter = logs.TextFormatter(self.error_fmt, self.datefmt)
+            access = logs.TextFormatter(self.access_fmt)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+        for handler in self.access_log.handlers:
+            handler.setFormatter(access)
 
     def warning(self, msg: Any, *args: Any, **kwargs: Any) -> None:
         if isinstance(msg, str):
