@@ -347,3 +347,65 @@ def test_a_heavy_sharers_totals_count_every_reward_not_the_listed_ones(
     # Kept from then on: a review taking back its fraud decision gives the units back.
     services.flags.decide(flag_id_for(campaign.id, "participant", "old0"), "legit", "", "test")
     assert redis.hmget(rref, "denied", "clawed_back") == [b"6", b"6"]
+
+
+def test_a_lookup_reads_only_the_campaigns_that_numbered_the_name(services: Services) -> None:
+    """Each sharer and participant is indexed by name when a campaign first numbers them
+    (minting, joining), and a lookup reads those campaigns only, not every one (O(campaigns)
+    reads per lookup before)."""
+    a_sharers_story(services)
+    coffee = second_campaign(services)
+    tea = services.campaigns.require("tea")
+    for n in range(20):  # campaigns that never heard of them
+        services.campaigns.create(
+            {"slug": f"x{n}", "name": f"X{n}", "destination_url": "https://shop.example.com/"},
+            "test",
+        )
+    redis = services.store.main
+    indexed = {
+        name: {int(i) for i in redis.smembers(keys.person_campaigns(name))}
+        for name in ("farmer", "p1", "p2", "mole", "nobody")
+    }
+    assert indexed == {
+        "farmer": {tea.id, coffee["id"]},
+        "p1": {tea.id, coffee["id"]},
+        "p2": {tea.id},
+        "mole": {tea.id},
+        "nobody": set(),
+    }
+    # The index is what is read: a campaign left out of it is not looked at.
+    redis.srem(keys.person_campaigns("farmer"), coffee["id"])
+    assert [a.campaign.slug for a in services.people.everywhere("farmer")] == ["tea"]
+    assert services.people.everywhere("farmer", besides=tea.id) == []
+
+
+def test_a_store_from_before_the_index_reads_every_campaign_until_reindexed(
+    app: Flask, services: Services
+) -> None:
+    """Upgraded stores have no index: lookups read every campaign as before, and `refgate
+    people reindex` indexes every sharer and participant once (numbered or only in the tree:
+    joins from before joins were numbered), then lookups use it."""
+    a_sharers_story(services)
+    coffee = second_campaign(services)
+    tea = services.campaigns.require("tea")
+    redis = services.store.main
+    before = {a.campaign.slug: a for a in services.people.everywhere("p1")}
+    # As an older version left it: no index, and p3 joined tea without a number.
+    redis.delete(keys.PEOPLE_INDEXED, *redis.scan_iter(match=keys.person_campaigns("*")))
+    redis.hdel(keys.campaign_keys(tea.id).referrer_index, "p3")
+    assert {a.campaign.slug: a for a in services.people.everywhere("p1")} == before
+    assert [a.campaign.slug for a in services.people.everywhere("p3")] == ["tea"]
+
+    result = app.test_cli_runner().invoke(args=["people", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("people indexed by campaign\n")
+    assert redis.get(keys.PEOPLE_INDEXED) == b"1"
+    assert redis.smembers(keys.person_campaigns("p1")) == {
+        str(tea.id).encode(),
+        str(coffee["id"]).encode(),
+    }
+    assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}
+    assert {a.campaign.slug: a for a in services.people.everywhere("p1")} == before
+    # Run again: the same.
+    assert app.test_cli_runner().invoke(args=["people", "reindex"]).exit_code == 0
+    assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}

@@ -588,9 +588,7 @@ def person(slug: str, name: str) -> Page:
         tree_url=url_for("console.tree", slug=slug),
         people_url=people_url(slug),
         # The other campaigns only: this one's facts are read above.
-        elsewhere=found.people.everywhere(
-            name, [other for other in found.campaigns.list() if other.id != campaign.id]
-        ),
+        elsewhere=found.people.everywhere(name, besides=campaign.id),
     )
 
 
