@@ -210,8 +210,13 @@ class Bench:
             for user, _ in chunk:  # the new participant's own sharer number (convert does this)
                 mint.queue(pipe, [ck.referrer_index, ck.referrer_external,
                                   ck.referrer_generation, ck.counters], [user])  # fmt: skip
-            numbers = [int(number) for number, _ in pipe.execute()]
+            numbered = pipe.execute()
+            numbers = [int(number) for number, _, _ in numbered]
             pipe = self.redis.pipeline(transaction=False)
+            # The people index, as gateway.sharelinks.referrer_number adds a name new here.
+            for (user, _), (_, _, new) in zip(chunk, numbered, strict=True):
+                if new:
+                    pipe.sadd(keys.person_campaigns(user), campaign.id)
             now = time.time()
             for (user, parent), number in zip(chunk, numbers, strict=True):
                 parent_path = self.paths.get(parent, "")
@@ -244,8 +249,9 @@ class Bench:
                     ],
                 )  # fmt: skip
                 self.paths[user] = self._path_of(user, parent)
-            for new, answer in pipe.execute():
-                assert new == 1, answer
+            for reply in pipe.execute():
+                if isinstance(reply, list):  # convert.lua's, not an index's SADD
+                    assert reply[0] == 1, reply[1]
         return time.perf_counter() - started
 
     # -- baselines -----------------------------------------------------------------------------
@@ -293,6 +299,8 @@ class Bench:
             "node (p:<user>)": sum(usage(ck.participant(u)) for u in sample) / len(sample),
             "reward (reward:<user>)": sum(usage(ck.reward(u)) for u in sample) / len(sample),
             "own set (browser, phone, network)": sum(usage(ck.sharer_own(n)) for n in numbers)
+            / len(sample),
+            "people index (person:<user>)": sum(usage(keys.person_campaigns(u)) for u in sample)
             / len(sample),
         }
         sharers = self.rng.sample(sorted(parents), min(300, len(parents)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -395,12 +395,18 @@ class CampaignService:
         raw = self._redis.hget(keys.campaign_keys(campaign_id).config, "json")
         return None if raw is None else Campaign.model_validate_json(raw)
 
-    def list(self) -> list[Campaign]:
-        ids = sorted(int(v) for v in self._redis.hvals(keys.CAMPAIGN_SLUGS))
+    def of_ids(self, campaign_ids: Iterable[int]) -> list[Campaign]:
+        """The campaigns of ``campaign_ids`` that exist, oldest first, in one round trip."""
+        ids = sorted(set(campaign_ids))
+        if not ids:
+            return []
         pipe = self._redis.pipeline(transaction=False)
         for campaign_id in ids:
             pipe.hget(keys.campaign_keys(campaign_id).config, "json")
         return [Campaign.model_validate_json(raw) for raw in pipe.execute() if raw is not None]
+
+    def list(self) -> list[Campaign]:
+        return self.of_ids(int(v) for v in self._redis.hvals(keys.CAMPAIGN_SLUGS))
 
     def iter_ids(self) -> Iterator[int]:
         for value in self._redis.hvals(keys.CAMPAIGN_SLUGS):
@@ -519,6 +525,10 @@ class CampaignService:
         self._redis.hset(ck.counters, keys.STAKE_INDEXED, 1)
         # And its rewards by status (convert.lua and settle_reward.lua keep them).
         self._redis.hset(ck.counters, keys.REWARD_STATUS_INDEXED, 1)
+        if campaign_id == 1:
+            # The store's first campaign: nobody is in a campaign yet, so the people lookup's
+            # index is whole from here on (mint.lua's callers keep it).
+            self._redis.set(keys.PEOPLE_INDEXED, 1)
         self._redis.hset(ck.config, mapping={"json": campaign.model_dump_json(), "ver": 1})
         if not self._redis.hsetnx(keys.CAMPAIGN_SLUGS, spec.slug, campaign_id):
             self._redis.delete(ck.config, ck.logo)

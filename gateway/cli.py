@@ -279,6 +279,21 @@ def rewards_reindex(slug: str | None) -> None:
         click.echo(f"{campaign.slug}: {count} rewards indexed by status")
 
 
+@cli.group()
+def people() -> None:
+    """Maintain the people lookup's index."""
+
+
+@people.command("reindex")
+@with_appcontext
+def people_reindex() -> None:
+    """Index every campaign's sharers and participants by name, so a people lookup reads only
+    the campaigns that know the name (a store from before that index reads every campaign
+    until this has run once). Safe to run again and while refgate serves."""
+    count = _services().people.reindex()
+    click.echo(f"{count} people indexed by campaign")
+
+
 # -- simulate ------------------------------------------------------------------------------
 
 

@@ -4,7 +4,9 @@ Support and the risk team are asked about a person, not a campaign ("my invitati
 nothing"), and rings work across campaigns. A name is looked up in each campaign by the keys
 that name it (its tree node, its links, the flags whose ids derive from it, its rewards), all in
 one pipeline and one more for the links' state: never by reading a campaign's participants,
-flags or rewards.
+flags or rewards. Only the campaigns that numbered the name (keys.person_campaigns, kept where a
+sharer or participant is first numbered) are read, not every campaign; until a store from before
+that index is reindexed (:meth:`PeopleService.reindex`), every campaign is.
 """
 
 from __future__ import annotations
@@ -65,11 +67,10 @@ class PeopleService:
         self._redis = store
         self._campaigns = campaigns
 
-    def everywhere(self, name: str, campaigns: list[Campaign] | None = None) -> list[Appearance]:
-        """The campaigns (of ``campaigns``, default all) where ``name`` is in the tree, has
-        links, a flag about them, or a reward, oldest campaign first."""
-        if campaigns is None:
-            campaigns = self._campaigns.list()
+    def everywhere(self, name: str, *, besides: int | None = None) -> list[Appearance]:
+        """The campaigns (but ``besides``) where ``name`` is in the tree, has links, a flag
+        about them, or a reward, oldest campaign first."""
+        campaigns = [c for c in self._candidates(name) if c.id != besides]
         if not campaigns:
             return []
         pipe = self._redis.pipeline(transaction=False)
@@ -108,6 +109,40 @@ class PeopleService:
             zip((c.id for c, _ in with_links), pipe.execute() if with_links else [], strict=True)
         )
         return [_appearance(campaign, row, revoked.get(campaign.id)) for campaign, row in found]
+
+    def _candidates(self, name: str) -> list[Campaign]:
+        """The campaigns that numbered ``name``, from the index, or every campaign while the
+        store is not indexed yet."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.get(keys.PEOPLE_INDEXED)
+        pipe.smembers(keys.person_campaigns(name))
+        indexed, ids = pipe.execute()
+        if not indexed:
+            return self._campaigns.list()
+        return self._campaigns.of_ids(int(i) for i in ids)
+
+    def reindex(self, chunk: int = 1000) -> int:
+        """Add every campaign's sharers and participants to the people index (their numbers,
+        then the tree's nodes: participants who joined before joins were numbered), then mark
+        the store indexed; returns how many (person, campaign) pairs were read. Adding is
+        idempotent, so it is safe to run again and while refgate serves (new people are added
+        by their numbering meanwhile). Reads every campaign once: an upgrade's one-off."""
+        added = 0
+        for campaign_id in sorted(self._campaigns.iter_ids()):
+            ck = keys.campaign_keys(campaign_id)
+            names = {n.decode() for n, _ in self._redis.hscan_iter(ck.referrer_index, count=chunk)}
+            node = ck.participant("")  # every node's key starts so
+            for key in self._redis.scan_iter(match=f"{node}*", count=chunk):
+                names.add(key.decode()[len(node) :])
+            listed = sorted(names)
+            for start in range(0, len(listed), chunk):
+                pipe = self._redis.pipeline(transaction=False)
+                for name in listed[start : start + chunk]:
+                    pipe.sadd(keys.person_campaigns(name), campaign_id)
+                pipe.execute()
+            added += len(listed)
+        self._redis.set(keys.PEOPLE_INDEXED, 1)
+        return added
 
 
 def _appearance(campaign: Campaign, row: list[Any], revoked: bool | None) -> Appearance:

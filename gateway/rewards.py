@@ -171,6 +171,44 @@ class RewardService:
             {k.decode(): int(v) for k, v in totals.items() if v.lstrip(b"-").isdigit()},
         )
 
+    def referrer_totals(self, campaign_id: int, referrer: str) -> dict[str, dict[str, int]]:
+        """How many of a referrer's rewards are in each status and their units, exact however
+        many they have (the person page listed 200 and had summed those): the counts are the
+        sizes of their by-status indexes, the units their totals hash, where convert.lua and
+        settle_reward.lua keep credited, held, denied and clawed_back units as they move them.
+        A referrer from before the last two were kept is counted once (referrer_units.lua)."""
+        self.index_statuses(campaign_id)
+        ck = keys.campaign_keys(campaign_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for status in STATUSES:
+            pipe.zcard(ck.referrer_rewards_by_status(referrer, status))
+        pipe.hgetall(ck.referrer_rewards(referrer))
+        *counts, raw = pipe.execute()
+        n = dict(zip(STATUSES, (int(c) for c in counts), strict=True))
+        if b"units_kept" not in raw and n["denied"] + n["clawed_back"]:
+            raw = self._count_units(ck, referrer)
+        return {
+            status: {
+                "n": n[status],
+                # Denied and clawed_back units of a referrer with none of those are 0, whatever
+                # settle_reward.lua moved there and back before they were counted.
+                "units": int(raw.get(status.encode(), 0)) if n[status] else 0,
+            }
+            for status in STATUSES
+        }
+
+    def _count_units(self, ck: keys.CampaignKeys, referrer: str) -> dict[bytes, bytes]:
+        """Sum a referrer's denied and clawed_back units once into their totals hash; read
+        again while a review moves their rewards under it (a few times at most)."""
+        count = script("referrer_units")
+        indexes = [ck.referrer_rewards_by_status(referrer, s) for s in ("denied", "clawed_back")]
+        for _ in range(10):
+            users = [u.decode() for index in indexes for u in self._redis.zrange(index, 0, -1)]
+            reward_keys = [ck.reward(u) for u in users]
+            if count(self._redis, [ck.referrer_rewards(referrer), *indexes, *reward_keys], users):
+                break
+        return dict(self._redis.hgetall(ck.referrer_rewards(referrer)))
+
     def replay_rows(self, campaign_ids: list[int]) -> list[dict[str, Any]]:
         """Every reward, oldest first, as replay writes them (rewards.jsonl)."""
         out = []

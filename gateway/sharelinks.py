@@ -148,11 +148,18 @@ class ShareLinkService:
 
 
 def referrer_number(store: Any, campaign_id: int, referrer: str) -> tuple[int, int]:
-    """The referrer's numeric id (assigned on first use) and current link generation."""
+    """The referrer's numeric id (assigned on first use) and current link generation.
+
+    Every sharer (minting) and every participant (joining: their own number) is numbered here
+    first, so a name new to the campaign is added to the people lookup's index here, once."""
     ck = keys.campaign_keys(campaign_id)
-    number, generation = script("mint")(
+    number, generation, new = script("mint")(
         store,
         [ck.referrer_index, ck.referrer_external, ck.referrer_generation, ck.counters],
         [referrer],
     )
+    if new:
+        # Not atomic with the number (another slot in a cluster): a process dying in between
+        # leaves the person out until `refgate people reindex`, which adds them again.
+        store.sadd(keys.person_campaigns(referrer), campaign_id)
     return int(number), int(generation)

@@ -3,6 +3,8 @@ people search and the person page's other campaigns."""
 
 from __future__ import annotations
 
+import re
+
 import jsonschema_rs
 import pytest
 from flask import Flask
@@ -11,6 +13,7 @@ from flask.testing import FlaskClient
 from gateway.errors import ApiError
 from gateway.flags import FlagCandidate, flag_id_for
 from gateway.services import Services
+from gateway.store import keys
 from tests.conftest import bearer
 from tests.console_helpers import add_staff, as_role
 from tests.test_console import a_sharers_story
@@ -275,3 +278,134 @@ def test_an_id_with_a_final_newline_is_no_sharer(services: Services) -> None:
     with pytest.raises(ApiError) as refused:
         services.links.mint(campaign, "alice\n")
     assert refused.value.status == 400 and "referrer" in (refused.value.fields or {})
+
+
+def test_a_heavy_sharers_totals_count_every_reward_not_the_listed_ones(
+    app: Flask, services: Services
+) -> None:
+    """The person page listed a referrer's latest 200 rewards and summed those: a sharer whose
+    older rewards were held, denied or clawed back showed none of them. The totals are every
+    reward's, read from counters kept where rewards move, and the same for a referrer counted
+    once from the ledger (rewards from before those counters)."""
+    add_staff(services)
+    campaign = services.campaigns.create(
+        {
+            "slug": "bulk",
+            "name": "Bulk",
+            "destination_url": "https://shop.example.com/",
+            "reward": {"amount": 2, "budget_total": 10_000},
+        },
+        "test",
+    )
+    doc = {"id": campaign.id, "slug": "bulk"}
+    for n in range(10):
+        services.conversions.convert(record_click(services, doc, "heavy"), f"old{n}")
+
+    def participant_flag(user: str) -> str:
+        flag, _ = services.flags.raise_flag(
+            campaign.id, "bulk", FlagCandidate("participant", user, 0.8, ("review",)), 2.0
+        )
+        return flag.id
+
+    for n in range(4):  # held, released, then clawed back
+        flag_id = participant_flag(f"old{n}")
+        services.flags.decide(flag_id, "legit", "", "test")
+        services.flags.decide(flag_id, "fraud", "", "test")
+    for n in range(4, 7):  # held, then denied
+        services.flags.decide(participant_flag(f"old{n}"), "fraud", "", "test")
+    for n in range(7, 9):  # held while open
+        participant_flag(f"old{n}")
+    for n in range(215):  # newer than all of them: the 200 listed are all credited
+        services.conversions.convert(record_click(services, doc, "heavy"), f"new{n}")
+
+    expected = [
+        ("credited", "216", "432"),  # old9 and the 215 new
+        ("held", "2", "4"),
+        ("denied", "3", "6"),
+        ("clawed_back", "4", "8"),
+    ]
+
+    def totals() -> list[tuple[str, str, str]]:
+        page = as_role(app, "risk").get("/console/campaigns/bulk/people/heavy", headers=EN).text
+        assert "<h2>Rewards for the people they invited (225)</h2>" in page
+        assert page.count('<td><a href="/console/campaigns/bulk/people/new') == 200
+        assert "The totals above count all 225 rewards; the latest 200 are listed below." in page
+        table = page[page.index('id="totals"') : page.index('id="referred"')]
+        return re.findall(
+            r'status-(\w+)">[^<]+</span></td><td class="num">(\d+)</td>'
+            r'<td class="num">(\d+)</td>',
+            table,
+        )
+
+    assert totals() == expected
+    # A referrer from before the denied and clawed back units were kept: counted once.
+    rref = keys.campaign_keys(campaign.id).referrer_rewards("heavy")
+    redis = services.store.main
+    redis.hdel(rref, "units_kept", "denied", "clawed_back")
+    assert totals() == expected
+    assert redis.hmget(rref, "units_kept", "denied", "clawed_back") == [b"1", b"6", b"8"]
+    # Kept from then on: a review taking back its fraud decision gives the units back.
+    services.flags.decide(flag_id_for(campaign.id, "participant", "old0"), "legit", "", "test")
+    assert redis.hmget(rref, "denied", "clawed_back") == [b"6", b"6"]
+
+
+def test_a_lookup_reads_only_the_campaigns_that_numbered_the_name(services: Services) -> None:
+    """Each sharer and participant is indexed by name when a campaign first numbers them
+    (minting, joining), and a lookup reads those campaigns only, not every one (O(campaigns)
+    reads per lookup before)."""
+    a_sharers_story(services)
+    coffee = second_campaign(services)
+    tea = services.campaigns.require("tea")
+    for n in range(20):  # campaigns that never heard of them
+        services.campaigns.create(
+            {"slug": f"x{n}", "name": f"X{n}", "destination_url": "https://shop.example.com/"},
+            "test",
+        )
+    redis = services.store.main
+    indexed = {
+        name: {int(i) for i in redis.smembers(keys.person_campaigns(name))}
+        for name in ("farmer", "p1", "p2", "mole", "nobody")
+    }
+    assert indexed == {
+        "farmer": {tea.id, coffee["id"]},
+        "p1": {tea.id, coffee["id"]},
+        "p2": {tea.id},
+        "mole": {tea.id},
+        "nobody": set(),
+    }
+    # The index is what is read: a campaign left out of it is not looked at.
+    redis.srem(keys.person_campaigns("farmer"), coffee["id"])
+    assert [a.campaign.slug for a in services.people.everywhere("farmer")] == ["tea"]
+    assert services.people.everywhere("farmer", besides=tea.id) == []
+
+
+def test_a_store_from_before_the_index_reads_every_campaign_until_reindexed(
+    app: Flask, services: Services
+) -> None:
+    """Upgraded stores have no index: lookups read every campaign as before, and `refgate
+    people reindex` indexes every sharer and participant once (numbered or only in the tree:
+    joins from before joins were numbered), then lookups use it."""
+    a_sharers_story(services)
+    coffee = second_campaign(services)
+    tea = services.campaigns.require("tea")
+    redis = services.store.main
+    before = {a.campaign.slug: a for a in services.people.everywhere("p1")}
+    # As an older version left it: no index, and p3 joined tea without a number.
+    redis.delete(keys.PEOPLE_INDEXED, *redis.scan_iter(match=keys.person_campaigns("*")))
+    redis.hdel(keys.campaign_keys(tea.id).referrer_index, "p3")
+    assert {a.campaign.slug: a for a in services.people.everywhere("p1")} == before
+    assert [a.campaign.slug for a in services.people.everywhere("p3")] == ["tea"]
+
+    result = app.test_cli_runner().invoke(args=["people", "reindex"])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith("people indexed by campaign\n")
+    assert redis.get(keys.PEOPLE_INDEXED) == b"1"
+    assert redis.smembers(keys.person_campaigns("p1")) == {
+        str(tea.id).encode(),
+        str(coffee["id"]).encode(),
+    }
+    assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}
+    assert {a.campaign.slug: a for a in services.people.everywhere("p1")} == before
+    # Run again: the same.
+    assert app.test_cli_runner().invoke(args=["people", "reindex"]).exit_code == 0
+    assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}

@@ -39,7 +39,6 @@ from gateway.flags import (
 )
 from gateway.i18n import N_
 from gateway.people import Appearance
-from gateway.rewards import STATUSES as REWARD_STATUSES
 from gateway.services import services
 from gateway.sharelinks import REFERRER_PATTERN
 from gateway.store import keys
@@ -559,7 +558,7 @@ def person(slug: str, name: str) -> Page:
         abort(404)  # no one of that name: not in the tree, no links, no flag
     order = {kind: n for n, kind in enumerate(AS)}
     flags.sort(key=lambda f: (order.get(f.kind, len(order)), -f.score, f.id))
-    referred, referred_total, totals = found.rewards.of_referrer(
+    referred, referred_total, _totals = found.rewards.of_referrer(
         campaign.id, name, limit=REWARDS_SHOWN
     )
     own_reward = found.rewards.get(campaign.id, name)
@@ -569,11 +568,8 @@ def person(slug: str, name: str) -> Page:
         for r in [*referred, *([own_reward] if own_reward else [])]
         if r["status"] in ("credited", "held")
     ]
-    by_status = {status: {"n": 0, "units": 0} for status in REWARD_STATUSES}
-    for row in referred:
-        if row["status"] in by_status:
-            by_status[row["status"]]["n"] += 1
-            by_status[row["status"]]["units"] += row["amount"]
+    # Every reward's, not the listed ones': a heavy sharer has more than are listed.
+    by_status = found.rewards.referrer_totals(campaign.id, name)
     return render_template(
         "console/person.html",
         campaign=campaign,
@@ -587,15 +583,12 @@ def person(slug: str, name: str) -> Page:
         open_flags=found.flags.open_at_stake(campaign.id, pending),
         referred=referred,
         referred_total=referred_total,
-        totals=totals,
         by_status=by_status,
         risk=_click_path(campaign, [name]).get(name) if can(*RISK) else None,
         tree_url=url_for("console.tree", slug=slug),
         people_url=people_url(slug),
         # The other campaigns only: this one's facts are read above.
-        elsewhere=found.people.everywhere(
-            name, [other for other in found.campaigns.list() if other.id != campaign.id]
-        ),
+        elsewhere=found.people.everywhere(name, besides=campaign.id),
     )
 
 

@@ -23,6 +23,10 @@ AUDIT_LOG = f"{PREFIX}:audit"  # stream of staff actions (gateway.audit)
 #: a ring, among an account factory's sharers; first found wins): the same accounts reconvene in
 #: other campaigns (gateway.trees)
 COLLUDERS = f"{PREFIX}:colluders"
+#: Set once every campaign's people are in :func:`person_campaigns` (by the first campaign of an
+#: empty store, else by ``refgate people reindex``); until then a people lookup reads every
+#: campaign (gateway.people).
+PEOPLE_INDEXED = f"{PREFIX}:people-indexed"
 
 
 #: Field of a campaign's counters hash, set once every flag of the campaign is in the amount-at-
@@ -313,6 +317,14 @@ class CampaignKeys:
 @lru_cache(maxsize=4096)
 def campaign_keys(campaign_id: int) -> CampaignKeys:
     return CampaignKeys(campaign_id)
+
+
+def person_campaigns(name: str) -> str:
+    """Set of the ids of the campaigns where an external id is a sharer or a participant (the
+    people lookup reads those only): added when the campaign first numbers them (mint.lua, for
+    a link or a join). One key per person across campaigns, so it has no campaign's hash tag
+    and is only written and read on its own."""
+    return f"{PREFIX}:person:{name}"
 
 
 def api_key_form(form_id: str) -> str:

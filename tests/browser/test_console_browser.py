@@ -423,3 +423,54 @@ def test_the_decision_is_one_step_from_the_top_of_a_long_flag_page(
     page.keyboard.press("Tab")
     expect(page.get_by_label("Note")).to_be_focused()
     assert page.evaluate("() => document.getElementById('note').getBoundingClientRect().top") < 800
+
+
+def test_marketing_edits_a_webhook_endpoint_on_its_page(
+    page: Page, served: Served, artifacts: Path
+) -> None:
+    """The edit form of an endpoint's page in a browser: changed URL and events are shown once
+    saved; a private address is refused next to the URL field, with what was typed kept (the
+    form is sent once, data-once, and must work again on the page that refused it)."""
+    hooks = served.services.webhooks
+    endpoint, _ = hooks.create(
+        {"url": "https://hooks.example.com/refgate", "events": ["flag.raised"]}, "test"
+    )
+    sign_in(page, "marketing")
+    page.goto("/console/webhooks")
+    page.locator(f'a[href="/console/webhooks/{endpoint.id}"]').first.click()
+    expect(page).to_have_url(f"{served.url}/console/webhooks/{endpoint.id}")
+    form = page.locator(f'form[action="/console/webhooks/{endpoint.id}/edit"]')
+    expect(form.get_by_label("URL")).to_have_value("https://hooks.example.com/refgate")
+    form.get_by_label("URL").fill("https://hooks.example.com/v2")
+    form.locator('input[value="flag.raised"]').uncheck()
+    form.locator('input[value="conversion.created"]').check()
+    form.locator('input[value="reward.credited"]').check()
+    form.get_by_label("Description").fill("CRM")
+    form.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("The endpoint's settings were saved.")).to_be_visible()
+    settings = page.locator("dl.facts")
+    expect(settings).to_contain_text("https://hooks.example.com/v2")
+    expect(settings).to_contain_text("conversion.created")
+    expect(settings).to_contain_text("reward.credited")
+    expect(settings).not_to_contain_text("flag.raised")
+    expect(settings).to_contain_text("CRM")
+    # The form shows what is saved now.
+    expect(form.get_by_label("URL")).to_have_value("https://hooks.example.com/v2")
+    expect(form.locator('input[value="reward.credited"]')).to_be_checked()
+    expect(form.locator('input[value="flag.raised"]')).not_to_be_checked()
+    page.screenshot(path=artifacts / "webhook-edit-1-saved.png", full_page=True)
+    saved = hooks.require(endpoint.id)
+    assert saved.url == "https://hooks.example.com/v2"
+    assert saved.events == ["conversion.created", "reward.credited"]
+
+    form.get_by_label("URL").fill("http://10.0.0.1/hook")
+    form.get_by_label("Description").fill("typed")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#e-url")).to_contain_text("private")
+    expect(page.get_by_role("alert")).to_contain_text("Please correct the fields marked below.")
+    expect(form.get_by_label("URL")).to_have_value("http://10.0.0.1/hook")
+    expect(form.get_by_label("URL")).to_have_attribute("aria-invalid", "true")
+    expect(form.get_by_label("Description")).to_have_value("typed")
+    expect(form.locator('input[value="reward.credited"]')).to_be_checked()
+    page.screenshot(path=artifacts / "webhook-edit-2-refused.png", full_page=True)
+    assert hooks.require(endpoint.id) == saved

@@ -6,7 +6,8 @@
 -- KEYS[3]   the parent's (referrer's) participant hash
 -- KEYS[4]   the parent's children sorted set (participant -> join time)
 -- KEYS[5]   budget hash (spent, held)
--- KEYS[6]   the referrer's reward totals hash (credited, held, conversions)
+-- KEYS[6]   the referrer's reward totals hash (credited, held, conversions; denied and
+--           clawed_back units are added by settle_reward.lua)
 -- KEYS[7]   daily spend hash (day -> amount credited or held that day)
 -- KEYS[8]   the conversion's reward hash
 -- KEYS[9]   rewards sorted set (participant -> time)
@@ -190,7 +191,11 @@ elseif status == 'held' then
   redis.call('HINCRBY', KEYS[6], 'held', amount)
   redis.call('HINCRBY', KEYS[7], ARGV[11], amount)
 end
-redis.call('HINCRBY', KEYS[6], 'conversions', 1)
+if redis.call('HINCRBY', KEYS[6], 'conversions', 1) == 1 then
+  -- A referrer's first reward: settle_reward.lua keeps their denied and clawed_back units
+  -- from the start, so they never need referrer_units.lua's one-off count.
+  redis.call('HSET', KEYS[6], 'units_kept', 1)
+end
 redis.call('HINCRBY', KEYS[13], 'rewards:' .. status, 1)
 redis.call('HSET', KEYS[8], 'user', user, 'referrer', referrer, 'click', click_id,
   'status', status, 'reason', reason, 'amount', credited_amount, 'ts', now, 'day', ARGV[11])

@@ -5,6 +5,8 @@
 -- referrer's cap still have room; restore_held when another flag about it is still open). History is never edited: every move appends to the ledger,
 -- and amounts move between the budget's spent and held.
 -- KEYS[1]  the reward hash   KEYS[2] budget hash   KEYS[3] the referrer's reward totals hash
+--          (credited and held units; denied and clawed_back units too, for the person page's
+--          exact totals: gateway.rewards.RewardService.referrer_totals)
 -- KEYS[4]  ledger stream     KEYS[5] top sharers sorted set   KEYS[6] outbox stream
 -- KEYS[7]  flags by amount at stake   KEYS[8] open flags by amount at stake
 -- KEYS[9]  cluster index hash (member -> cluster flag ids)
@@ -82,6 +84,13 @@ elseif (action == 'restore' or action == 'restore_held')
   end
 else
   return ''
+end
+-- The units a fraud decision took, by the state it left them in (restores give them back).
+if status == 'denied' or status == 'clawed_back' then
+  redis.call('HINCRBY', KEYS[3], status, -amount)
+end
+if new == 'denied' or new == 'clawed_back' then
+  redis.call('HINCRBY', KEYS[3], new, amount)
 end
 redis.call('HSET', KEYS[1], 'status', new, 'reason', ARGV[2], 'settled_at', ARGV[3],
   'settled_by', ARGV[4])
