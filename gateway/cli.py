@@ -291,7 +291,7 @@ def people_reindex() -> None:
     the campaigns that know the name (a store from before that index reads every campaign
     until this has run once). Safe to run again and while refgate serves."""
     count = _services().people.reindex()
-    click.echo(f"{count} people indexed by campaign")
+    click.echo(f"{count} (person, campaign) pairs added to the people index")
 
 
 # -- simulate ------------------------------------------------------------------------------

@@ -124,25 +124,33 @@ class PeopleService:
     def reindex(self, chunk: int = 1000) -> int:
         """Add every campaign's sharers and participants to the people index (their numbers,
         then the tree's nodes: participants who joined before joins were numbered), then mark
-        the store indexed; returns how many (person, campaign) pairs were read. Adding is
+        the store indexed; returns how many (person, campaign) pairs were new to it. Adding is
         idempotent, so it is safe to run again and while refgate serves (new people are added
-        by their numbering meanwhile). Reads every campaign once: an upgrade's one-off."""
+        by their numbering meanwhile). An upgrade's one-off: it reads each campaign's numbers
+        and walks the keyspace once for the tree's nodes (a walk per campaign would read a
+        store of many campaigns over and over)."""
+        campaign_ids = set(self._campaigns.iter_ids())
         added = 0
-        for campaign_id in sorted(self._campaigns.iter_ids()):
-            ck = keys.campaign_keys(campaign_id)
-            names = {n.decode() for n, _ in self._redis.hscan_iter(ck.referrer_index, count=chunk)}
-            node = ck.participant("")  # every node's key starts so
-            for key in self._redis.scan_iter(match=f"{node}*", count=chunk):
-                names.add(key.decode()[len(node) :])
-            listed = sorted(names)
-            for start in range(0, len(listed), chunk):
+        pipe = self._redis.pipeline(transaction=False)
+
+        def add(name: str, campaign_id: int) -> None:
+            nonlocal added, pipe
+            pipe.sadd(keys.person_campaigns(name), campaign_id)
+            if len(pipe) >= chunk:
+                added += sum(pipe.execute())
                 pipe = self._redis.pipeline(transaction=False)
-                for name in listed[start : start + chunk]:
-                    pipe.sadd(keys.person_campaigns(name), campaign_id)
-                pipe.execute()
-            added += len(listed)
+
+        for campaign_id in sorted(campaign_ids):
+            index = keys.campaign_keys(campaign_id).referrer_index
+            for name, _ in self._redis.hscan_iter(index, count=chunk):
+                add(name.decode(), campaign_id)
+        for key in self._redis.scan_iter(match=keys.PARTICIPANT_PATTERN, count=chunk):
+            node = keys.participant_of(key.decode())
+            if node is not None and node[0] in campaign_ids:
+                add(node[1], node[0])
+        added += sum(pipe.execute())
         self._redis.set(keys.PEOPLE_INDEXED, 1)
-        return added
+        return int(added)
 
 
 def _appearance(campaign: Campaign, row: list[Any], revoked: bool | None) -> Appearance:

@@ -3,6 +3,7 @@ people search and the person page's other campaigns."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 
 import jsonschema_rs
@@ -398,7 +399,9 @@ def test_a_store_from_before_the_index_reads_every_campaign_until_reindexed(
 
     result = app.test_cli_runner().invoke(args=["people", "reindex"])
     assert result.exit_code == 0, result.output
-    assert result.output.endswith("people indexed by campaign\n")
+    # p1 in two campaigns, p2 and p3 in tea (p3 found by its node alone), their invitees...
+    added = int(result.output.split()[0])
+    assert added >= 4 and result.output.endswith("pairs added to the people index\n")
     assert redis.get(keys.PEOPLE_INDEXED) == b"1"
     assert redis.smembers(keys.person_campaigns("p1")) == {
         str(tea.id).encode(),
@@ -406,6 +409,23 @@ def test_a_store_from_before_the_index_reads_every_campaign_until_reindexed(
     }
     assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}
     assert {a.campaign.slug: a for a in services.people.everywhere("p1")} == before
-    # Run again: the same.
-    assert app.test_cli_runner().invoke(args=["people", "reindex"]).exit_code == 0
+    # Run again: the same, nothing new.
+    again = app.test_cli_runner().invoke(args=["people", "reindex"])
+    assert again.exit_code == 0 and again.output.startswith("0 (person, campaign) pairs")
     assert redis.smembers(keys.person_campaigns("p3")) == {str(tea.id).encode()}
+
+
+def test_participant_hashes_are_told_from_other_keys_by_name() -> None:
+    """The reindex walks the keyspace once with keys.PARTICIPANT_PATTERN and keeps what
+    keys.participant_of reads back: a participant's hash, whatever its name holds."""
+    node = keys.campaign_keys(12).participant("ann:b@x.example")
+    assert keys.participant_of(node) == (12, "ann:b@x.example")
+    assert fnmatch.fnmatchcase(node, keys.PARTICIPANT_PATTERN.replace("{", "[{]"))
+    for other in (
+        keys.campaign_keys(12).children("ann"),
+        keys.campaign_keys(12).config,
+        keys.person_campaigns("ann"),
+        "rg:{cx}:p:ann",
+        "other:{c1}:p:ann",
+    ):
+        assert keys.participant_of(other) is None, other

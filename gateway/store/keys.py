@@ -319,6 +319,20 @@ def campaign_keys(campaign_id: int) -> CampaignKeys:
     return CampaignKeys(campaign_id)
 
 
+#: Every campaign's participant hashes (:meth:`CampaignKeys.participant`), for one SCAN of the
+#: keyspace (``{`` is no pattern character); :func:`participant_of` reads a match back.
+PARTICIPANT_PATTERN = f"{PREFIX}:{{c*}}:p:*"
+
+
+def participant_of(key: str) -> tuple[int, str] | None:
+    """(campaign id, participant) of a participant hash's name, None for any other key."""
+    head, found, user = key.partition("}:p:")
+    tag = f"{PREFIX}:{{c"
+    if not found or not head.startswith(tag) or not head[len(tag) :].isdigit():
+        return None
+    return int(head[len(tag) :]), user
+
+
 def person_campaigns(name: str) -> str:
     """Set of the ids of the campaigns where an external id is a sharer or a participant (the
     people lookup reads those only): added when the campaign first numbers them (mint.lua, for
