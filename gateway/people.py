@@ -11,12 +11,15 @@ that index is reindexed (:meth:`PeopleService.reindex`), every campaign is.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.campaigns import Campaign, CampaignService
 from gateway.flags import flag_id_for
 from gateway.store import keys
+
+log = logging.getLogger(__name__)
 
 #: What is read per campaign, in this order (see :meth:`PeopleService.everywhere`).
 _READS = 8
@@ -120,6 +123,16 @@ class PeopleService:
         if not indexed:
             return self._campaigns.list()
         return self._campaigns.of_ids(int(i) for i in ids)
+
+    def index_if_needed(self, now: float = 0.0) -> int:
+        """The periodic job's half of :meth:`reindex`: nothing (one read) on an indexed store;
+        on a store from before the index, the reindex, so an upgrade needs no step of its own
+        before lookups read only the campaigns that know a name. Returns the pairs added."""
+        if self._redis.get(keys.PEOPLE_INDEXED):
+            return 0
+        added = self.reindex()
+        log.info("people index built: %d (person, campaign) pairs", added)
+        return added
 
     def reindex(self, chunk: int = 1000) -> int:
         """Add every campaign's sharers and participants to the people index (their numbers,

@@ -162,6 +162,7 @@ class Services:
             allow_private=settings.webhook_allow_private,
             timeout=settings.webhook_timeout,
         )
+        people = PeopleService(store.main, campaigns)
         scheduler = Scheduler(
             store.main,
             [
@@ -174,6 +175,9 @@ class Services:
                 Job("trees", interval=30, run=trees.run),
                 Job("model", interval=10, run=refresh_model, local=True),
                 Job("webhooks", interval=5, run=webhooks.run),
+                # An upgraded store builds its people index once, in the background; then an
+                # hourly read of one key.
+                Job("people-index", interval=3600, run=people.index_if_needed),
             ],
         )
         try:
@@ -194,7 +198,7 @@ class Services:
             conversions=ConversionService(store.main, campaigns),
             rewards=rewards,
             tree=TreeService(store.main),
-            people=PeopleService(store.main, campaigns),
+            people=people,
             trees=trees,
             models=models,
             metrics=metrics,

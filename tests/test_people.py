@@ -429,3 +429,24 @@ def test_participant_hashes_are_told_from_other_keys_by_name() -> None:
         "other:{c1}:p:ann",
     ):
         assert keys.participant_of(other) is None, other
+
+
+def test_the_periodic_jobs_index_an_upgraded_store_once(services: Services) -> None:
+    """A store from before the index needs no step of its own: the jobs' first run after the
+    upgrade indexes it (once across the deployment: the job's store lock), then the job only
+    reads that the store is indexed."""
+    a_sharers_story(services)
+    tea = services.campaigns.require("tea")
+    redis = services.store.main
+    redis.delete(keys.PEOPLE_INDEXED, *redis.scan_iter(match=keys.person_campaigns("*")))
+    assert services.people.everywhere("p1")  # read from every campaign meanwhile
+
+    assert "people-index" in services.scheduler.tick()
+    assert redis.get(keys.PEOPLE_INDEXED) == b"1"
+    assert redis.smembers(keys.person_campaigns("p1")) == {str(tea.id).encode()}
+    assert "people-index" not in services.scheduler.tick()  # its lock holds for the hour
+    redis.delete(keys.job_lock("people-index"), keys.person_campaigns("p1"))
+    # Indexed: the job reads one key and adds nothing (a name left out stays out until
+    # `refgate people reindex`).
+    assert services.people.index_if_needed() == 0
+    assert not redis.exists(keys.person_campaigns("p1"))
