@@ -25,19 +25,22 @@
 -- KEYS[n..]   the record key of each event to record, in the order of the events below
 --             (n = 18 with a current click, 7 without)
 -- ARGV[1]     referrer numeric id of the current click, or '' when there is no current click
--- ARGV[2]     click record TTL in seconds (the attribution window)
--- ARGV[3]     stream MINID: entries older than this id are trimmed (approximately)
 -- With a current click:
--- ARGV[4]     visitor id   ARGV[5] '1' if the visitor is returning (cookie), else '0'
--- ARGV[6]     device (IP hash|agent hash)   ARGV[7] network prefix
--- ARGV[8]     the click's time (unix seconds)
--- ARGV[9]     bit offset of the click's minute in the counters (32 + 16 * minute of the hour)
--- ARGV[10]    the click's hour (unix seconds // 3600)
--- ARGV[m..]   5 values per event (m = 11 with a current click, 4 without): event JSON (for the
---             stream; it names the referrer by numeric id), the click's record JSON (what
---             conversions read: a part of the event), visitor id or '', the event's hour (unix
---             seconds // 3600), counter fields joined by ',' (each goes to the counters hash
---             and, prefixed with the hour, to the timeline)
+-- ARGV[2]     visitor id   ARGV[3] '1' if the visitor is returning (cookie), else '0'
+-- ARGV[4]     device (IP hash|agent hash)   ARGV[5] network prefix
+-- ARGV[6]     the click's time (unix seconds)
+-- ARGV[7]     bit offset of the click's minute in the counters (32 + 16 * minute of the hour)
+-- ARGV[8]     the click's hour (unix seconds // 3600)
+-- Then, only when there are events to record (most clicks carry none: each argument costs the
+-- server about a thousand instructions to pass):
+-- ARGV[m]     click record TTL in seconds (the attribution window)   (m = 9 with a current
+--             click, 2 without)
+-- ARGV[m+1]   stream MINID: entries older than this id are trimmed (approximately)
+-- ARGV[m+2..] 4 values per event: event JSON (for the stream; it names the referrer by numeric
+--             id), the click's record JSON (what conversions read: a part of the event),
+--             visitor id or '', and its counter group: the event's hour (unix seconds // 3600),
+--             '|', then its counter fields joined by ',' (each goes to the counters hash and,
+--             prefixed with the hour, to the timeline)
 -- Returns {config version, referrer generation, events newly recorded, then with a current
 -- click: visitor 1m, visitor 1h, ip 1m, ip 1h, prefix 1m, prefix 1h, ip visitors 1h,
 -- referrer 1m, referrer 1h, referrer networks 1h, referrer networks 24h, self visitor,
@@ -53,7 +56,7 @@
 -- to 28 grew it four times). Trailing nils end the reply where the values do.
 local reply = {0, 0, 0, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil,
   nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
-local key_base, arg_base = 7, 4
+local key_base, arg_base = 7, 2
 local minute_bit
 
 -- A subject's counters of one hour are one string: its count this hour (u32 at bit 0), then
@@ -93,11 +96,11 @@ end
 -- always so in 7).
 redis.replicate_commands()
 if ARGV[1] ~= '' then
-  key_base, arg_base, minute_bit = 18, 11, ARGV[9]
+  key_base, arg_base, minute_bit = 18, 9, ARGV[7]
   redis.set_repl(redis.REPL_NONE)
   reply[1] = tonumber(redis.call('HGET', KEYS[1], 'ver') or '0')
   reply[2] = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-  local visitor, returning, device, prefix, now = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+  local visitor, returning, device, prefix, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
   local visitor_1m, visitor_1h = 0, 0
   if returning == '1' then  -- a new visitor id has no history worth counting
     visitor_1m, visitor_1h = count(KEYS[7])
@@ -125,7 +128,7 @@ if ARGV[1] ~= '' then
   reply[14] = distinct(KEYS[12], prefix, '172800', false)
   reply[15], reply[16], reply[17] = own[1], own[2], own[3]
   reply[18] = redis.call('BITFIELD_RO', KEYS[16], 'GET', 'u32', '0')[1]
-  reply[19] = tonumber(redis.call('HGET', KEYS[6], ARGV[10] .. '|clicks') or '0')
+  reply[19] = tonumber(redis.call('HGET', KEYS[6], ARGV[8] .. '|clicks') or '0')
   reply[20] = redis.call('HGET', KEYS[17], ARGV[1]) or ''
   local times = redis.call('LRANGE', KEYS[15], '0', '7')
   for i = 1, #times do
@@ -135,22 +138,22 @@ if ARGV[1] ~= '' then
 end
 
 local recorded = 0
-local ttl = ARGV[2]
+local ttl, minid = ARGV[arg_base], ARGV[arg_base + 1]
 -- Counts of the recorded events, summed here and written once per distinct field: a call
 -- carries a batch of events (the recorder waits for a few), which mostly share their hour and
 -- fields, so events are grouped by the two first and each group's fields split once.
 local groups, visitors = {}, {}
 local group_count = 0
-for i = 0, (#ARGV - arg_base + 1) / 5 - 1 do
-  local base = arg_base + i * 5
+for i = 0, (#ARGV - arg_base - 1) / 4 - 1 do
+  local base = arg_base + 2 + i * 4
   local event, visitor = ARGV[base], ARGV[base + 2]
   -- SET NX is both the click record (read by conversions) and the exactly-once check.
   if redis.call('SET', KEYS[key_base + i], ARGV[base + 1], 'EX', ttl, 'NX') then
     recorded = recorded + 1
     -- The event names its referrer by numeric id; readers of the stream resolve the external
     -- ids (gateway.referrer_names), a lookup per batch there rather than a call per click here.
-    redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[3], '*', 'e', event)
-    local group = ARGV[base + 3] .. '|' .. ARGV[base + 4]  -- '<hour>|<field>,<field>...'
+    redis.call('XADD', KEYS[3], 'MINID', '~', minid, '*', 'e', event)
+    local group = ARGV[base + 3]  -- '<hour>|<field>,<field>...'
     local n = groups[group]
     if n == nil then
       group_count = group_count + 1
