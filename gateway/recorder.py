@@ -230,6 +230,10 @@ class EventRecorder:
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._write_lock = threading.Lock()
+        #: One drain at a time in a process: the files this process claimed are listed to every
+        #: drain of it, so a drain by a request beside the recorder's own delivered each event
+        #: twice (harmless in the store, but counted twice) and could find a file gone mid-read.
+        self._drain_lock = threading.Lock()
         self._last_drain = 0.0
         self.store_ok = True
         #: (campaign id, numeric referrer id) -> requests from automation agents on the sharer's
@@ -437,6 +441,10 @@ class EventRecorder:
 
     def drain(self) -> int:
         """Deliver spooled events; returns how many were newly recorded."""
+        with self._drain_lock:
+            return self._drain()
+
+    def _drain(self) -> int:
         self._last_drain = time.monotonic()
         if not self.store_ok:
             # Ask before claiming: each claim rotates this worker's spool file, and claiming

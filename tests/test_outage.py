@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -307,3 +308,94 @@ def test_the_click_path_logs_an_outage_when_it_starts_and_ends_not_per_probe(
     assert lines[1].levelno == logging.INFO
     assert lines[1].getMessage().startswith("store answering the click path again after ")
     assert lines[1].getMessage().endswith("(20 failed tries)")
+
+
+def test_one_failed_round_trip_does_not_open_the_breaker_a_second_does(
+    outage_app: Flask, own_store: EmbeddedRedis
+) -> None:
+    """A stall of the store fails the clicks in flight; the next click tries the store again
+    and is scored when it answers. Opening the breaker on the first failure left a second of
+    clicks unscored (never credited) after a stall of a quarter of one. A store that stays down
+    opens it at the second failure: the clicks after that do not try it."""
+    services, client, _key, token = campaign_and_link(outage_app)
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    services.recorder.flush()
+
+    own_store.stop(force=True)
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # unscored
+    own_store.ensure_running()
+    assert services.gateway.breaker.closed
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302  # scored again
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "refgate_clicks_unscored_total 1.0" in metrics
+    assert 'refgate_store_errors_total{where="click"} 1.0' in metrics
+
+    own_store.stop(force=True)
+    for _ in range(4):
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    assert not services.gateway.breaker.closed
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "refgate_clicks_unscored_total 5.0" in metrics
+    # Two tries: the first failure, then a click sent after it; the last two skip the store.
+    assert 'refgate_store_errors_total{where="click"} 3.0' in metrics
+
+
+def test_the_breaker_opens_on_a_failure_of_a_call_sent_after_a_failure() -> None:
+    from gateway.clickpath import Breaker
+
+    breaker = Breaker(cooldown=60.0)
+    before = time.monotonic()
+    breaker.failed(sent=before)  # the first failure of a stall
+    breaker.failed(sent=before)  # another call in flight when it stalled
+    assert breaker.closed
+    breaker.failed(sent=time.monotonic())  # sent after the first failure: still failing
+    assert not breaker.closed
+
+    breaker.reset()
+    breaker.failed(sent=time.monotonic())
+    breaker.succeeded()  # the store answered: the failure is forgotten
+    breaker.failed(sent=time.monotonic())
+    assert breaker.closed
+
+    breaker.trip()  # other readers open it at once
+    assert not breaker.closed
+
+
+def test_two_drains_in_one_process_deliver_each_spooled_event_once(
+    outage_app: Flask, own_store: EmbeddedRedis
+) -> None:
+    """The recorder's thread and a request may drain at once: the files a process claimed are
+    listed to each of its drains, so both delivered them (counted twice), or one found a file
+    the other had just finished and took the store for down."""
+    import threading
+
+    services, client, _key, token = campaign_and_link(outage_app)
+    services.recorder._drain_interval = 1e9  # no drain by the recorder's thread: the test's two
+    assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    services.recorder.flush()
+    own_store.stop(force=True)
+    for _ in range(3):
+        assert client.get(f"/s/{token}", headers=BROWSER).status_code == 302
+    services.recorder.flush()
+    assert services.recorder.spool.depth() == 3
+    own_store.ensure_running()
+    services.gateway.breaker.reset()
+
+    recorder = services.recorder
+    write, entered, gate = recorder.write, threading.Event(), threading.Event()
+
+    def slow_first_write(batch: list[Any]) -> int:
+        if not entered.is_set():
+            entered.set()
+            gate.wait(1.0)  # the first drain is mid-delivery while the second one runs
+        return write(batch)
+
+    recorder.write = slow_first_write  # type: ignore[method-assign]
+    first = threading.Thread(target=recorder.drain)
+    first.start()
+    assert entered.wait(5.0)
+    recorder.drain()
+    gate.set()
+    first.join(5.0)
+    assert recorder.drained == 3 and recorder.spool.depth() == 0
+    assert recorder.store_ok
