@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--paths", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--store-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.requests < 1:
+        parser.error("--requests must be 1 or more")
     if args.child:
         child(args.child, args.requests, args.paths, args.store_pid)
         return
