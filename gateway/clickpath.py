@@ -119,12 +119,13 @@ class Breaker:
     A stall of the store (the fork of an AOF rewrite, a slow disk) fails every click round trip
     in flight at once, and all of them were sent before it. Opening on the first of those
     failures cost a second of unscored clicks (never credited) after a stall of a quarter of
-    one, in every worker at once. So the click path's round trips open the breaker when a call
-    sent after a failure fails too (:meth:`failed`): the store is still failing, not merely was.
-    Any success forgets the failure. A store that is down costs one more failed call per worker
-    than opening at once (instant when it refuses, the click timeout when it hangs); an open
-    breaker lets one click through per ``cooldown`` to probe it, and that probe's failure opens
-    it again at once. Other readers (a campaign's first load) open it at once (:meth:`trip`).
+    one, in every worker at once. So a store read of the click path (its round trip, a
+    campaign's first load, a preview's refresh) opens the breaker when one sent after a failure
+    fails too (:meth:`failed`): the store is still failing, not merely was. A click round trip
+    that succeeds forgets the failure. A store that is down costs one more failed call per
+    worker than opening at once (instant when it refuses, the click timeout when it hangs); an
+    open breaker lets one click through per ``cooldown`` to probe it, and that probe's failure
+    opens it again at once.
     """
 
     def __init__(self, cooldown: float = 1.0) -> None:
@@ -149,10 +150,6 @@ class Breaker:
 
     def succeeded(self) -> None:
         self._failing_since = None
-
-    def trip(self) -> None:
-        self._failing_since = time.monotonic()
-        self._open_until = self._failing_since + self.cooldown
 
     def reset(self) -> None:
         self._open_until = 0.0
@@ -373,12 +370,13 @@ class ClickGateway:
         state = link_state(view, link, now)
         if state == "live" and self.breaker.closed:
             ck = keys.campaign_keys(link.campaign_id)
+            sent = time.monotonic()
             try:
                 generation = self._redis.hget(ck.referrer_generation, link.referrer_id)
             except RedisError as exc:  # fail open: the person still gets where they were going
                 log.warning("store unavailable reading a link's generation: %s", exc)
                 self.metrics.store_error("load")
-                self.breaker.trip()
+                self.breaker.failed(sent)
             else:
                 if int(generation or 0) != link.generation:
                     state = "revoked"
@@ -394,12 +392,13 @@ class ClickGateway:
         answers without a round trip of their own; ``view`` when the store fails (fail open)."""
         if not self.breaker.closed:
             return view
+        sent = time.monotonic()
         try:
             return self._campaigns.recent_view(campaign_id) or view
         except RedisError as exc:
             log.warning("store unavailable refreshing campaign %s: %s", campaign_id, exc)
             self.metrics.store_error("load")
-            self.breaker.trip()
+            self.breaker.failed(sent)
             return view
 
     def _load(self, campaign_id: int) -> ClickView | None:
@@ -407,12 +406,13 @@ class ClickGateway:
         the store, the view this machine last loaded (its disk), so a worker started during an
         outage still sends people on; StoreUnavailable when there is none."""
         if self.breaker.closed:
+            sent = time.monotonic()
             try:
                 return self._campaigns.load_view(campaign_id, self._redis)
             except RedisError as exc:
                 log.warning("store unavailable loading campaign %s: %s", campaign_id, exc)
                 self.metrics.store_error("load")
-                self.breaker.trip()
+                self.breaker.failed(sent)
         view = self._campaigns.last_known_view(campaign_id)
         if view is None:
             raise StoreUnavailable
