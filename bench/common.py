@@ -71,6 +71,26 @@ def environment() -> Iterator[Environment]:
                 embedded.stop(force=True)
 
 
+def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Wait until the redis-server ``process`` started answers at ``url``; RuntimeError naming
+    ``what`` when it exits or does not answer within ``timeout`` seconds."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{what} did not start") from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
 def pin_store(redis_url: str, cpus: set[int]) -> int:
     """Run the (local) Redis server on ``cpus`` only, as a store on a machine of its own would
     be; returns its pid."""

@@ -30,13 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BROWSER_UA, ROOT, SECRET, free_port
+from bench.common import BROWSER_UA, ROOT, Environment, free_port, seed, wait_for_redis
 
 APPS = {
     "bare": "bench.bare_app:app",
@@ -67,14 +66,8 @@ def control(action: str, pid: int) -> None:
 
 def app_env(data_dir: Path, redis_url: str) -> dict[str, str]:
     return {
-        **os.environ,
-        "REFGATE_DATA_DIR": str(data_dir),
-        "REDIS_URL": redis_url,
-        "REFGATE_SECRET_KEYS": SECRET,
-        "REFGATE_TRUSTED_PROXIES": "1",
+        **Environment(data_dir, redis_url).env(),
         "REFGATE_JOBS_IN_WORKERS": "0",
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
         # The same dict layouts in every run: string hashing is randomised per process
         # otherwise, and moves the counts by a few tenths of a per cent.
         "PYTHONHASHSEED": "0",
@@ -183,24 +176,14 @@ def main() -> None:
         )
         redis_url = f"redis://127.0.0.1:{port}/0"
         try:
-            import redis
-
-            client = redis.Redis.from_url(redis_url)
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline or store.poll() is not None:
-                        raise SystemExit("redis-server did not start under valgrind") from None
-                    time.sleep(0.5)
+            try:
+                wait_for_redis(redis_url, store, 60, "redis-server under valgrind")
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
             env = app_env(work / "data", redis_url)
             os.environ.update(
                 {k: v for k, v in env.items() if k.startswith(("REFGATE_", "REDIS_"))}
             )
-            from bench.common import Environment, seed
-
             paths = seed(Environment(work / "data", redis_url), links=LINKS)
             paths_file = work / "paths.txt"
             paths_file.write_text("\n".join(paths))

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis
 
-from bench.common import SECRET, free_port
+from bench.common import SECRET, free_port, wait_for_redis
 from gateway.clickcall import device_key
 from gateway.conversions import creditable
 from gateway.events import ClickEvent
@@ -71,17 +71,7 @@ def private_redis() -> Iterator[str]:
             ]
         )  # fmt: skip
         url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the private redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
+        wait_for_redis(url, process, 10, "the private redis-server")
         try:
             yield url
         finally:
