@@ -148,6 +148,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="copy the callgrind dumps (worker and store, per app) into DIR, for "
+        "callgrind_annotate: where a request's instructions go, by function",
+    )
     parser.add_argument("--child", choices=list(APPS), help=argparse.SUPPRESS)
     parser.add_argument("--paths", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--store-pid", type=int, help=argparse.SUPPRESS)
@@ -207,6 +214,10 @@ def main() -> None:
                     counted(worker_file) / args.requests,
                     counted(store_file) / args.requests,
                 )
+                if args.keep is not None:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(worker_file, args.keep / f"{name}.worker.callgrind")
+                    shutil.copy(store_file, args.keep / f"{name}.store.callgrind")
         finally:
             store.terminate()
             store.wait(timeout=60)

@@ -17,6 +17,9 @@ from gateway.store import keys
 
 Arg = str | bytes | int
 
+#: The latest click times of a link the timing detector reads (click.lua keeps at least these).
+RECENT_TIMES = 8
+
 
 def click_call(
     campaign_id: int,
@@ -40,8 +43,9 @@ def click_call(
             device_key(current.ip_hash, current.ua),
             current.prefix,
             repr(current.ts),
-            minute_bit(current.ts),
+            str(int(current.ts) % 3600 // 60),
             int(current.ts) // 3600,
+            current.ip_hash,
         ]
     if events:
         # Only with events: a click carries none most of the time (the recorder waits for a
@@ -59,33 +63,18 @@ def click_call(
 
 
 def history_keys(ck: keys.CampaignKeys, click: ClickInput) -> list[str]:
-    """The names :meth:`keys.CampaignKeys.velocity` and the sharer-key methods give, built in
-    one go (a dozen method calls cost more than the strings: this runs on every click)."""
+    """The history keys of a click (click.lua's KEYS[7..11]), built in one go: this runs on
+    every click."""
     ts = int(click.ts)
     hour = ts // 3600
-    this_hour, day = f"h{hour}", f"d{ts // 86400}"
     h = ck.history_prefix
-    referrer_id = click.referrer_id
-    referrer = f"{h}r:{referrer_id}:"
-    networks = f"{h}rn:{referrer_id}:"
     return [
-        f"{h}v:{click.visitor_id or '-'}:{this_hour}",
-        f"{h}i:{click.ip_hash}:{this_hour}",
-        f"{h}p:{click.prefix}:{this_hour}",
-        referrer + this_hour,
-        networks + this_hour,
-        networks + day,
-        f"{h}iv:{click.ip_hash}:{this_hour}",
-        ck.sharer_own(referrer_id),
-        ck.referrer_times(referrer_id),
-        f"{referrer}h{hour - 1}",
+        f"{h}h{hour}",
+        f"{h}h{hour - 1}",
+        f"{h}rn:{click.referrer_id}:d{ts // 86400}",
+        ck.sharer_own(click.referrer_id),
         ck.referrer_risk,
     ]
-
-
-def minute_bit(ts: float) -> str:
-    """Where the click's minute is counted in a subject's counters of the hour (click.lua)."""
-    return str(32 + 16 * (int(ts) % 3600 // 60))
 
 
 @lru_cache(maxsize=16384)
@@ -110,11 +99,23 @@ def device_key(ip_hash: str, ua: str) -> str:
     return f"{ip_hash}|{agent_hash(ua)}"
 
 
+def ip_visitors(ck: keys.CampaignKeys, ip_hash: str, hour: int) -> tuple[str, str]:
+    """Where click.lua keeps the distinct visitors behind an IP in an hour: the history hash
+    and its field (read the count with :func:`visitors_behind`)."""
+    return ck.click_history(hour), f"i:{ip_hash}"
+
+
+def visitors_behind(value: bytes | None) -> int:
+    """The distinct visitors count of an ``i:`` field of the history hash (0 when absent):
+    the u32 after the field's 7 bytes of counts (click.lua)."""
+    return int.from_bytes(value[7:11], "big") if value else 0
+
+
 def parse_history(reply: Sequence[object]) -> History:
     """The history part of a ``click.lua`` reply (after version, generation, recorded)."""
     n = list(map(int, reply[3:19]))  # type: ignore[arg-type]
     review, review_score, review_source = parse_risk(reply[19])  # type: ignore[arg-type]
-    times = tuple(map(float, reply[20:]))  # type: ignore[arg-type]
+    times = tuple(map(float, reply[20].split(b",")[:RECENT_TIMES]))  # type: ignore[attr-defined]
     return History(
         available=True,
         visitor_1m=n[0],

@@ -40,7 +40,7 @@ from gateway.sharelinks import ShareLinkService
 from gateway.signals import IpHasher, SignalGatherer
 from gateway.store.clickstore import ClickStore
 from gateway.store.connection import Store, open_store
-from gateway.store.persistence import warn_about_persistence
+from gateway.store.persistence import warn_about_lazy_expiry, warn_about_persistence
 from gateway.tree import TreeService
 from gateway.trees import TreeWatch
 from gateway.users import LoginThrottle, UserService
@@ -97,6 +97,7 @@ class Services:
         store = open_store(settings)
         # On a cluster every primary is asked (README, "Durability": the same on every node).
         warn_about_persistence(store.main)
+        warn_about_lazy_expiry(store.main)
         default_ranges()  # the datacenter/VPN lists: loaded now (~85 ms), not on the first click
         codec = LinkCodec(settings.secret_keys)
         campaigns = CampaignService(

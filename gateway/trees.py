@@ -49,7 +49,7 @@ import orjson
 from detectors.conversion import QUICK_JOIN, QUICK_MIN, QUICK_SHARE
 from detectors.selfreferral import SMALL_NETWORK
 from gateway.campaigns import Campaign, CampaignService
-from gateway.clickcall import agent_hash
+from gateway.clickcall import agent_hash, ip_visitors, visitors_behind
 from gateway.flags import FlagCandidate, FlagService
 from gateway.jobs import FlaggingJob
 from gateway.store import keys
@@ -277,7 +277,7 @@ class TreeWatch(FlaggingJob):
         ip, clicked = event.get("ip_hash") or "", float(event["ts"])
         home = False
         if ip:
-            behind = self._redis.pfcount(ck.velocity("iv", ip, f"h{int(clicked) // 3600}"))
+            behind = visitors_behind(self._redis.hget(*ip_visitors(ck, ip, int(clicked) // 3600)))
             home = 1 <= behind <= SMALL_NETWORK
         ua = event.get("ua") or ""
         return replace(

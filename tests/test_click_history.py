@@ -57,6 +57,8 @@ def test_minute_and_hour_windows_count_each_subject_apart(services: Services) ->
     again = history(services, click(HALF_PAST + 10))
     assert (again.visitor_1m, again.visitor_1h, again.ip_1m, again.ip_1h) == (2, 2, 2, 2)
     assert (again.referrer_1m, again.referrer_1h, again.ip_visitors_1h) == (2, 2, 1)
+    # A prefix seen this hour: today's distinct prefixes come from the hour's hash.
+    assert (again.referrer_networks_1h, again.referrer_networks_24h) == (1, 1)
 
     # A new browser (no cookie) behind the same address, the next minute: its visitor id has no
     # history to count; the address, its prefix and the link count on, per minute and per hour.
@@ -82,37 +84,78 @@ def test_minute_and_hour_windows_count_each_subject_apart(services: Services) ->
     assert (elsewhere.visitor_1m, elsewhere.visitor_1h) == (1, 3)
     assert (elsewhere.referrer_networks_1h, elsewhere.referrer_networks_24h) == (2, 2)
     assert elsewhere.referrer_1h == 4
+    # Back on the first network: both known, still two.
+    back = history(services, click(HALF_PAST + 29 * 60 + 40))
+    assert (back.referrer_networks_1h, back.referrer_networks_24h) == (2, 2)
 
     # The next hour: every hourly window starts again, and the hour before is remembered.
     next_hour = history(services, click(HALF_PAST + 45 * 60))
     assert (next_hour.visitor_1h, next_hour.ip_1h, next_hour.referrer_1h) == (1, 1, 1)
     assert (next_hour.referrer_networks_1h, next_hour.referrer_networks_24h) == (1, 2)
-    assert next_hour.referrer_prev_1h == 4
+    assert next_hour.referrer_prev_1h == 5
 
 
 def test_history_keys_expire_after_their_window(services: Services) -> None:
     current = click(HALF_PAST)
     history(services, current)
     history(services, click(HALF_PAST + 1))
-    names = history_keys(keys.campaign_keys(CAMPAIGN), current)
-    counters_and_hourly = [*names[:4], names[4], names[6]]
+    hour_hash, _, networks_today, *_ = history_keys(keys.campaign_keys(CAMPAIGN), current)
     store = services.store.main
-    for name in counters_and_hourly:
-        assert 0 < store.ttl(name) <= 7200, name
-    assert 7200 < store.ttl(names[5]) <= 172800  # the referrer's networks today
-    assert 0 < store.ttl(names[8]) <= 86400  # the latest click times
+    assert 3600 < store.ttl(hour_hash) <= 7200  # read as "the hour before" all the next hour
+    assert 7200 < store.ttl(networks_today) <= 172800
+
+
+def test_the_hour_hash_keeps_its_ttl_from_the_first_click_of_each_referrer(
+    services: Services,
+) -> None:
+    """The hour's hash gets its TTL when a referrer first clicks in the hour, not on every
+    click: a referrer's later clicks leave it alone, another referrer's first click renews it."""
+    hour_hash = history_keys(keys.campaign_keys(CAMPAIGN), click(HALF_PAST))[0]
+    store = services.store.main
+    history(services, click(HALF_PAST))
+    store.expire(hour_hash, 5000)
+    history(services, click(HALF_PAST + 1))
+    assert 4990 < store.ttl(hour_hash) <= 5000
+    history(services, click(HALF_PAST + 2, referrer_id=REFERRER + 1))
+    assert store.ttl(hour_hash) > 7100
+
+
+def test_the_latest_times_keep_at_least_eight_across_the_hour(services: Services) -> None:
+    """The timing detector reads a link's 8 latest clicks; they carry over into the next hour,
+    and a long run of clicks keeps the newest."""
+    start = HALF_PAST + 28 * 60  # 12:58
+    stamps = [start + n * 3.25 for n in range(40)]  # the last 3 in the next hour
+    for stamp in stamps:
+        seen = history(services, click(stamp, new_visitor=True))
+    assert seen.recent_times == tuple(reversed(stamps))[:8]
+    in_next_hour = [stamp for stamp in stamps if int(stamp) // 3600 > HALF_PAST // 3600]
+    assert len(in_next_hour) == 3
+    # Kept short: the field holds some more than 8 (up to 200 characters), not all 40.
+    kept = services.store.main.hget(
+        history_keys(keys.campaign_keys(CAMPAIGN), click(stamps[-1]))[0], f"t:{REFERRER}"
+    )
+    assert 8 <= len(kept.split(b",")) <= 16
 
 
 def test_a_minute_counter_saturates_instead_of_wrapping(services: Services) -> None:
     """Minute counts are 16 bits: a flood past 65,535 clicks a minute must stay at the top
     (still over every limit), never wrap to a small count that looks calm."""
     current = click(HALF_PAST, new_visitor=True)
-    name = history_keys(keys.campaign_keys(CAMPAIGN), current)[2]  # the prefix's counters
+    hour_hash = history_keys(keys.campaign_keys(CAMPAIGN), current)[0]
     store = services.store.main
-    store.execute_command("BITFIELD", name, "SET", "u16", 32 + 16 * 30, 65_534)
-    store.expire(name, 7200)
+    # The prefix counted 70,000 times this hour, 65,534 of them in minute 30.
+    store.hset(
+        hour_hash,
+        f"p:{current.prefix}",
+        (70_000).to_bytes(4, "big") + bytes([30]) + (65_534).to_bytes(2, "big"),
+    )
+    store.expire(hour_hash, 7200)
+    saturated = history(services, current)
+    assert (saturated.prefix_1m, saturated.prefix_1h) == (65_535, 70_001)
     assert history(services, current).prefix_1m == 65_535
-    assert history(services, current).prefix_1m == 65_535
+    # The next minute counts from 1 again, the hour on.
+    later = history(services, click(HALF_PAST + 60, new_visitor=True))
+    assert (later.prefix_1m, later.prefix_1h) == (1, 70_003)
 
 
 def test_a_batch_counts_each_event_in_its_own_hour_and_fields_once(services: Services) -> None:

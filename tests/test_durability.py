@@ -22,7 +22,7 @@ from gateway import create_app
 from gateway.flags import FlagCandidate
 from gateway.store import keys
 from gateway.store.embedded import EmbeddedRedis
-from gateway.store.persistence import persistence_problem
+from gateway.store.persistence import lazy_expiry_problem, persistence_problem
 from tests.conftest import bearer, make_app, services_of
 from tests.redisproc import RedisProcess
 from tests.test_conversions import convert, record_click, setup_campaign
@@ -148,6 +148,22 @@ def test_persistence_is_checked(
     assert "appendfsync is 'no'" in (persistence_problem(plain) or "")
 
 
+def test_lazy_expiry_is_checked(
+    embedded_server: EmbeddedRedis, durable: tuple[RedisProcess, bool]
+) -> None:
+    """An hour's click history is one big hash: the embedded store frees it lazily, and a
+    server that would free it in its main thread is named at start."""
+    embedded = redis.Redis.from_url(embedded_server.url())
+    assert embedded.config_get("lazyfree-lazy-expire")["lazyfree-lazy-expire"] == "yes"
+    assert lazy_expiry_problem(embedded) is None
+    process, _ = durable
+    plain = redis.Redis.from_url(process.url)
+    plain.config_set("lazyfree-lazy-expire", "no")
+    assert "lazyfree-lazy-expire is off" in (lazy_expiry_problem(plain) or "")
+    plain.config_set("lazyfree-lazy-expire", "yes")
+    assert lazy_expiry_problem(plain) is None
+
+
 def test_persistence_is_checked_on_every_primary_of_a_cluster() -> None:
     """The test cluster keeps no file (CI starts it so): every primary is named. With the
     append-only file on everywhere, nothing is reported."""
@@ -205,7 +221,12 @@ def test_a_cluster_without_an_append_only_file_is_warned_about_at_start(
                 }
             )
             services_of(app).close()
-        warnings = [r.getMessage() for r in caplog.records if r.name == "gateway.store.persistence"]
+        warnings = [
+            message
+            for r in caplog.records
+            if r.name == "gateway.store.persistence"
+            and "persistence" in (message := r.getMessage())
+        ]
         assert len(warnings) == 1
         assert "appendonly is off" in warnings[0]
         for node in client.get_primaries():

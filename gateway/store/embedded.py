@@ -47,6 +47,9 @@ SERVER_CONFIG = {
     "tcp-backlog": "511",
     "databases": "16",
     "loglevel": "notice",
+    # The click history of an hour is one hash per campaign (click.lua): freed lazily when it
+    # expires, not in the thread that answers clicks.
+    "lazyfree-lazy-expire": "yes",
 }
 
 

@@ -288,23 +288,23 @@ class CampaignKeys:
         click)."""
         return f"{self.tag}:join-pace:{participant}"
 
-    def velocity(self, dimension: str, value: object, bucket: str) -> str:
-        """A click-history key: the counters of an hour (``dimension`` v(isitor), i(p),
-        p(refix), r(eferrer); ``bucket`` h<hour>; one BITFIELD string holding the hour's count
-        and each minute's, see click.lua) or a HyperLogLog (rn: the referrer's networks, bucket
-        h<hour> or d<day>; iv: the visitors behind an IP, h<hour>). They expire a bucket after
-        its window."""
-        return f"{self.history_prefix}{dimension}:{value}:{bucket}"
+    def click_history(self, hour: int) -> str:
+        """Hash of the campaign's click history of an hour (``hour`` = unix seconds // 3600):
+        each subject's counts of the hour and of its latest minute, exact distinct counts and
+        the links' latest click times, read and written by click.lua (its comments give the
+        fields). Expires the hour after its own."""
+        return f"{self.history_prefix}h{hour}"
+
+    def referrer_networks_today(self, referrer_id: int, day: int) -> str:
+        """HyperLogLog of the network prefixes a referrer's links were opened from on a day
+        (unix seconds // 86400); expires the day after."""
+        return f"{self.history_prefix}rn:{referrer_id}:d{day}"
 
     def sharer_own(self, referrer_id: int) -> str:
         """Set of what a participant joined with: their browser (visitor id), their phone (IP
         hash|agent hash) and their network prefix. The three never look alike (a prefix has a
         '/', a device a '|', a visitor id neither), so one set and one SMISMEMBER serve all."""
         return f"{self.tag}:sharer-own:{referrer_id}"
-
-    def referrer_times(self, referrer_id: int) -> str:
-        """List of the times of the referrer's latest clicks, newest first."""
-        return f"{self.tag}:referrer-times:{referrer_id}"
 
     @property
     def referrer_risk(self) -> str:
