@@ -176,9 +176,13 @@ def test_serve_shares_one_embedded_store_and_keeps_data_across_restarts(tmp_path
             unix_socket_path=str(data_dir / "redis" / "redis.sock"), decode_responses=True
         )
         # Its first round comes when it has started, at its lower priority: on a busy machine,
-        # seconds after the workers answer.
-        deadline = time.monotonic() + 30
-        while (owner := store.get(job_lock("webhooks"))) is None and time.monotonic() < deadline:
+        # seconds after the workers answer. The platform watch runs first in a round and holds
+        # its lock for 5 minutes (the webhooks' lock, held 5 s of every 5 s and a round's
+        # length, could be missed between two rounds).
+        deadline = time.monotonic() + 60
+        while (owner := store.get(job_lock("platform-watch"))) is None and (
+            time.monotonic() < deadline
+        ):
             time.sleep(0.2)
         store.close()
         assert owner is not None, "no job ran"

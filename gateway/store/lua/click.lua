@@ -80,8 +80,8 @@ local key_base, arg_base = 7, 2
 local minute
 local byte, char = string.byte, string.char
 
--- This click counted into a field's counts: returns the hour's count, the minute's, and the
--- field's bytes (false when the field is new this hour).
+-- The hour's and the minute's counts with this click, from a field's bytes (false when the
+-- field is new this hour).
 local function tick(value)
   if not value then
     return 1, 1
